@@ -1,0 +1,270 @@
+"""One point, three witnesses, one verdict per gradient (thresholds: checks/_tolerance.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from analytic import Derivation
+from reference import (
+    U64,
+    FDEstimate,
+    ForwardError,
+    autograd_gradients,
+    finite_differences,
+    forward_value,
+)
+
+from . import _tolerance as tol
+from ._model import ERROR, FAIL, PASS, GradientReport, Report
+from ._points import Point
+
+#: Entry verdicts.
+OK, ANALYTIC, FORWARD, AUTOGRAD, UNDETERMINED = "ok", "analytic", "forward", "autograd", "undetermined"
+
+
+def _copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.array(v, dtype=np.float64, copy=True) for k, v in params.items()}
+
+
+def _modified(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> list[str]:
+    return [k for k in before if not np.array_equal(before[k], after[k], equal_nan=True)]
+
+
+def _error(rep: Report, message: str, started: float) -> Report:
+    rep.status = ERROR
+    rep.message = message
+    rep.duration_s = time.perf_counter() - started
+    return rep
+
+
+def _check_inputs(derivation: Derivation, point: Point) -> str | None:
+    arrays = dict(point.params)
+    if point.grad_output is not None:
+        arrays["grad_output"] = point.grad_output
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if np.iscomplexobj(arr):
+            return f"parameter {name} is complex ({arr.dtype}); derivcheck checks real-valued parameters"
+        if not np.issubdtype(arr.dtype, np.floating):
+            return f"parameter {name} has dtype {arr.dtype}; pass floating-point values (they are checked in float64)"
+        if not np.all(np.isfinite(arr)):
+            return f"parameter {name} contains non-finite values"
+    return None
+
+
+def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any] | None, str | None, list[str]]:
+    """The hand-derived gradients at the point: (gradients, exception text, names modified in place)."""
+    args = _copies(point.params)
+    before = _copies(args)
+    if derivation.is_layer:
+        args["grad_output"] = np.array(point.grad_output, dtype=np.float64, copy=True)
+        before["grad_output"] = args["grad_output"].copy()
+    try:
+        with np.errstate(all="ignore"):
+            out = derivation.gradients(**args)
+    except Exception as e:  # user code
+        return None, f"{type(e).__name__}: {e}", []
+    modified = _modified(before, args)
+    if not isinstance(out, Mapping):
+        return None, f"gradients returned {type(out).__name__}, expected a dict {{param: array}}", modified
+    return dict(out), None, modified
+
+
+def _autograd_noise(derivation: Derivation, point: Point, base: Mapping[str, np.ndarray], rng) -> dict[str, float]:
+    """σ_t per parameter: the largest change of the autograd gradient under an ulp-sized jitter."""
+    sigma = dict.fromkeys(base, 0.0)
+    rel = tol.JITTER_ULPS * 2 * U64
+    for _ in range(tol.AUTOGRAD_JITTERS):
+        moved = {k: v * (1.0 + rel * rng.uniform(-1, 1, np.shape(v))) for k, v in point.params.items()}
+        jit = autograd_gradients(derivation, moved, point.grad_output)
+        for k in base:
+            both = np.isfinite(base[k]) & np.isfinite(jit[k])
+            if both.any():
+                sigma[k] = max(sigma[k], float(np.max(np.abs(jit[k][both] - base[k][both]))))
+    return sigma
+
+
+def _indices(mask: np.ndarray) -> list[tuple[int, ...]]:
+    return [tuple(int(i) for i in ix) for ix in np.argwhere(mask)]
+
+
+def _judge(
+    param: str,
+    analytic: Any,
+    auto: np.ndarray,
+    fd: FDEstimate,
+    sigma: float,
+    total_dims: int,
+) -> GradientReport:
+    g = GradientReport(param=param, status=PASS, entries=int(auto.size))
+    g.reference = np.where(np.isfinite(auto), auto, fd.value)
+    g.nondiff_mask = fd.nondifferentiable
+    if analytic is None:
+        g.status, g.blame = FAIL, ANALYTIC
+        g.message = f"gradients returned no entry for {param}"
+        return g
+    a_raw = np.asarray(analytic)
+    g.analytic = a_raw
+    g.dtype = str(a_raw.dtype)
+    if np.iscomplexobj(a_raw) or not (np.issubdtype(a_raw.dtype, np.floating) or np.issubdtype(a_raw.dtype, np.integer)):
+        g.status, g.blame = FAIL, ANALYTIC
+        g.message = f"gradient of {param} has dtype {a_raw.dtype}; expected a real floating-point array"
+        return g
+    if a_raw.shape != auto.shape:
+        g.status, g.blame = FAIL, ANALYTIC
+        g.message = f"gradient of {param} has shape {a_raw.shape}, but {param} has shape {auto.shape}"
+        return g
+    if np.issubdtype(a_raw.dtype, np.integer):
+        g.warnings.append(f"gradient of {param} has integer dtype {a_raw.dtype}; judged as float64")
+    u_a = tol.unit_roundoff(a_raw.dtype) if np.issubdtype(a_raw.dtype, np.floating) else U64
+    if u_a > U64:
+        g.warnings.append(
+            f"gradient of {param} returned in {a_raw.dtype}: judged with that precision's rounding (u = {u_a:.1e})"
+        )
+    a = a_raw.astype(np.float64)
+
+    finite_t = np.isfinite(auto)
+    nd = fd.nondifferentiable
+    ref = g.reference
+    max_ref = float(np.max(np.abs(ref[np.isfinite(ref)]), initial=0.0))
+    tau = tol.exact_bound(sigma, u_a, total_dims, max_ref)
+    thr_fd = tol.K_FD * fd.error + tau
+    with np.errstate(invalid="ignore"):
+        at = finite_t & (np.abs(a - auto) <= tau)
+        td = finite_t & (np.abs(auto - fd.value) <= thr_fd)
+        ad = np.abs(a - fd.value) <= thr_fd
+    verdict = np.full(auto.shape, OK, dtype=object)
+    verdict[finite_t & at & ~td] = FORWARD
+    verdict[finite_t & ~at & td] = ANALYTIC
+    verdict[finite_t & ~at & ~td & ad] = AUTOGRAD
+    verdict[finite_t & ~at & ~td & ~ad] = UNDETERMINED
+    verdict[~finite_t & ~ad] = ANALYTIC
+    verdict[nd] = OK
+
+    live = ~nd
+    with np.errstate(invalid="ignore"):
+        err = np.where(live, np.abs(a - ref), 0.0)
+    err = np.where(np.isnan(err), np.inf, err)
+    bad = (verdict == ANALYTIC) | (verdict == UNDETERMINED)
+    g.mismatches = int(bad.sum())
+    g.nondifferentiable = _indices(nd)
+    g.decided_by_fd = _indices(~finite_t & live)
+    g.threshold = {
+        "analytic_vs_autograd": tau,
+        "finite_differences_max": float(np.max(thr_fd[live], initial=0.0)),
+        "finite_differences_median": float(np.median(thr_fd[live])) if live.any() else 0.0,
+    }
+    if live.any():
+        pool = np.where(bad, err, -1.0) if bad.any() else np.where(live, err, -1.0)
+        worst = np.unravel_index(int(np.argmax(pool)), auto.shape)
+        g.worst_index = tuple(int(i) for i in worst)
+        g.analytic_value, g.reference_value = float(a[worst]), float(ref[worst])
+        g.max_abs_err = float(np.max(err[live]))
+        g.max_rel_err = g.max_abs_err / max_ref if max_ref > 0 else (0.0 if g.max_abs_err == 0 else float("inf"))
+
+    counts = {k: int((verdict == k).sum()) for k in (ANALYTIC, UNDETERMINED, FORWARD, AUTOGRAD)}
+    if counts[ANALYTIC]:
+        g.status, g.blame = FAIL, ANALYTIC
+    elif counts[UNDETERMINED]:
+        g.status, g.blame = FAIL, UNDETERMINED
+    elif counts[FORWARD]:
+        g.blame = FORWARD
+        g.warnings.append(
+            f"finite differences disagree with both analytic and autograd at {counts[FORWARD]} entr"
+            f"{'y' if counts[FORWARD] == 1 else 'ies'}: the forward is the suspect (a kink, nondeterminism or numerical instability)"
+        )
+    elif counts[AUTOGRAD]:
+        g.blame = AUTOGRAD
+        g.warnings.append(
+            f"autograd disagrees with analytic and finite differences at {counts[AUTOGRAD]} entries: the torch forward's graph is the suspect"
+        )
+    if g.decided_by_fd:
+        g.warnings.append(
+            f"autograd returned non-finite values at {len(g.decided_by_fd)} entries although the forward is finite; decided by finite differences"
+        )
+    if nd.any():
+        with np.errstate(invalid="ignore"):
+            off = nd & finite_t & ~(np.abs(a - auto) <= tau)
+        if off.any():
+            g.warnings.append(
+                f"at {int(off.sum())} kink entries the analytic subgradient differs from autograd's convention (see the glossary)"
+            )
+    return g
+
+
+def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0) -> Report:
+    """Check ``derivation`` at one point with all three witnesses."""
+    started = time.perf_counter()
+    rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1)
+    rep.warnings.extend(point.notes)
+    bad_input = _check_inputs(derivation, point)
+    if bad_input:
+        return _error(rep, bad_input, started)
+    params = _copies(point.params)
+    g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
+
+    # The forward: a finite, deterministic scalar that leaves its inputs alone.
+    try:
+        args = _copies(params)
+        f1 = forward_value(derivation, args, g_out)
+        if _modified(params, args):
+            return _error(rep, f"forward modified its argument(s) {', '.join(_modified(params, args))} in place", started)
+        f2 = forward_value(derivation, _copies(params), g_out)
+    except ForwardError as e:
+        return _error(rep, str(e), started)
+    if not np.isfinite(f1):
+        return _error(rep, f"forward is not finite at the point (f = {f1})", started)
+    if f1 != f2:
+        return _error(rep, f"forward is not deterministic: two evaluations at the same point gave {f1!r} and {f2!r}", started)
+
+    analytic, raised, modified = call_gradients(derivation, point)
+    if modified:
+        return _error(rep, f"gradients modified its argument(s) {', '.join(modified)} in place", started)
+
+    try:
+        auto = autograd_gradients(derivation, params, g_out)
+        sigma = _autograd_noise(derivation, point, auto, np.random.default_rng(fd_seed))
+    except ForwardError as e:
+        return _error(rep, str(e), started)
+
+    if analytic is not None:
+        extra = sorted(set(analytic) - set(derivation.params))
+        if extra:
+            rep.warnings.append(f"gradients returned unknown key(s) {', '.join(map(repr, extra))}, ignored")
+
+    total_dims = sum(point.sizes.values()) + sum(d for s in derivation.shapes.values() for d in s if isinstance(d, int))
+
+    def refine(name: str, est: FDEstimate) -> np.ndarray:
+        t = auto[name]
+        with np.errstate(invalid="ignore"):
+            return ~np.isfinite(t) | ~(np.abs(est.value - t) <= tol.K_FD * est.error)
+
+    try:
+        fd = finite_differences(derivation, params, g_out, refine=refine, seed=fd_seed)
+    except ForwardError as e:
+        return _error(rep, str(e), started)
+    rep.evaluations = fd.evaluations
+
+    for name in derivation.check:
+        if raised is not None:
+            g = GradientReport(param=name, status=FAIL, blame=ANALYTIC, entries=int(auto[name].size))
+            g.message = f"gradients raised {raised}"
+            g.reference = auto[name]
+            g.nondiff_mask = fd.gradients[name].nondifferentiable
+        else:
+            g = _judge(name, analytic.get(name), auto[name], fd.gradients[name], sigma[name], total_dims)
+        rep.gradients.append(g)
+
+    failures = rep.failures
+    if failures:
+        rep.status = FAIL
+        first = failures[0]
+        rep.message = first.message or (
+            f"∂f/∂{first.param}: {first.mismatches} of {first.entries} entries disagree (max abs err {first.max_abs_err:.3g})"
+        )
+    rep.duration_s = time.perf_counter() - started
+    return rep

@@ -1,0 +1,161 @@
+"""The one result model every report (terminal, JSON, Markdown, JUnit, HTML) is written from.
+
+JSON schema (``REPORT_VERSION``), documented in the README:
+
+    {"version": 1, "seed": int|null, "derivations": [Report.to_dict(), ...]}
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+REPORT_VERSION = 1
+
+PASS, FAIL, ERROR = "pass", "fail", "error"
+
+
+def _num(x: Any) -> Any:
+    """JSON-safe float: NaN and ±inf become strings, numpy scalars become Python numbers."""
+    if x is None:
+        return None
+    x = float(x)
+    if math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+@dataclass
+class Diagnosis:
+    """What kind of mistake a failing gradient shows (see checks/_diagnose.py)."""
+
+    kind: str  # sign_flip | scale | transpose | missing_batch_sum | shape_mismatch | partial | raised | unknown
+    sentence: str  # one human sentence
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. scale_factor, fraction_wrong, pattern
+    confirmed_on: int = 1  # number of examples at the counterexample's shapes that support it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "sentence": self.sentence, **self.details, "confirmed_on": self.confirmed_on}
+
+
+@dataclass
+class GradientReport:
+    """The verdict on one parameter's gradient at the reported point."""
+
+    param: str
+    status: str  # pass | fail | error
+    max_abs_err: float | None = None  # max |analytic − reference| over differentiable entries
+    max_rel_err: float | None = None  # max_abs_err / max |reference|
+    worst_index: tuple[int, ...] | None = None
+    analytic_value: float | None = None  # at worst_index
+    reference_value: float | None = None  # at worst_index
+    threshold: dict[str, float] = field(default_factory=dict)  # thresholds applied (see docs/tolerances.md)
+    blame: str | None = None  # analytic | forward | autograd | undetermined | None
+    mismatches: int = 0  # entries where the analytic gradient disagrees
+    entries: int = 0
+    nondifferentiable: list[tuple[int, ...]] = field(default_factory=list)
+    decided_by_fd: list[tuple[int, ...]] = field(default_factory=list)  # autograd non-finite there
+    diagnosis: Diagnosis | None = None
+    dtype: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    message: str | None = None  # for status error: one line
+    # Arrays at the point, for heatmaps; not serialised.
+    analytic: np.ndarray | None = field(default=None, repr=False)
+    reference: np.ndarray | None = field(default=None, repr=False)
+    nondiff_mask: np.ndarray | None = field(default=None, repr=False)
+
+    #: Indices listed in JSON at most; the count is always given.
+    MAX_LISTED = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        idx = lambda ix: [list(map(int, i)) for i in ix[: self.MAX_LISTED]]  # noqa: E731
+        return {
+            "param": self.param,
+            "status": self.status,
+            "max_abs_err": _num(self.max_abs_err),
+            "max_rel_err": _num(self.max_rel_err),
+            "worst_index": None if self.worst_index is None else list(map(int, self.worst_index)),
+            "analytic_value": _num(self.analytic_value),
+            "reference_value": _num(self.reference_value),
+            "threshold": {k: _num(v) for k, v in self.threshold.items()},
+            "blame": self.blame,
+            "mismatches": self.mismatches,
+            "entries": self.entries,
+            "nondifferentiable": idx(self.nondifferentiable),
+            "nondifferentiable_count": len(self.nondifferentiable),
+            "decided_by_finite_differences": idx(self.decided_by_fd),
+            "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
+            "dtype": self.dtype,
+            "warnings": list(self.warnings),
+            "message": self.message,
+        }
+
+
+@dataclass
+class Report:
+    """The verdict on one derivation: ``passed``, per-gradient results, and how to replay it."""
+
+    name: str
+    status: str  # pass | fail | error
+    gradients: list[GradientReport] = field(default_factory=list)
+    message: str | None = None  # one line, for status error (or the first failure's sentence)
+    seed: int | None = None  # seed of the run (property search)
+    shapes: dict[str, int] = field(default_factory=dict)  # sizes of the symbolic dims at the reported point
+    point_seed: int | None = None  # seed the reported point's values were drawn from (None: given by the user)
+    counterexample: dict[str, Any] | None = None  # {"shapes": {...}, "seed": ...} for failures found by search
+    examples: int = 0  # points checked
+    evaluations: int = 0  # forward evaluations spent by finite differences
+    mode: str = "exhaustive"
+    replay: str | None = None  # one-line command that replays the reported point
+    target: str | None = None  # what the CLI was given to find this derivation (builtin name or file)
+    duration_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    @property
+    def failures(self) -> list[GradientReport]:
+        return [g for g in self.gradients if g.status != PASS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "message": self.message,
+            "shapes": dict(self.shapes),
+            "point_seed": self.point_seed,
+            "counterexample": self.counterexample,
+            "examples": self.examples,
+            "evaluations": self.evaluations,
+            "mode": self.mode,
+            "replay": self.replay,
+            "duration_s": round(self.duration_s, 4),
+            "warnings": list(self.warnings),
+            "gradients": [g.to_dict() for g in self.gradients],
+        }
+
+
+@dataclass
+class RunReport:
+    """Everything one run checked: the document the JSON report serialises."""
+
+    reports: list[Report]
+    seed: int | None = None
+    interrupted: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.reports) and all(r.passed for r in self.reports)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": REPORT_VERSION,
+            "seed": self.seed,
+            "interrupted": self.interrupted,
+            "derivations": [r.to_dict() for r in self.reports],
+        }

@@ -1,0 +1,187 @@
+"""Property-based search for a counterexample, shrunk by hypothesis to the smallest sizes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hseed
+from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.errors import Flaky
+
+from analytic import Derivation, builtin
+
+from ._compare import evaluate
+from ._model import ERROR, FAIL, PASS, Report
+from ._points import Point, draw_point, infer_sizes, seeds, sizes_strategy
+
+#: Examples tried by default per derivation.
+DEFAULT_EXAMPLES = 30
+#: Further examples at the counterexample's sizes that a diagnosis must be confirmed on.
+CONFIRM_EXAMPLES = 4
+#: Where hypothesis keeps failing examples so that a known failure is tried first next time.
+DATABASE_DIR = os.path.join(".hypothesis", "derivcheck")
+
+Progress = Callable[[str, int, int], None]
+
+
+class _Found(Exception):
+    def __init__(self, report: Report) -> None:
+        super().__init__(report.message)
+        self.report = report
+
+
+def replay_spec(sizes: Mapping[str, int], seed: int) -> str:
+    return ",".join([*(f"{k}={v}" for k, v in sizes.items()), f"seed={seed}"])
+
+
+def parse_replay(spec: str) -> tuple[dict[str, int], int]:
+    """``N=2,D=3,seed=7`` → ({"N": 2, "D": 3}, 7); ValueError with the offending part."""
+    sizes: dict[str, int] = {}
+    seed = None
+    for part in spec.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or not key:
+            raise ValueError(f"--replay: expected DIM=SIZE or seed=N, got {part.strip()!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"--replay: {key} must be an integer, got {value!r}") from None
+        if key == "seed":
+            seed = number
+        elif number < 1:
+            raise ValueError(f"--replay: size of {key} must be >= 1, got {number}")
+        else:
+            sizes[key] = number
+    if seed is None:
+        raise ValueError("--replay: missing seed=N")
+    return sizes, seed
+
+
+def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[str, int], seed: int) -> str:
+    if target is None:
+        try:
+            target = derivation.name if builtin(derivation.name) is derivation else None
+        except KeyError:
+            target = None
+    where = shlex.quote(target) if target else "<file.py>"
+    pick = "" if target == derivation.name else f" --only {shlex.quote(derivation.name)}"
+    return f"derivcheck check {where}{pick} --replay {replay_spec(sizes, seed)}"
+
+
+def _diagnose(derivation: Derivation, report: Report, point: Point, include_kinks: bool) -> None:
+    """Attach a diagnosis to every failing gradient, confirmed on more examples at the same sizes."""
+    try:
+        from ._diagnose import diagnose  # noqa: PLC0415
+    except ImportError:  # diagnosis not available
+        return
+    evidence = [(point, report)]
+    base = point.seed if point.seed is not None else 0
+    for k in range(1, CONFIRM_EXAMPLES + 1):
+        other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=include_kinks)
+        evidence.append((other, evaluate(derivation, other)))
+    for g in report.failures:
+        g.diagnosis = diagnose(derivation, g.param, evidence)
+
+
+def _finish(derivation, report, point, target, include_kinks, seed, examples, started) -> Report:
+    report.seed = seed
+    report.examples = examples
+    if point.seed is not None:
+        report.replay = replay_command(derivation, target, point.sizes, point.seed)
+    report.target = target
+    if report.status == FAIL:
+        if point.seed is not None:
+            report.counterexample = {"shapes": dict(point.sizes), "seed": point.seed}
+        _diagnose(derivation, report, point, include_kinks)
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+def check(
+    derivation: Derivation,
+    at: Mapping[str, Any] | None = None,
+    examples: int | None = None,
+    seed: int | None = None,
+    *,
+    include_kinks: bool = False,
+    replay: tuple[Mapping[str, int], int] | None = None,
+    target: str | None = None,
+    max_size: int | None = None,
+    progress: Progress | None = None,
+    database: bool = True,
+) -> Report:
+    """Check ``derivation``: at one point (``at``, a dict of arrays), or by property-based search.
+
+    The search draws sizes for the symbolic dims and a seed for the values; on a failure
+    hypothesis shrinks to the smallest sizes that still fail, and the report is taken there.
+    ``replay=(sizes, point_seed)`` re-checks exactly one reported point.
+    """
+    started = time.perf_counter()
+    if at is not None:
+        arrays = dict(at)
+        try:
+            sizes = infer_sizes(derivation, arrays)
+        except ValueError as e:
+            return Report(name=derivation.name, status=ERROR, message=str(e), target=target)
+        g = arrays.pop("grad_output", None)
+        if derivation.is_layer and g is None:
+            g = np.random.default_rng(seed or 0).standard_normal(derivation.output_shape(sizes))
+        point = Point(sizes=sizes, params={k: np.asarray(v) for k, v in arrays.items()}, grad_output=g)
+        return _finish(derivation, evaluate(derivation, point), point, target, include_kinks, seed, 1, started)
+    if replay is not None:
+        sizes, point_seed = replay
+        missing = [d for d in derivation.symbols if d not in sizes]
+        unknown = [d for d in sizes if d not in derivation.symbols]
+        if missing or unknown:
+            problem = f"no size for {', '.join(missing)}" if missing else f"unknown dim(s) {', '.join(unknown)}"
+            return Report(name=derivation.name, status=ERROR, message=f"--replay: {problem}", target=target)
+        point = draw_point(derivation, sizes, point_seed, include_kinks=include_kinks)
+        return _finish(derivation, evaluate(derivation, point), point, target, include_kinks, seed, 1, started)
+
+    if seed is None:
+        seed = secrets.randbits(32)
+    budget = DEFAULT_EXAMPLES if examples is None else examples
+    state = {"n": 0, "last": None}
+
+    @settings(
+        max_examples=budget,
+        deadline=None,
+        database=DirectoryBasedExampleDatabase(DATABASE_DIR) if database else None,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+        derandomize=False,
+        print_blob=False,
+        report_multiple_bugs=False,
+    )
+    @given(sizes=sizes_strategy(derivation, max_size), point_seed=seeds())
+    def prop(sizes: dict[str, int], point_seed: int) -> None:
+        point = draw_point(derivation, sizes, point_seed, include_kinks=include_kinks)
+        report = evaluate(derivation, point)
+        state["n"] += 1
+        state["last"] = (point, report)
+        if progress is not None:
+            progress(derivation.name, state["n"], budget)
+        if report.status != PASS:
+            raise _Found(report) from None
+
+    # One database entry per derivation, not one for every derivation checked by this function.
+    prop._hypothesis_internal_add_digest = derivation.name.encode()  # type: ignore[attr-defined]
+    try:
+        hseed(seed)(prop)()
+    except _Found as found:
+        report = found.report
+        point = draw_point(derivation, report.shapes, report.point_seed, include_kinks=include_kinks)
+        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)
+    except Flaky as e:
+        point, report = state["last"]
+        report.warnings.append(f"the failure did not reproduce on replay ({type(e).__name__}); the forward may be nondeterministic")
+        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)
+    point, report = state["last"]
+    return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)

@@ -1,0 +1,38 @@
+"""Acceptance thresholds, as data with their reasons. The derivation is in docs/tolerances.md."""
+
+from __future__ import annotations
+
+import numpy as np
+
+U64 = float(np.finfo(np.float64).eps) / 2
+
+#: Analytic vs autograd, both exact up to rounding. The bound is
+#:   τ_ex = C_NOISE · (u_a / u_64) · σ_t  +  C_SIZE · u_a · √L · max|t|
+#: σ_t: the largest change of the float64 autograd gradient when the inputs move by a few ulps
+#: (a measurement of the rounding noise of an exact gradient at this point); u_a: unit roundoff of
+#: the analytic gradient's dtype; L: the sum of all dims (a bound on inner-product lengths).
+C_NOISE = 16.0
+C_SIZE = 4.0
+#: Autograd gradients at this many jittered points measure σ_t.
+AUTOGRAD_JITTERS = 2
+#: Jitter of the inputs for σ_t, in ulps.
+JITTER_ULPS = 8
+
+#: Finite differences vs an exact witness: |d − t| ≤ K_FD · e_i + τ_ex, with e_i the finite
+#: difference's own error estimate (reference/_fd.py). K_FD covers the gap between the measured
+#: rounding noise ε_f and its worst realisation in two evaluations.
+K_FD = 4.0
+
+
+def unit_roundoff(dtype: np.dtype) -> float:
+    """u of a floating dtype, never finer than float64 (the references' precision)."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return max(float(np.finfo(dtype).eps) / 2, U64)
+    return U64
+
+
+def exact_bound(sigma_t: float, u_a: float, total_dims: int, max_ref: float) -> float:
+    """τ_ex: how far two exact gradients may differ by rounding alone."""
+    tiny = np.finfo(np.float64).tiny
+    return C_NOISE * (u_a / U64) * sigma_t + C_SIZE * u_a * np.sqrt(max(total_dims, 1)) * max_ref + tiny

@@ -1,0 +1,148 @@
+"""The ``derivcheck`` command.
+
+Exit codes:
+  0  every derivation checked agrees with both references
+  1  at least one derivation's gradient is wrong
+  2  usage error, or a target could not be loaded (nothing wrong was found in what did load)
+  3  a derivation could not be checked (its forward raised, is not deterministic, ...), none failed
+  130 interrupted (Ctrl-C); the summary of what was checked so far is printed and reports are written
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ._loader import resolve_targets
+from ._model import ERROR, FAIL, RunReport
+from ._search import check, parse_replay
+from ._terminal import print_run
+from ._write import write_json
+
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        print(f"derivcheck: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"expected 0 <= seed < 2**32, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="derivcheck", description="Check hand-derived gradients against autograd and finite differences.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    c = sub.add_parser("check", help="check derivations (default: every built-in)")
+    c.add_argument("targets", nargs="*", metavar="TARGET", help="a built-in name or a .py file defining Derivation objects")
+    c.add_argument("--json", metavar="PATH", help="write the JSON report here")
+    c.add_argument("--examples", type=_positive, metavar="N", help="random examples per derivation (default 30)")
+    c.add_argument("--seed", type=_seed, metavar="N", help="seed of the search (default: random, printed)")
+    c.add_argument("--replay", metavar="SPEC", help="check exactly one point, e.g. N=2,D=3,M=1,seed=1234")
+    c.add_argument("--only", metavar="NAME", action="append", help="check only the derivation(s) with this name")
+    c.add_argument("--include-kinks", action="store_true", help="do not keep random points away from declared kinks")
+    c.add_argument("--no-database", action="store_true", help="do not read or write hypothesis's example database")
+    col = c.add_mutually_exclusive_group()
+    col.add_argument("--color", dest="color", action="store_true", default=None, help="force coloured output")
+    col.add_argument("--no-color", dest="color", action="store_false", help="no colours")
+    sub.add_parser("list", help="list the built-in derivations")
+    return p
+
+
+def exit_code(run: RunReport, load_errors: Sequence[str]) -> int:
+    if run.interrupted:
+        return EXIT_INTERRUPTED
+    if any(r.status == FAIL for r in run.reports):
+        return EXIT_FAIL
+    if load_errors:
+        return EXIT_USAGE
+    if any(r.status == ERROR for r in run.reports):
+        return EXIT_ERROR
+    return EXIT_PASS
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    replay = None
+    if args.replay:
+        try:
+            replay = parse_replay(args.replay)
+        except ValueError as e:
+            print(f"derivcheck: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    targets, load_errors = resolve_targets(args.targets)
+    for line in load_errors:
+        print(f"derivcheck: {line}", file=sys.stderr)
+    if args.only:
+        known = {t.derivation.name for t in targets}
+        for name in args.only:
+            if name not in known:
+                print(f"derivcheck: --only {name!r}: no such derivation among the targets", file=sys.stderr)
+                load_errors.append(name)
+        targets = [t for t in targets if t.derivation.name in args.only]
+    if not targets and not load_errors:
+        print("derivcheck: nothing to check", file=sys.stderr)
+        return EXIT_USAGE
+    seed = args.seed
+    if seed is None:
+        import secrets  # noqa: PLC0415
+
+        seed = secrets.randbits(32)
+    run = RunReport(reports=[], seed=seed)
+    try:
+        for t in targets:
+            run.reports.append(
+                check(
+                    t.derivation,
+                    examples=args.examples,
+                    seed=seed,
+                    include_kinks=args.include_kinks,
+                    replay=replay,
+                    target=t.label,
+                    database=not args.no_database,
+                )
+            )
+    except KeyboardInterrupt:
+        run.interrupted = True
+    print_run(run, color=args.color)
+    print(f"seed {seed}")
+    if args.json:
+        write_json(args.json, run.to_dict())
+    return exit_code(run, load_errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "list":
+        from analytic import builtins  # noqa: PLC0415
+
+        for d in builtins():
+            shapes = ", ".join(f"{p}:({', '.join(map(str, s))})" for p, s in d.shapes.items())
+            print(f"{d.name:28} {shapes}")
+        return EXIT_PASS
+    if args.command != "check":
+        build_parser().print_help()
+        return EXIT_USAGE
+    return _run_check(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
