@@ -85,7 +85,7 @@ class Derivation:
         name = self.name
         if not isinstance(name, str) or not name.strip():
             raise DerivationError(name, "name must be a non-empty string")
-        fail = lambda problem: DerivationError(name, problem)  # noqa: E731
+        fail = lambda problem: DerivationError(name, problem)
 
         if not isinstance(self.shapes, Mapping) or not self.shapes:
             raise fail("shapes must be a non-empty mapping {param: (dim, ...)}")

@@ -71,7 +71,7 @@ class GradientReport:
     MAX_LISTED = 100
 
     def to_dict(self) -> dict[str, Any]:
-        idx = lambda ix: [list(map(int, i)) for i in ix[: self.MAX_LISTED]]  # noqa: E731
+        idx = lambda ix: [list(map(int, i)) for i in ix[: self.MAX_LISTED]]
         return {
             "param": self.param,
             "status": self.status,

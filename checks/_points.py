@@ -63,12 +63,12 @@ def kink_distance(derivation: Derivation, params: Mapping[str, np.ndarray]) -> f
     """Smallest |switch| / rms(switch) over the declared switches (inf without any)."""
     if derivation.kinks is None:
         return float("inf")
-    from reference import np_xp  # noqa: PLC0415  (checks may import reference)
+    from reference import np_xp
 
     worst = float("inf")
     with np.errstate(all="ignore"):
-        for s in derivation.kinks(np_xp, **params):
-            s = np.asarray(s, dtype=np.float64)
+        for switch in derivation.kinks(np_xp, **params):
+            s = np.asarray(switch, dtype=np.float64)
             if s.size:
                 rms = float(np.sqrt(np.mean(s * s))) or 1.0
                 worst = min(worst, float(np.min(np.abs(s))) / rms)

@@ -78,7 +78,7 @@ def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[st
 def _diagnose(derivation: Derivation, report: Report, point: Point, include_kinks: bool) -> None:
     """Attach a diagnosis to every failing gradient, confirmed on more examples at the same sizes."""
     try:
-        from ._diagnose import diagnose  # noqa: PLC0415
+        from ._diagnose import diagnose
     except ImportError:  # diagnosis not available
         return
     evidence = [(point, report)]

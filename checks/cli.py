@@ -16,9 +16,10 @@ from collections.abc import Sequence
 
 from ._loader import resolve_targets
 from ._model import ERROR, FAIL, RunReport
+from ._progress import Progress
+from ._reports import write_reports
 from ._search import check, parse_replay
 from ._terminal import print_run
-from ._write import write_json
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="check derivations (default: every built-in)")
     c.add_argument("targets", nargs="*", metavar="TARGET", help="a built-in name or a .py file defining Derivation objects")
     c.add_argument("--json", metavar="PATH", help="write the JSON report here")
+    c.add_argument("--markdown", metavar="PATH", help="write a Markdown report (for a pull-request comment)")
+    c.add_argument("--junit", metavar="PATH", help="write a JUnit XML report (one testcase per derivation and gradient)")
+    c.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with heatmaps")
     c.add_argument("--examples", type=_positive, metavar="N", help="random examples per derivation (default 30)")
     c.add_argument("--seed", type=_seed, metavar="N", help="seed of the search (default: random, printed)")
     c.add_argument("--replay", metavar="SPEC", help="check exactly one point, e.g. N=2,D=3,M=1,seed=1234")
@@ -103,10 +107,11 @@ def _run_check(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     seed = args.seed
     if seed is None:
-        import secrets  # noqa: PLC0415
+        import secrets
 
         seed = secrets.randbits(32)
     run = RunReport(reports=[], seed=seed)
+    progress = Progress(sys.stderr)
     try:
         for t in targets:
             run.reports.append(
@@ -118,21 +123,23 @@ def _run_check(args: argparse.Namespace) -> int:
                     replay=replay,
                     target=t.label,
                     database=not args.no_database,
+                    progress=progress.update,
                 )
             )
     except KeyboardInterrupt:
         run.interrupted = True
+    finally:
+        progress.close()
     print_run(run, color=args.color)
     print(f"seed {seed}")
-    if args.json:
-        write_json(args.json, run.to_dict())
+    write_reports(run, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html)
     return exit_code(run, load_errors)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        from analytic import builtins  # noqa: PLC0415
+        from analytic import builtins
 
         for d in builtins():
             shapes = ", ".join(f"{p}:({', '.join(map(str, s))})" for p, s in d.shapes.items())
