@@ -130,7 +130,7 @@ def _run_check(args: argparse.Namespace) -> int:
         run.interrupted = True
     finally:
         progress.close()
-    print_run(run, color=args.color)
+    print_run(run, sys.stdout, color=args.color)
     print(f"seed {seed}")
     write_reports(run, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html)
     return exit_code(run, load_errors)
