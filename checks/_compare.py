@@ -226,11 +226,15 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0) -> Repor
         return _error(rep, f"gradients modified its argument(s) {', '.join(modified)} in place", started)
 
     try:
-        auto = autograd_gradients(derivation, params, g_out)
+        unused: list[str] = []
+        auto = autograd_gradients(derivation, params, g_out, unused=unused)
         sigma = _autograd_noise(derivation, point, auto, np.random.default_rng(fd_seed))
     except ForwardError as e:
         return _error(rep, str(e), started)
 
+    for name in unused:
+        if name in derivation.check:
+            rep.warnings.append(f"the forward does not depend on parameter {name}: its gradient is identically 0")
     if analytic is not None:
         extra = sorted(set(analytic) - set(derivation.params))
         if extra:

@@ -18,6 +18,7 @@ from hypothesis.errors import Flaky
 from analytic import Derivation, builtin
 
 from ._compare import evaluate
+from ._guard import DerivationTimeout, largest_sizes, memory_problem, time_limit
 from ._model import ERROR, FAIL, PASS, Report
 from ._points import Point, draw_point, infer_sizes, seeds, sizes_strategy
 
@@ -29,6 +30,30 @@ CONFIRM_EXAMPLES = 4
 DATABASE_DIR = os.path.join(".hypothesis", "derivcheck")
 
 Progress = Callable[[str, int, int], None]
+
+
+def safe_evaluate(derivation: Derivation, point: Point) -> Report:
+    """evaluate(), with anything unforeseen the user's code does turned into one line, not a traceback."""
+    try:
+        return evaluate(derivation, point)
+    except Exception as e:  # user code may fail in ways no check anticipated
+        text = " ".join(str(e).split()) or "(no message)"
+        return Report(
+            name=derivation.name,
+            status=ERROR,
+            shapes=dict(point.sizes),
+            point_seed=point.seed,
+            examples=1,
+            message=f"checking raised {type(e).__name__}: {text}",
+        )
+
+
+def _safe_draw(derivation: Derivation, sizes: Mapping[str, int], seed: int, include_kinks: bool) -> Point | Report:
+    try:
+        return draw_point(derivation, sizes, seed, include_kinks=include_kinks)
+    except Exception as e:  # the derivation's kinks() is user code
+        text = " ".join(str(e).split()) or "(no message)"
+        return Report(name=derivation.name, status=ERROR, shapes=dict(sizes), point_seed=seed, message=f"kinks raised {type(e).__name__}: {text}")
 
 
 class _Found(Exception):
@@ -85,7 +110,7 @@ def _diagnose(derivation: Derivation, report: Report, point: Point, include_kink
     base = point.seed if point.seed is not None else 0
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=include_kinks)
-        evidence.append((other, evaluate(derivation, other)))
+        evidence.append((other, safe_evaluate(derivation, other)))
     for g in report.failures:
         g.diagnosis = diagnose(derivation, g.param, evidence)
 
@@ -116,37 +141,63 @@ def check(
     max_size: int | None = None,
     progress: Progress | None = None,
     database: bool = True,
+    timeout: float | None = None,
 ) -> Report:
     """Check ``derivation``: at one point (``at``, a dict of arrays), or by property-based search.
 
     The search draws sizes for the symbolic dims and a seed for the values; on a failure
     hypothesis shrinks to the smallest sizes that still fail, and the report is taken there.
-    ``replay=(sizes, point_seed)`` re-checks exactly one reported point.
+    ``replay=(sizes, point_seed)`` re-checks exactly one reported point. ``timeout`` (seconds)
+    bounds the whole check; past it the report says so and the caller goes on.
     """
     started = time.perf_counter()
+    if seed is None and at is None and replay is None:
+        seed = secrets.randbits(32)
+    try:
+        with time_limit(timeout):
+            return _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started)
+    except DerivationTimeout as e:
+        return Report(
+            name=derivation.name,
+            status=ERROR,
+            seed=seed,
+            target=target,
+            message=f"{e} (the time limit per derivation; raise it with --timeout)",
+            duration_s=time.perf_counter() - started,
+        )
+
+
+def _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started) -> Report:
+    refuse = lambda message: Report(name=derivation.name, status=ERROR, message=message, target=target, seed=seed)
     if at is not None:
         arrays = dict(at)
         try:
             sizes = infer_sizes(derivation, arrays)
         except ValueError as e:
-            return Report(name=derivation.name, status=ERROR, message=str(e), target=target)
+            return refuse(str(e))
         g = arrays.pop("grad_output", None)
         if derivation.is_layer and g is None:
             g = np.random.default_rng(seed or 0).standard_normal(derivation.output_shape(sizes))
         point = Point(sizes=sizes, params={k: np.asarray(v) for k, v in arrays.items()}, grad_output=g)
-        return _finish(derivation, evaluate(derivation, point), point, target, include_kinks, seed, 1, started)
+        return _finish(derivation, safe_evaluate(derivation, point), point, target, include_kinks, seed, 1, started)
     if replay is not None:
         sizes, point_seed = replay
         missing = [d for d in derivation.symbols if d not in sizes]
         unknown = [d for d in sizes if d not in derivation.symbols]
         if missing or unknown:
             problem = f"no size for {', '.join(missing)}" if missing else f"unknown dim(s) {', '.join(unknown)}"
-            return Report(name=derivation.name, status=ERROR, message=f"--replay: {problem}", target=target)
-        point = draw_point(derivation, sizes, point_seed, include_kinks=include_kinks)
-        return _finish(derivation, evaluate(derivation, point), point, target, include_kinks, seed, 1, started)
+            return refuse(f"--replay: {problem}")
+        too_big = memory_problem(derivation, sizes)
+        if too_big:
+            return refuse(too_big)
+        point = _safe_draw(derivation, sizes, point_seed, include_kinks)
+        if isinstance(point, Report):
+            return point
+        return _finish(derivation, safe_evaluate(derivation, point), point, target, include_kinks, seed, 1, started)
 
-    if seed is None:
-        seed = secrets.randbits(32)
+    too_big = memory_problem(derivation, largest_sizes(derivation, max_size), "the largest point the search may draw")
+    if too_big:
+        return refuse(too_big)
     budget = DEFAULT_EXAMPLES if examples is None else examples
     state = {"n": 0, "last": None}
 
@@ -162,8 +213,8 @@ def check(
     )
     @given(sizes=sizes_strategy(derivation, max_size), point_seed=seeds())
     def prop(sizes: dict[str, int], point_seed: int) -> None:
-        point = draw_point(derivation, sizes, point_seed, include_kinks=include_kinks)
-        report = evaluate(derivation, point)
+        point = _safe_draw(derivation, sizes, point_seed, include_kinks)
+        report = point if isinstance(point, Report) else safe_evaluate(derivation, point)
         state["n"] += 1
         state["last"] = (point, report)
         if progress is not None:
@@ -177,11 +228,17 @@ def check(
         hseed(seed)(prop)()
     except _Found as found:
         report = found.report
-        point = draw_point(derivation, report.shapes, report.point_seed, include_kinks=include_kinks)
+        point = _safe_draw(derivation, report.shapes, report.point_seed, include_kinks)
+        if isinstance(point, Report):
+            return point
         return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)
     except Flaky as e:
         point, report = state["last"]
+        if isinstance(point, Report):
+            return point
         report.warnings.append(f"the failure did not reproduce on replay ({type(e).__name__}); the forward may be nondeterministic")
         return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)
     point, report = state["last"]
+    if isinstance(point, Report):
+        return point
     return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)

@@ -14,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._guard import DEFAULT_TIMEOUT
 from ._loader import resolve_targets
 from ._model import ERROR, FAIL, RunReport
 from ._progress import Progress
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=_seed, metavar="N", help="seed of the search (default: random, printed)")
     c.add_argument("--replay", metavar="SPEC", help="check exactly one point, e.g. N=2,D=3,M=1,seed=1234")
     c.add_argument("--only", metavar="NAME", action="append", help="check only the derivation(s) with this name")
+    c.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=DEFAULT_TIMEOUT,
+        help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)",
+    )
     c.add_argument("--include-kinks", action="store_true", help="do not keep random points away from declared kinks")
     c.add_argument("--no-database", action="store_true", help="do not read or write hypothesis's example database")
     col = c.add_mutually_exclusive_group()
@@ -124,6 +132,7 @@ def _run_check(args: argparse.Namespace) -> int:
                     target=t.label,
                     database=not args.no_database,
                     progress=progress.update,
+                    timeout=args.timeout or None,
                 )
             )
     except KeyboardInterrupt:

@@ -45,4 +45,6 @@ def check_scalar(derivation: Derivation, value: Any) -> float:
         raise ForwardError(f"{what} returned an array of shape {arr.shape}, expected a scalar")
     if np.iscomplexobj(arr):
         raise ForwardError("forward returned a complex value; only real objectives are supported")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise ForwardError(f"forward returned a value of dtype {arr.dtype}; the objective must be floating point")
     return float(arr.reshape(()))
