@@ -196,6 +196,16 @@ def _judge(
     return g
 
 
+def _explain_non_finite(g: GradientReport) -> None:
+    """A gradient with NaN/inf where the forward is finite says so in its message."""
+    a = g.analytic
+    if g.status != FAIL or g.message or a is None or a.dtype == object or not np.issubdtype(a.dtype, np.number):
+        return
+    bad = ~np.isfinite(a)
+    if bad.any():
+        g.message = f"gradient of {g.param} contains non-finite values (NaN/inf) at {int(bad.sum())} of {a.size} entries"
+
+
 def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0) -> Report:
     """Check ``derivation`` at one point with all three witnesses."""
     started = time.perf_counter()
@@ -261,6 +271,7 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0) -> Repor
             g.nondiff_mask = fd.gradients[name].nondifferentiable
         else:
             g = _judge(name, analytic.get(name), auto[name], fd.gradients[name], sigma[name], total_dims)
+            _explain_non_finite(g)
         rep.gradients.append(g)
 
     failures = rep.failures

@@ -199,7 +199,7 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
     if too_big:
         return refuse(too_big)
     budget = DEFAULT_EXAMPLES if examples is None else examples
-    state = {"n": 0, "last": None}
+    state: dict[str, Any] = {"n": 0, "last": None, "first_bad": None}
 
     @settings(
         max_examples=budget,
@@ -220,6 +220,8 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         if progress is not None:
             progress(derivation.name, state["n"], budget)
         if report.status != PASS:
+            if state["first_bad"] is None:
+                state["first_bad"] = (point, report)
             raise _Found(report) from None
 
     # One database entry per derivation, not one for every derivation checked by this function.
@@ -233,7 +235,8 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
             return point
         return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)
     except Flaky as e:
-        point, report = state["last"]
+        # The failure did not come back when hypothesis replayed it: report the first one seen.
+        point, report = state["first_bad"] or state["last"]
         if isinstance(point, Report):
             return point
         report.warnings.append(f"the failure did not reproduce on replay ({type(e).__name__}); the forward may be nondeterministic")

@@ -140,7 +140,6 @@ def _run_check(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     print_run(run, sys.stdout, color=args.color)
-    print(f"seed {seed}")
     write_reports(run, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html)
     return exit_code(run, load_errors)
 

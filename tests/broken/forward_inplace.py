@@ -1,0 +1,23 @@
+# expect: forward modified its argument(s) w in place
+# exit: 3
+import numpy as np
+
+from analytic import Derivation
+
+SHAPES = {"X": ("N", "D"), "w": ("D",)}
+
+
+def forward(xp, X, w):
+    return xp.sum((X @ w) ** 2)
+
+
+def gradients(X, w):
+    r = X @ w
+    return {"X": 2 * np.outer(r, w), "w": 2 * X.T @ r}
+
+def sneaky(xp, X, w):
+    w[...] = 0
+    return xp.sum(X)
+
+
+D = Derivation(name="forward_inplace", shapes=SHAPES, forward=sneaky, gradients=gradients)

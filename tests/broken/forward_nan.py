@@ -1,0 +1,18 @@
+# expect: forward is not finite
+# exit: 3
+import numpy as np
+
+from analytic import Derivation
+
+SHAPES = {"X": ("N", "D"), "w": ("D",)}
+
+
+def forward(xp, X, w):
+    return xp.sum((X @ w) ** 2)
+
+
+def gradients(X, w):
+    r = X @ w
+    return {"X": 2 * np.outer(r, w), "w": 2 * X.T @ r}
+
+D = Derivation(name="forward_nan", shapes=SHAPES, forward=lambda xp, X, w: xp.sum(X @ w) * float("nan"), gradients=gradients)

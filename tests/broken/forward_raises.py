@@ -1,0 +1,22 @@
+# expect: forward raised: ZeroDivisionError
+# exit: 3
+import numpy as np
+
+from analytic import Derivation
+
+SHAPES = {"X": ("N", "D"), "w": ("D",)}
+
+
+def forward(xp, X, w):
+    return xp.sum((X @ w) ** 2)
+
+
+def gradients(X, w):
+    r = X @ w
+    return {"X": 2 * np.outer(r, w), "w": 2 * X.T @ r}
+
+def bad_forward(xp, X, w):
+    return 1 / 0
+
+
+D = Derivation(name="forward_raises", shapes=SHAPES, forward=bad_forward, gradients=gradients)

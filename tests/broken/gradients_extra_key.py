@@ -1,0 +1,18 @@
+# expect: unknown key(s) 'b'
+# exit: 0
+import numpy as np
+
+from analytic import Derivation
+
+SHAPES = {"X": ("N", "D"), "w": ("D",)}
+
+
+def forward(xp, X, w):
+    return xp.sum((X @ w) ** 2)
+
+
+def gradients(X, w):
+    r = X @ w
+    return {"X": 2 * np.outer(r, w), "w": 2 * X.T @ r}
+
+D = Derivation(name="gradients_extra_key", shapes=SHAPES, forward=forward, gradients=lambda X, w: {**gradients(X, w), "b": 0})

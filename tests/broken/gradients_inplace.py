@@ -1,0 +1,24 @@
+# expect: modified its argument(s) X in place
+# exit: 3
+import numpy as np
+
+from analytic import Derivation
+
+SHAPES = {"X": ("N", "D"), "w": ("D",)}
+
+
+def forward(xp, X, w):
+    return xp.sum((X @ w) ** 2)
+
+
+def gradients(X, w):
+    r = X @ w
+    return {"X": 2 * np.outer(r, w), "w": 2 * X.T @ r}
+
+def sneaky(X, w):
+    out = gradients(X, w)
+    X *= 2
+    return out
+
+
+D = Derivation(name="gradients_inplace", shapes=SHAPES, forward=forward, gradients=sneaky)

@@ -1,0 +1,18 @@
+# expect: no entry for w
+# exit: 1
+import numpy as np
+
+from analytic import Derivation
+
+SHAPES = {"X": ("N", "D"), "w": ("D",)}
+
+
+def forward(xp, X, w):
+    return xp.sum((X @ w) ** 2)
+
+
+def gradients(X, w):
+    r = X @ w
+    return {"X": 2 * np.outer(r, w), "w": 2 * X.T @ r}
+
+D = Derivation(name="gradients_missing", shapes=SHAPES, forward=forward, gradients=lambda X, w: {"X": gradients(X, w)["X"]})

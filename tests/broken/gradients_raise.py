@@ -1,0 +1,22 @@
+# expect: gradients raised KeyError
+# exit: 1
+import numpy as np
+
+from analytic import Derivation
+
+SHAPES = {"X": ("N", "D"), "w": ("D",)}
+
+
+def forward(xp, X, w):
+    return xp.sum((X @ w) ** 2)
+
+
+def gradients(X, w):
+    r = X @ w
+    return {"X": 2 * np.outer(r, w), "w": 2 * X.T @ r}
+
+def bad(X, w):
+    raise KeyError("w")
+
+
+D = Derivation(name="gradients_raise", shapes=SHAPES, forward=forward, gradients=bad)
