@@ -118,3 +118,44 @@ def test_random_cli_arguments_never_show_a_traceback(argv, tmp_path_factory):
         os.chdir(cwd)
     assert "Traceback" not in out.getvalue() + err.getvalue()
     assert code in (0, 1, 2, 3)
+
+
+SLOW = '''
+import time
+import numpy as np
+from analytic import Derivation
+
+def forward(xp, X):
+    time.sleep(0.2)
+    return xp.sum(X ** 2)
+
+slow = Derivation(name="slow", shapes={"X": ("N",)}, forward=forward, gradients=lambda X: {"X": 2 * X})
+'''
+
+
+def test_ctrl_c_prints_what_was_checked_writes_complete_reports_and_exits_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "slow.py"
+    target.write_text(SLOW)
+    report = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "checks", "check", "relu_regression", str(target), "--seed", "0", "--no-database", "--json", str(report)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(15)  # start-up and relu_regression take a few seconds; "slow" takes minutes
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err
+    assert "interrupted" in out
+    assert out.strip().splitlines()[-1] == "1 passed, 0 failed"
+    doc = json.loads(report.read_text())
+    assert doc["interrupted"] is True
+    assert [d["name"] for d in doc["derivations"]] == ["relu_regression"]
