@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._torch_function import function_gradients, is_torch_function
+
 Dim = str | int
 Shape = tuple[Dim, ...]
 
@@ -52,7 +54,10 @@ class Derivation:
       forward    ``forward(xp, **params)``: the objective, written once against the array
                  namespace ``xp`` (NumPy or torch). A scalar, or an array of shape ``output``.
       gradients  ``gradients(**params)`` (plus ``grad_output=G`` for a layer) returning
-                 ``{param: ndarray}``: the hand-derived formulas, in NumPy.
+                 ``{param: ndarray}``: the hand-derived formulas, in NumPy. Or a
+                 ``torch.autograd.Function`` subclass whose ``apply(*params)`` (in the order of
+                 ``shapes``) computes the forward and whose ``backward`` is hand-written; it is
+                 then ``torch_function`` and ``gradients`` calls its backward.
 
     Optional:
       output     ``None`` for a scalar objective; for a layer, the shape of ``forward``'s
@@ -80,6 +85,7 @@ class Derivation:
     dims: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     kinks: Callable[..., Sequence[Any]] | None = None
     doc: str = ""
+    torch_function: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         name = self.name
@@ -104,6 +110,9 @@ class Derivation:
                 raise fail(f"output uses dim {unknown[0]!r}, which no parameter's shape declares")
             object.__setattr__(self, "output", out)
 
+        if is_torch_function(self.gradients):
+            object.__setattr__(self, "torch_function", self.gradients)
+            object.__setattr__(self, "gradients", function_gradients(self.gradients, list(shapes), self.output is not None))
         for role, fn in (("forward", self.forward), ("gradients", self.gradients)):
             if not callable(fn):
                 raise fail(f"{role} must be callable, got {type(fn).__name__}")

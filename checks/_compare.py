@@ -74,13 +74,13 @@ def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any]
     return dict(out), None, modified
 
 
-def _autograd_noise(derivation: Derivation, point: Point, base: Mapping[str, np.ndarray], rng) -> dict[str, float]:
+def _autograd_noise(derivation: Derivation, point: Point, base: Mapping[str, np.ndarray], rng, device: str = "cpu") -> dict[str, float]:
     """σ_t per parameter: the largest change of the autograd gradient under an ulp-sized jitter."""
     sigma = dict.fromkeys(base, 0.0)
     rel = tol.JITTER_ULPS * 2 * U64
     for _ in range(tol.AUTOGRAD_JITTERS):
         moved = {k: v * (1.0 + rel * rng.uniform(-1, 1, np.shape(v))) for k, v in point.params.items()}
-        jit = autograd_gradients(derivation, moved, point.grad_output)
+        jit = autograd_gradients(derivation, moved, point.grad_output, device=device)
         for k in base:
             both = np.isfinite(base[k]) & np.isfinite(jit[k])
             if both.any():
@@ -206,8 +206,8 @@ def _explain_non_finite(g: GradientReport) -> None:
         g.message = f"gradient of {g.param} contains non-finite values (NaN/inf) at {int(bad.sum())} of {a.size} entries"
 
 
-def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0) -> Report:
-    """Check ``derivation`` at one point with all three witnesses."""
+def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu") -> Report:
+    """Check ``derivation`` at one point with all three witnesses (autograd on ``device``)."""
     started = time.perf_counter()
     rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1)
     rep.warnings.extend(point.notes)
@@ -237,8 +237,8 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0) -> Repor
 
     try:
         unused: list[str] = []
-        auto = autograd_gradients(derivation, params, g_out, unused=unused)
-        sigma = _autograd_noise(derivation, point, auto, np.random.default_rng(fd_seed))
+        auto = autograd_gradients(derivation, params, g_out, unused=unused, device=device)
+        sigma = _autograd_noise(derivation, point, auto, np.random.default_rng(fd_seed), device)
     except ForwardError as e:
         return _error(rep, str(e), started)
 

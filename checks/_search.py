@@ -32,10 +32,10 @@ DATABASE_DIR = os.path.join(".hypothesis", "derivcheck")
 Progress = Callable[[str, int, int], None]
 
 
-def safe_evaluate(derivation: Derivation, point: Point) -> Report:
+def safe_evaluate(derivation: Derivation, point: Point, device: str = "cpu") -> Report:
     """evaluate(), with anything unforeseen the user's code does turned into one line, not a traceback."""
     try:
-        return evaluate(derivation, point)
+        return evaluate(derivation, point, device=device)
     except Exception as e:  # user code may fail in ways no check anticipated
         text = " ".join(str(e).split()) or "(no message)"
         return Report(
@@ -100,7 +100,7 @@ def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[st
     return f"derivcheck check {where}{pick} --replay {replay_spec(sizes, seed)}"
 
 
-def _diagnose(derivation: Derivation, report: Report, point: Point, include_kinks: bool) -> None:
+def _diagnose(derivation: Derivation, report: Report, point: Point, include_kinks: bool, device: str) -> None:
     """Attach a diagnosis to every failing gradient, confirmed on more examples at the same sizes."""
     try:
         from ._diagnose import diagnose
@@ -110,12 +110,12 @@ def _diagnose(derivation: Derivation, report: Report, point: Point, include_kink
     base = point.seed if point.seed is not None else 0
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=include_kinks)
-        evidence.append((other, safe_evaluate(derivation, other)))
+        evidence.append((other, safe_evaluate(derivation, other, device)))
     for g in report.failures:
         g.diagnosis = diagnose(derivation, g.param, evidence)
 
 
-def _finish(derivation, report, point, target, include_kinks, seed, examples, started) -> Report:
+def _finish(derivation, report, point, target, include_kinks, seed, examples, started, device="cpu") -> Report:
     report.seed = seed
     report.examples = examples
     if point.seed is not None:
@@ -124,7 +124,7 @@ def _finish(derivation, report, point, target, include_kinks, seed, examples, st
     if report.status == FAIL:
         if point.seed is not None:
             report.counterexample = {"shapes": dict(point.sizes), "seed": point.seed}
-        _diagnose(derivation, report, point, include_kinks)
+        _diagnose(derivation, report, point, include_kinks, device)
     report.duration_s = time.perf_counter() - started
     return report
 
@@ -142,20 +142,22 @@ def check(
     progress: Progress | None = None,
     database: bool = True,
     timeout: float | None = None,
+    device: str = "cpu",
 ) -> Report:
     """Check ``derivation``: at one point (``at``, a dict of arrays), or by property-based search.
 
     The search draws sizes for the symbolic dims and a seed for the values; on a failure
     hypothesis shrinks to the smallest sizes that still fail, and the report is taken there.
     ``replay=(sizes, point_seed)`` re-checks exactly one reported point. ``timeout`` (seconds)
-    bounds the whole check; past it the report says so and the caller goes on.
+    bounds the whole check; past it the report says so and the caller goes on. ``device`` runs
+    the autograd reference there (e.g. ``"cuda"``); everything else stays on the CPU.
     """
     started = time.perf_counter()
     if seed is None and at is None and replay is None:
         seed = secrets.randbits(32)
     try:
         with time_limit(timeout):
-            return _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started)
+            return _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started, device)
     except DerivationTimeout as e:
         return Report(
             name=derivation.name,
@@ -167,7 +169,7 @@ def check(
         )
 
 
-def _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started) -> Report:
+def _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started, device) -> Report:
     refuse = lambda message: Report(name=derivation.name, status=ERROR, message=message, target=target, seed=seed)
     if at is not None:
         arrays = dict(at)
@@ -179,7 +181,7 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         if derivation.is_layer and g is None:
             g = np.random.default_rng(seed or 0).standard_normal(derivation.output_shape(sizes))
         point = Point(sizes=sizes, params={k: np.asarray(v) for k, v in arrays.items()}, grad_output=g)
-        return _finish(derivation, safe_evaluate(derivation, point), point, target, include_kinks, seed, 1, started)
+        return _finish(derivation, safe_evaluate(derivation, point, device), point, target, include_kinks, seed, 1, started, device)
     if replay is not None:
         sizes, point_seed = replay
         missing = [d for d in derivation.symbols if d not in sizes]
@@ -193,7 +195,7 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         point = _safe_draw(derivation, sizes, point_seed, include_kinks)
         if isinstance(point, Report):
             return point
-        return _finish(derivation, safe_evaluate(derivation, point), point, target, include_kinks, seed, 1, started)
+        return _finish(derivation, safe_evaluate(derivation, point, device), point, target, include_kinks, seed, 1, started, device)
 
     too_big = memory_problem(derivation, largest_sizes(derivation, max_size), "the largest point the search may draw")
     if too_big:
@@ -214,7 +216,7 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
     @given(sizes=sizes_strategy(derivation, max_size), point_seed=seeds())
     def prop(sizes: dict[str, int], point_seed: int) -> None:
         point = _safe_draw(derivation, sizes, point_seed, include_kinks)
-        report = point if isinstance(point, Report) else safe_evaluate(derivation, point)
+        report = point if isinstance(point, Report) else safe_evaluate(derivation, point, device)
         state["n"] += 1
         state["last"] = (point, report)
         if progress is not None:
@@ -233,15 +235,15 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         point = _safe_draw(derivation, report.shapes, report.point_seed, include_kinks)
         if isinstance(point, Report):
             return point
-        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)
+        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, device)
     except Flaky as e:
         # The failure did not come back when hypothesis replayed it: report the first one seen.
         point, report = state["first_bad"] or state["last"]
         if isinstance(point, Report):
             return point
         report.warnings.append(f"the failure did not reproduce on replay ({type(e).__name__}); the forward may be nondeterministic")
-        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)
+        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, device)
     point, report = state["last"]
     if isinstance(point, Report):
         return point
-    return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started)
+    return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, device)

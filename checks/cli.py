@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TIMEOUT,
         help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)",
     )
+    c.add_argument("--device", default="cpu", metavar="DEVICE", help="where the autograd reference runs: cpu (default), cuda, cuda:N")
     c.add_argument("--include-kinks", action="store_true", help="do not keep random points away from declared kinks")
     c.add_argument("--no-database", action="store_true", help="do not read or write hypothesis's example database")
     col = c.add_mutually_exclusive_group()
@@ -92,6 +93,24 @@ def exit_code(run: RunReport, load_errors: Sequence[str]) -> int:
     return EXIT_PASS
 
 
+def _device_problem(device: str) -> str | None:
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as e:
+        return " ".join(str(e).split())
+    if dev.type == "cpu":
+        return None
+    if dev.type != "cuda":
+        return f"unsupported device type {dev.type!r}; use cpu or cuda"
+    if not torch.cuda.is_available():
+        return "no CUDA device is available on this machine (torch.cuda.is_available() is False)"
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        return f"only {torch.cuda.device_count()} CUDA device(s) present"
+    return None
+
+
 def _run_check(args: argparse.Namespace) -> int:
     replay = None
     if args.replay:
@@ -100,6 +119,10 @@ def _run_check(args: argparse.Namespace) -> int:
         except ValueError as e:
             print(f"derivcheck: {e}", file=sys.stderr)
             return EXIT_USAGE
+    device_problem = _device_problem(args.device)
+    if device_problem:
+        print(f"derivcheck: --device {args.device}: {device_problem}", file=sys.stderr)
+        return EXIT_USAGE
     targets, load_errors = resolve_targets(args.targets)
     for line in load_errors:
         print(f"derivcheck: {line}", file=sys.stderr)
@@ -133,6 +156,7 @@ def _run_check(args: argparse.Namespace) -> int:
                     database=not args.no_database,
                     progress=progress.update,
                     timeout=args.timeout or None,
+                    device=args.device,
                 )
             )
     except KeyboardInterrupt:
