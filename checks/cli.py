@@ -11,6 +11,8 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--junit", metavar="PATH", help="write a JUnit XML report (one testcase per derivation and gradient)")
     c.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with heatmaps")
     c.add_argument("--examples", type=_positive, metavar="N", help="random examples per derivation (default 30)")
-    c.add_argument("--seed", type=_seed, metavar="N", help="seed of the search (default: random, printed)")
+    c.add_argument("--seed", type=_seed, metavar="N", help="seed of the search (default: random and printed; 0 when CI is set)")
     c.add_argument("--replay", metavar="SPEC", help="check exactly one point, e.g. N=2,D=3,M=1,seed=1234")
     c.add_argument("--only", metavar="NAME", action="append", help="check only the derivation(s) with this name")
     c.add_argument(
@@ -138,9 +140,8 @@ def _run_check(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     seed = args.seed
     if seed is None:
-        import secrets
-
-        seed = secrets.randbits(32)
+        # Under CI the gate is derandomized: the same examples every run, no flaky verdict.
+        seed = 0 if os.environ.get("CI") else secrets.randbits(32)
     run = RunReport(reports=[], seed=seed)
     progress = Progress(sys.stderr)
     try:
