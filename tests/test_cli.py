@@ -43,8 +43,8 @@ def test_builtins_pass_with_exit_0_and_a_table(capsys):
     code, out, _ = run(capsys, "relu_regression", "two_layer_sigmoid")
     assert code == 0
     assert "relu_regression" in out and "two_layer_sigmoid" in out
-    assert "2 passed, 0 failed" in out.splitlines()[-2]
-    assert out.strip().endswith("seed 3")
+    assert out.strip().splitlines()[-1] == "2 passed, 0 failed"  # CI reads this closing line
+    assert "seed 3" in out
 
 
 def test_wrong_user_file_exits_1_naming_the_parameter(tmp_path, capsys):
