@@ -1,0 +1,153 @@
+"""The Markdown report, written to be pasted into a pull-request comment.
+
+Everything user-provided (derivation and parameter names, exception messages, warnings) goes
+through ``escape``, so a name like ``<script>`` or ``a|b`` cannot add markup or break the table.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ._model import ERROR, FAIL, PASS, GradientReport, Report, RunReport
+from ._terminal import (
+    disagreement,
+    fmt,
+    headline,
+    index_text,
+    nondiff_text,
+    note,
+    point_text,
+    summary_line,
+    threshold,
+    value,
+    visible,
+    warnings_of,
+    window_lines,
+)
+
+_ICON = {PASS: "✅", FAIL: "❌", ERROR: "⚠️"}
+#: Failures detailed at most; a pull-request comment has a size limit and the JSON report has the rest.
+MAX_DETAILS = 20
+#: Characters that would start markup; escaped with a backslash (valid for any ASCII punctuation).
+_BACKSLASHED = set("\\*_[]~|$")
+#: A replay command holding any of these is not put in a code block, where no escaping is possible.
+_INERT_IN_TEXT = frozenset("<>&`\n")
+_ENTITIES = {"<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "&#96;", "\n": "<br>"}
+
+
+def escape(text: object) -> str:
+    """User text as inert Markdown: no HTML, no code spans, no emphasis, links or table breaks."""
+    out = []
+    for c in visible(text):
+        if c in _ENTITIES:
+            out.append(_ENTITIES[c])
+        elif c in _BACKSLASHED:
+            out.append("\\" + c)
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def code_block(text: str, info: str = "") -> list[str]:
+    """A fenced block that no content can close: the fence is longer than any run of backticks inside."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence + info, visible(text), fence]
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(run: RunReport) -> list[str]:
+    lines = [
+        _row(["", "derivation", "param", "max abs err", "max rel err", "threshold", "note"]),
+        _row(["---"] * 3 + ["--:"] * 3 + ["---"]),
+    ]
+    for r in run.reports:
+        status = f"{_ICON.get(r.status, '')} {r.status}"
+        if not r.gradients:
+            lines.append(_row([status, escape(r.name), "—", "—", "—", "—", escape(r.message or "")]))
+        for g in r.gradients:
+            mark = f"{_ICON.get(g.status, '')} {g.status}"
+            cells = [mark, escape(r.name), escape(g.param), fmt(g.max_abs_err), fmt(g.max_rel_err), fmt(threshold(g)), escape(note(g))]
+            lines.append(_row(cells))
+    return lines
+
+
+def _gradient(r: Report, g: GradientReport) -> list[str]:
+    out = [f"#### {_ICON.get(g.status, '')} {escape(r.name)} — ∂f/∂{escape(g.param)}", "", escape(headline(g)), ""]
+    if g.diagnosis is not None and g.message and g.message != g.diagnosis.sentence:
+        out += [escape(g.message), ""]
+    facts = []
+    if g.worst_index is not None and g.analytic_value is not None:
+        facts.append(
+            f"- worst entry {escape(index_text(g.param, g.worst_index))}: analytic `{value(g.analytic_value)}`, "
+            f"reference `{value(g.reference_value)}`"
+        )
+        facts.append(f"- abs err `{fmt(g.max_abs_err)}` (threshold `{fmt(threshold(g))}`), rel err `{fmt(g.max_rel_err)}`")
+    more = [disagreement(g)] if g.mismatches and headline(g) != disagreement(g) else []
+    if g.blame:
+        more.append(f"blame: {g.blame}")
+    if g.nondifferentiable:
+        more.append(nondiff_text(g))
+    if more:
+        facts.append("- " + escape("; ".join(more)))
+    out += facts
+    window = window_lines(g)
+    if window:
+        out += ["", *code_block("\n".join(window), "text")]
+    return [*out, ""]
+
+
+def _derivation(r: Report, run_seed: int | None, budget: int) -> tuple[list[str], int]:
+    out: list[str] = []
+    if r.status == ERROR and not r.failures:
+        out += [f"#### {_ICON[ERROR]} {escape(r.name)} could not be checked", "", escape(r.message or "(no message)"), ""]
+    for g in r.failures:
+        if budget <= 0:
+            break
+        out += _gradient(r, g)
+        budget -= 1
+    if r.status != PASS:
+        where = point_text(r, run_seed)
+        if where:
+            out += [escape(where[0].upper() + where[1:]) + ".", ""]
+        if r.replay and _INERT_IN_TEXT.isdisjoint(r.replay):
+            out += ["Replay:", "", *code_block(r.replay, "sh"), ""]
+        elif r.replay:  # a name that would be markup outside a code block: shown escaped, still copyable as rendered
+            out += [f"Replay: {escape(r.replay)}", ""]
+    return out, budget
+
+
+def render_markdown(run: RunReport) -> str:
+    passed, failed = sum(r.status == PASS for r in run.reports), sum(r.status == FAIL for r in run.reports)
+    icon = _ICON[PASS] if run.passed else (_ICON[FAIL] if failed else _ICON[ERROR])
+    lines = [f"### {icon} derivcheck: {summary_line(run)}", ""]
+    about = []
+    if run.seed is not None:
+        about.append(f"Seed `{run.seed}`.")
+    if run.interrupted:
+        about.append("**Interrupted**: only the derivations listed were checked.")
+    if about:
+        lines += [" ".join(about), ""]
+    if not run.reports:
+        return "\n".join([*lines, "Nothing was checked.", ""])
+    lines += [*_table(run), ""]
+    budget = MAX_DETAILS
+    for r in run.reports:
+        details, budget = _derivation(r, run.seed, budget)
+        lines += details
+    left = sum(len(r.failures) for r in run.reports) - MAX_DETAILS
+    if left > 0:
+        lines += [f"… and {left} more failing gradients: see the JSON report.", ""]
+    warns = [(r, p, w) for r in run.reports for p, w in warnings_of(r)]
+    if warns:
+        lines += ["<details><summary>Warnings</summary>", ""]
+        for r, p, w in warns:
+            about = escape(r.name) if p is None else f"{escape(r.name)} ∂f/∂{escape(p)}"
+            lines.append(f"- {about}: {escape(w)}")
+        lines += ["", "</details>", ""]
+    if passed == len(run.reports) and not warns:
+        lines += [f"All {passed} derivations agree with autograd and finite differences.", ""]
+    return "\n".join(lines)
