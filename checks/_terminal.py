@@ -251,7 +251,7 @@ def render(run: RunReport, color: bool = False) -> str:
             cells[2] = paint(_COLORS.get(row[2], ""), row[2].upper()) + " " * (widths[2] - len(row[2]))
         lines.append("  ".join(cells).rstrip())
     for r in run.reports:
-        details = _details(r, run.seed, paint)
+        details = detail_lines(r, run.seed, paint)
         if details:
             lines.append("")
             lines.extend(details)
@@ -264,7 +264,7 @@ def render(run: RunReport, color: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _details(r: Report, run_seed: int | None, paint) -> list[str]:
+def detail_lines(r: Report, run_seed: int | None, paint) -> list[str]:
     out: list[str] = []
     name = visible(r.name)
     if r.status == ERROR and not r.failures:

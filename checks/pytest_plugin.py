@@ -1,0 +1,342 @@
+"""pytest plugin: the ``Derivation`` objects a collected test module defines become test items.
+
+Registered through the ``pytest11`` entry point, so installing derivcheck is enough. A module-level
+derivation in ``test_mine.py`` becomes the item ``test_mine.py::derivcheck[<name>]``; it fails with the
+terminal report's failure text (diagnosis, worst entry, replay command), not a traceback.
+
+Collected: derivations the module binds itself at top level (assignment, ``def``/``class``). Not
+collected: derivations it imports, derivcheck's built-ins, modules with ``__derivcheck__ = False``,
+and everything when the ini option ``derivcheck_collect = false`` (or ``-p no:derivcheck``).
+
+Under pytest-xdist each worker hands its reports to the controller in ``workeroutput``; the
+controller merges them and writes the ``--derivcheck-*`` report files once.
+
+Heavy imports (torch, through the checker) are deferred until a derivation is actually checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import pickle
+import secrets
+import shlex
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from analytic import NAMES, Derivation, builtin
+
+if TYPE_CHECKING:
+    from ._model import Report
+
+#: Seed of the search when the CI environment variable is set and no --derivcheck-seed is given:
+#: the same examples on every CI run, so a red build is never a lucky draw.
+CI_SEED = 0
+#: Marker put on every derivation item (select with ``-m derivcheck``, skip with ``-m "not derivcheck"``).
+MARKER = "derivcheck"
+#: Module-level variable that, set to False, keeps a test module's derivations from being collected.
+OPT_OUT = "__derivcheck__"
+#: Key of the worker → controller hand-over in xdist's ``workeroutput``/``workerinput``.
+_WIRE = "derivcheck"
+
+
+@dataclass
+class _Session:
+    """What the plugin knows for one pytest run (on the controller and on each xdist worker)."""
+
+    seed: int
+    seed_source: str  # "--derivcheck-seed" | "CI" | "random"
+    examples: int | None
+    timeout: float | None
+    database: bool
+    order: dict[str, int] = field(default_factory=dict)  # nodeid → position in the collection
+    reports: list[tuple[int, str, Report]] = field(default_factory=list)  # (position, nodeid, report)
+
+
+_STATE = pytest.StashKey[_Session]()
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"--derivcheck-seed: expected a whole number, got {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise pytest.UsageError(f"--derivcheck-seed: expected 0 <= seed < 2**32, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise pytest.UsageError(f"--derivcheck-examples: expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise pytest.UsageError(f"--derivcheck-examples: expected a number >= 1, got {value}")
+    return value
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("derivcheck", "derivcheck: module-level Derivation objects in test modules")
+    group.addoption("--derivcheck-json", metavar="PATH", help="write the JSON report of every derivation item here")
+    group.addoption("--derivcheck-junit", metavar="PATH", help="write derivcheck's JUnit XML report (one testcase per gradient) here")
+    group.addoption("--derivcheck-html", metavar="PATH", help="write derivcheck's HTML report (with heatmaps) here")
+    group.addoption("--derivcheck-markdown", metavar="PATH", help="write derivcheck's Markdown report here")
+    group.addoption("--derivcheck-examples", metavar="N", help="random examples per derivation (default 30)")
+    group.addoption("--derivcheck-seed", metavar="N", help="seed of the search (default: fixed under CI, else random; printed)")
+    group.addoption("--derivcheck-timeout", metavar="SECONDS", type=float, help="time limit per derivation (default 600; 0 for none)")
+    parser.addini("derivcheck_collect", "collect module-level Derivation objects of test modules as items", type="bool", default=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}: a derivation checked by derivcheck (collected from a test module)")
+    wired = getattr(config, "workerinput", {}).get(_WIRE)
+    if wired is not None:  # an xdist worker: use the controller's seed, so every worker searches alike
+        seed, source = wired["seed"], wired["seed_source"]
+    elif config.getoption("derivcheck_seed") is not None:
+        seed, source = _seed(config.getoption("derivcheck_seed")), "--derivcheck-seed"
+    elif os.environ.get("CI"):
+        seed, source = CI_SEED, "CI"
+    else:
+        seed, source = secrets.randbits(32), "random"
+    examples = config.getoption("derivcheck_examples")
+    timeout = config.getoption("derivcheck_timeout")
+    if timeout is None:
+        from ._guard import DEFAULT_TIMEOUT
+
+        timeout = DEFAULT_TIMEOUT
+    config.stash[_STATE] = _Session(
+        seed=seed,
+        seed_source=source,
+        examples=None if examples is None else _positive(examples),
+        timeout=timeout or None,
+        # Under CI the example database would make one run depend on the last: off, as in the ci profile.
+        database=not os.environ.get("CI"),
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the run's seed to a worker."""
+    state = node.config.stash[_STATE]
+    node.workerinput[_WIRE] = {"seed": state.seed, "seed_source": state.seed_source}
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if not config.getini("derivcheck_collect"):
+        return "derivcheck: collection off (derivcheck_collect = false)"
+    state = config.stash[_STATE]
+    return f"derivcheck: seed {state.seed} ({state.seed_source}; rerun with --derivcheck-seed {state.seed})"
+
+
+# --- collection ---------------------------------------------------------------------------------
+
+
+def _bound_here(path: Path) -> tuple[dict[str, int], set[str]]:
+    """Names a module binds itself at top level (assignment, def, class), with their 1-based line;
+    and the names it binds by importing.
+
+    Imports are not bindings of the module's own: a derivation imported into a test module is
+    collected where it is defined, if that is a test module, and not again here.
+    """
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return {}, set()
+    names: dict[str, int] = {}
+    imported: set[str] = set()
+
+    def visit(statements: list[ast.stmt]) -> None:
+        for s in statements:
+            if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.setdefault(s.name, s.lineno)
+            elif isinstance(s, ast.Assign | ast.AnnAssign | ast.AugAssign):
+                for target in s.targets if isinstance(s, ast.Assign) else [s.target]:
+                    for name in _target_names(target):
+                        names.setdefault(name, s.lineno)
+            elif isinstance(s, ast.Import | ast.ImportFrom):
+                imported.update((a.asname or a.name).partition(".")[0] for a in s.names)
+            elif isinstance(s, ast.If | ast.For | ast.While | ast.With | ast.Try | ast.TryStar):
+                # Bindings under a module-level if/for/with/try still belong to the module.
+                visit(getattr(s, "body", []) + getattr(s, "orelse", []) + getattr(s, "finalbody", []))
+                for handler in getattr(s, "handlers", []):
+                    visit(handler.body)
+
+    visit(tree.body)
+    return names, imported
+
+
+def _target_names(target: ast.expr) -> list[str]:
+    """Names an assignment target binds: ``a``, ``a, (b, *c)`` — not ``a.x`` or ``a[0]``, which bind nothing."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    if isinstance(target, ast.Tuple | ast.List):
+        return [n for t in target.elts for n in _target_names(t)]
+    return []
+
+
+def _is_builtin(derivation: Derivation) -> bool:
+    try:
+        return derivation.name in NAMES and builtin(derivation.name) is derivation
+    except Exception:  # a broken built-in is the CLI's business, not this collection's
+        return False
+
+
+def _item_name(derivation: Derivation) -> str:
+    """``derivcheck[<name>]``, with what would break a node id (``::``, control characters) made harmless."""
+    name = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in derivation.name).replace("::", ":_:")
+    return f"derivcheck[{name}]"
+
+
+_BOUND = pytest.StashKey[dict[str, int]]()
+_SEEN = pytest.StashKey[set[int]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> DerivationItem | None:
+    if not isinstance(obj, Derivation) or not isinstance(collector, pytest.Module):
+        return None
+    if not collector.config.getini("derivcheck_collect") or getattr(collector.obj, OPT_OUT, True) is False:
+        return None
+    if _BOUND not in collector.stash:
+        bound, imported = _bound_here(collector.path)
+        collector.stash[_BOUND] = bound
+        # An alias of an imported derivation (``again = imported_one``) is not the module's own either.
+        module = vars(collector.obj)
+        collector.stash[_SEEN] = {id(module[n]) for n in imported if isinstance(module.get(n), Derivation)}
+    line = collector.stash[_BOUND].get(name)
+    if line is None or _is_builtin(obj) or id(obj) in collector.stash[_SEEN]:
+        return None
+    collector.stash[_SEEN].add(id(obj))
+    item = DerivationItem.from_parent(collector, name=_item_name(obj), derivation=obj, line=line - 1)
+    item.add_marker(MARKER)
+    return item
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Every xdist worker collects the same items in the same order: positions agree across workers.
+    session.config.stash[_STATE].order = {item.nodeid: k for k, item in enumerate(session.items)}
+
+
+# --- the item -----------------------------------------------------------------------------------
+
+
+class DerivationWarning(UserWarning):
+    """Something a passing derivation's check noticed (shown in pytest's warnings summary)."""
+
+
+class DerivationFailed(Exception):
+    """A derivation did not pass; carries its Report for ``repr_failure``."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(report.message or report.status)
+        self.report = report
+
+
+class DerivationItem(pytest.Item):
+    """One module-level Derivation, checked like ``derivcheck check <test file> --only <name>``."""
+
+    def __init__(self, *, derivation: Derivation, line: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.derivation = derivation
+        self.line = line
+
+    def target(self) -> str:
+        """The test file as the replay command should name it: relative to where pytest was started."""
+        here = self.config.invocation_params.dir
+        try:
+            return os.path.relpath(self.path, here)
+        except ValueError:  # another drive (Windows)
+            return str(self.path)
+
+    def runtest(self) -> None:
+        from ._search import check
+
+        state = self.config.stash[_STATE]
+        report = check(
+            self.derivation,
+            examples=state.examples,
+            seed=state.seed,
+            target=self.target(),
+            database=state.database,
+            timeout=state.timeout,
+        )
+        state.reports.append((state.order.get(self.nodeid, len(state.order)), self.nodeid, report))
+        if not report.passed:
+            raise DerivationFailed(report)
+        from ._terminal import warnings_of
+
+        for param, text in warnings_of(report):
+            about = self.derivation.name if param is None else f"{self.derivation.name} ∂f/∂{param}"
+            warnings.warn(DerivationWarning(f"{about}: {text}"), stacklevel=1)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if not isinstance(excinfo.value, DerivationFailed):  # the harness itself broke: show where
+            return str(super().repr_failure(excinfo, style=style))
+        from ._assert import failure_text
+
+        seed = self.config.stash[_STATE].seed
+        rerun = f"rerun: pytest {shlex.quote(self.nodeid)} --derivcheck-seed {seed}"
+        return failure_text(excinfo.value.report) + "\n  " + rerun
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.line, f"derivcheck {self.derivation.name}"
+
+
+# --- reports ------------------------------------------------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        return
+    if hasattr(config, "workeroutput"):  # xdist worker: the controller writes the files
+        # Pickled whole, arrays included, so the controller's HTML heatmaps are those of a local run.
+        config.workeroutput[_WIRE] = [[pos, nodeid, pickle.dumps(r)] for pos, nodeid, r in state.reports]
+        return
+    paths = {k: config.getoption(f"derivcheck_{k}") for k in ("json", "junit", "html", "markdown")}
+    if not any(paths.values()):
+        return
+    from ._model import RunReport
+    from ._reports import write_reports
+
+    write_reports(RunReport(reports=_merged(state), seed=state.seed), **paths)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist controller: take over what a finished worker checked."""
+    state = node.config.stash.get(_STATE, None)
+    wired = getattr(node, "workeroutput", {}).get(_WIRE)
+    if state is None or not wired:
+        return
+    # Our own worker processes, same interpreter and package: their pickles are trusted.
+    state.reports.extend((pos, nodeid, pickle.loads(blob)) for pos, nodeid, blob in wired)
+
+
+def _merged(state: _Session) -> list[Report]:
+    """Reports in collection order, one per item (a rerun item keeps its last report)."""
+    last: dict[str, tuple[int, Report]] = {}
+    for pos, nodeid, report in state.reports:
+        last[nodeid] = (pos, report)
+    return [report for _, report in sorted(last.values(), key=lambda pr: pr[0])]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or hasattr(config, "workeroutput") or not state.reports:
+        return
+    from ._model import RunReport
+    from ._terminal import summary_line
+
+    run = RunReport(reports=_merged(state), seed=state.seed)
+    written = [p for p in (config.getoption(f"derivcheck_{k}") for k in ("json", "junit", "html", "markdown")) if p]
+    tail = f"; reports: {', '.join(written)}" if written else ""
+    terminalreporter.write_line(f"derivcheck: {summary_line(run)} (seed {state.seed}){tail}")
