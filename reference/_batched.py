@@ -46,7 +46,21 @@ class BatchedObjective:
         self._total = sum(v.size for v in self.params.values()) + (0 if grad_output is None else self.grad_output.size)
         self.f0 = self._f_numpy(self.params)
         self._switch_base = self._switches(np_xp, self.params)
-        self.vectorized = self._probe_vmap()
+        # Whether the forward runs under vmap is learnt on the first batched call (the probe row rides
+        # along with it, saving one vmap call per point) or on first access to ``vectorized``.
+        self._vectorized: bool | None = None
+        # One reusable stack of perturbed copies: rows are restored entry by entry between calls
+        # instead of being copied afresh (a fresh stack costs b·size writes and page faults per call).
+        self._stack_name: str | None = None
+        self._stack: torch.Tensor | None = None
+        self._dirty = np.zeros(0, dtype=np.int64)
+
+    @property
+    def vectorized(self) -> bool:
+        """Whether batched evaluation uses ``torch.func.vmap`` (else one NumPy call per point)."""
+        if self._vectorized is None:
+            self._vectorized = self._probe_vmap()
+        return self._vectorized
 
     # --- single evaluations ----------------------------------------------------------------
     def _f_numpy(self, params: Mapping[str, np.ndarray]) -> float:
@@ -68,8 +82,12 @@ class BatchedObjective:
         except Exception:
             return False
         self.evaluations -= 1  # the probe is bookkeeping, not a witness evaluation
+        return self._probe_agrees(float(got[0]))
+
+    def _probe_agrees(self, got: float) -> bool:
+        """The vmapped forward at the unperturbed point reproduces the NumPy value f0."""
         tol = 64 * np.finfo(np.float64).eps * max(abs(self.f0), np.finfo(np.float64).tiny)
-        return bool(np.isfinite(got[0]) == np.isfinite(self.f0) and (not np.isfinite(self.f0) or abs(got[0] - self.f0) <= tol))
+        return bool(np.isfinite(got) == np.isfinite(self.f0) and (not np.isfinite(self.f0) or abs(got - self.f0) <= tol))
 
     # --- batched evaluations ---------------------------------------------------------------
     def chunk_size(self, name: str) -> int:
@@ -78,24 +96,57 @@ class BatchedObjective:
 
     def _vmapped(self, name: str, flat: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         base = self._t[name]
+        kinks = self.derivation.kinks
+        if kinks is not None:
+            # The unperturbed point rides as a last row, so switch signs are compared with values the
+            # same batched kernels computed: a switch at rounding level (|s| ~ 1e-17) must not seem to
+            # flip merely because NumPy and a batched matmul round differently.
+            flat = np.concatenate([flat, [0]])
+            values = np.concatenate([values, base.reshape(-1)[:1].numpy()])
         b = len(flat)
-        stack = base.reshape(1, -1).repeat(b, 1)
-        stack[torch.arange(b), torch.from_numpy(flat)] = torch.from_numpy(np.asarray(values, dtype=np.float64))
-        stack = stack.reshape(b, *base.shape)
+        stack = self._perturbed(name, flat, values).reshape(b, *base.shape)
+        version = stack._version
         others = dict(self._t)
-        base_switch = [torch.as_tensor(s) for s in self._switch_base]
 
         def one(p):
             ps = {**others, name: p}
             f = objective(self.derivation, torch_xp, ps, self._g)
-            if self.derivation.kinks is None:
-                return f, torch.zeros((), dtype=torch.bool)
-            flips = [torch.any(torch.sign(s) != torch.sign(s0)) for s, s0 in zip(self.derivation.kinks(torch_xp, **ps), base_switch, strict=True)]
-            return f, torch.stack(flips).any()
+            if kinks is None:
+                return f, ()
+            return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_xp, **ps))
 
-        f, flipped = vmap(one)(stack)
-        self.evaluations += b
-        return f.reshape(b).numpy().copy(), flipped.reshape(b).numpy().copy()
+        try:
+            f, signs = vmap(one)(stack)
+        finally:
+            if stack._version != version:  # the forward wrote into its input: never reuse those rows
+                self._stack_name = self._stack = None
+        f = f.reshape(b).numpy().copy()
+        if kinks is None:
+            self.evaluations += b
+            return f, np.zeros(b, dtype=bool)
+        flipped = torch.zeros(b - 1, dtype=torch.bool)
+        for s in signs:
+            flipped |= (s[:-1] != s[-1:]).reshape(b - 1, -1).any(dim=1)
+        self.evaluations += b - 1  # the base row is bookkeeping, not a witness evaluation
+        return f[:-1], flipped.numpy().copy()
+
+    def _perturbed(self, name: str, flat: np.ndarray, values: np.ndarray) -> torch.Tensor:
+        """Rows 0..b-1 of the reusable stack: copies of ``params[name]`` (flattened) with one entry replaced each."""
+        base = self._t[name].reshape(-1)
+        b = len(flat)
+        if self._stack_name != name or self._stack is None or self._stack.shape[0] < b:
+            self._stack = base.reshape(1, -1).repeat(b, 1)
+            self._stack_name = name
+            self._dirty = np.full(b, -1, dtype=np.int64)
+        else:
+            rows = np.flatnonzero(self._dirty >= 0)
+            cols = torch.from_numpy(self._dirty[rows])
+            self._stack[torch.from_numpy(rows), cols] = base[cols]
+            self._dirty[:] = -1
+        rows_b = torch.arange(b)
+        self._stack[rows_b, torch.from_numpy(flat)] = torch.from_numpy(np.asarray(values, dtype=np.float64))
+        self._dirty[:b] = flat
+        return self._stack[:b]
 
     def _looped(self, name: str, flat: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         f = np.empty(len(flat))
@@ -114,6 +165,10 @@ class BatchedObjective:
         """f with ``params[name].flat[flat[k]] = values[k]``, for each k; and whether a declared switch changed sign."""
         flat = np.asarray(flat, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
+        if self._vectorized is None and len(flat):
+            first = self._first_batch(name, flat, values)
+            if first is not None:
+                return first
         if not self.vectorized:
             return self._looped(name, flat, values)
         step = self.chunk_size(name)
@@ -121,6 +176,27 @@ class BatchedObjective:
         if not parts:
             return np.empty(0), np.zeros(0, dtype=bool)
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _first_batch(self, name: str, flat: np.ndarray, values: np.ndarray):
+        """The first batched call, with the vmap probe (entry 0 of ``name`` at its own value) as one extra row.
+
+        Returns the results when ``flat`` fits in one chunk and the forward vmaps faithfully; otherwise
+        settles ``vectorized`` by a separate probe and returns None for the caller to proceed.
+        """
+        if len(flat) + 1 > self.chunk_size(name):
+            return None
+        x0 = self.params[name].reshape(-1)[:1]
+        try:
+            f, flipped = self._vmapped(name, np.concatenate([flat, [0]]), np.concatenate([values, x0]))
+        except Exception:
+            self._vectorized = False
+            return None
+        self.evaluations -= 1  # the probe row is bookkeeping, not a witness evaluation
+        self._vectorized = self._probe_agrees(float(f[-1]))
+        if not self._vectorized:
+            self.evaluations -= len(flat)  # discarded: the NumPy loop recomputes them
+            return None
+        return f[:-1], flipped[:-1]
 
     def jittered(self, count: int, relative: float, rng: np.random.Generator) -> np.ndarray:
         """f at ``count`` points whose every entry is moved by a random relative amount of about ``relative``."""
