@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,17 +75,22 @@ def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any]
     return dict(out), None, modified
 
 
-def _autograd_noise(derivation: Derivation, point: Point, base: Mapping[str, np.ndarray], rng, device: str = "cpu") -> dict[str, float]:
-    """σ_t per parameter: the largest change of the autograd gradient under an ulp-sized jitter."""
-    sigma = dict.fromkeys(base, 0.0)
+def _autograd_noise(derivation: Derivation, point: Point, base: Mapping[str, np.ndarray], rng, device: str = "cpu") -> dict[str, np.ndarray]:
+    """σ_t per parameter and entry: the largest change of the autograd gradient under an ulp-sized jitter.
+
+    Kept per entry so that ``_judge`` can take the maximum over differentiable entries only: a switch
+    within rounding of 0 (a pre-activation of 1e-16) flips under the jitter, and the gradient jump it
+    causes at the kink entries is not rounding noise; counted, it would make τ_ex as large as the gradient.
+    """
+    sigma = {k: np.zeros(np.shape(v)) for k, v in base.items()}
     rel = tol.JITTER_ULPS * 2 * U64
     for _ in range(tol.AUTOGRAD_JITTERS):
         moved = {k: v * (1.0 + rel * rng.uniform(-1, 1, np.shape(v))) for k, v in point.params.items()}
         jit = autograd_gradients(derivation, moved, point.grad_output, device=device)
         for k in base:
             both = np.isfinite(base[k]) & np.isfinite(jit[k])
-            if both.any():
-                sigma[k] = max(sigma[k], float(np.max(np.abs(jit[k][both] - base[k][both]))))
+            with np.errstate(invalid="ignore"):
+                sigma[k] = np.maximum(sigma[k], np.where(both, np.abs(jit[k] - base[k]), 0.0))
     return sigma
 
 
@@ -97,7 +103,7 @@ def _judge(
     analytic: Any,
     auto: np.ndarray,
     fd: FDEstimate,
-    sigma: float,
+    sigma: float | np.ndarray,
     total_dims: int,
 ) -> GradientReport:
     g = GradientReport(param=param, status=PASS, entries=int(auto.size))
@@ -131,7 +137,10 @@ def _judge(
     nd = fd.nondifferentiable
     ref = g.reference
     max_ref = float(np.max(np.abs(ref[np.isfinite(ref)]), initial=0.0))
-    tau = tol.exact_bound(sigma, u_a, total_dims, max_ref)
+    # σ_t over the differentiable entries only (see _autograd_noise).
+    sig = np.asarray(sigma, dtype=np.float64)
+    sigma_live = float(np.max(np.where(nd, 0.0, sig) if sig.shape == auto.shape else sig, initial=0.0))
+    tau = tol.exact_bound(sigma_live, u_a, total_dims, max_ref)
     thr_fd = tol.K_FD * fd.error + tau
     with np.errstate(invalid="ignore"):
         at = finite_t & (np.abs(a - auto) <= tau)
@@ -206,18 +215,32 @@ def _explain_non_finite(g: GradientReport) -> None:
         g.message = f"gradient of {g.param} contains non-finite values (NaN/inf) at {int(bad.sum())} of {a.size} entries"
 
 
-def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu") -> Report:
-    """Check ``derivation`` at one point with all three witnesses (autograd on ``device``)."""
+@dataclass
+class Prepared:
+    """What every mode needs before differencing: the point checked, the analytic and autograd gradients."""
+
+    rep: Report
+    started: float
+    params: dict[str, np.ndarray]
+    grad_output: np.ndarray | None
+    analytic: dict[str, Any] | None
+    raised: str | None
+    auto: dict[str, np.ndarray]
+    sigma: dict[str, Any]
+    total_dims: int
+
+
+def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, device: str = "cpu") -> Prepared | Report:
+    """The checks every mode shares: inputs, a finite deterministic forward that leaves its inputs
+    alone, the analytic gradients, and autograd with its rounding noise. A Report if one fails."""
     started = time.perf_counter()
-    rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1)
+    rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1, mode=mode)
     rep.warnings.extend(point.notes)
     bad_input = _check_inputs(derivation, point)
     if bad_input:
         return _error(rep, bad_input, started)
     params = _copies(point.params)
     g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
-
-    # The forward: a finite, deterministic scalar that leaves its inputs alone.
     try:
         args = _copies(params)
         f1 = forward_value(derivation, args, g_out)
@@ -234,14 +257,12 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: 
     analytic, raised, modified = call_gradients(derivation, point)
     if modified:
         return _error(rep, f"gradients modified its argument(s) {', '.join(modified)} in place", started)
-
     try:
         unused: list[str] = []
         auto = autograd_gradients(derivation, params, g_out, unused=unused, device=device)
-        sigma = _autograd_noise(derivation, point, auto, np.random.default_rng(fd_seed), device)
+        sigma = _autograd_noise(derivation, point, auto, np.random.default_rng(seed), device)
     except ForwardError as e:
         return _error(rep, str(e), started)
-
     for name in unused:
         if name in derivation.check:
             rep.warnings.append(f"the forward does not depend on parameter {name}: its gradient is identically 0")
@@ -249,31 +270,26 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: 
         extra = sorted(set(analytic) - set(derivation.params))
         if extra:
             rep.warnings.append(f"gradients returned unknown key(s) {', '.join(map(repr, extra))}, ignored")
-
     total_dims = sum(point.sizes.values()) + sum(d for s in derivation.shapes.values() for d in s if isinstance(d, int))
+    return Prepared(rep, started, params, g_out, analytic, raised, auto, sigma, total_dims)
 
-    def refine(name: str, est: FDEstimate) -> np.ndarray:
-        t = auto[name]
-        with np.errstate(invalid="ignore"):
-            return ~np.isfinite(t) | ~(np.abs(est.value - t) <= tol.K_FD * est.error)
 
-    try:
-        fd = finite_differences(derivation, params, g_out, refine=refine, seed=fd_seed)
-    except ForwardError as e:
-        return _error(rep, str(e), started)
-    rep.evaluations = fd.evaluations
+def judge_param(prep: Prepared, name: str, fd: FDEstimate) -> GradientReport:
+    """The verdict on one parameter given its finite-difference estimate (all entries, or some)."""
+    auto = prep.auto[name]
+    if prep.raised is not None:
+        g = GradientReport(param=name, status=FAIL, blame=ANALYTIC, entries=int(auto.size))
+        g.message = f"gradients raised {prep.raised}"
+        g.reference = auto
+        g.nondiff_mask = fd.nondifferentiable
+        return g
+    g = _judge(name, prep.analytic.get(name), auto, fd, prep.sigma[name], prep.total_dims)
+    _explain_non_finite(g)
+    return g
 
-    for name in derivation.check:
-        if raised is not None:
-            g = GradientReport(param=name, status=FAIL, blame=ANALYTIC, entries=int(auto[name].size))
-            g.message = f"gradients raised {raised}"
-            g.reference = auto[name]
-            g.nondiff_mask = fd.gradients[name].nondifferentiable
-        else:
-            g = _judge(name, analytic.get(name), auto[name], fd.gradients[name], sigma[name], total_dims)
-            _explain_non_finite(g)
-        rep.gradients.append(g)
 
+def conclude(rep: Report, started: float) -> Report:
+    """The derivation's status and one-line message from its gradients' verdicts."""
     failures = rep.failures
     if failures:
         rep.status = FAIL
@@ -283,3 +299,24 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: 
         )
     rep.duration_s = time.perf_counter() - started
     return rep
+
+
+def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu") -> Report:
+    """Check ``derivation`` at one point with all three witnesses, every entry by finite differences."""
+    prep = prepare(derivation, point, mode="exhaustive", seed=fd_seed, device=device)
+    if isinstance(prep, Report):
+        return prep
+    auto = prep.auto
+
+    def refine(name: str, est: FDEstimate) -> np.ndarray:
+        t = auto[name]
+        with np.errstate(invalid="ignore"):
+            return ~np.isfinite(t) | ~(np.abs(est.value - t) <= tol.K_FD * est.error)
+
+    try:
+        fd = finite_differences(derivation, prep.params, prep.grad_output, refine=refine, seed=fd_seed)
+    except ForwardError as e:
+        return _error(prep.rep, str(e), prep.started)
+    prep.rep.evaluations = fd.evaluations
+    prep.rep.gradients.extend(judge_param(prep, name, fd.gradients[name]) for name in derivation.check)
+    return conclude(prep.rep, prep.started)

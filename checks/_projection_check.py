@@ -15,20 +15,19 @@ parameter's size for an isolated entry) and 2–6 per entry checked individually
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 
 from analytic import Derivation
-from reference import U64, BatchedObjective, FDEstimate, ForwardError, autograd_gradients, forward_value, steps_for
+from reference import U64, BatchedObjective, FDEstimate, ForwardError, steps_for
 from reference._fd import _differences, _refine, forward_noise
 from reference._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 
 from . import _tolerance as tol
-from ._compare import ANALYTIC, FORWARD, _autograd_noise, _check_inputs, _copies, _error, _judge, _modified, call_gradients
-from ._model import FAIL, PASS, GradientReport, Report
+from ._compare import FORWARD, _error, conclude, judge_param, prepare
+from ._model import Report
 from ._points import Point
 
 Mode = Literal["exhaustive", "projection"]
@@ -126,48 +125,16 @@ def evaluate_projection(
     directions: int = DEFAULT_DIRECTIONS,
     seed: int = 0,
     budget: int = DEFAULT_BUDGET,
+    device: str = "cpu",
 ) -> Report:
     """Check ``derivation`` at one point: entry-level analytic vs autograd, directional finite differences."""
     if directions < 1:
         raise ValueError(f"directions must be >= 1, got {directions}")
-    started = time.perf_counter()
-    rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1, mode="projection")
-    rep.warnings.extend(point.notes)
-    bad_input = _check_inputs(derivation, point)
-    if bad_input:
-        return _error(rep, bad_input, started)
-    params = _copies(point.params)
-    g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
-    try:
-        args = _copies(params)
-        f1 = forward_value(derivation, args, g_out)
-        if _modified(params, args):
-            return _error(rep, f"forward modified its argument(s) {', '.join(_modified(params, args))} in place", started)
-        f2 = forward_value(derivation, _copies(params), g_out)
-    except ForwardError as e:
-        return _error(rep, str(e), started)
-    if not np.isfinite(f1):
-        return _error(rep, f"forward is not finite at the point (f = {f1})", started)
-    if f1 != f2:
-        return _error(rep, f"forward is not deterministic: two evaluations at the same point gave {f1!r} and {f2!r}", started)
-
-    analytic, raised, modified = call_gradients(derivation, point)
-    if modified:
-        return _error(rep, f"gradients modified its argument(s) {', '.join(modified)} in place", started)
-    try:
-        unused: list[str] = []
-        auto = autograd_gradients(derivation, params, g_out, unused=unused)
-        sigma = _autograd_noise(derivation, point, auto, np.random.default_rng(seed))
-    except ForwardError as e:
-        return _error(rep, str(e), started)
-    for name in unused:
-        if name in derivation.check:
-            rep.warnings.append(f"the forward does not depend on parameter {name}: its gradient is identically 0")
-    if analytic is not None:
-        extra = sorted(set(analytic) - set(derivation.params))
-        if extra:
-            rep.warnings.append(f"gradients returned unknown key(s) {', '.join(map(repr, extra))}, ignored")
-    total_dims = sum(point.sizes.values()) + sum(d for s in derivation.shapes.values() for d in s if isinstance(d, int))
+    prep = prepare(derivation, point, mode="projection", seed=seed, device=device)
+    if isinstance(prep, Report):
+        return prep
+    rep, started, params, g_out = prep.rep, prep.started, prep.params, prep.grad_output
+    analytic, auto, sigma, total_dims = prep.analytic, prep.auto, prep.sigma, prep.total_dims
 
     rng = np.random.default_rng(seed)
     try:
@@ -185,13 +152,7 @@ def evaluate_projection(
             cap = max(0, min(MAX_ENTRY_FD, (budget - ev.evaluations) // 6))
             idx = np.union1d(_suspects(a, auto[name], sigma[name], total_dims, cap), np.asarray(localized, dtype=np.int64))
             est = _entry_fd(ev, name, noise, auto[name], idx.astype(np.int64))
-            if raised is not None:
-                g = GradientReport(param=name, status=FAIL, blame=ANALYTIC, entries=int(auto[name].size))
-                g.message = f"gradients raised {raised}"
-                g.reference = auto[name]
-                g.nondiff_mask = est.nondifferentiable
-            else:
-                g = _judge(name, a, auto[name], est, sigma[name], total_dims)
+            g = judge_param(prep, name, est)
             g.threshold["directional_max"] = bound
             if localized and g.blame is None:
                 g.blame = FORWARD
@@ -202,16 +163,7 @@ def evaluate_projection(
     except ForwardError as e:
         return _error(rep, str(e), started)
     rep.evaluations = ev.evaluations
-
-    failures = rep.failures
-    if failures:
-        rep.status = FAIL
-        first = failures[0]
-        rep.message = first.message or (
-            f"∂f/∂{first.param}: {first.mismatches} of {first.entries} entries disagree (max abs err {first.max_abs_err:.3g})"
-        )
-    rep.duration_s = time.perf_counter() - started
-    return rep
+    return conclude(rep, started)
 
 
 def _directions(

@@ -7,6 +7,7 @@ import secrets
 import shlex
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from ._compare import evaluate
 from ._guard import DerivationTimeout, largest_sizes, memory_problem, time_limit
 from ._model import ERROR, FAIL, PASS, Report
 from ._points import Point, draw_point, infer_sizes, seeds, sizes_strategy
+from ._projection_check import choose_mode, evaluate_projection
 
 #: Examples tried by default per derivation.
 DEFAULT_EXAMPLES = 30
@@ -32,10 +34,28 @@ DATABASE_DIR = os.path.join(".hypothesis", "derivcheck")
 Progress = Callable[[str, int, int], None]
 
 
-def safe_evaluate(derivation: Derivation, point: Point, device: str = "cpu") -> Report:
-    """evaluate(), with anything unforeseen the user's code does turned into one line, not a traceback."""
+@dataclass(frozen=True)
+class Method:
+    """How each point is checked: ``mode`` exhaustive, projection or auto (by size); autograd's ``device``."""
+
+    mode: str = "auto"
+    device: str = "cpu"
+
+
+MODES = ("auto", "exhaustive", "projection")
+
+
+def evaluate_point(derivation: Derivation, point: Point, how: Method = Method()) -> Report:
+    mode = choose_mode(derivation, point) if how.mode == "auto" else how.mode
+    if mode == "projection":
+        return evaluate_projection(derivation, point, device=how.device)
+    return evaluate(derivation, point, device=how.device)
+
+
+def safe_evaluate(derivation: Derivation, point: Point, how: Method = Method()) -> Report:
+    """evaluate_point(), with anything unforeseen the user's code does turned into one line, not a traceback."""
     try:
-        return evaluate(derivation, point, device=device)
+        return evaluate_point(derivation, point, how)
     except Exception as e:  # user code may fail in ways no check anticipated
         text = " ".join(str(e).split()) or "(no message)"
         return Report(
@@ -100,7 +120,7 @@ def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[st
     return f"derivcheck check {where}{pick} --replay {replay_spec(sizes, seed)}"
 
 
-def _diagnose(derivation: Derivation, report: Report, point: Point, include_kinks: bool, device: str) -> None:
+def _diagnose(derivation: Derivation, report: Report, point: Point, include_kinks: bool, how: Method) -> None:
     """Attach a diagnosis to every failing gradient, confirmed on more examples at the same sizes."""
     try:
         from ._diagnose import diagnose
@@ -110,12 +130,12 @@ def _diagnose(derivation: Derivation, report: Report, point: Point, include_kink
     base = point.seed if point.seed is not None else 0
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=include_kinks)
-        evidence.append((other, safe_evaluate(derivation, other, device)))
+        evidence.append((other, safe_evaluate(derivation, other, how)))
     for g in report.failures:
         g.diagnosis = diagnose(derivation, g.param, evidence)
 
 
-def _finish(derivation, report, point, target, include_kinks, seed, examples, started, device="cpu") -> Report:
+def _finish(derivation, report, point, target, include_kinks, seed, examples, started, how=Method()) -> Report:
     report.seed = seed
     report.examples = examples
     if point.seed is not None:
@@ -124,7 +144,7 @@ def _finish(derivation, report, point, target, include_kinks, seed, examples, st
     if report.status == FAIL:
         if point.seed is not None:
             report.counterexample = {"shapes": dict(point.sizes), "seed": point.seed}
-        _diagnose(derivation, report, point, include_kinks, device)
+        _diagnose(derivation, report, point, include_kinks, how)
     report.duration_s = time.perf_counter() - started
     return report
 
@@ -143,6 +163,7 @@ def check(
     database: bool = True,
     timeout: float | None = None,
     device: str = "cpu",
+    mode: str = "auto",
 ) -> Report:
     """Check ``derivation``: at one point (``at``, a dict of arrays), or by property-based search.
 
@@ -150,14 +171,16 @@ def check(
     hypothesis shrinks to the smallest sizes that still fail, and the report is taken there.
     ``replay=(sizes, point_seed)`` re-checks exactly one reported point. ``timeout`` (seconds)
     bounds the whole check; past it the report says so and the caller goes on. ``device`` runs
-    the autograd reference there (e.g. ``"cuda"``); everything else stays on the CPU.
+    the autograd reference there (e.g. ``"cuda"``); everything else stays on the CPU. ``mode``:
+    ``exhaustive`` differences every entry, ``projection`` confirms autograd along random directions
+    (for large inputs), ``auto`` picks by size.
     """
     started = time.perf_counter()
     if seed is None and at is None and replay is None:
         seed = secrets.randbits(32)
     try:
         with time_limit(timeout):
-            return _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started, device)
+            return _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started, Method(mode, device))
     except DerivationTimeout as e:
         return Report(
             name=derivation.name,
@@ -169,7 +192,7 @@ def check(
         )
 
 
-def _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started, device) -> Report:
+def _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started, how) -> Report:
     refuse = lambda message: Report(name=derivation.name, status=ERROR, message=message, target=target, seed=seed)
     if at is not None:
         arrays = dict(at)
@@ -181,7 +204,7 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         if derivation.is_layer and g is None:
             g = np.random.default_rng(seed or 0).standard_normal(derivation.output_shape(sizes))
         point = Point(sizes=sizes, params={k: np.asarray(v) for k, v in arrays.items()}, grad_output=g)
-        return _finish(derivation, safe_evaluate(derivation, point, device), point, target, include_kinks, seed, 1, started, device)
+        return _finish(derivation, safe_evaluate(derivation, point, how), point, target, include_kinks, seed, 1, started, how)
     if replay is not None:
         sizes, point_seed = replay
         missing = [d for d in derivation.symbols if d not in sizes]
@@ -195,7 +218,7 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         point = _safe_draw(derivation, sizes, point_seed, include_kinks)
         if isinstance(point, Report):
             return point
-        return _finish(derivation, safe_evaluate(derivation, point, device), point, target, include_kinks, seed, 1, started, device)
+        return _finish(derivation, safe_evaluate(derivation, point, how), point, target, include_kinks, seed, 1, started, how)
 
     too_big = memory_problem(derivation, largest_sizes(derivation, max_size), "the largest point the search may draw")
     if too_big:
@@ -216,7 +239,7 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
     @given(sizes=sizes_strategy(derivation, max_size), point_seed=seeds())
     def prop(sizes: dict[str, int], point_seed: int) -> None:
         point = _safe_draw(derivation, sizes, point_seed, include_kinks)
-        report = point if isinstance(point, Report) else safe_evaluate(derivation, point, device)
+        report = point if isinstance(point, Report) else safe_evaluate(derivation, point, how)
         state["n"] += 1
         state["last"] = (point, report)
         if progress is not None:
@@ -235,15 +258,15 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         point = _safe_draw(derivation, report.shapes, report.point_seed, include_kinks)
         if isinstance(point, Report):
             return point
-        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, device)
+        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, how)
     except Flaky as e:
         # The failure did not come back when hypothesis replayed it: report the first one seen.
         point, report = state["first_bad"] or state["last"]
         if isinstance(point, Report):
             return point
         report.warnings.append(f"the failure did not reproduce on replay ({type(e).__name__}); the forward may be nondeterministic")
-        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, device)
+        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, how)
     point, report = state["last"]
     if isinstance(point, Report):
         return point
-    return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, device)
+    return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, how)

@@ -21,7 +21,7 @@ from ._loader import resolve_targets
 from ._model import ERROR, FAIL, RunReport
 from ._progress import Progress
 from ._reports import write_reports
-from ._search import check, parse_replay
+from ._search import MODES, check, parse_replay
 from ._terminal import print_run
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         default=DEFAULT_TIMEOUT,
         help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)",
+    )
+    c.add_argument(
+        "--mode",
+        choices=MODES,
+        default="auto",
+        help="exhaustive: every entry by finite differences; projection: random directions (large inputs); auto: by size (default)",
     )
     c.add_argument("--device", default="cpu", metavar="DEVICE", help="where the autograd reference runs: cpu (default), cuda, cuda:N")
     c.add_argument("--include-kinks", action="store_true", help="do not keep random points away from declared kinks")
@@ -158,6 +164,7 @@ def _run_check(args: argparse.Namespace) -> int:
                     progress=progress.update,
                     timeout=args.timeout or None,
                     device=args.device,
+                    mode=args.mode,
                 )
             )
     except KeyboardInterrupt:
