@@ -11,6 +11,12 @@ NAMES: tuple[str, ...] = (
     "two_layer_relu",
     "two_layer_sigmoid",
     "two_layer_sigmoid_mse",
+    "linear_layer",
+    "softmax",
+    "layer_norm",
+    "softmax_cross_entropy",
+    "tanh_regression",
+    "leaky_relu_regression",
 )
 
 
