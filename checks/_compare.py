@@ -81,12 +81,19 @@ def _autograd_noise(derivation: Derivation, point: Point, base: Mapping[str, np.
     Kept per entry so that ``_judge`` can take the maximum over differentiable entries only: a switch
     within rounding of 0 (a pre-activation of 1e-16) flips under the jitter, and the gradient jump it
     causes at the kink entries is not rounding noise; counted, it would make τ_ex as large as the gradient.
+    A layer's grad_output is an input of its objective and is jittered too: a gradient that is a
+    cancelling sum of G's entries (a bias gradient 1ᵀG) moves by ~u·Σ|G|, the scale its rounding has.
     """
     sigma = {k: np.zeros(np.shape(v)) for k, v in base.items()}
     rel = tol.JITTER_ULPS * 2 * U64
+
+    def jitter(v):
+        return v * (1.0 + rel * rng.uniform(-1, 1, np.shape(v)))
+
     for _ in range(tol.AUTOGRAD_JITTERS):
-        moved = {k: v * (1.0 + rel * rng.uniform(-1, 1, np.shape(v))) for k, v in point.params.items()}
-        jit = autograd_gradients(derivation, moved, point.grad_output, device=device)
+        moved = {k: jitter(v) for k, v in point.params.items()}
+        g_out = None if point.grad_output is None else jitter(np.asarray(point.grad_output, dtype=np.float64))
+        jit = autograd_gradients(derivation, moved, g_out, device=device)
         for k in base:
             both = np.isfinite(base[k]) & np.isfinite(jit[k])
             with np.errstate(invalid="ignore"):
