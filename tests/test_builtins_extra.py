@@ -144,7 +144,7 @@ def test_all_ones_grad_output_would_hide_a_wrong_softmax_backward():
     assert check(wrong, examples=EXAMPLES, seed=SEED, database=False).status == "fail"
 
 
-# --- a known false positive of the checker, kept visible ----------------------------------------
+# --- correct gradients whose entries cancel: a former false positive of the checker ----------------
 # The checker allows analytic and autograd to differ by C_NOISE·σ_t + C_SIZE·u·√L·max|∂f/∂P|: it
 # scales with the size of the *result*. When a gradient entry is a sum whose terms cancel, two exact
 # computations that add in different orders differ by ~u·(size of the terms), which can be far more.
