@@ -17,6 +17,7 @@ from reference import (
     autograd_gradients,
     finite_differences,
     forward_value,
+    rounding_noise,
 )
 
 from . import _tolerance as tol
@@ -76,29 +77,16 @@ def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any]
 
 
 def _autograd_noise(derivation: Derivation, point: Point, base: Mapping[str, np.ndarray], rng, device: str = "cpu") -> dict[str, np.ndarray]:
-    """σ_t per parameter and entry: the largest change of the autograd gradient under an ulp-sized jitter.
+    """σ_t per parameter and entry: the rounding noise of the float64 autograd gradient (reference.rounding_noise).
 
     Kept per entry so that ``_judge`` can take the maximum over differentiable entries only: a switch
-    within rounding of 0 (a pre-activation of 1e-16) flips under the jitter, and the gradient jump it
-    causes at the kink entries is not rounding noise; counted, it would make τ_ex as large as the gradient.
-    A layer's grad_output is an input of its objective and is jittered too: a gradient that is a
-    cancelling sum of G's entries (a bias gradient 1ᵀG) moves by ~u·Σ|G|, the scale its rounding has.
+    within the jitter of 0 flips, and the gradient jump it causes at the kink entries is not rounding
+    noise. A layer's grad_output is an input of its objective and is jittered too: a gradient that is
+    a cancelling sum of G's entries (a bias gradient 1ᵀG) moves by ~u·Σ|G|, the scale its rounding has.
     """
-    sigma = {k: np.zeros(np.shape(v)) for k, v in base.items()}
-    rel = tol.JITTER_ULPS * 2 * U64
-
-    def jitter(v):
-        return v * (1.0 + rel * rng.uniform(-1, 1, np.shape(v)))
-
-    for _ in range(tol.AUTOGRAD_JITTERS):
-        moved = {k: jitter(v) for k, v in point.params.items()}
-        g_out = None if point.grad_output is None else jitter(np.asarray(point.grad_output, dtype=np.float64))
-        jit = autograd_gradients(derivation, moved, g_out, device=device)
-        for k in base:
-            both = np.isfinite(base[k]) & np.isfinite(jit[k])
-            with np.errstate(invalid="ignore"):
-                sigma[k] = np.maximum(sigma[k], np.where(both, np.abs(jit[k] - base[k]), 0.0))
-    return sigma
+    return rounding_noise(
+        derivation, point.params, point.grad_output, rng, jitters=tol.AUTOGRAD_JITTERS, relative=tol.NOISE_JITTER, device=device
+    )
 
 
 def _indices(mask: np.ndarray) -> list[tuple[int, ...]]:

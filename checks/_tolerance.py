@@ -8,15 +8,18 @@ U64 = float(np.finfo(np.float64).eps) / 2
 
 #: Analytic vs autograd, both exact up to rounding. The bound is
 #:   τ_ex = C_NOISE · (u_a / u_64) · σ_t  +  C_SIZE · u_a · √L · max|t|
-#: σ_t: the largest change of the float64 autograd gradient when the inputs move by a few ulps
-#: (a measurement of the rounding noise of an exact gradient at this point); u_a: unit roundoff of
+#: σ_t: the rounding noise of the float64 autograd gradient, measured at this point: the change of
+#: autograd under a jitter of the inputs less its Hessian-vector product (reference.rounding_noise); u_a: unit roundoff of
 #: the analytic gradient's dtype; L: the sum of all dims (a bound on inner-product lengths).
 C_NOISE = 16.0
 C_SIZE = 4.0
-#: Autograd gradients at this many jittered points measure σ_t.
+#: Jittered points x(1 + δ) at which autograd and its Hessian-vector product measure σ_t.
 AUTOGRAD_JITTERS = 2
-#: Jitter of the inputs for σ_t, in ulps.
-JITTER_ULPS = 8
+#: Relative size of δ for σ_t: 2^-32 ≈ 2.3e-10, about 2^20 ulps. Wide enough that every rounded
+#: intermediate moves by many ulps (so its rounding is drawn afresh), narrow enough that the
+#: remainder of the linear correction, |g''|·δ² (~1e-20 relative), and the switches it can flip (|s| < 1e-10, far
+#: inside any finite-difference step) do not matter.
+NOISE_JITTER = 2.0**-32
 
 #: Finite differences vs an exact witness: |d − t| ≤ K_FD · e_i + τ_ex, with e_i the finite
 #: difference's own error estimate (reference/_fd.py). K_FD covers the gap between the measured

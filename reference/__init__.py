@@ -3,7 +3,7 @@
 Both run the derivation's own forward; neither looks at its hand-derived gradients.
 """
 
-from ._autograd import autograd_gradients
+from ._autograd import autograd_gradients, rounding_noise
 from ._batched import BatchedObjective, forward_value
 from ._fd import H0, U64, FDEstimate, FDResult, finite_differences, steps_for
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
@@ -21,6 +21,7 @@ __all__ = [
     "forward_value",
     "np_xp",
     "objective",
+    "rounding_noise",
     "steps_for",
     "torch_xp",
 ]

@@ -56,3 +56,68 @@ def autograd_gradients(
         n: (np.zeros(t.shape) if gr is None else gr.detach().cpu().numpy().astype(np.float64, copy=False))
         for (n, t), gr in zip(leaves.items(), grads, strict=True)
     }
+
+
+def rounding_noise(
+    derivation: Derivation,
+    params: Mapping[str, np.ndarray],
+    grad_output: np.ndarray | None,
+    rng: np.random.Generator,
+    *,
+    jitters: int,
+    relative: float,
+    device: str = "cpu",
+) -> dict[str, np.ndarray]:
+    """Per entry, the rounding noise of the float64 autograd gradient at the point.
+
+    Each input x moves to x' = fl(x + x·δ), δ uniform in ±``relative``, and the measured noise is
+    |g(x') − g(x) − H(x')·(x' − x)|: the Hessian-vector product (double backward, grad_output
+    included for a layer) removes the true change of the gradient, and what is left, besides an
+    O(δ²) remainder, is the difference of two roundings. The jitter must be one-sided: along a
+    nearly linear intermediate the rounding error is an arithmetic progression modulo one ulp, so
+    a symmetric second difference g(x+) + g(x−) − 2g(x) cancels it exactly. Where the forward's torch
+    graph has no double backward, the change of the gradient under an ulp-sized jitter is used.
+    """
+
+    def tensors(values, grad_out, need_graph):
+        leaves = {n: torch.as_tensor(np.asarray(v, dtype=np.float64), device=device).clone().requires_grad_(True) for n, v in values.items()}
+        g = None
+        if grad_out is not None:
+            g = torch.as_tensor(np.asarray(grad_out, dtype=np.float64), device=device).clone().requires_grad_(need_graph)
+        return leaves, g
+
+    names = list(params)
+    base = {n: np.asarray(v, dtype=np.float64) for n, v in params.items()}
+    g_base = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
+    sigma = {n: np.zeros(v.shape) for n, v in base.items()}
+    at_base = autograd_gradients(derivation, base, g_base, device=device)
+    for _ in range(jitters):
+        moved = {n: v + v * relative * rng.uniform(-1, 1, v.shape) for n, v in base.items()}
+        g_moved = None if g_base is None else g_base + g_base * relative * rng.uniform(-1, 1, g_base.shape)
+        steps = {n: moved[n] - base[n] for n in names}
+        leaves, g = tensors(moved, g_moved, True)
+        try:
+            f = objective(derivation, torch_xp, leaves, g).reshape(())
+            wrt = list(leaves.values()) + ([g] if g is not None else [])
+            grads = torch.autograd.grad(f, wrt, create_graph=True, allow_unused=True)
+            here = {n: (np.zeros(base[n].shape) if gr is None else gr.detach().cpu().numpy()) for n, gr in zip(names, grads, strict=False)}
+            # The linear change of every gradient along the step: Σ_q ⟨∂f/∂q, Δq⟩ differentiated once more.
+            pairs = [(gr, torch.as_tensor(steps[n], device=device)) for n, gr in zip(names, grads, strict=False) if gr is not None]
+            if g is not None and grads[-1] is not None:
+                pairs.append((grads[-1], torch.as_tensor(g_moved - g_base, device=device)))
+            inner = sum((torch.sum(gr * step) for gr, step in pairs if gr.requires_grad), torch.zeros((), dtype=torch.float64, device=device))
+            if inner.requires_grad:
+                hv = torch.autograd.grad(inner, list(leaves.values()), allow_unused=True)
+                linear = {n: (np.zeros(base[n].shape) if h is None else h.detach().cpu().numpy()) for n, h in zip(names, hv, strict=True)}
+            else:
+                linear = {n: np.zeros(base[n].shape) for n in names}
+            noise = {n: here[n] - at_base[n] - linear[n] for n in names}
+        except RuntimeError:  # no double backward through some op: an ulp-sized jitter instead
+            tiny = {n: v + v * 16 * np.finfo(np.float64).eps * rng.uniform(-1, 1, v.shape) for n, v in base.items()}
+            g_tiny = None if g_base is None else g_base + g_base * 16 * np.finfo(np.float64).eps * rng.uniform(-1, 1, g_base.shape)
+            jit = autograd_gradients(derivation, tiny, g_tiny, device=device)
+            noise = {n: jit[n] - at_base[n] for n in names}
+        for n in names:
+            with np.errstate(invalid="ignore"):
+                sigma[n] = np.maximum(sigma[n], np.where(np.isfinite(noise[n]), np.abs(noise[n]), 0.0))
+    return sigma

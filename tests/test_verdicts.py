@@ -11,8 +11,8 @@ import pytest
 
 from analytic import Derivation, builtin
 from analytic import two_layer_relu as relu
-from checks import check
-from reference import finite_differences, steps_for
+from checks import check, draw_point
+from reference import autograd_gradients, finite_differences, rounding_noise, steps_for
 
 SIZES = {"N": 8, "D_in": 30, "H": 12, "D_out": 4}
 RELU = builtin("two_layer_relu")
@@ -229,3 +229,32 @@ def test_fd_smooth_curvature_is_not_a_kink():
     x = np.array([0.0, 0.7, -1.3])
     exact = 4.0 * np.exp(4.0 * x) + 2e6 * x
     assert np.all(np.abs(est.value - exact) <= 4 * est.error + 1e-12 * np.abs(exact))
+
+
+# --- a saturated tanh: autograd's 1 − t² is off by ~u/(1 − t²) relative --------------------------
+
+
+def _tanh_sech2_gradients(X, W, Y):
+    h = X @ W
+    r = np.tanh(h) - Y
+    dh = 2.0 * r / np.cosh(h) ** 2  # sech²(h): accurate to about an ulp even where tanh(h) ≈ ±1
+    return {"W": X.T @ dh, "X": dh @ W.T, "Y": -2.0 * r}
+
+
+@pytest.mark.parametrize(("sizes", "seed"), [({"N": 1, "D": 7, "M": 1}, 306), ({"N": 1, "D": 1, "M": 1}, 3)], ids=["D7", "D1"])
+def test_an_accurate_gradient_through_a_saturated_tanh_passes(sizes, seed):
+    """torch's tanh backward uses the rounded output t, so near saturation autograd itself is the
+    less accurate witness; the measured rounding noise (one-sided jitter less the Hessian-vector
+    product) must cover it. A symmetric second difference measured ~0 here and failed this point."""
+    base = builtin("tanh_regression")
+    d = Derivation(name="tanh_sech2", shapes=base.shapes, forward=base.forward, gradients=_tanh_sech2_gradients)
+    report = check(d, replay=(sizes, seed))
+    assert report.passed, report.message
+
+
+def test_the_measured_autograd_noise_is_not_zero_where_autograd_rounds():
+    d = builtin("tanh_regression")
+    point = draw_point(d, {"N": 1, "D": 7, "M": 1}, 306)
+    sigma = rounding_noise(d, point.params, None, np.random.default_rng(0), jitters=2, relative=2.0**-32)
+    exact_gap = np.abs(_tanh_sech2_gradients(**point.params)["X"] - autograd_gradients(d, point.params)["X"])
+    assert 16 * sigma["X"].max() >= exact_gap.max() > 0
