@@ -130,6 +130,53 @@ class BatchedObjective:
         self.evaluations += b - 1  # the base row is bookkeeping, not a witness evaluation
         return f[:-1], flipped.numpy().copy()
 
+    def at_entries_many(self, requests: list[tuple[str, np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``at_entries`` for several parameters at once: one batched call when every row's full set of
+        parameters fits the memory budget (small problems, where the fixed cost of a call dominates),
+        else one call per parameter. Same numbers either way."""
+        rows = sum(len(flat) for _, flat, _ in requests) + 1
+        if self._vectorized is False or 8 * rows * INTERMEDIATE_FACTOR * self._total > self.memory_budget:
+            return [self.at_entries(name, flat, values) for name, flat, values in requests]
+        stacks = {n: t.reshape(1, -1).repeat(rows, 1) for n, t in self._t.items()}
+        start = 0
+        for name, flat, values in requests:
+            n = len(flat)
+            stacks[name][torch.arange(start, start + n), torch.from_numpy(np.asarray(flat, dtype=np.int64))] = torch.from_numpy(
+                np.asarray(values, dtype=np.float64)
+            )
+            start += n
+        kinks = self.derivation.kinks
+        names = list(self._t)
+
+        def one(*ps):
+            values = dict(zip(names, ps, strict=True))
+            f = objective(self.derivation, torch_xp, values, self._g)
+            if kinks is None:
+                return f, ()
+            return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_xp, **values))
+
+        try:
+            f, signs = vmap(one)(*(stacks[n].reshape(rows, *self._t[n].shape) for n in names))
+            f = f.reshape(rows).numpy().copy()
+        except Exception:
+            if self._vectorized is None:
+                self._vectorized = False
+            return [self.at_entries(name, flat, values) for name, flat, values in requests]
+        if self._vectorized is None:
+            # The last row is the unperturbed point: the vmap probe rides along.
+            self._vectorized = self._probe_agrees(float(f[-1]))
+            if not self._vectorized:
+                return [self.at_entries(name, flat, values) for name, flat, values in requests]
+        flipped = torch.zeros(rows - 1, dtype=torch.bool)
+        for sg in signs:  # compared with the base row, computed by the same batched kernels
+            flipped |= (sg[:-1] != sg[-1:]).reshape(rows - 1, -1).any(dim=1)
+        self.evaluations += rows - 1
+        out, start = [], 0
+        for _, flat, _ in requests:
+            out.append((f[start : start + len(flat)], flipped[start : start + len(flat)].numpy().copy()))
+            start += len(flat)
+        return out
+
     def _perturbed(self, name: str, flat: np.ndarray, values: np.ndarray) -> torch.Tensor:
         """Rows 0..b-1 of the reusable stack: copies of ``params[name]`` (flattened) with one entry replaced each."""
         base = self._t[name].reshape(-1)

@@ -86,11 +86,27 @@ def _differences(ev: BatchedObjective, name: str, flat: np.ndarray, x: np.ndarra
     return (fp - fm) / (xp - xm), fp, fm, flipped[:n] | flipped[n:]
 
 
-def estimate(ev: BatchedObjective, name: str, noise: float, refine: Refine | None) -> FDEstimate:
-    x = ev.params[name].reshape(-1)
-    flat = np.arange(x.size)
-    h = steps_for(x)
-    d1, fp, fm, flipped = _differences(ev, name, flat, x, h)
+def _stage_one(ev: BatchedObjective, names: Sequence[str]) -> dict[str, tuple]:
+    """Central differences at step h for every entry of every parameter in ``names`` (batched together)."""
+    plan = {}
+    for name in names:
+        x = ev.params[name].reshape(-1)
+        h = steps_for(x)
+        plan[name] = (x, h, x + h, x - h)
+    flat = {name: np.arange(ev.params[name].size) for name in names}
+    results = ev.at_entries_many(
+        [(name, np.concatenate([flat[name], flat[name]]), np.concatenate([xp, xm])) for name, (_, _, xp, xm) in plan.items()]
+    )
+    out = {}
+    for (name, (x, h, xp, xm)), (f, flipped) in zip(plan.items(), results, strict=True):
+        n = x.size
+        fp, fm = f[:n], f[n:]
+        out[name] = (x, h, (fp - fm) / (xp - xm), fp, fm, flipped[:n] | flipped[n:])
+    return out
+
+
+def estimate(ev: BatchedObjective, name: str, noise: float, refine: Refine | None, stage_one: tuple | None = None) -> FDEstimate:
+    x, h, d1, fp, fm, flipped = stage_one or _stage_one(ev, [name])[name]
     rho = noise / h  # rounding error bound of a central difference at step h
     shape = ev.params[name].shape
     est = FDEstimate(
@@ -159,5 +175,7 @@ def finite_differences(
     """
     ev = evaluator or BatchedObjective(derivation, params, grad_output)
     noise = forward_noise(ev, np.random.default_rng(seed))
-    grads = {name: estimate(ev, name, noise, refine) for name in (check or derivation.check)}
+    names = list(check or derivation.check)
+    first = _stage_one(ev, names)
+    grads = {name: estimate(ev, name, noise, refine, first[name]) for name in names}
     return FDResult(gradients=grads, noise=noise, f0=ev.f0, evaluations=ev.evaluations, vectorized=ev.vectorized)
