@@ -296,7 +296,7 @@ def conclude(rep: Report, started: float) -> Report:
     return rep
 
 
-def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu") -> Report:
+def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu", progress=None) -> Report:
     """Check ``derivation`` at one point with all three witnesses, every entry by finite differences."""
     prep = prepare(derivation, point, mode="exhaustive", seed=fd_seed, device=device)
     if isinstance(prep, Report):
@@ -309,7 +309,11 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: 
             return ~np.isfinite(t) | ~(np.abs(est.value - t) <= tol.K_FD * est.error)
 
     try:
-        fd = finite_differences(derivation, prep.params, prep.grad_output, refine=refine, seed=fd_seed)
+        report_batch = None
+        if progress is not None:
+            label = f"{derivation.name}: finite differences"
+            report_batch = lambda done, planned: progress(label, done, planned, "forward evaluations")
+        fd = finite_differences(derivation, prep.params, prep.grad_output, refine=refine, seed=fd_seed, progress=report_batch)
     except ForwardError as e:
         return _error(prep.rep, str(e), prep.started)
     prep.rep.evaluations = fd.evaluations

@@ -48,7 +48,7 @@ class Progress:
         self._last = float("-inf")
         self._announced: set[str] = set()
 
-    def update(self, name: str, done: int, total: int) -> None:
+    def update(self, name: str, done: int, total: int, unit: str = "examples") -> None:
         if not self.enabled:
             return
         now = self.clock()
@@ -61,7 +61,7 @@ class Progress:
                     return
                 self._last = now
                 width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-                text = f"derivcheck: {label}  {done}/{total} examples  {now - self.started:.0f} s"
+                text = f"derivcheck: {label}  {min(done, total)}/{total} {unit}  {now - self.started:.0f} s"
                 if len(text) > width:
                     text = text[: width - 1] + "…"
                 self.stream.write("\r" + text + "\033[K")
@@ -69,7 +69,7 @@ class Progress:
                 self._drawn = True
             elif name not in self._announced:
                 self._announced.add(name)
-                self.stream.write(f"derivcheck: checking {label} ({done}/{total} examples, {now - self.started:.0f} s into the run)\n")
+                self.stream.write(f"derivcheck: checking {label} ({min(done, total)}/{total} {unit}, {now - self.started:.0f} s into the run)\n")
                 self.stream.flush()
         except (OSError, ValueError):  # stderr closed or gone: carry on without progress
             self.enabled = False

@@ -7,7 +7,7 @@ import secrets
 import shlex
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ class Method:
 
     mode: str = "auto"
     device: str = "cpu"
+    progress: Progress | None = field(default=None, compare=False)
 
 
 MODES = ("auto", "exhaustive", "projection")
@@ -49,7 +50,7 @@ def evaluate_point(derivation: Derivation, point: Point, how: Method = Method())
     mode = choose_mode(derivation, point) if how.mode == "auto" else how.mode
     if mode == "projection":
         return evaluate_projection(derivation, point, device=how.device)
-    return evaluate(derivation, point, device=how.device)
+    return evaluate(derivation, point, device=how.device, progress=how.progress)
 
 
 def safe_evaluate(derivation: Derivation, point: Point, how: Method = Method()) -> Report:
@@ -180,7 +181,8 @@ def check(
         seed = secrets.randbits(32)
     try:
         with time_limit(timeout):
-            return _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started, Method(mode, device))
+            how = Method(mode, device, progress)
+            return _check(derivation, at, examples, seed, include_kinks, replay, target, max_size, progress, database, started, how)
     except DerivationTimeout as e:
         return Report(
             name=derivation.name,

@@ -9,7 +9,7 @@ evaluation one point at a time, which is slower but gives the same numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -41,6 +41,8 @@ class BatchedObjective:
         self.grad_output = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
         self.memory_budget = memory_budget
         self.evaluations = 0
+        #: Called with the evaluation count after every batched call (progress on long runs).
+        self.on_batch: Callable[[int], None] | None = None
         self._t = {k: torch.from_numpy(v.copy()) for k, v in self.params.items()}
         self._g = None if self.grad_output is None else torch.from_numpy(self.grad_output.copy())
         self._total = sum(v.size for v in self.params.values()) + (0 if grad_output is None else self.grad_output.size)
@@ -121,6 +123,8 @@ class BatchedObjective:
             if stack._version != version:  # the forward wrote into its input: never reuse those rows
                 self._stack_name = self._stack = None
         f = f.reshape(b).numpy().copy()
+        if self.on_batch is not None:
+            self.on_batch(self.evaluations + b)
         if kinks is None:
             self.evaluations += b
             return f, np.zeros(b, dtype=bool)

@@ -166,14 +166,19 @@ def finite_differences(
     refine: Refine | None = None,
     seed: int = 0,
     evaluator: BatchedObjective | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FDResult:
     """Central-difference estimate of ∂f/∂param for every entry of every checked parameter.
 
     ``refine(name, estimate)`` selects the entries that also get steps h/2 and h/4 (Richardson
     extrapolation, truncation estimate, convergence test); by default every entry does. A caller
     that already holds an exact reference refines only the entries that disagree with it at h.
+    ``progress(done, planned)`` hears of every batched call (planned: the two evaluations per entry).
     """
     ev = evaluator or BatchedObjective(derivation, params, grad_output)
+    if progress is not None:
+        planned = 2 * sum(np.size(params[n]) for n in (check or derivation.check))
+        ev.on_batch = lambda done: progress(done, planned)
     noise = forward_noise(ev, np.random.default_rng(seed))
     names = list(check or derivation.check)
     first = _stage_one(ev, names)
