@@ -146,3 +146,16 @@ def test_console_entry_point_runs_as_a_module():
     )
     assert proc.returncode == 0, proc.stderr
     assert "1 passed, 0 failed" in proc.stdout
+
+
+def test_device_runs_autograd_there_or_says_in_one_line_why_not(capsys):
+    import torch
+
+    code, out, err = run(capsys, "relu_regression", "--device", "cuda")
+    if torch.cuda.is_available():
+        assert code == 0 and "1 passed, 0 failed" in out
+    else:
+        assert code == 2
+        assert err.strip() == "derivcheck: --device cuda: no CUDA device is available on this machine (torch.cuda.is_available() is False)"
+    code, _, err = run(capsys, "relu_regression", "--device", "quantum")
+    assert code == 2 and err.startswith("derivcheck: --device quantum:")
