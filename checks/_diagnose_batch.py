@@ -1,0 +1,115 @@
+"""Diagnosis of broadcast parameters (biases): a gradient given per sample, or summed over the wrong axis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from analytic import Derivation
+from reference import autograd_gradients, np_xp, objective
+
+from . import _tolerance as tol
+from ._diagnose_core import _BROADCAST_ERRORS, MATCH_RTOL, MATCH_SLACK, _Elsewhere, _Ex, _on, _sym
+from ._model import Diagnosis
+
+# --- broadcast parameters (biases) ------------------------------------------------------------------
+
+
+def _budget(ex: _Ex, cand: np.ndarray) -> np.ndarray:
+    """Allowed difference from a per-copy gradient: the gate's τ plus the rounding of summing the copies."""
+    summing = tol.C_SIZE * tol.U64 * np.sqrt(cand.size) * float(np.max(np.abs(cand), initial=0.0))
+    return MATCH_SLACK * (float(np.max(ex.tau, initial=0.0)) + summing) + MATCH_RTOL * np.abs(cand)
+
+
+def _close(ex: _Ex, cand: np.ndarray) -> bool:
+    return ex.a is not None and cand.shape == ex.a.shape and bool(np.all(np.abs(ex.a - cand) <= _budget(ex, cand)))
+
+
+def _per_copy(derivation: Derivation, ex: _Ex, param: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """∂f/∂(each broadcast copy of param) with param broadcast to ``shape``; None unless broadcasting it
+    first leaves the objective, and the gradient summed over the copies, unchanged."""
+    p = np.asarray(ex.point.params[param])
+    try:
+        if shape == p.shape or np.broadcast_shapes(p.shape, shape) != shape:
+            return None
+        moved = {**ex.point.params, param: np.broadcast_to(p, shape).copy()}
+        with np.errstate(all="ignore"):
+            f0 = float(objective(derivation, np_xp, ex.point.params, ex.point.grad_output))
+            f1 = float(objective(derivation, np_xp, moved, ex.point.grad_output))
+        per = autograd_gradients(derivation, ex.point.params, ex.point.grad_output, expand={param: shape})[param]
+    except _BROADCAST_ERRORS:
+        return None
+    lead = len(shape) - p.ndim
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(p.shape) if n == 1 and shape[lead + i] != 1)
+    total = per.sum(axis=axes).reshape(p.shape)
+    spread = np.abs(per).sum(axis=axes).reshape(p.shape)
+    same_f = abs(f1 - f0) <= MATCH_SLACK * tol.U64 * max(abs(f0), 1e-300) * np.sqrt(per.size)
+    return per if same_f and bool(np.all(np.abs(total - ex.r) <= np.max(_budget(ex, per)) + MATCH_RTOL * spread)) else None
+
+
+def _batch_sum(derivation: Derivation, param: str, exs: list[_Ex], elsewhere: _Elsewhere | None = None) -> Diagnosis | None:
+    """A broadcast parameter's gradient given per copy, or summed over the wrong axis; with ``elsewhere``, the
+    claim must also hold at other sizes."""
+    found = _batch_relation(derivation, param, exs)
+    if found is None or elsewhere is None:
+        return None if found is None else _batch_diagnosis(param, derivation, exs, found, kept=False)
+    if elsewhere.refutes(lambda other: _batch_relation(derivation, param, other) is not None):
+        return None
+    other = elsewhere.exs()
+    if found[0] == "per copy" and all(exs[0].a.shape[ax] == 1 for ax in found[1]) and not _is_broadcast(derivation, param, other):
+        return None  # a length-1 axis broadcasts against anything: without a batch to broadcast over, it is a reshape
+    kept = (found[0] == "per copy" and bool(other) and other[0].a is not None and other[0].a.shape != other[0].r.shape
+            and all(exs[0].a.shape[ax] == 1 and other[0].a.shape[ax] == 1 for ax in found[1]))
+    return _batch_diagnosis(param, derivation, exs, found, kept)
+
+
+def _is_broadcast(derivation: Derivation, param: str, other: list[_Ex]) -> bool:
+    """Whether the forward broadcasts ``param`` over a batch of more than one copy (at the other sizes)."""
+    if not other:
+        return False
+    ex = other[0]
+    p_shape = np.shape(ex.point.params[param])
+    return any(_per_copy(derivation, ex, param, (s, *p_shape)) is not None for s in sorted(set(ex.point.sizes.values())) if s > 1)
+
+
+def _batch_relation(derivation: Derivation, param: str, exs: list[_Ex]) -> tuple[str, Any] | None:
+    """("per copy", axes summed) or ("wrong axis", (copies, what was summed)) if one holds on every example."""
+    a_shape, p_shape = exs[0].a.shape, exs[0].r.shape
+    pers = [_per_copy(derivation, ex, param, a_shape) for ex in exs]
+    if all(p is not None and _close(ex, p) for ex, p in zip(exs, pers, strict=True)):
+        lead = len(a_shape) - len(p_shape)
+        return "per copy", list(range(lead)) + [i for i in range(lead, len(a_shape)) if p_shape[i - lead] == 1 and a_shape[i] != 1]
+    if not p_shape:
+        return None
+    reductions = (("the feature axes instead of the batch axis 0", lambda p: p.sum(axis=tuple(range(1, p.ndim)))),
+                  ("every axis, the batch and the features", lambda p: np.asarray(p.sum())))
+    for s in sorted(set(exs[0].point.sizes.values())):
+        pers = [_per_copy(derivation, ex, param, (s, *p_shape)) for ex in exs]
+        if any(p is None for p in pers):
+            continue
+        for label, reduce in reductions:
+            if all(_close(ex, reduce(p)) for ex, p in zip(exs, pers, strict=True)):
+                return "wrong axis", ((s, *p_shape), label)
+    return None
+
+
+def _batch_diagnosis(param: str, derivation: Derivation, exs: list[_Ex], found: tuple[str, Any], kept: bool) -> Diagnosis:
+    n, a_shape, p_shape = len(exs), exs[0].a.shape, exs[0].r.shape
+    expected = f"{_sym(derivation.shapes[param])} = {_sym(p_shape)}"
+    base = {"analytic_shape": list(a_shape), "expected_shape": list(p_shape)}
+    how, what = found
+    if how == "wrong axis":
+        copies, label = what
+        sentence = (f"∂f/∂{param} is summed over the wrong axis: analytic {_sym(a_shape)} is the per-sample gradients "
+                    f"{_sym(copies)} summed over {label}; expected shape {expected}, {_on(n, n)}")
+        return Diagnosis("missing_batch_sum", sentence, {**base, "summed_over": label}, n)
+    if kept:
+        sentence = (f"∂f/∂{param} keeps the summed batch axis: shape {_sym(a_shape)} instead of {expected}; sum without "
+                    f"keepdims (drop axis {what[0]}), {_on(n, n)}")
+    else:
+        sentence = (f"∂f/∂{param} is not summed over the batch: it is one gradient per sample, shape {_sym(a_shape)}, "
+                    f"instead of their sum over axis {', '.join(map(str, what))}, shape {expected}, {_on(n, n)}")
+    return Diagnosis("missing_batch_sum", sentence, {**base, "sum_over_axes": what, "keepdims": kept}, n)
+
+

@@ -1,0 +1,204 @@
+"""Diagnosis of partial errors: right on some entries, wrong on others, and the pattern of the wrong ones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from analytic import Derivation
+from reference import np_xp
+
+from ._compare import evaluate
+from ._diagnose_core import (
+    MATCH_RTOL,
+    MATCH_SLACK,
+    MAX_LISTED,
+    MIN_PATTERN_ENTRIES,
+    MORE_SEED_OFFSET,
+    _Elsewhere,
+    _Ex,
+    _examples,
+    _on,
+    _other_sizes,
+    _snap,
+)
+from ._model import Diagnosis
+from ._points import draw_point
+
+# --- partial errors -----------------------------------------------------------------------------------
+
+
+def _index_names(symbols: Sequence[Any], taken: Sequence[str] = ()) -> list[str]:
+    names: list[str] = []
+    for k, d in enumerate(symbols):
+        base = d.lower() if isinstance(d, str) else f"i{k}"
+        name, j = base, 2
+        while name in names or name in taken:
+            name, j = f"{base}{j}", j + 1
+        names.append(name)
+    return names
+
+
+def _switch_symbols(derivation: Derivation) -> list[tuple[str | None, ...]]:
+    """The symbolic dim of each axis of each declared kink switch, read off a point where the dims differ."""
+    sizes = _other_sizes(derivation, {})
+    by_size: dict[int, list[str]] = {}
+    for d, v in sizes.items():
+        by_size.setdefault(v, []).append(d)
+    try:
+        switches = derivation.kinks(np_xp, **draw_point(derivation, sizes, 0).params)
+    except Exception:  # user code; without switches the other patterns still apply
+        return []
+    return [tuple(by_size[n][0] if len(by_size.get(n, ())) == 1 else None for n in np.shape(s)) for s in switches]
+
+
+def _mapping(g_syms: Sequence[Any], g_shape: tuple[int, ...], s_syms: Sequence[Any], s_shape: tuple[int, ...]) -> dict[int, int]:
+    """Gradient axis → switch axis over the same dim (by name where known, else by size)."""
+    mapping: dict[int, int] = {}
+    for k, gs in enumerate(g_syms):
+        for ax, ss in enumerate(s_syms):
+            if ax in mapping.values() or s_shape[ax] != g_shape[k]:
+                continue
+            if isinstance(gs, str) and ss is not None and ss != gs:
+                continue
+            mapping[k] = ax
+            break
+    return mapping
+
+
+def _project(cond: np.ndarray, mapping: dict[int, int], g_shape: tuple[int, ...]) -> np.ndarray:
+    """Gradient entries whose mapped switch entries satisfy ``cond`` for some value of the unmapped axes."""
+    rest = tuple(ax for ax in range(cond.ndim) if ax not in mapping.values())
+    red = cond.any(axis=rest) if rest else cond
+    kept = sorted(mapping.values())
+    red = red.transpose([kept.index(mapping[k]) for k in sorted(mapping)])
+    return np.broadcast_to(red.reshape([g_shape[k] if k in mapping else 1 for k in range(len(g_shape))]), g_shape)
+
+
+def _switch_patterns(derivation: Derivation, param: str, exs: list[_Ex]) -> Iterator[tuple[str, str, list[np.ndarray]]]:
+    """(pattern, text, predicted mask per example) for each declared switch, side and axis alignment."""
+    if derivation.kinks is None:
+        return
+    g_syms = derivation.shapes[param]
+    g_names = _index_names(g_syms)
+    try:
+        switches = [[np.asarray(s, dtype=np.float64) for s in derivation.kinks(np_xp, **ex.point.params)] for ex in exs]
+    except Exception:  # user code
+        return
+    for i, s_syms in enumerate(_switch_symbols(derivation)):
+        if any(i >= len(sw) or sw[i].ndim != len(s_syms) for sw in switches):
+            break
+        s_shape = switches[0][i].shape
+        mappings = [_mapping(g_syms, ex.r.shape, s_syms, sw[i].shape) for ex, sw in zip(exs, switches, strict=True)]
+        mapping = mappings[0]
+        if not mapping or any(m != mapping for m in mappings):
+            continue
+        own = _index_names([s_syms[ax] or f"j{ax}" for ax in range(len(s_shape))], taken=g_names)
+        back = {ax: k for k, ax in mapping.items()}
+        s_names = [g_names[back[ax]] if ax in back else own[ax] for ax in range(len(s_shape))]
+        reduced = [s_names[ax] for ax in range(len(s_shape)) if ax not in back]
+        elementwise = not reduced and len(mapping) == len(g_syms)
+        for op, cond in (("≤", lambda s: s <= 0), (">", lambda s: s > 0)):
+            where = f"kinks()[{i}][{', '.join(s_names)}] {op} 0" + (f" for some {', '.join(reduced)}" if reduced else "")
+            text = f"where {where}" if elementwise else f"at the entries [{', '.join(g_names)}] where {where}"
+            yield f"kinks()[{i}] {op} 0", text, [_project(cond(sw[i]), mapping, ex.r.shape) for ex, sw in zip(exs, switches, strict=True)]
+
+
+def _more(derivation: Derivation, param: str, exs: list[_Ex]) -> list[_Ex]:
+    """Further examples at the counterexample's sizes until MIN_PATTERN_ENTRIES entries are covered."""
+    per = max(int(exs[0].r.size), 1)
+    need = -(-MIN_PATTERN_ENTRIES // per) - len(exs)
+    base = (exs[0].point.seed or 0) + MORE_SEED_OFFSET
+    out = []
+    for k in range(max(need, 0)):
+        point = draw_point(derivation, exs[0].point.sizes, (base + k) % 2**32)
+        out += [ex for ex in _examples(derivation, param, [(point, evaluate(derivation, point))]) if ex.a is not None and ex.a.shape == ex.r.shape]
+    return out
+
+
+def _slices(w: np.ndarray, live: np.ndarray, axis: int) -> tuple[int, ...] | None:
+    """Indices along ``axis`` whose slices are wholly wrong, if every slice is wholly wrong or wholly right."""
+    other = tuple(i for i in range(w.ndim) if i != axis)
+    some, whole = w.any(axis=other), (w | ~live).all(axis=other)
+    return None if np.any(some & ~whole) else tuple(int(i) for i in np.flatnonzero(some))
+
+
+def _pattern(derivation: Derivation, param: str, exs: list[_Ex], wrong: list[np.ndarray], elsewhere: _Elsewhere) -> tuple[str, str, int]:
+    """The most specific pattern the wrong entries follow on every example: (pattern, text, support). Where a
+    slice is a single entry at these sizes (a row of a one-row array), the example at other sizes decides."""
+    n = len(exs)
+    # A switch pattern must also hold at the other sizes: on one-entry gradients a few examples fit one by chance.
+    other = [ex for ex in elsewhere.exs() if ex.a is not None and ex.a.shape == ex.r.shape]
+    every = exs + other + _more(derivation, param, exs) if derivation.kinks is not None else exs + other
+    every_wrong = wrong + [_wrong(ex) for ex in every[len(exs):]]
+    patterns = list(_switch_patterns(derivation, param, every))
+    for key, text, preds in patterns:
+        if all(np.array_equal(w, p & ex.live) for w, p, ex in zip(every_wrong, preds, every, strict=True)):
+            return key, f"wrong exactly {text}, right elsewhere", n
+    shape = exs[0].r.shape
+    axes = [k for k in range(len(shape)) if len(shape) >= 2 and int(np.prod(shape)) // shape[k] > 1]
+    thin = [k for k in range(len(shape)) if len(shape) >= 2 and shape[k] > 1 and int(np.prod(shape)) // shape[k] == 1]
+    word = lambda k: {0: "rows", 1: "columns"}.get(k, f"slices along axis {k}") if len(shape) == 2 else f"slices along axis {k}"
+    for k in axes + thin:
+        sl = [_slices(w, ex.live, k) for w, ex in zip(wrong, exs, strict=True)]
+        if not all(s is not None and s == sl[0] for s in sl):
+            continue
+        if k in thin:
+            if not other or int(np.prod(other[0].r.shape)) // other[0].r.shape[k] == 1 or _slices(_wrong(other[0]), other[0].live, k) != sl[0]:
+                continue
+        return f"{word(k)} {list(sl[0])}", f"wrong in the same {word(k)} {list(sl[0])} on every example", n
+    if all(np.array_equal(w, wrong[0]) for w in wrong):
+        listed = [list(map(int, ix)) for ix in np.argwhere(wrong[0])[:MAX_LISTED]]
+        return f"entries {listed}", f"wrong at the same entries {listed} on every example", n
+    for key, text, preds in patterns:
+        inside = all(not np.any(w & ~p) for w, p in zip(every_wrong, preds, strict=True))
+        excludes = any(np.any(ex.live & ~p) for p, ex in zip(preds, every, strict=True))
+        if inside and excludes:
+            return f"only {key}", f"wrong only {text} (right wherever that does not hold)", n
+    for k in axes:
+        sl = [_slices(w, ex.live, k) for w, ex in zip(wrong, exs, strict=True)]
+        if all(s is not None for s in sl):
+            return f"whole {word(k)}", f"wrong in whole {word(k)}, which ones changing with the values", n
+    support = sum(bool(np.any(ex.live & ~w)) for w, ex in zip(wrong, exs, strict=True))
+    return "scattered", "wrong entries follow no row, column or kink pattern", support
+
+
+def _there(exs: list[_Ex], wrong: list[np.ndarray]) -> str:
+    """What the wrong entries have in common, if anything simple."""
+    a = np.concatenate([ex.a[w] for ex, w in zip(exs, wrong, strict=True)])
+    r = np.concatenate([ex.r[w] for ex, w in zip(exs, wrong, strict=True)])
+    tau = MATCH_SLACK * np.concatenate([ex.tau[w] for ex, w in zip(exs, wrong, strict=True)])
+    if np.all(np.abs(r) <= tau):
+        return "; there the reference is 0 and the analytic is not"
+    if np.all(np.abs(a) <= tau):
+        return "; there the analytic is 0 and the reference is not"
+    if float(r @ r) > float(tau @ tau):
+        c = _snap(float(a @ r) / float(r @ r))
+        if np.all(np.abs(a - c * r) <= tau * max(1.0, abs(c)) + MATCH_RTOL * np.abs(c * r)):
+            return f"; there analytic = {c:.6g} × reference"
+    return ""
+
+
+def _wrong(ex: _Ex) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return ex.live & ~(np.abs(ex.a - ex.r) <= ex.tau + MATCH_RTOL * np.abs(ex.r))
+
+
+def _partial(derivation: Derivation, param: str, exs: list[_Ex], elsewhere: _Elsewhere) -> Diagnosis | None:
+    wrong = [_wrong(ex) for ex in exs]
+    n_wrong = sum(int(w.sum()) for w in wrong)
+    n_live = sum(int(ex.live.sum()) for ex in exs)
+    if n_wrong in (0, n_live):
+        return None
+    pattern, text, support = _pattern(derivation, param, exs, wrong, elsewhere)
+    k, n = int(wrong[0].sum()), int(exs[0].live.sum())
+    pooled = f" ({n_wrong} of {n_live} over the {len(exs)} examples)" if len(exs) > 1 else ""
+    sentence = (f"∂f/∂{param} is partly wrong: {k} of {n} entries disagree{pooled}, {text}{_there(exs, wrong) if pattern != 'scattered' else ''}; "
+                f"consistent {_on(support, len(exs))}")
+    details = {"fraction_wrong": k / n if n else 0.0, "fraction_wrong_all": n_wrong / n_live, "pattern": pattern,
+               "wrong_entries": [list(map(int, ix)) for ix in np.argwhere(wrong[0])[:MAX_LISTED]]}
+    return Diagnosis("partial", sentence, details, support)
+
+
