@@ -16,6 +16,7 @@ import secrets
 import sys
 from collections.abc import Sequence
 
+from . import _args
 from ._guard import DEFAULT_TIMEOUT
 from ._loader import resolve_targets
 from ._model import ERROR, FAIL, RunReport
@@ -33,24 +34,17 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _checked(convert):
+    def parse(text: str) -> int:
+        try:
+            return convert(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"expected 0 <= seed < 2**32, got {value}")
-    return value
+_positive, _seed = _checked(_args.positive), _checked(_args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:

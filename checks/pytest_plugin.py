@@ -30,6 +30,8 @@ import pytest
 
 from analytic import NAMES, Derivation, builtin
 
+from . import _args
+
 if TYPE_CHECKING:
     from ._model import Report
 
@@ -60,24 +62,17 @@ class _Session:
 _STATE = pytest.StashKey[_Session]()
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise pytest.UsageError(f"--derivcheck-seed: expected a whole number, got {text!r}") from None
-    if not 0 <= value < 2**32:
-        raise pytest.UsageError(f"--derivcheck-seed: expected 0 <= seed < 2**32, got {value}")
-    return value
+def _option(name: str, convert):
+    def parse(text: str) -> int:
+        try:
+            return convert(text)
+        except ValueError as e:
+            raise pytest.UsageError(f"{name}: {e}") from None
+
+    return parse
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise pytest.UsageError(f"--derivcheck-examples: expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise pytest.UsageError(f"--derivcheck-examples: expected a number >= 1, got {value}")
-    return value
+_seed, _positive = _option("--derivcheck-seed", _args.seed), _option("--derivcheck-examples", _args.positive)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
