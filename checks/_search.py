@@ -19,8 +19,9 @@ from hypothesis.errors import Flaky
 from analytic import Derivation, builtin
 
 from ._compare import evaluate
+from ._diagnose import diagnose
 from ._guard import DerivationTimeout, largest_sizes, memory_problem, time_limit
-from ._model import ERROR, FAIL, PASS, Report
+from ._model import ERROR, FAIL, PASS, Diagnosis, Report
 from ._points import Point, draw_point, infer_sizes, seeds, sizes_strategy
 from ._projection_check import choose_mode, evaluate_projection
 
@@ -123,17 +124,17 @@ def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[st
 
 def _diagnose(derivation: Derivation, report: Report, point: Point, include_kinks: bool, how: Method) -> None:
     """Attach a diagnosis to every failing gradient, confirmed on more examples at the same sizes."""
-    try:
-        from ._diagnose import diagnose
-    except ImportError:  # diagnosis not available
-        return
     evidence = [(point, report)]
     base = point.seed if point.seed is not None else 0
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=include_kinks)
         evidence.append((other, safe_evaluate(derivation, other, how)))
     for g in report.failures:
-        g.diagnosis = diagnose(derivation, g.param, evidence)
+        try:
+            g.diagnosis = diagnose(derivation, g.param, evidence)
+        except Exception as e:  # the verdict stands even where the diagnosis cannot be made
+            text = " ".join(str(e).split()) or "(no message)"
+            g.diagnosis = Diagnosis("unknown", f"∂f/∂{g.param}: the diagnosis could not be made ({type(e).__name__}: {text})", {}, 0)
 
 
 def _finish(derivation, report, point, target, include_kinks, seed, examples, started, how=Method()) -> Report:
@@ -176,6 +177,8 @@ def check(
     ``exhaustive`` differences every entry, ``projection`` confirms autograd along random directions
     (for large inputs), ``auto`` picks by size.
     """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     started = time.perf_counter()
     if seed is None and at is None and replay is None:
         seed = secrets.randbits(32)
