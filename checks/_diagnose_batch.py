@@ -57,6 +57,12 @@ def _batch_sum(derivation: Derivation, param: str, exs: list[_Ex], elsewhere: _E
     if elsewhere.refutes(lambda other: _batch_relation(derivation, param, other) is not None):
         return None
     other = elsewhere.exs()
+    if found[0] == "per sample":
+        # Claimed only where the summed axis has more than one sample at the other sizes too.
+        ax = found[1][0]
+        if not (other and other[0].a is not None and other[0].a.ndim == exs[0].a.ndim and other[0].a.shape[ax] > 1):
+            return None
+        return _batch_diagnosis(param, derivation, exs, ("per copy", found[1]), kept=False)
     if found[0] == "per copy" and all(exs[0].a.shape[ax] == 1 for ax in found[1]) and not _is_broadcast(derivation, param, other):
         return None  # a length-1 axis broadcasts against anything: without a batch to broadcast over, it is a reshape
     kept = (found[0] == "per copy" and bool(other) and other[0].a is not None and other[0].a.shape != other[0].r.shape
@@ -74,12 +80,20 @@ def _is_broadcast(derivation: Derivation, param: str, other: list[_Ex]) -> bool:
 
 
 def _batch_relation(derivation: Derivation, param: str, exs: list[_Ex]) -> tuple[str, Any] | None:
-    """("per copy", axes summed) or ("wrong axis", (copies, what was summed)) if one holds on every example."""
+    """("per copy", axes summed), ("per sample", [axis]) or ("wrong axis", (copies, what was summed)) if one holds on every example."""
     a_shape, p_shape = exs[0].a.shape, exs[0].r.shape
     pers = [_per_copy(derivation, ex, param, a_shape) for ex in exs]
     if all(p is not None and _close(ex, p) for ex, p in zip(exs, pers, strict=True)):
         lead = len(a_shape) - len(p_shape)
         return "per copy", list(range(lead)) + [i for i in range(lead, len(a_shape)) if p_shape[i - lead] == 1 and a_shape[i] != 1]
+    # A parameter that meets the batch in a product rather than by broadcasting (v in X v) has no
+    # per-copy gradient to compare with; its per-sample gradients still sum to the reference.
+    if len(a_shape) == len(p_shape) + 1:
+        for ax in range(len(a_shape)):
+            if a_shape[:ax] + a_shape[ax + 1 :] == p_shape and all(
+                bool(np.all(np.abs(ex.a.sum(axis=ax) - ex.r) <= _budget(ex, ex.a.sum(axis=ax)))) for ex in exs
+            ):
+                return "per sample", [ax]
     if not p_shape:
         return None
     reductions = (("the feature axes instead of the batch axis 0", lambda p: p.sum(axis=tuple(range(1, p.ndim)))),
