@@ -214,10 +214,14 @@ def heatmaps(g: GradientReport) -> tuple[list[str], list[str]]:
     ana = None
     notes: list[str] = []
     if g.analytic is not None:
-        try:
-            ana = np.asarray(g.analytic, dtype=np.float64)
-        except (TypeError, ValueError):
-            notes.append(f"the analytic gradient (dtype {np.asarray(g.analytic).dtype}) cannot be drawn")
+        raw = np.asarray(g.analytic)
+        if np.iscomplexobj(raw):
+            notes.append(f"the analytic gradient (dtype {raw.dtype}) is not real and cannot be drawn")
+        else:
+            try:
+                ana = np.asarray(raw, dtype=np.float64)
+            except (TypeError, ValueError):
+                notes.append(f"the analytic gradient (dtype {raw.dtype}) cannot be drawn")
     if ref is None and ana is None:
         return [], notes
     scale = _max_abs(ana, ref)

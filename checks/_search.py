@@ -130,6 +130,10 @@ def _diagnose(derivation: Derivation, report: Report, point: Point, include_kink
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=include_kinks)
         evidence.append((other, safe_evaluate(derivation, other, how)))
     for g in report.failures:
+        if g.message and not g.message.startswith(("gradients raised", f"gradient of {g.param} has shape")):
+            # Not a numeric disagreement (a missing entry, a non-real dtype, NaN/inf): the message is the diagnosis.
+            g.diagnosis = Diagnosis("unknown", g.message, {"reason": "invalid gradient"}, 1)
+            continue
         try:
             g.diagnosis = diagnose(derivation, g.param, evidence)
         except Exception as e:  # the verdict stands even where the diagnosis cannot be made

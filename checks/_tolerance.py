@@ -39,3 +39,13 @@ def exact_bound(sigma_t: float, u_a: float, total_dims: int, max_ref: float) -> 
     """τ_ex: how far two exact gradients may differ by rounding alone."""
     tiny = np.finfo(np.float64).tiny
     return C_NOISE * (u_a / U64) * sigma_t + C_SIZE * u_a * np.sqrt(max(total_dims, 1)) * max_ref + tiny
+
+
+#: The forward is evaluated this many more times in NumPy at the same point: any difference means it
+#: is not deterministic (unseeded dropout). With one random mask entry, 1 + 3 NumPy evaluations and one
+#: torch evaluation all agree by chance with probability 2⁻⁴, against 2⁻¹ for a single repeat.
+DETERMINISM_REPEATS = 3
+#: NumPy and torch evaluate the same forward in different summation orders; their values may differ
+#: by rounding (~u·L·Σ|terms|) but not by 1e-8 relative, which only a random or library-dependent
+#: forward produces.
+BACKEND_RTOL = 1e-8

@@ -4,7 +4,7 @@ Both run the derivation's own forward; neither looks at its hand-derived gradien
 """
 
 from ._autograd import autograd_gradients, rounding_noise
-from ._batched import BatchedObjective, forward_value
+from ._batched import BatchedObjective, forward_value, forward_value_torch
 from ._fd import H0, U64, FDEstimate, FDResult, finite_differences, steps_for
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
 
@@ -19,6 +19,7 @@ __all__ = [
     "check_scalar",
     "finite_differences",
     "forward_value",
+    "forward_value_torch",
     "np_xp",
     "objective",
     "rounding_noise",

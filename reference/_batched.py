@@ -268,3 +268,20 @@ def forward_value(derivation: Derivation, params: Mapping[str, np.ndarray], grad
     except Exception as e:
         raise ForwardError(f"forward raised: {type(e).__name__}: {e}") from e
     return check_scalar(derivation, value)
+
+
+def forward_value_torch(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output=None) -> float:
+    """The objective at ``params`` under torch in float64, without a graph (ForwardError as forward_value)."""
+    try:
+        with torch.no_grad():
+            value = objective(
+                derivation,
+                torch_xp,
+                {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in params.items()},
+                None if grad_output is None else torch.from_numpy(np.array(grad_output, dtype=np.float64)),
+            )
+    except ForwardError:
+        raise
+    except Exception as e:
+        raise ForwardError(f"forward raised under torch: {type(e).__name__}: {e}") from e
+    return check_scalar(derivation, value)
