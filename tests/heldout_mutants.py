@@ -135,17 +135,22 @@ CASES = [
 ]
 
 
-def main() -> int:
+def score(cases, examples: int = EXAMPLES, seed: int = SEED) -> int:
+    """Check each case, print one line per case and the score; return how many were diagnosed as expected."""
     right = 0
-    for d, param, want in CASES:
-        report = checks.check(d, examples=EXAMPLES, seed=SEED, database=False)
+    for d, param, want in cases:
+        report = checks.check(d, examples=examples, seed=seed, database=False)
         g = next(g for g in report.gradients if g.param == param)
         got = g.diagnosis.kind if g.diagnosis else f"<{report.status}>"
         right += got == want
         print(f"{'ok  ' if got == want else 'MISS'} {d.name}:{param} at {report.shapes}: expected {want}, got {got}: "
               f"{g.diagnosis.sentence if g.diagnosis else report.message}")
-    print(f"{right} of {len(CASES)} diagnosed as expected")
+    print(f"{right} of {len(cases)} diagnosed as expected")
     return right
+
+
+def main() -> int:
+    return score(CASES)
 
 
 if __name__ == "__main__":
