@@ -211,6 +211,11 @@ def _explain_non_finite(g: GradientReport) -> None:
         g.message = f"gradient of {g.param} contains non-finite values (NaN/inf) at {int(bad.sum())} of {a.size} entries"
 
 
+def inner_length(derivation: Derivation, sizes: Mapping[str, int]) -> int:
+    """L of τ_ex: the sum of all dims, symbolic and fixed (a bound on the forward's inner-product lengths)."""
+    return sum(sizes.values()) + sum(d for s in derivation.shapes.values() for d in s if isinstance(d, int))
+
+
 @dataclass
 class Prepared:
     """What every mode needs before differencing: the point checked, the analytic and autograd gradients."""
@@ -230,7 +235,7 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
     """The checks every mode shares: inputs, a finite deterministic forward that leaves its inputs
     alone, the analytic gradients, and autograd with its rounding noise. A Report if one fails."""
     started = time.perf_counter()
-    rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1, mode=mode)
+    rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1, points=1, mode=mode)
     rep.warnings.extend(point.notes)
     bad_input = _check_inputs(derivation, point)
     if bad_input:
@@ -275,7 +280,7 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
         extra = sorted(set(analytic) - set(derivation.params))
         if extra:
             rep.warnings.append(f"gradients returned unknown key(s) {', '.join(map(repr, extra))}, ignored")
-    total_dims = sum(point.sizes.values()) + sum(d for s in derivation.shapes.values() for d in s if isinstance(d, int))
+    total_dims = inner_length(derivation, point.sizes)
     return Prepared(rep, started, params, g_out, analytic, raised, auto, sigma, total_dims)
 
 

@@ -304,6 +304,10 @@ def _gradient(k: int, j: int, r: Report, g: GradientReport) -> str:
     return "\n".join(parts)
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def _derivation(k: int, r: Report, run_seed: int | None) -> str:
     head = f'<h2 id="d{k}">{esc(r.name)} {_badge(r.status)}</h2>'
     parts = []
@@ -311,7 +315,7 @@ def _derivation(k: int, r: Report, run_seed: int | None) -> str:
         parts.append(f'<p class="sentence">could not be checked</p><pre>{esc(r.message or "(no message)")}</pre>')
     where = point_text(r, run_seed)
     if where:
-        parts.append(f'<p class="note">{esc(where)}; {r.examples} example{"" if r.examples == 1 else "s"} checked</p>')
+        parts.append(f'<p class="note">{esc(where)}; {_count(r.examples, "example")} ({_count(r.points, "point")}) checked</p>')
     parts += [f'<p class="note">warning: {esc(w)}</p>' for w in r.warnings]
     grads = [_gradient(k, j, r, g) for j, g in enumerate(r.gradients)]
     failing = [s for s, g in zip(grads, r.gradients, strict=True) if g.status != PASS]

@@ -106,7 +106,8 @@ class Report:
     shapes: dict[str, int] = field(default_factory=dict)  # sizes of the symbolic dims at the reported point
     point_seed: int | None = None  # seed the reported point's values were drawn from (None: given by the user)
     counterexample: dict[str, Any] | None = None  # {"shapes": {...}, "seed": ...} for failures found by search
-    examples: int = 0  # points checked
+    examples: int = 0  # sizes the search tried (hypothesis examples); 1 for a single point
+    points: int = 0  # points checked: several value draws at each size
     evaluations: int = 0  # forward evaluations spent by finite differences
     mode: str = "exhaustive"
     replay: str | None = None  # one-line command that replays the reported point
@@ -131,6 +132,7 @@ class Report:
             "point_seed": self.point_seed,
             "counterexample": self.counterexample,
             "examples": self.examples,
+            "points": self.points,
             "evaluations": self.evaluations,
             "mode": self.mode,
             "replay": self.replay,

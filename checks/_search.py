@@ -6,7 +6,7 @@ import os
 import secrets
 import shlex
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,13 +20,17 @@ from analytic import Derivation, builtin
 
 from ._compare import evaluate
 from ._diagnose import diagnose
+from ._grouped import evaluate_group
 from ._guard import DerivationTimeout, largest_sizes, memory_problem, time_limit
 from ._model import ERROR, FAIL, PASS, Diagnosis, Report
-from ._points import Point, draw_point, infer_sizes, seeds, sizes_strategy
+from ._points import SEED_MAX, Point, draw_point, infer_sizes, seeds, sizes_strategy
 from ._projection_check import choose_mode, evaluate_projection
 
-#: Examples tried by default per derivation.
+#: Examples (sizes drawn by hypothesis) tried by default per derivation.
 DEFAULT_EXAMPLES = 30
+#: Points drawn at each example's sizes. Checked as one stack (checks/_grouped.py), 16 points cost
+#: about what two checked alone do, and each size is tried on as many random values.
+VALUES_PER_SIZE = 16
 #: Further examples at the counterexample's sizes that a diagnosis must be confirmed on.
 CONFIRM_EXAMPLES = 4
 #: Where hypothesis keeps failing examples so that a known failure is tried first next time.
@@ -68,6 +72,17 @@ def safe_evaluate(derivation: Derivation, point: Point, how: Method = Method()) 
             examples=1,
             message=f"checking raised {type(e).__name__}: {text}",
         )
+
+
+def check_points(derivation: Derivation, points: Sequence[Point], how: Method = Method()) -> Iterator[Report]:
+    """safe_evaluate() at each point (all of one size), in order and lazily; exhaustive CPU checks of
+    several points share their stacked references."""
+    single = lambda p: safe_evaluate(derivation, p, how)
+    if len(points) > 1 and how.device == "cpu" and how.mode != "projection":
+        if how.mode == "exhaustive" or choose_mode(derivation, points[0]) == "exhaustive":
+            yield from evaluate_group(derivation, points, single=single)
+            return
+    yield from map(single, points)
 
 
 def _safe_draw(derivation: Derivation, sizes: Mapping[str, int], seed: int, include_kinks: bool) -> Point | Report:
@@ -141,9 +156,10 @@ def _diagnose(derivation: Derivation, report: Report, point: Point, include_kink
             g.diagnosis = Diagnosis("unknown", f"∂f/∂{g.param}: the diagnosis could not be made ({type(e).__name__}: {text})", {}, 0)
 
 
-def _finish(derivation, report, point, target, include_kinks, seed, examples, started, how=Method()) -> Report:
+def _finish(derivation, report, point, target, include_kinks, seed, counts, started, how=Method()) -> Report:
+    """The report as the search gives it; ``counts``: (examples, points) checked."""
     report.seed = seed
-    report.examples = examples
+    report.examples, report.points = counts
     if point.seed is not None:
         report.replay = replay_command(derivation, target, point.sizes, point.seed)
     report.target = target
@@ -213,7 +229,7 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         if derivation.is_layer and g is None:
             g = np.random.default_rng(seed or 0).standard_normal(derivation.output_shape(sizes))
         point = Point(sizes=sizes, params={k: np.asarray(v) for k, v in arrays.items()}, grad_output=g)
-        return _finish(derivation, safe_evaluate(derivation, point, how), point, target, include_kinks, seed, 1, started, how)
+        return _finish(derivation, safe_evaluate(derivation, point, how), point, target, include_kinks, seed, (1, 1), started, how)
     if replay is not None:
         sizes, point_seed = replay
         missing = [d for d in derivation.symbols if d not in sizes]
@@ -227,13 +243,13 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         point = _safe_draw(derivation, sizes, point_seed, include_kinks)
         if isinstance(point, Report):
             return point
-        return _finish(derivation, safe_evaluate(derivation, point, how), point, target, include_kinks, seed, 1, started, how)
+        return _finish(derivation, safe_evaluate(derivation, point, how), point, target, include_kinks, seed, (1, 1), started, how)
 
     too_big = memory_problem(derivation, largest_sizes(derivation, max_size), "the largest point the search may draw")
     if too_big:
         return refuse(too_big)
     budget = DEFAULT_EXAMPLES if examples is None else examples
-    state: dict[str, Any] = {"n": 0, "last": None, "first_bad": None}
+    state: dict[str, Any] = {"n": 0, "points": 0, "last": None, "first_bad": None}
 
     @settings(
         max_examples=budget,
@@ -247,12 +263,21 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
     )
     @given(sizes=sizes_strategy(derivation, max_size), point_seed=seeds())
     def prop(sizes: dict[str, int], point_seed: int) -> None:
-        point = _safe_draw(derivation, sizes, point_seed, include_kinks)
-        report = point if isinstance(point, Report) else safe_evaluate(derivation, point, how)
         state["n"] += 1
-        state["last"] = (point, report)
+        points = []
+        for j in range(VALUES_PER_SIZE):
+            point = _safe_draw(derivation, sizes, (point_seed + j) % (SEED_MAX + 1), include_kinks)
+            if isinstance(point, Report):
+                seen(point, point)
+            points.append(point)
+        for point, report in zip(points, check_points(derivation, points, how), strict=False):
+            seen(point, report)
         if progress is not None:
             progress(derivation.name, state["n"], budget)
+
+    def seen(point: Point | Report, report: Report) -> None:
+        state["points"] += 1
+        state["last"] = (point, report)
         if report.status != PASS:
             if state["first_bad"] is None:
                 state["first_bad"] = (point, report)
@@ -267,15 +292,15 @@ def _check(derivation, at, examples, seed, include_kinks, replay, target, max_si
         point = _safe_draw(derivation, report.shapes, report.point_seed, include_kinks)
         if isinstance(point, Report):
             return point
-        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, how)
+        return _finish(derivation, report, point, target, include_kinks, seed, (state["n"], state["points"]), started, how)
     except Flaky as e:
         # The failure did not come back when hypothesis replayed it: report the first one seen.
         point, report = state["first_bad"] or state["last"]
         if isinstance(point, Report):
             return point
         report.warnings.append(f"the failure did not reproduce on replay ({type(e).__name__}); the forward may be nondeterministic")
-        return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, how)
+        return _finish(derivation, report, point, target, include_kinks, seed, (state["n"], state["points"]), started, how)
     point, report = state["last"]
     if isinstance(point, Report):
         return point
-    return _finish(derivation, report, point, target, include_kinks, seed, state["n"], started, how)
+    return _finish(derivation, report, point, target, include_kinks, seed, (state["n"], state["points"]), started, how)

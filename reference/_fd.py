@@ -62,10 +62,17 @@ class FDResult:
 Refine = Callable[[str, FDEstimate], np.ndarray]
 
 
-def steps_for(x: np.ndarray) -> np.ndarray:
-    """Per-entry step h_i = H0 · max(|x_i|, rms(x)), never zero."""
+def steps_for(x: np.ndarray, *, stacked: bool = False) -> np.ndarray:
+    """Per-entry step h_i = H0 · max(|x_i|, rms(x)), never zero.
+
+    ``stacked``: x holds one parameter of several points along its first axis; rms is taken per point.
+    """
     x = np.asarray(x, dtype=np.float64)
-    rms = float(np.sqrt(np.mean(x * x))) if x.size else 0.0
+    if stacked:
+        flat = x.reshape(len(x), -1)
+        rms = np.sqrt(np.mean(flat * flat, axis=1)).reshape(-1, *([1] * (x.ndim - 1))) if flat.size else np.zeros(len(x))
+    else:
+        rms = float(np.sqrt(np.mean(x * x))) if x.size else 0.0
     scale = np.maximum(np.abs(x), rms)
     return H0 * np.where(scale > 0, scale, 1.0)
 
@@ -127,34 +134,42 @@ def _refine(ev, name, noise, est, idx, x, h, d1, fp, fm) -> None:
     xi, hi = x[idx], h[idx]
     d2, _, _, fl2 = _differences(ev, name, idx, xi, hi / 2)
     d3, fp3, fm3, fl3 = _differences(ev, name, idx, xi, hi / 4)
-    rho = noise / hi
-    r1 = (4 * d2 - d1[idx]) / 3
-    r2 = (4 * d3 - d2) / 3
-    error = np.abs(r2 - r1) + 6 * rho
-    # Convergence at the O(h²) rate: D(h/2) − D(h/4) ≈ (D(h) − D(h/2)) / 4 up to rounding noise.
-    converged = np.abs(d2 - d3) <= 0.5 * np.abs(d1[idx] - d2) + 12 * rho
-    # One-sided slopes. J(s) = |f(x+s) + f(x−s) − 2 f(x)| / s is the gap between the right and left
-    # secant slopes: J(s) ≈ |f''| s where f is smooth, so J(h/4) ≈ J(h)/4; across a kink at distance
-    # δ < h/7 it is |b − a| (1 − δ/s), so J(h/4) > J(h)/2. The test stands on its own: at a kink
-    # exactly at x (δ ≈ 0) the central differences *do* converge, to the mean of the two slopes, so
-    # convergence cannot be required. Rounding puts at most 4 ε_f / (h/4) = 16 ρ into J(h/4); the
-    # floor 32 ρ leaves a factor 2 for ε_f being measured on a few jittered points only.
-    f0 = ev.f0
-    jump_h = np.abs(fp[idx] + fm[idx] - 2 * f0) / hi
-    jump_q = np.abs(fp3 + fm3 - 2 * f0) / (hi / 4)
-    kinked = (jump_q > 0.5 * jump_h) & (jump_q > KINK_NOISE * rho)
-    nondiff = fl2 | fl3 | kinked
+    value, error, nondiff = richardson(d1[idx], d2, d3, fp[idx], fm[idx], fp3, fm3, ev.f0, hi, noise / hi)
     flat_view = (
         est.value.reshape(-1),
         est.error.reshape(-1),
         est.nondifferentiable.reshape(-1),
         est.refined.reshape(-1),
     )
-    value, err, nd, refined = flat_view
-    value[idx] = np.where(converged, r2, d3)
-    err[idx] = np.where(converged, error, np.abs(d2 - d3) + 6 * rho)
-    nd[idx] |= nondiff
+    val, err, nd, refined = flat_view
+    val[idx] = value
+    err[idx] = error
+    nd[idx] |= nondiff | fl2 | fl3
     refined[idx] = True
+
+
+def richardson(d1, d2, d3, fp, fm, fp3, fm3, f0, h, rho) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(estimate, its error, kink found) per entry from central differences d1, d2, d3 at steps h, h/2, h/4.
+
+    fp, fm: f(x ± h); fp3, fm3: f(x ± h/4); f0: f(x); rho: ε_f / h. Arrays of one shape (or broadcastable).
+    """
+    r1 = (4 * d2 - d1) / 3
+    r2 = (4 * d3 - d2) / 3
+    error = np.abs(r2 - r1) + 6 * rho
+    # Convergence at the O(h²) rate: D(h/2) − D(h/4) ≈ (D(h) − D(h/2)) / 4 up to rounding noise.
+    converged = np.abs(d2 - d3) <= 0.5 * np.abs(d1 - d2) + 12 * rho
+    # One-sided slopes. J(s) = |f(x+s) + f(x−s) − 2 f(x)| / s is the gap between the right and left
+    # secant slopes: J(s) ≈ |f''| s where f is smooth, so J(h/4) ≈ J(h)/4; across a kink at distance
+    # δ < h/7 it is |b − a| (1 − δ/s), so J(h/4) > J(h)/2. The test stands on its own: at a kink
+    # exactly at x (δ ≈ 0) the central differences *do* converge, to the mean of the two slopes, so
+    # convergence cannot be required. Rounding puts at most 4 ε_f / (h/4) = 16 ρ into J(h/4); the
+    # floor 32 ρ leaves a factor 2 for ε_f being measured on a few jittered points only.
+    jump_h = np.abs(fp + fm - 2 * f0) / h
+    jump_q = np.abs(fp3 + fm3 - 2 * f0) / (h / 4)
+    kinked = (jump_q > 0.5 * jump_h) & (jump_q > KINK_NOISE * rho)
+    value = np.where(converged, r2, d3)
+    err = np.where(converged, error, np.abs(d2 - d3) + 6 * rho)
+    return value, err, kinked
 
 
 def finite_differences(

@@ -1,0 +1,278 @@
+"""Both references for several points of one derivation at the same sizes, in a few batched calls.
+
+Checked alone, a small point pays a fixed cost of milliseconds in Python and torch dispatch (a
+backward, double backwards for the rounding noise, a vmapped call for finite differences, the
+forward noise) that dwarfs its arithmetic. Points of the same sizes stack along a leading axis, so
+that one vmapped forward serves all of them; every number is computed as for a single point
+(reference/_autograd.py, reference/_fd.py), row by row:
+
+* autograd: the forward vmapped over the K points and their jittered copies, one backward of the
+  sum (∂Σf_r/∂x_r = ∂f_r/∂x_r exactly: every row's gradient is its own), and one double backward for
+  the Hessian-vector products of the rounding noise σ_t;
+* finite differences: one row per point and perturbation (x ± h e_i), plus jittered rows for the
+  forward's noise ε_f, plus each point's unperturbed row: ε_f, f(x) and the switch signs come from
+  the same batched kernels as the differences;
+* refinement (h/2, h/4, Richardson, kink test) for the entries the caller names, in one more call.
+
+Anything the stack cannot do faithfully (a forward that does not vmap, an op without double
+backward, a parameter the forward ignores) raises ``Unstackable``: the caller checks those points
+one at a time instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.func import vmap
+
+from analytic import Derivation
+
+from ._batched import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR
+from ._fd import JITTER_POINTS, JITTER_ULPS, NOISE_FLOOR_ULPS, U64, FDEstimate, richardson, steps_for
+from ._objective import objective, torch_xp
+
+__all__ = ["Stack", "Unstackable"]
+
+
+class Unstackable(RuntimeError):
+    """These points cannot be evaluated as a stack; check them one at a time."""
+
+
+@dataclass
+class Edit:
+    """Rows of a batched call that replace single entries of one parameter."""
+
+    name: str
+    rows: np.ndarray  # row index within the call
+    flat: np.ndarray  # flat entry index within the parameter
+    values: np.ndarray
+
+
+class Stack:
+    """K points of ``derivation`` with the same sizes (a leading axis of length K on every array)."""
+
+    def __init__(
+        self,
+        derivation: Derivation,
+        params: Sequence[Mapping[str, np.ndarray]],
+        grad_outputs: Sequence[np.ndarray] | None = None,
+        *,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    ) -> None:
+        self.derivation = derivation
+        self.k = len(params)
+        self.names = list(derivation.params)
+        self.x = {n: np.stack([np.asarray(p[n], dtype=np.float64) for p in params]) for n in self.names}
+        self._t = {n: torch.from_numpy(v) for n, v in self.x.items()}
+        self.g = None if grad_outputs is None else np.stack([np.asarray(g, dtype=np.float64) for g in grad_outputs])
+        self._g = None if self.g is None else torch.from_numpy(self.g)
+        self._total = sum(v[0].size for v in self.x.values()) + (0 if self.g is None else self.g[0].size)
+        self.memory_budget = memory_budget
+        #: Forward evaluations spent per point, counted as a single point's check counts them.
+        self.evaluations = np.zeros(self.k, dtype=np.int64)
+
+    # --- autograd ----------------------------------------------------------------------------
+    def _row_objective(self, *args):
+        *ps, g = args
+        return objective(self.derivation, torch_xp, dict(zip(self.names, ps, strict=True)), g)
+
+    def _vmapped(self, args: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        in_dims = tuple(None if a is None else 0 for a in args)
+        try:
+            f = vmap(self._row_objective, in_dims=in_dims)(*args)
+        except Exception as e:  # the forward does not vmap (Python control flow on values, .item(), NumPy calls)
+            raise Unstackable(f"the forward does not run under vmap: {type(e).__name__}") from e
+        rows = len(next(a for a in args if a is not None))
+        if not isinstance(f, torch.Tensor) or f.dtype != torch.float64 or f.numel() != rows:
+            raise Unstackable("the vmapped forward does not give one float64 value per row")
+        return f.reshape(rows)
+
+    def autograd(self, rng: np.random.Generator, *, jitters: int, relative: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(∂f/∂param, σ_t per entry) for every point, stacked: reference.autograd_gradients and
+        reference.rounding_noise, with the jittered copies as extra rows of the same call."""
+        k, j = self.k, jitters
+        moved, steps = {}, {}
+        for n, v in self.x.items():
+            jit = v + v * relative * rng.uniform(-1, 1, (j, *v.shape))
+            moved[n] = np.concatenate([v, jit.reshape(j * k, *v.shape[1:])])
+            steps[n] = (jit - v).reshape(j * k, *v.shape[1:])
+        leaves = [torch.from_numpy(moved[n]).requires_grad_(True) for n in self.names]
+        g_leaf, g_step = None, None
+        if self.g is not None:
+            g = self.g
+            g_jit = g + g * relative * rng.uniform(-1, 1, (j, *g.shape))
+            g_leaf = torch.from_numpy(np.concatenate([g, g_jit.reshape(j * k, *g.shape[1:])])).requires_grad_(True)
+            g_step = torch.from_numpy((g_jit - g).reshape(j * k, *g.shape[1:]))
+        f = self._vmapped([*leaves, g_leaf])
+        if not f.requires_grad:
+            raise Unstackable("the forward does not depend on the parameters")
+        wrt = leaves + ([g_leaf] if g_leaf is not None else [])
+        try:
+            grads = torch.autograd.grad(f.sum(), wrt, create_graph=True, allow_unused=True)
+            if any(gr is None for gr in grads[: len(leaves)]):
+                raise Unstackable("the forward does not use every parameter")
+            pairs = [(gr[k:], torch.from_numpy(steps[n])) for n, gr in zip(self.names, grads, strict=False)]
+            if g_leaf is not None and grads[-1] is not None:
+                pairs.append((grads[-1][k:], g_step))
+            inner = sum((torch.sum(gr * s) for gr, s in pairs if gr.requires_grad), torch.zeros((), dtype=torch.float64))
+            hv = torch.autograd.grad(inner, leaves, allow_unused=True) if inner.requires_grad else [None] * len(leaves)
+        except RuntimeError as e:  # no double backward through some op
+            raise Unstackable(f"autograd through the vmapped forward failed: {e}") from e
+        auto, sigma = {}, {}
+        for n, gr, h in zip(self.names, grads, hv, strict=False):
+            full = gr.detach().numpy()
+            lin = np.zeros_like(full) if h is None else h.detach().numpy()
+            base = full[:k]
+            noise = (full[k:] - lin[k:]).reshape(j, *base.shape) - base
+            auto[n] = base.copy()
+            with np.errstate(invalid="ignore"):
+                sigma[n] = np.max(np.where(np.isfinite(noise), np.abs(noise), 0.0), axis=0, initial=0.0)
+        return auto, sigma
+
+    # --- batched forward rows ----------------------------------------------------------------
+    def _chunk_rows(self) -> int:
+        per_row = 8 * INTERMEDIATE_FACTOR * max(self._total, 1)
+        return max(1, self.memory_budget // per_row - self.k)
+
+    def rows(self, point: np.ndarray, edits: Sequence[Edit], jitter: tuple[np.ndarray, float, np.random.Generator] | None = None):
+        """f at rows: row r is point ``point[r]`` with ``edits`` applied; ``jitter=(rows, δ, rng)`` moves
+        every parameter entry of those rows to x(1 + δ·U(−1, 1)). Returns (f per row, f(x) per point,
+        whether a declared switch has another sign than at the row's own point), chunked to the budget.
+        """
+        n_rows = len(point)
+        per = self._chunk_rows()
+        f = np.empty(n_rows)
+        flipped = np.zeros(n_rows, dtype=bool)
+        f0 = None
+        for lo in range(0, max(n_rows, 1), per):
+            hi = min(n_rows, lo + per)
+            part = [Edit(e.name, e.rows[m] - lo, e.flat[m], e.values[m]) for e in edits for m in [(e.rows >= lo) & (e.rows < hi)] if m.any()]
+            jit = None
+            if jitter is not None:
+                m = (jitter[0] >= lo) & (jitter[0] < hi)
+                jit = (jitter[0][m] - lo, jitter[1], jitter[2]) if m.any() else None
+            f[lo:hi], f0_part, flipped[lo:hi] = self._call(point[lo:hi], part, jit)
+            f0 = f0_part if f0 is None else f0
+        return f, f0, flipped
+
+    def _call(self, point: np.ndarray, edits: Sequence[Edit], jitter):
+        r = len(point)
+        # Every call ends with the K unperturbed points: f(x) and the switch signs each row is compared
+        # with come from the same batched kernels as the row itself.
+        take = torch.from_numpy(np.concatenate([point, np.arange(self.k)]).astype(np.int64))
+        stacks = {n: t.reshape(self.k, -1).index_select(0, take) for n, t in self._t.items()}
+        for e in edits:
+            stacks[e.name][torch.from_numpy(e.rows.astype(np.int64)), torch.from_numpy(e.flat.astype(np.int64))] = torch.from_numpy(
+                np.asarray(e.values, dtype=np.float64)
+            )
+        if jitter is not None:
+            rows, rel, rng = jitter
+            idx = torch.from_numpy(rows.astype(np.int64))
+            for stack in stacks.values():
+                v = stack[idx]
+                stack[idx] = v * (1.0 + rel * torch.from_numpy(rng.uniform(-1.0, 1.0, tuple(v.shape))))
+        args = [stacks[n].reshape(r + self.k, *self.x[n].shape[1:]) for n in self.names]
+        g = None if self._g is None else self._g.reshape(self.k, -1).index_select(0, take).reshape(r + self.k, *self.g.shape[1:])
+        kinks = self.derivation.kinks
+        with torch.no_grad():
+            f = self._vmapped([*args, g]).numpy().copy()
+            flipped = np.zeros(r, dtype=bool)
+            if kinks is not None:
+                def switch_signs(*ps):
+                    return tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_xp, **dict(zip(self.names, ps, strict=True))))
+
+                try:
+                    signs = vmap(switch_signs)(*args)
+                except Exception as e:
+                    raise Unstackable(f"kinks do not run under vmap: {type(e).__name__}") from e
+                own = torch.from_numpy(r + point.astype(np.int64))
+                for sign in signs:
+                    rows = sign.reshape(r + self.k, -1)
+                    flipped |= (rows[:r] != rows.index_select(0, own)).any(dim=1).numpy()
+        return f[:r], f[r:], flipped
+
+    # --- finite differences ------------------------------------------------------------------
+    def finite_differences(self, check: Sequence[str], refine: Callable[[str, FDEstimate], np.ndarray], rng: np.random.Generator):
+        """Stacked FDEstimate per checked parameter (arrays with the leading point axis), ε_f and f(x)
+        per point: reference.finite_differences for every point at once."""
+        k = self.k
+        size = {n: self.x[n][0].size for n in check}
+        plan, edits, start = {}, [], 0
+        for n in check:
+            x = self.x[n].reshape(k, -1)
+            h = steps_for(x, stacked=True)
+            m = size[n]
+            rows = start + np.arange(2 * m * k)
+            flat = np.tile(np.arange(m), 2 * k)
+            values = np.concatenate([np.concatenate([x[i] + h[i], x[i] - h[i]]) for i in range(k)])
+            edits.append(Edit(n, rows, flat, values))
+            plan[n] = (x, h, start)
+            start += 2 * m * k
+        point = np.concatenate([np.repeat(np.arange(k), 2 * size[n]) for n in check] + [np.repeat(np.arange(k), JITTER_POINTS)])
+        jitter_rows = start + np.arange(JITTER_POINTS * k)
+        f, f0, flipped = self.rows(point, edits, (jitter_rows, JITTER_ULPS * U64 * 2, rng))
+        jit = f[jitter_rows].reshape(k, JITTER_POINTS)
+        with np.errstate(invalid="ignore"):
+            spread = np.where(np.all(np.isfinite(jit), axis=1), np.max(np.abs(jit - f0[:, None]), axis=1), np.inf)
+        noise = np.maximum(np.maximum(spread, NOISE_FLOOR_ULPS * U64 * np.abs(f0)), np.finfo(np.float64).tiny)
+        self.evaluations += 1 + JITTER_POINTS + 2 * sum(size.values())
+
+        est, stage = {}, {}
+        for n in check:
+            x, h, s = plan[n]
+            m = size[n]
+            block = f[s : s + 2 * m * k].reshape(k, 2, m)
+            fl = flipped[s : s + 2 * m * k].reshape(k, 2, m)
+            fp, fm = block[:, 0], block[:, 1]
+            d1 = (fp - fm) / ((x + h) - (x - h))
+            shape = self.x[n].shape
+            est[n] = FDEstimate(
+                value=d1.reshape(shape),
+                error=(noise[:, None] / h).reshape(shape),
+                step=h.reshape(shape),
+                nondifferentiable=(fl[:, 0] | fl[:, 1]).reshape(shape),
+                refined=np.zeros(shape, dtype=bool),
+            )
+            stage[n] = (x, h, d1, fp, fm)
+        self._refine(check, est, stage, refine, noise, f0)
+        return est, noise, f0
+
+    def _refine(self, check, est, stage, refine, noise, f0) -> None:
+        """Steps h/2 and h/4 at the entries ``refine`` names (not at flipped ones), as _fd._refine."""
+        k = self.k
+        picked, edits, point, start = {}, [], [], 0
+        for n in check:
+            flips = est[n].nondifferentiable.reshape(k, -1)
+            mask = np.asarray(refine(n, est[n]), dtype=bool).reshape(k, -1) & ~flips
+            pi, fi = np.nonzero(mask)
+            if not len(pi):
+                continue
+            x, h, *_ = stage[n]
+            xi, hi = x[pi, fi], h[pi, fi]
+            values = np.concatenate([xi + hi / 2, xi - hi / 2, xi + hi / 4, xi - hi / 4])
+            edits.append(Edit(n, start + np.arange(4 * len(pi)), np.tile(fi, 4), values))
+            point.append(np.tile(pi, 4))
+            picked[n] = (pi, fi, start)
+            start += 4 * len(pi)
+        if not picked:
+            return
+        f, _, flipped = self.rows(np.concatenate(point), edits)
+        for n, (pi, fi, s) in picked.items():
+            x, h, d1, fp, fm = stage[n]
+            c = len(pi)
+            q = f[s : s + 4 * c].reshape(4, c)
+            fl = flipped[s : s + 4 * c].reshape(4, c).any(axis=0)
+            xi, hi = x[pi, fi], h[pi, fi]
+            d2 = (q[0] - q[1]) / ((xi + hi / 2) - (xi - hi / 2))
+            d3 = (q[2] - q[3]) / ((xi + hi / 4) - (xi - hi / 4))
+            rho = noise[pi] / hi
+            value, error, kinked = richardson(d1[pi, fi], d2, d3, fp[pi, fi], fm[pi, fi], q[2], q[3], f0[pi], hi, rho)
+            e = est[n]
+            val, err, nd, ref = (a.reshape(k, -1) for a in (e.value, e.error, e.nondifferentiable, e.refined))
+            val[pi, fi], err[pi, fi] = value, error
+            nd[pi, fi] |= kinked | fl
+            ref[pi, fi] = True
+            np.add.at(self.evaluations, pi, 4)

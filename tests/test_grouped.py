@@ -1,0 +1,178 @@
+"""Points checked together (checks/_grouped.py, reference/_stacked.py) get the verdicts they get alone."""
+
+import numpy as np
+import pytest
+
+import analytic
+import checks._grouped as grouped
+from checks import check
+from checks._compare import evaluate
+from checks._grouped import evaluate_group
+from checks._points import draw_point
+from checks._search import VALUES_PER_SIZE
+from reference import autograd_gradients, finite_differences
+from reference._stacked import Stack
+from tests.helpers import altered, plant
+from tests.test_diagnose import DERIVATIONS as MUTANTS
+
+BUILTINS = analytic.builtins()
+#: Points per group in these tests: enough for a stack, few enough to check each alone as well.
+GROUP = 4
+
+
+def points_of(d, seed=3, count=GROUP):
+    rng = np.random.default_rng(seed)
+    sizes = {s: int(rng.integers(d.dim_range(s)[0], d.dim_range(s)[1] + 1)) for s in d.symbols}
+    return [draw_point(d, sizes, seed * 100 + j) for j in range(count)]
+
+
+def stack_of(d, pts, **kw):
+    return Stack(d, [p.params for p in pts], [p.grad_output for p in pts] if d.is_layer else None, **kw)
+
+
+@pytest.mark.parametrize("d", BUILTINS, ids=lambda d: d.name)
+def test_stacked_references_equal_the_single_ones(d):
+    pts = points_of(d)
+    stack = stack_of(d, pts)
+    auto, sigma = stack.autograd(np.random.default_rng(0), jitters=2, relative=2.0**-32)
+    est, noise, f0 = stack.finite_differences(list(d.check), lambda n, e: np.zeros(e.value.shape, bool), np.random.default_rng(0))
+    for i, p in enumerate(pts):
+        single = autograd_gradients(d, p.params, p.grad_output)
+        fd = finite_differences(d, p.params, p.grad_output, refine=lambda n, e: np.zeros(e.value.shape, bool))
+        for n in d.params:
+            scale = float(np.max(np.abs(single[n]), initial=0.0)) or 1.0
+            # Batched kernels may round differently from single ones, by a few ulps of the largest entry.
+            np.testing.assert_allclose(auto[n][i], single[n], rtol=0, atol=1e-13 * scale, err_msg=f"autograd ∂f/∂{n}")
+            assert np.all(sigma[n][i] <= 1e-12 * scale), n  # rounding noise, not a different gradient
+        for n in d.check:
+            both = est[n].error[i] + fd.gradients[n].error
+            assert np.all(np.abs(est[n].value[i] - fd.gradients[n].value) <= 2 * both), f"finite differences ∂f/∂{n}"
+            np.testing.assert_array_equal(est[n].step[i], fd.gradients[n].step)
+        assert abs(f0[i] - fd.f0) <= 4 * max(noise[i], fd.noise)
+        assert noise[i] <= 16 * fd.noise and fd.noise <= 16 * noise[i]
+    assert list(stack.evaluations) == [fd.evaluations] * len(pts)
+
+
+def test_chunked_rows_give_the_same_values():
+    d = analytic.builtin("two_layer_relu")
+    pts = points_of(d, seed=5)
+    whole = stack_of(d, pts)
+    tiny = stack_of(d, pts, memory_budget=1)  # one row per batched call
+    none = lambda n, e: np.zeros(e.value.shape, bool)
+    a, noise_a, f0_a = whole.finite_differences(list(d.check), none, np.random.default_rng(1))
+    b, noise_b, f0_b = tiny.finite_differences(list(d.check), none, np.random.default_rng(1))
+    assert tiny._chunk_rows() == 1
+    for n in d.check:
+        np.testing.assert_allclose(a[n].value, b[n].value, rtol=1e-9, atol=0)
+    np.testing.assert_allclose(f0_a, f0_b, rtol=1e-15)
+    np.testing.assert_allclose(noise_a, noise_b, rtol=1.0)  # the same order: rounding is drawn afresh
+
+
+@pytest.mark.parametrize("name", sorted(MUTANTS) + [d.name for d in BUILTINS])
+def test_grouped_verdicts_equal_single_verdicts(name):
+    d = MUTANTS.get(name) or analytic.builtin(name)
+    pts = points_of(d, seed=11)
+    together = list(evaluate_group(d, pts))
+    alone = [evaluate(d, p) for p in pts]
+    for t, a in zip(together, alone, strict=True):
+        assert (t.status, t.evaluations, t.points) == (a.status, a.evaluations, a.points)
+        assert t.message == a.message
+        assert [(g.param, g.status, g.entries) for g in t.gradients] == [(g.param, g.status, g.entries) for g in a.gradients]
+
+
+def test_a_small_error_at_some_points_only_fails_those_points():
+    d = analytic.builtin("two_layer_sigmoid")
+    hurt = plant("W1", (0, 0), 1e-7)
+
+    def change(g, p):  # wrong only where the first input is positive
+        return hurt(g, p) if p["X"][0, 0] > 0 else g
+
+    wrong = altered(d, "sigmoid_sometimes_wrong", change)
+    pts = points_of(wrong, seed=2, count=12)
+    expect = ["fail" if p.params["X"][0, 0] > 0 else "pass" for p in pts]
+    assert "fail" in expect and "pass" in expect
+    got = [r.status for r in evaluate_group(wrong, pts)]
+    assert got == expect
+
+
+def test_a_clean_pass_reports_what_a_single_check_reports():
+    d = analytic.builtin("layer_norm")
+    pts = points_of(d, seed=4)
+    for t, a in zip(evaluate_group(d, pts), (evaluate(d, p) for p in pts), strict=True):
+        assert t.status == "pass" and t.mode == a.mode and t.shapes == a.shapes and t.point_seed == a.point_seed
+        for gt, ga in zip(t.gradients, a.gradients, strict=True):
+            assert gt.param == ga.param and gt.dtype == ga.dtype
+            assert gt.max_abs_err <= gt.threshold["analytic_vs_autograd"]
+            for key, value in ga.threshold.items():  # the same bounds, up to the rounding noise drawn afresh
+                assert value / 8 <= gt.threshold[key] <= 8 * value, key
+
+
+def test_only_unclean_points_are_checked_alone(monkeypatch):
+    d = analytic.builtin("softmax")
+    pts = points_of(d, seed=6, count=6)
+    calls = []
+    single = lambda p: calls.append(p.seed) or evaluate(d, p)
+    assert all(r.status == "pass" for r in evaluate_group(d, pts, single=single))
+    assert calls == []
+    # A forward that does not vmap (Python control flow on a value) is checked point by point.
+    def forward(xp, Z):
+        return d.forward(xp, Z) if float(xp.sum(Z)) < 1e300 else None
+
+    no_vmap = analytic.Derivation(name="softmax_no_vmap", shapes=d.shapes, forward=forward, gradients=d.gradients, output=d.output)
+    assert all(r.status == "pass" for r in evaluate_group(no_vmap, pts, single=single))
+    assert calls == [p.seed for p in pts]
+
+
+def test_the_group_stops_where_the_caller_stops():
+    d = analytic.builtin("tanh_regression")
+    wrong = altered(d, "tanh_sign", lambda g, p: {**g, "W": -g["W"]})
+    calls = []
+    reports = evaluate_group(wrong, points_of(wrong, count=8), single=lambda p: calls.append(p) or evaluate(wrong, p))
+    assert next(reports).status == "fail"
+    assert len(calls) == 1
+
+
+def test_stacked_path_takes_no_point_that_needs_a_message(monkeypatch):
+    """float32 gradients, a warning-worthy extra key, a modified argument: each goes to the single check."""
+    d = analytic.builtin("relu_regression")
+    f32 = altered(d, "relu_f32", lambda g, p: {k: np.asarray(v, np.float32) for k, v in g.items()})
+    extra = altered(d, "relu_extra", lambda g, p: {**g, "bias": np.zeros(1)})
+    pts = points_of(d, count=3)
+    for wrong in (f32, extra):
+        assert all(grouped._screen(wrong, p) is None for p in pts)
+        together = list(evaluate_group(wrong, pts))
+        assert [r.warnings + [w for g in r.gradients for w in g.warnings] for r in together] == [
+            r.warnings + [w for g in r.gradients for w in g.warnings] for r in (evaluate(wrong, p) for p in pts)
+        ]
+        assert all(r.warnings or any(g.warnings for g in r.gradients) for r in together)
+
+
+def test_search_counts_examples_and_points():
+    d = analytic.builtin("linear_layer")
+    report = check(d, examples=3, seed=2, database=False)
+    assert report.passed, report.message
+    assert (report.examples, report.points) == (3, 3 * VALUES_PER_SIZE)
+    assert report.to_dict()["points"] == 3 * VALUES_PER_SIZE
+
+
+def _detached_norm(xp, W, X):
+    """f = ‖X W‖²_F / ‖W‖²_F with the denominator detached under torch (no-op in NumPy): vmaps, and
+    autograd sees a constant where finite differences see a function of W."""
+    V = W.detach() if hasattr(W, "detach") else W
+    return xp.sum((X @ W) ** 2) / xp.sum(V * V)
+
+
+def _stop_gradient(W, X):
+    h = X @ W
+    c = np.sum(W * W)
+    return {"X": 2 * h @ W.T / c, "W": 2 * X.T @ h / c}
+
+
+def test_a_forward_autograd_misreads_is_not_a_clean_pass():
+    d = analytic.Derivation(name="detached_norm", shapes={"W": ("D", "M"), "X": ("N", "D")}, forward=_detached_norm, gradients=_stop_gradient)
+    pts = points_of(d, seed=8)
+    assert all(grouped._screen(d, p) is not None for p in pts)  # nothing odd before the references
+    for t, a in zip(evaluate_group(d, pts), (evaluate(d, p) for p in pts), strict=True):
+        blame = lambda r: [(g.param, g.status, g.blame, len(g.warnings)) for g in r.gradients]
+        assert blame(t) == blame(a)
+        assert ("W", "pass", "forward", 1) in blame(t)  # finite differences disagree with both: the forward is the suspect
