@@ -36,8 +36,10 @@ import torch  # noqa: E402
 import analytic.two_layer_relu as relu  # noqa: E402
 from analytic import builtin  # noqa: E402
 from checks._compare import evaluate  # noqa: E402
+from checks._grouped import evaluate_group  # noqa: E402
 from checks._points import draw_point  # noqa: E402
 from checks._projection_check import choose_mode, evaluate_projection  # noqa: E402
+from checks._search import VALUES_PER_SIZE  # noqa: E402
 from reference import BatchedObjective, forward_value, torch_xp  # noqa: E402
 
 RELU = builtin("two_layer_relu")
@@ -214,39 +216,66 @@ def sampled_exhaustive(chunks: int = 3):
 
 
 # --- the runs ------------------------------------------------------------------------------------
-def small_shapes(examples: int, rng_seed: int):
+def planted_everywhere(fraction: float):
+    """``planted`` with the shift computed from each call's own gradient: one derivation for a whole group."""
+    if fraction == 0:
+        return RELU
+
+    def gradients(X, W1, W2, Y):
+        g = relu.gradients(X, W1, W2, Y)
+        g["W1"] = g["W1"].copy()
+        g["W1"][PLANTED_AT] += fraction * float(np.max(np.abs(g["W1"])))
+        return g
+
+    return dataclasses.replace(RELU, name=f"two_layer_relu_planted_{fraction:g}", gradients=gradients)
+
+
+def small_shapes(sizes_count: int, rng_seed: int):
+    """Examples drawn as the search draws them: random sizes (every dim 1–8), VALUES_PER_SIZE value
+    draws at each. Every method checks every example; the methods take turns size by size, so
+    that all of them see the same load. Only the correct derivation's runs are timed."""
     rng = random.Random(rng_seed)
-    points = [draw_point(RELU, {d: rng.randint(1, 8) for d in RELU.symbols}, i) for i in range(examples)]
+    groups = []
+    for i in range(sizes_count):
+        sizes = {d: rng.randint(1, 8) for d in RELU.symbols}
+        groups.append([draw_point(RELU, sizes, i * VALUES_PER_SIZE + j) for j in range(VALUES_PER_SIZE)])
+
+    def per_point(check):
+        return lambda d, group: [check(d, p) for p in group]
+
     methods = {
-        "derivcheck exhaustive": lambda d, p: run_derivcheck(d, p, "exhaustive")[:2],
-        "derivcheck projection": lambda d, p: run_derivcheck(d, p, "projection")[:2],
-        "torch gradcheck (slow)": lambda d, p: run_gradcheck(d, p, False),
-        "torch gradcheck fast_mode": lambda d, p: run_gradcheck(d, p, True),
+        f"derivcheck exhaustive, {VALUES_PER_SIZE} points per size stacked (as the search)": lambda d, group: [
+            (r.passed, r.evaluations) for r in evaluate_group(d, group)
+        ],
+        "derivcheck exhaustive, one point at a time": per_point(lambda d, p: run_derivcheck(d, p, "exhaustive")[:2]),
+        "derivcheck projection, one point at a time": per_point(lambda d, p: run_derivcheck(d, p, "projection")[:2]),
+        "torch gradcheck (slow)": per_point(lambda d, p: run_gradcheck(d, p, False)),
+        "torch gradcheck fast_mode": per_point(lambda d, p: run_gradcheck(d, p, True)),
     }
-    for p in points[:3]:  # warm up every path
-        for m in methods.values():
-            m(RELU, p)
+    for m in methods.values():  # warm up every path
+        m(RELU, groups[0])
     stats = {m: {"seconds": 0.0, "evals": 0, "false_alarms": 0, **{f: 0 for f in PLANTS}} for m in methods}
-    for p in points:
-        variants = {0.0: RELU, **{f: planted(f, p) for f in PLANTS}}
+    variants = {0.0: RELU, **{f: planted_everywhere(f) for f in PLANTS}}
+    for group in groups:
         for frac, d in variants.items():
             for name, m in methods.items():
                 t0 = time.perf_counter()
-                ok, evals = m(d, p)
+                results = m(d, group)
                 took = time.perf_counter() - t0
+                failed = sum(not ok for ok, _ in results)
                 if frac == 0.0:
                     stats[name]["seconds"] += took
-                    stats[name]["evals"] += evals
-                    stats[name]["false_alarms"] += not ok
+                    stats[name]["evals"] += sum(e for _, e in results)
+                    stats[name]["false_alarms"] += failed
                 else:
-                    stats[name][frac] += not ok
-    return points, stats
+                    stats[name][frac] += failed
+    return [p for g in groups for p in g], stats
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="skip torch slow gradcheck at the seed's sizes; extrapolate exhaustive time there")
-    ap.add_argument("--examples", type=int, default=50, help="random small-shape examples (dims 1..8)")
+    ap.add_argument("--sizes", type=int, default=10, help=f"random small sizes (dims 1..8), {VALUES_PER_SIZE} examples at each")
     ap.add_argument("--timeout", type=float, default=None, help="seconds one torch run at the seed's sizes may take")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
     args = ap.parse_args(argv)
@@ -262,10 +291,12 @@ def main(argv=None) -> None:
     ]
 
     # Small shapes.
-    points, stats = small_shapes(args.examples, 0)
+    points, stats = small_shapes(args.sizes, 0)
     base = stats["torch gradcheck (slow)"]["seconds"]
     lines += [
         f"## Small shapes: {len(points)} random examples, every dim 1–8 (two_layer_relu)",
+        "",
+        f"{args.sizes} random sizes, {VALUES_PER_SIZE} value draws at each (as the search draws them); every method checks every example.",
         "",
         "| method | examples/s | × torch slow | forward evals/example | false alarms (correct) | caught 1e-6 | caught 1e-2 | caught 1e-1 |",
         "|---|---|---|---|---|---|---|---|",

@@ -39,11 +39,10 @@ def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray]
     check's messages; else None."""
     if _check_inputs(derivation, point) is not None:
         return None
-    params = _copies(point.params)
     try:
-        args = _copies(params)
+        args = _copies(point.params)
         f1 = forward_value(derivation, args, point.grad_output)
-        if _modified(params, args) or not np.isfinite(f1) or forward_value(derivation, args, point.grad_output) != f1:
+        if _modified(point.params, args) or not np.isfinite(f1) or forward_value(derivation, args, point.grad_output) != f1:
             return None
     except ForwardError:
         return None
@@ -59,25 +58,36 @@ def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray]
     return grads, f1
 
 
-def _summary(name: str, a: np.ndarray, t: np.ndarray, tau: float, thr: np.ndarray, sigma_nd: np.ndarray) -> GradientReport:
-    """What ``_judge`` reports for a gradient whose every entry passed (one point)."""
+def _summaries(name: str, a: np.ndarray, t: np.ndarray, tau: np.ndarray, thr: np.ndarray, shape: tuple[int, ...]) -> list[GradientReport]:
+    """What ``_judge`` reports for a gradient whose every entry passed, for each point of the stack
+    (a, t, thr: one flattened row per point; tau: one bound per point)."""
+    k, m = t.shape
     err = np.abs(a - t)
-    worst = np.unravel_index(int(np.argmax(err)), t.shape) if t.size else ()
-    max_ref = float(np.max(np.abs(t), initial=0.0))
-    max_err = float(np.max(err, initial=0.0))
-    g = GradientReport(param=name, status=PASS, entries=int(t.size), dtype=str(a.dtype))
-    g.analytic, g.reference, g.nondiff_mask = a, t, sigma_nd
-    g.threshold = {
-        "analytic_vs_autograd": float(tau),
-        "finite_differences_max": float(np.max(thr, initial=0.0)),
-        "finite_differences_median": float(np.median(thr)) if thr.size else 0.0,
-    }
-    if t.size:
-        g.worst_index = tuple(int(i) for i in worst)
-        g.analytic_value, g.reference_value = float(a[worst]), float(t[worst])
-        g.max_abs_err = max_err
-        g.max_rel_err = max_err / max_ref if max_ref > 0 else (0.0 if max_err == 0 else float("inf"))
-    return g
+    worst = np.argmax(err, axis=1)
+    rows = np.arange(k)
+    max_err = err[rows, worst]
+    max_ref = np.max(np.abs(t), axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(max_ref > 0, max_err / max_ref, np.where(max_err == 0, 0.0, np.inf))
+    columns = zip(
+        np.stack(np.unravel_index(worst, shape), axis=1).tolist(),
+        a[rows, worst].tolist(),
+        t[rows, worst].tolist(),
+        max_err.tolist(),
+        rel.tolist(),
+        tau.tolist(),
+        np.max(thr, axis=1).tolist(),
+        np.median(thr, axis=1).tolist(),
+        strict=True,
+    )
+    out = []
+    for i, (ix, a_w, t_w, e, r, tau_i, thr_max, thr_med) in enumerate(columns):
+        g = GradientReport(param=name, status=PASS, entries=m, dtype="float64", worst_index=tuple(ix))
+        g.analytic, g.reference, g.nondiff_mask = a[i].reshape(shape), t[i].reshape(shape), np.zeros(shape, dtype=bool)
+        g.analytic_value, g.reference_value, g.max_abs_err, g.max_rel_err = a_w, t_w, e, r
+        g.threshold = {"analytic_vs_autograd": tau_i, "finite_differences_max": thr_max, "finite_differences_median": thr_med}
+        out.append(g)
+    return out
 
 
 def _stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, fd_seed: int) -> list[Report | None]:
@@ -101,7 +111,7 @@ def _stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened,
     f1 = np.array([f for _, f in screened])
     ok = np.abs(f0 - f1) <= np.maximum(VMAP_AGREEMENT_ULPS * 2 * U64 * np.abs(f1), tol.K_FD * noise)
     total_dims = inner_length(derivation, points[0].sizes)
-    parts: dict[str, tuple] = {}
+    parts: dict[str, list[GradientReport]] = {}
     for name in derivation.check:
         t = auto[name].reshape(k, -1)
         a = np.stack([g[name] for g, _ in screened]).reshape(k, -1)
@@ -113,7 +123,7 @@ def _stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened,
         with np.errstate(invalid="ignore"):
             good = np.isfinite(t) & ~nd & (np.abs(a - t) <= tau[:, None]) & (np.abs(t - value) <= thr)
         ok &= np.all(good, axis=1)
-        parts[name] = (a, t, tau, thr)
+        parts[name] = _summaries(name, a, t, tau, thr, np.shape(points[0].params[name]))
     each = (time.perf_counter() - started) / k
     out: list[Report | None] = []
     for i, p in enumerate(points):
@@ -123,11 +133,7 @@ def _stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened,
         rep = Report(name=derivation.name, status=PASS, shapes=dict(p.sizes), point_seed=p.seed, examples=1, points=1, mode="exhaustive")
         rep.warnings.extend(p.notes)
         rep.evaluations = int(stack.evaluations[i])
-        rep.gradients = [
-            _summary(n, a[i].reshape(sh), t[i].reshape(sh), tau[i], thr[i], np.zeros(sh, dtype=bool))
-            for n, (a, t, tau, thr) in parts.items()
-            for sh in [np.shape(p.params[n])]
-        ]
+        rep.gradients = [per_point[i] for per_point in parts.values()]
         rep.duration_s = each
         out.append(rep)
     return out

@@ -75,20 +75,26 @@ class Stack:
         self.evaluations = np.zeros(self.k, dtype=np.int64)
 
     # --- autograd ----------------------------------------------------------------------------
-    def _row_objective(self, *args):
+    def _row(self, *args, signs: bool = False):
         *ps, g = args
-        return objective(self.derivation, torch_xp, dict(zip(self.names, ps, strict=True)), g)
+        values = dict(zip(self.names, ps, strict=True))
+        f = objective(self.derivation, torch_xp, values, g)
+        kinks = self.derivation.kinks
+        if not signs or kinks is None:
+            return f, ()
+        return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_xp, **values))
 
-    def _vmapped(self, args: Sequence[torch.Tensor | None]) -> torch.Tensor:
+    def _vmapped(self, args: Sequence[torch.Tensor | None], *, signs: bool = False) -> tuple[torch.Tensor, tuple]:
+        """f per row (and the signs of the declared switches per row) by one vmapped call."""
         in_dims = tuple(None if a is None else 0 for a in args)
         try:
-            f = vmap(self._row_objective, in_dims=in_dims)(*args)
+            f, sg = vmap(lambda *a: self._row(*a, signs=signs), in_dims=in_dims)(*args)
         except Exception as e:  # the forward does not vmap (Python control flow on values, .item(), NumPy calls)
             raise Unstackable(f"the forward does not run under vmap: {type(e).__name__}") from e
         rows = len(next(a for a in args if a is not None))
         if not isinstance(f, torch.Tensor) or f.dtype != torch.float64 or f.numel() != rows:
             raise Unstackable("the vmapped forward does not give one float64 value per row")
-        return f.reshape(rows)
+        return f.reshape(rows), sg
 
     def autograd(self, rng: np.random.Generator, *, jitters: int, relative: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(∂f/∂param, σ_t per entry) for every point, stacked: reference.autograd_gradients and
@@ -106,7 +112,7 @@ class Stack:
             g_jit = g + g * relative * rng.uniform(-1, 1, (j, *g.shape))
             g_leaf = torch.from_numpy(np.concatenate([g, g_jit.reshape(j * k, *g.shape[1:])])).requires_grad_(True)
             g_step = torch.from_numpy((g_jit - g).reshape(j * k, *g.shape[1:]))
-        f = self._vmapped([*leaves, g_leaf])
+        f, _ = self._vmapped([*leaves, g_leaf])
         if not f.requires_grad:
             raise Unstackable("the forward does not depend on the parameters")
         wrt = leaves + ([g_leaf] if g_leaf is not None else [])
@@ -176,22 +182,14 @@ class Stack:
                 stack[idx] = v * (1.0 + rel * torch.from_numpy(rng.uniform(-1.0, 1.0, tuple(v.shape))))
         args = [stacks[n].reshape(r + self.k, *self.x[n].shape[1:]) for n in self.names]
         g = None if self._g is None else self._g.reshape(self.k, -1).index_select(0, take).reshape(r + self.k, *self.g.shape[1:])
-        kinks = self.derivation.kinks
         with torch.no_grad():
-            f = self._vmapped([*args, g]).numpy().copy()
-            flipped = np.zeros(r, dtype=bool)
-            if kinks is not None:
-                def switch_signs(*ps):
-                    return tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_xp, **dict(zip(self.names, ps, strict=True))))
-
-                try:
-                    signs = vmap(switch_signs)(*args)
-                except Exception as e:
-                    raise Unstackable(f"kinks do not run under vmap: {type(e).__name__}") from e
-                own = torch.from_numpy(r + point.astype(np.int64))
-                for sign in signs:
-                    rows = sign.reshape(r + self.k, -1)
-                    flipped |= (rows[:r] != rows.index_select(0, own)).any(dim=1).numpy()
+            f, signs = self._vmapped([*args, g], signs=True)
+        f = f.numpy().copy()
+        flipped = np.zeros(r, dtype=bool)
+        own = torch.from_numpy(r + point.astype(np.int64))
+        for sign in signs:
+            rows = sign.reshape(r + self.k, -1)
+            flipped |= (rows[:r] != rows.index_select(0, own)).any(dim=1).numpy()
         return f[:r], f[r:], flipped
 
     # --- finite differences ------------------------------------------------------------------
