@@ -81,7 +81,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--derivcheck-junit", metavar="PATH", help="write derivcheck's JUnit XML report (one testcase per gradient) here")
     group.addoption("--derivcheck-html", metavar="PATH", help="write derivcheck's HTML report (with heatmaps) here")
     group.addoption("--derivcheck-markdown", metavar="PATH", help="write derivcheck's Markdown report here")
-    group.addoption("--derivcheck-examples", metavar="N", help="random examples per derivation (default 30)")
+    group.addoption("--derivcheck-examples", metavar="N", help="random sizes tried per derivation, 16 value draws at each (default 30)")
     group.addoption("--derivcheck-seed", metavar="N", help="seed of the search (default: fixed under CI, else random; printed)")
     group.addoption("--derivcheck-timeout", metavar="SECONDS", type=float, help="time limit per derivation (default 600; 0 for none)")
     parser.addini("derivcheck_collect", "collect module-level Derivation objects of test modules as items", type="bool", default=True)

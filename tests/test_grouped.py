@@ -176,3 +176,14 @@ def test_a_forward_autograd_misreads_is_not_a_clean_pass():
         blame = lambda r: [(g.param, g.status, g.blame, len(g.warnings)) for g in r.gradients]
         assert blame(t) == blame(a)
         assert ("W", "pass", "forward", 1) in blame(t)  # finite differences disagree with both: the forward is the suspect
+
+
+def test_a_random_forward_is_an_error_at_every_point():
+    def forward(xp, X):
+        keep = np.random.default_rng().random(tuple(X.shape)) > 0.5  # unseeded: another mask every call
+        return xp.sum((X * xp.asarray(keep, dtype=xp.float64)) ** 2)
+
+    d = analytic.Derivation(name="dropout_everywhere", shapes={"X": ("N", "D")}, forward=forward, gradients=lambda X: {"X": X})
+    pts = [draw_point(d, {"N": 3, "D": 4}, j) for j in range(8)]
+    reports = list(evaluate_group(d, pts))
+    assert all(r.status == "error" and "not deterministic" in r.message for r in reports)
