@@ -190,7 +190,7 @@ def rejudge_planted(fractions):
     seconds = time.perf_counter() - t0
     fd = captured[0]
     auto = autograd_gradients(RELU, point.params)
-    sigma = compare._autograd_noise(RELU, point, auto, np.random.default_rng(0))
+    sigma = compare.autograd_noise(RELU, point, np.random.default_rng(0))
     total_dims = sum(point.sizes.values())
     verdicts = {}
     for f in fractions:

@@ -29,7 +29,7 @@ from ._points import Point
 OK, ANALYTIC, FORWARD, AUTOGRAD, UNDETERMINED = "ok", "analytic", "forward", "autograd", "undetermined"
 
 
-def _copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.array(v, dtype=np.float64, copy=True) for k, v in params.items()}
 
 
@@ -40,7 +40,7 @@ def _same(a: Any, b: Any) -> bool:
     return bool((a == b).all()) or np.array_equal(a, b, equal_nan=True)  # the slow test only if some entry differs
 
 
-def _modified(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> list[str]:
+def changed_in_place(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> list[str]:
     """Names whose array changed (NaN equals NaN)."""
     return [k for k in before if not _same(before[k], after[k])]
 
@@ -52,7 +52,7 @@ def _error(rep: Report, message: str, started: float) -> Report:
     return rep
 
 
-def _check_inputs(derivation: Derivation, point: Point) -> str | None:
+def check_inputs(derivation: Derivation, point: Point) -> str | None:
     arrays = dict(point.params)
     if point.grad_output is not None:
         arrays["grad_output"] = point.grad_output
@@ -69,7 +69,7 @@ def _check_inputs(derivation: Derivation, point: Point) -> str | None:
 
 def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any] | None, str | None, list[str]]:
     """The hand-derived gradients at the point: (gradients, exception text, names modified in place)."""
-    args = _copies(point.params)
+    args = copies(point.params)
     before = dict(point.params)  # never handed to user code: what the arguments must still be
     if derivation.is_layer:
         args["grad_output"] = np.array(point.grad_output, dtype=np.float64, copy=True)
@@ -79,13 +79,13 @@ def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any]
             out = derivation.gradients(**args)
     except Exception as e:  # user code
         return None, f"{type(e).__name__}: {e}", []
-    modified = _modified(before, args)
+    modified = changed_in_place(before, args)
     if not isinstance(out, Mapping):
         return None, f"gradients returned {type(out).__name__}, expected a dict {{param: array}}", modified
     return dict(out), None, modified
 
 
-def _autograd_noise(derivation: Derivation, point: Point, base: Mapping[str, np.ndarray], rng, device: str = "cpu") -> dict[str, np.ndarray]:
+def autograd_noise(derivation: Derivation, point: Point, rng: np.random.Generator, device: str = "cpu") -> dict[str, np.ndarray]:
     """σ_t per parameter and entry: the rounding noise of the float64 autograd gradient (reference.rounding_noise).
 
     Kept per entry so that ``_judge`` can take the maximum over differentiable entries only: a switch
@@ -141,7 +141,7 @@ def _judge(
     nd = fd.nondifferentiable
     ref = g.reference
     max_ref = float(np.max(np.abs(ref[np.isfinite(ref)]), initial=0.0))
-    # σ_t over the differentiable entries only (see _autograd_noise).
+    # σ_t over the differentiable entries only (see autograd_noise).
     sig = np.asarray(sigma, dtype=np.float64)
     sigma_live = float(np.max(np.where(nd, 0.0, sig) if sig.shape == auto.shape else sig, initial=0.0))
     tau = tol.exact_bound(sigma_live, u_a, total_dims, max_ref)
@@ -245,17 +245,17 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
     started = time.perf_counter()
     rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1, points=1, mode=mode)
     rep.warnings.extend(point.notes)
-    bad_input = _check_inputs(derivation, point)
+    bad_input = check_inputs(derivation, point)
     if bad_input:
         return _error(rep, bad_input, started)
-    params = _copies(point.params)
+    params = copies(point.params)
     g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
     try:
-        args = _copies(params)
+        args = copies(params)
         f1 = forward_value(derivation, args, g_out)
-        if _modified(params, args):
-            return _error(rep, f"forward modified its argument(s) {', '.join(_modified(params, args))} in place", started)
-        again = [forward_value(derivation, _copies(params), g_out) for _ in range(tol.DETERMINISM_REPEATS)]
+        if changed_in_place(params, args):
+            return _error(rep, f"forward modified its argument(s) {', '.join(changed_in_place(params, args))} in place", started)
+        again = [forward_value(derivation, copies(params), g_out) for _ in range(tol.DETERMINISM_REPEATS)]
         f_torch = forward_value_torch(derivation, params, g_out)
     except ForwardError as e:
         return _error(rep, str(e), started)
@@ -278,7 +278,7 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
     try:
         unused: list[str] = []
         auto = autograd_gradients(derivation, params, g_out, unused=unused, device=device)
-        sigma = _autograd_noise(derivation, point, auto, np.random.default_rng(seed), device)
+        sigma = autograd_noise(derivation, point, np.random.default_rng(seed), device)
     except ForwardError as e:
         return _error(rep, str(e), started)
     for name in unused:

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from analytic import Derivation
-from reference import ForwardError, autograd_gradients
+from reference import ForwardError
 
 from . import _tolerance as tol
-from ._compare import _autograd_noise, evaluate
+from ._compare import autograd_noise, evaluate, inner_length
 from ._model import Diagnosis, GradientReport, Report
 from ._points import Point, draw_point
 
@@ -76,12 +76,10 @@ def _on(k: int, n: int) -> str:
 def _tau(derivation: Derivation, point: Point, g: GradientReport, r: np.ndarray) -> np.ndarray:
     t = g.threshold.get("analytic_vs_autograd")
     if t is None:  # rejected on shape before the gate measured its threshold: measure it the same way
-        auto = autograd_gradients(derivation, point.params, point.grad_output)
-        sig = np.asarray(_autograd_noise(derivation, point, auto, np.random.default_rng(0))[g.param], dtype=np.float64)
+        sig = np.asarray(autograd_noise(derivation, point, np.random.default_rng(0))[g.param], dtype=np.float64)
         nd = np.asarray(g.nondiff_mask, bool) if g.nondiff_mask is not None else np.zeros(r.shape, bool)
         sigma = float(np.max(np.where(nd, 0.0, sig) if sig.shape == r.shape else sig, initial=0.0))  # as the gate takes it
-        dims = sum(point.sizes.values()) + sum(d for s in derivation.shapes.values() for d in s if isinstance(d, int))
-        t = tol.exact_bound(sigma, tol.U64, dims, float(np.max(np.abs(r[np.isfinite(r)]), initial=0.0)))
+        t = tol.exact_bound(sigma, tol.U64, inner_length(derivation, point.sizes), float(np.max(np.abs(r[np.isfinite(r)]), initial=0.0)))
     tau = np.full(r.shape, float(t))
     fd_t = float(g.threshold.get("finite_differences_max", 0.0))
     for ix in g.decided_by_fd:  # there the reference is a finite difference, judged by its own threshold

@@ -23,7 +23,7 @@ from reference import U64, FDEstimate, ForwardError, forward_value
 from reference._stacked import Stack
 
 from . import _tolerance as tol
-from ._compare import _check_inputs, _copies, _modified, call_gradients, evaluate, inner_length
+from ._compare import call_gradients, changed_in_place, check_inputs, copies, evaluate, inner_length
 from ._model import PASS, GradientReport, Report
 from ._points import Point
 
@@ -37,12 +37,12 @@ VMAP_AGREEMENT_ULPS = 64
 def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | None:
     """(analytic gradients as float64 arrays, f in NumPy) when nothing about the point needs the single
     check's messages; else None."""
-    if _check_inputs(derivation, point) is not None:
+    if check_inputs(derivation, point) is not None:
         return None
     try:
-        args = _copies(point.params)
+        args = copies(point.params)
         f1 = forward_value(derivation, args, point.grad_output)
-        if _modified(point.params, args) or not np.isfinite(f1):
+        if changed_in_place(point.params, args) or not np.isfinite(f1):
             return None
         # As often as the single check (DETERMINISM_REPEATS in NumPy; the torch evaluation is the stack's
         # unperturbed row): a random forward is caught here as often as there.
@@ -74,7 +74,7 @@ def _summaries(name: str, a: np.ndarray, t: np.ndarray, tau: np.ndarray, thr: np
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(max_ref > 0, max_err / max_ref, np.where(max_err == 0, 0.0, np.inf))
     columns = zip(
-        np.stack(np.unravel_index(worst, shape), axis=1).tolist(),
+        np.stack(np.unravel_index(worst, shape), axis=1).tolist() if shape else [[]] * k,
         a[rows, worst].tolist(),
         t[rows, worst].tolist(),
         max_err.tolist(),

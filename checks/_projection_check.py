@@ -62,7 +62,7 @@ def choose_mode(derivation: Derivation, point: Point, *, crossover: int = CROSSO
 
 
 def _sigma(sigma) -> float:
-    """σ_t of a parameter as one number (``_autograd_noise`` may keep it per entry)."""
+    """σ_t of a parameter as one number (``autograd_noise`` may keep it per entry)."""
     return float(np.max(np.asarray(sigma, dtype=np.float64), initial=0.0))
 
 

@@ -107,6 +107,24 @@ def test_a_clean_pass_reports_what_a_single_check_reports():
                 assert value / 8 <= gt.threshold[key] <= 8 * value, key
 
 
+SCALAR_PARAM = analytic.Derivation(
+    name="scaled_square",
+    shapes={"x": ("N",), "s": ()},
+    forward=lambda xp, x, s: xp.sum((s * x) ** 2),
+    gradients=lambda x, s: {"x": 2 * s * s * x, "s": np.asarray(2 * s * np.sum(x * x))},
+)
+
+
+@pytest.mark.parametrize("d", [*BUILTINS, SCALAR_PARAM], ids=lambda d: d.name)
+def test_correct_points_are_passed_by_the_stack_itself(d):
+    """No correct point needs the single check: the stacked path runs (its errors would fall back silently)."""
+    pts = points_of(d, seed=9, count=6)
+    screened = [grouped._screen(d, p) for p in pts]
+    assert all(s is not None for s in screened)
+    reports = grouped._stacked_verdicts(d, pts, screened, 0)
+    assert all(r is not None and r.passed for r in reports)
+
+
 def test_only_unclean_points_are_checked_alone(monkeypatch):
     d = analytic.builtin("softmax")
     pts = points_of(d, seed=6, count=6)

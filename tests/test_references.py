@@ -70,3 +70,18 @@ def test_forward_value_rejects_non_scalars():
     d = analytic.Derivation(name="vec", shapes={"X": ("N",)}, forward=lambda xp, X: X * 2, gradients=lambda X: {"X": 2 * X})
     with pytest.raises(Exception, match="expected a scalar"):
         forward_value(d, {"X": np.ones(3)})
+
+
+def test_freed_memory_is_given_back_only_past_the_slack(monkeypatch):
+    import reference._heap as heap
+
+    trims, rss = [], iter([100, 150, 700, 120, 130])
+    monkeypatch.setattr(heap, "_TRIM", trims.append)
+    monkeypatch.setattr(heap, "resident_bytes", lambda: next(rss))
+    h = heap.Heap(slack=500)  # base 100
+    h.settle()  # 150: within the slack
+    assert trims == []
+    h.settle()  # 700: 600 over the base, trimmed; the new base is read after the trim (120)
+    assert trims == [0] and h.base == 120
+    h.settle()  # 130
+    assert trims == [0]
