@@ -17,6 +17,7 @@ from torch.func import vmap
 
 from analytic import Derivation
 
+from ._heap import Heap
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
 
 #: Memory one batched call may use, in bytes (perturbed copies plus an allowance for intermediates).
@@ -40,6 +41,7 @@ class BatchedObjective:
         self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
         self.grad_output = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
         self.memory_budget = memory_budget
+        self._heap = Heap(memory_budget)
         self.evaluations = 0
         #: Called with the evaluation count after every batched call (progress on long runs).
         self.on_batch: Callable[[int], None] | None = None
@@ -123,6 +125,7 @@ class BatchedObjective:
             if stack._version != version:  # the forward wrote into its input: never reuse those rows
                 self._stack_name = self._stack = None
         f = f.reshape(b).numpy().copy()
+        self._heap.settle()
         if self.on_batch is not None:
             self.on_batch(self.evaluations + b)
         if kinks is None:

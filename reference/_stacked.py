@@ -32,6 +32,7 @@ from analytic import Derivation
 
 from ._batched import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR
 from ._fd import JITTER_POINTS, JITTER_ULPS, NOISE_FLOOR_ULPS, U64, FDEstimate, richardson, steps_for
+from ._heap import Heap
 from ._objective import objective, torch_xp
 
 __all__ = ["Stack", "Unstackable"]
@@ -71,6 +72,7 @@ class Stack:
         self._g = None if self.g is None else torch.from_numpy(self.g)
         self._total = sum(v[0].size for v in self.x.values()) + (0 if self.g is None else self.g[0].size)
         self.memory_budget = memory_budget
+        self._heap = Heap(memory_budget)
         #: Forward evaluations spent per point, counted as a single point's check counts them.
         self.evaluations = np.zeros(self.k, dtype=np.int64)
 
@@ -161,6 +163,7 @@ class Stack:
                 m = (jitter[0] >= lo) & (jitter[0] < hi)
                 jit = (jitter[0][m] - lo, jitter[1], jitter[2]) if m.any() else None
             f[lo:hi], f0_part, flipped[lo:hi] = self._call(point[lo:hi], part, jit)
+            self._heap.settle()
             f0 = f0_part if f0 is None else f0
         return f, f0, flipped
 
