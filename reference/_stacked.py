@@ -154,8 +154,12 @@ class Stack:
         per = self._chunk_rows()
         f = np.empty(n_rows)
         flipped = np.zeros(n_rows, dtype=bool)
+        if n_rows <= per:  # one call (small problems): nothing to split
+            f, f0, flipped = self._call(point, edits, jitter)
+            self._heap.settle()
+            return f, f0, flipped
         f0 = None
-        for lo in range(0, max(n_rows, 1), per):
+        for lo in range(0, n_rows, per):
             hi = min(n_rows, lo + per)
             part = [Edit(e.name, e.rows[m] - lo, e.flat[m], e.values[m]) for e in edits for m in [(e.rows >= lo) & (e.rows < hi)] if m.any()]
             jit = None
@@ -208,7 +212,7 @@ class Stack:
             m = size[n]
             rows = start + np.arange(2 * m * k)
             flat = np.tile(np.arange(m), 2 * k)
-            values = np.concatenate([np.concatenate([x[i] + h[i], x[i] - h[i]]) for i in range(k)])
+            values = np.stack([x + h, x - h], axis=1).reshape(-1)  # per point: x + h, then x − h
             edits.append(Edit(n, rows, flat, values))
             plan[n] = (x, h, start)
             start += 2 * m * k
