@@ -252,13 +252,26 @@ class BatchedObjective:
             return None
         return f[:-1], flipped[:-1]
 
-    def jittered(self, count: int, relative: float, rng: np.random.Generator) -> np.ndarray:
-        """f at ``count`` points whose every entry is moved by a random relative amount of about ``relative``."""
-        out = np.empty(count)
-        for k in range(count):
-            ps = {n: v * (1.0 + relative * rng.uniform(-1.0, 1.0, v.shape)) for n, v in self.params.items()}
-            out[k] = self._f_numpy(ps)
-        return out
+    def jittered(self, count: int, relative: float, rng: np.random.Generator, *, batched: bool = False) -> tuple[np.ndarray, float]:
+        """f at ``count`` points whose every entry is moved by a random relative amount of about
+        ``relative``, and f at the point itself by the same engine: NumPy one point at a time, or
+        (``batched``, when the forward vmaps) one vmapped call whose last row is the point itself, so
+        that the noise measured is that of the batched kernels the finite differences use."""
+        moved = [{n: v * (1.0 + relative * rng.uniform(-1.0, 1.0, v.shape)) for n, v in self.params.items()} for _ in range(count)]
+        if batched and self.vectorized:
+            names = list(self.params)
+            stacks = [torch.from_numpy(np.stack([*(m[n] for m in moved), self.params[n]])) for n in names]
+            try:
+                with torch.no_grad():
+                    f = vmap(lambda *ps: objective(self.derivation, torch_xp, dict(zip(names, ps, strict=True)), self._g))(*stacks)
+                f = f.reshape(count + 1).numpy().copy()
+            except Exception:  # vmaps with one parameter batched, not with all: NumPy, like the differences' fallback
+                f = None
+            if f is not None:
+                self.evaluations += count
+                self._heap.settle()
+                return f[:-1], float(f[-1])
+        return np.array([self._f_numpy(ps) for ps in moved]), self.f0
 
 
 def forward_value(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output=None) -> float:

@@ -77,9 +77,10 @@ def steps_for(x: np.ndarray, *, stacked: bool = False) -> np.ndarray:
     return H0 * np.where(scale > 0, scale, 1.0)
 
 
-def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator) -> float:
-    f0 = evaluator.f0
-    jit = evaluator.jittered(JITTER_POINTS, JITTER_ULPS * U64 * 2, rng)
+def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False) -> float:
+    """ε_f: the spread of f over JITTER_POINTS points jittered by a few ulps, by the engine the
+    differences use (``batched``: vmapped calls; else NumPy), floored at NOISE_FLOOR_ULPS·u·|f|."""
+    jit, f0 = evaluator.jittered(JITTER_POINTS, JITTER_ULPS * U64 * 2, rng, batched=batched)
     spread = float(np.max(np.abs(jit - f0))) if np.all(np.isfinite(jit)) else float("inf")
     return max(spread, NOISE_FLOOR_ULPS * U64 * abs(f0), np.finfo(np.float64).tiny)
 
@@ -194,8 +195,10 @@ def finite_differences(
     if progress is not None:
         planned = 2 * sum(np.size(params[n]) for n in (check or derivation.check))
         ev.on_batch = lambda done: progress(done, planned)
-    noise = forward_noise(ev, np.random.default_rng(seed))
     names = list(check or derivation.check)
     first = _stage_one(ev, names)
+    # After the first batched call, which settles whether the forward vmaps: ε_f is measured by the
+    # engine that computed the differences.
+    noise = forward_noise(ev, np.random.default_rng(seed), batched=True)
     grads = {name: estimate(ev, name, noise, refine, first[name]) for name in names}
     return FDResult(gradients=grads, noise=noise, f0=ev.f0, evaluations=ev.evaluations, vectorized=ev.vectorized)
