@@ -104,7 +104,7 @@ def nondiff_text(g: GradientReport) -> str:
 
 
 def disagreement(g: GradientReport) -> str:
-    return f"{g.mismatches} of {g.entries} entr{'y' if g.entries == 1 else 'ies'} disagree"
+    return f"{g.mismatches} of {g.entries} entr{'y' if g.entries == 1 else 'ies'} disagree{'s' if g.mismatches == 1 and g.entries == 1 else ''}"
 
 
 def worst_text(g: GradientReport) -> str | None:
