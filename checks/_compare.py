@@ -85,7 +85,9 @@ def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any]
     return dict(out), None, modified
 
 
-def autograd_noise(derivation: Derivation, point: Point, rng: np.random.Generator, device: str = "cpu") -> dict[str, np.ndarray]:
+def autograd_noise(
+    derivation: Derivation, point: Point, rng: np.random.Generator, device: str = "cpu", probes: list | None = None
+) -> dict[str, np.ndarray]:
     """σ_t per parameter and entry: the rounding noise of the float64 autograd gradient (reference.rounding_noise).
 
     Kept per entry so that ``_judge`` can take the maximum over differentiable entries only: a switch
@@ -94,8 +96,66 @@ def autograd_noise(derivation: Derivation, point: Point, rng: np.random.Generato
     a cancelling sum of G's entries (a bias gradient 1ᵀG) moves by ~u·Σ|G|, the scale its rounding has.
     """
     return rounding_noise(
-        derivation, point.params, point.grad_output, rng, jitters=tol.AUTOGRAD_JITTERS, relative=tol.NOISE_JITTER, device=device
+        derivation,
+        point.params,
+        point.grad_output,
+        rng,
+        jitters=tol.AUTOGRAD_JITTERS,
+        relative=tol.NOISE_JITTER,
+        device=device,
+        probes=probes,
     )
+
+
+def analytic_noise(derivation: Derivation, analytic: Mapping[str, Any], probes, scale: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """σ_a per checked parameter and entry: |a(x') − a(x) − H·(x' − x)| at autograd's jittered points
+    x' (``probes``: (x', grad_output', H·(x' − x)) each): the rounding of the hand-derived gradient
+    itself, measured as σ_t measures autograd's (docs/tolerances.md §4).
+
+    A correct formula can round far worse than u·max|g|: s ⊙ (1 − s) at a saturated sigmoid loses
+    the digits 1 − s cancels, where autograd's chain through 1/(1 + e^−h) does not. A wrong formula
+    gains nothing here: its error changes by about its own gradient times the jitter (2⁻³² relative),
+    not by its size. Entries where the gradient cannot be evaluated at x' get 0, and so do changes
+    above ANALYTIC_NOISE_CAP·``scale[name]`` (max|t|): jumps, not rounding (checks/_tolerance.py).
+    """
+    out: dict[str, np.ndarray] = {}
+    for moved, g_moved, linear in probes:
+        args = copies(moved)
+        if derivation.is_layer:
+            args["grad_output"] = np.array(g_moved, dtype=np.float64, copy=True)
+        try:
+            with np.errstate(all="ignore"):
+                there = derivation.gradients(**args)
+        except Exception:  # user code; the verdict at the point itself reports it
+            continue
+        if not isinstance(there, Mapping):
+            continue
+        for name in derivation.check:
+            a0, a1 = analytic.get(name), there.get(name)
+            if a0 is None or a1 is None:
+                continue
+            a0, a1 = np.asarray(a0), np.asarray(a1)
+            if a0.shape != a1.shape or a0.shape != np.shape(linear[name]) or not all(_real(a) for a in (a0, a1)):
+                continue
+            with np.errstate(all="ignore"):
+                gap = np.abs(a1.astype(np.float64) - a0.astype(np.float64) - linear[name])
+            gap = np.where(np.isfinite(gap) & (gap <= tol.ANALYTIC_NOISE_CAP * scale[name]), gap, 0.0)
+            out[name] = np.maximum(out[name], gap) if name in out else gap
+    return out
+
+
+def _real(a: np.ndarray) -> bool:
+    return np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
+
+
+def combined_noise(sigma_t: np.ndarray, sigma_a: np.ndarray | None, analytic: Any) -> np.ndarray:
+    """σ per entry such that τ_ex's C_NOISE·(u_a/u)·σ is C_NOISE·((u_a/u)·σ_t + σ_a) (σ_a is measured at
+    the analytic gradient's own precision u_a)."""
+    if sigma_a is None:
+        return sigma_t
+    a = np.asarray(analytic)
+    u_a = tol.unit_roundoff(a.dtype) if np.issubdtype(a.dtype, np.floating) else U64
+    return sigma_t + sigma_a * (U64 / u_a)
 
 
 def _indices(mask: np.ndarray) -> list[tuple[int, ...]]:
@@ -278,9 +338,14 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
     try:
         unused: list[str] = []
         auto = autograd_gradients(derivation, params, g_out, unused=unused, device=device)
-        sigma = autograd_noise(derivation, point, np.random.default_rng(seed), device)
+        probes: list = []
+        sigma = autograd_noise(derivation, point, np.random.default_rng(seed), device, probes)
     except ForwardError as e:
         return _error(rep, str(e), started)
+    if analytic is not None and raised is None:
+        scale = {n: float(np.max(np.abs(t[np.isfinite(t)]), initial=0.0)) for n, t in auto.items()}
+        sigma_a = analytic_noise(derivation, analytic, probes, scale)
+        sigma = {n: combined_noise(v, sigma_a.get(n), analytic.get(n)) for n, v in sigma.items()}
     for name in unused:
         if name in derivation.check:
             rep.warnings.append(f"the forward does not depend on parameter {name}: its gradient is identically 0")

@@ -23,7 +23,7 @@ from reference import U64, FDEstimate, ForwardError, forward_value
 from reference._stacked import Stack
 
 from . import _tolerance as tol
-from ._compare import call_gradients, changed_in_place, check_inputs, copies, evaluate, inner_length
+from ._compare import analytic_noise, call_gradients, changed_in_place, check_inputs, copies, evaluate, inner_length
 from ._model import PASS, GradientReport, Report
 from ._points import Point
 
@@ -104,6 +104,10 @@ def _stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened,
     )
     rng = np.random.default_rng(fd_seed)
     auto, sigma = stack.autograd(rng, jitters=tol.AUTOGRAD_JITTERS, relative=tol.NOISE_JITTER)
+    for i, ((grads, _), probes) in enumerate(zip(screened, stack.probes, strict=True)):
+        scale = {n: float(np.max(np.abs(t[i][np.isfinite(t[i])]), initial=0.0)) for n, t in auto.items()}
+        for name, sigma_a in analytic_noise(derivation, grads, probes, scale).items():  # float64 gradients: u_a = u
+            sigma[name][i] += sigma_a
 
     def refine(name: str, est: FDEstimate) -> np.ndarray:
         t = auto[name]

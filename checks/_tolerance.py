@@ -21,6 +21,13 @@ AUTOGRAD_JITTERS = 2
 #: inside any finite-difference step) do not matter.
 NOISE_JITTER = 2.0**-32
 
+#: σ_a, the analytic gradient's own rounding noise (checks/_compare.analytic_noise), counts only up to
+#: √u·max|t| per entry. Rounding of a sound float64 formula stays far below that even where it cancels
+#: (s ⊙ (1 − s) at a saturated sigmoid loses digits of terms that are themselves small); a change above
+#: it is a jump — a switch flipped by the jitter — not noise. The cap also bounds what σ_a can add to
+#: τ_ex: C_NOISE·√u ≈ 2.4e-7 of max|t|, so an error of 1e-6·max|g| is never hidden by it.
+ANALYTIC_NOISE_CAP = float(np.sqrt(U64))
+
 #: Finite differences vs an exact witness: |d − t| ≤ K_FD · e_i + τ_ex, with e_i the finite
 #: difference's own error estimate (reference/_fd.py). K_FD covers the gap between the measured
 #: rounding noise ε_f and its worst realisation in two evaluations.

@@ -67,6 +67,7 @@ def rounding_noise(
     jitters: int,
     relative: float,
     device: str = "cpu",
+    probes: list | None = None,
 ) -> dict[str, np.ndarray]:
     """Per entry, the rounding noise of the float64 autograd gradient at the point.
 
@@ -77,6 +78,9 @@ def rounding_noise(
     nearly linear intermediate the rounding error is an arithmetic progression modulo one ulp, so
     a symmetric second difference g(x+) + g(x−) − 2g(x) cancels it exactly. Where the forward's torch
     graph has no double backward, the change of the gradient under an ulp-sized jitter is used.
+
+    ``probes``, when a list, receives (x', grad_output', H·(x' − x)) per jitter: the caller measures
+    the rounding of another gradient of the same f (the hand-derived one) at the same points.
     """
 
     def tensors(values, grad_out, need_graph):
@@ -112,11 +116,15 @@ def rounding_noise(
             else:
                 linear = {n: np.zeros(base[n].shape) for n in names}
             noise = {n: here[n] - at_base[n] - linear[n] for n in names}
+            if probes is not None:
+                probes.append((moved, g_moved, linear))
         except RuntimeError:  # no double backward through some op: an ulp-sized jitter instead
             tiny = {n: v + v * 16 * np.finfo(np.float64).eps * rng.uniform(-1, 1, v.shape) for n, v in base.items()}
             g_tiny = None if g_base is None else g_base + g_base * 16 * np.finfo(np.float64).eps * rng.uniform(-1, 1, g_base.shape)
             jit = autograd_gradients(derivation, tiny, g_tiny, device=device)
             noise = {n: jit[n] - at_base[n] for n in names}
+            if probes is not None:
+                probes.append((tiny, g_tiny, {n: np.zeros(base[n].shape) for n in names}))
         for n in names:
             with np.errstate(invalid="ignore"):
                 sigma[n] = np.maximum(sigma[n], np.where(np.isfinite(noise[n]), np.abs(noise[n]), 0.0))

@@ -75,6 +75,7 @@ class Stack:
         self._heap = Heap(memory_budget)
         #: Forward evaluations spent per point, counted as a single point's check counts them.
         self.evaluations = np.zeros(self.k, dtype=np.int64)
+        self.probes: list[list[tuple]] = []
 
     # --- autograd ----------------------------------------------------------------------------
     def _row(self, *args, signs: bool = False):
@@ -129,15 +130,28 @@ class Stack:
             hv = torch.autograd.grad(inner, leaves, allow_unused=True) if inner.requires_grad else [None] * len(leaves)
         except RuntimeError as e:  # no double backward through some op
             raise Unstackable(f"autograd through the vmapped forward failed: {e}") from e
-        auto, sigma = {}, {}
+        auto, sigma, linear = {}, {}, {}
         for n, gr, h in zip(self.names, grads, hv, strict=False):
             full = gr.detach().numpy()
             lin = np.zeros_like(full) if h is None else h.detach().numpy()
             base = full[:k]
-            noise = (full[k:] - lin[k:]).reshape(j, *base.shape) - base
+            linear[n] = lin[k:].reshape(j, *base.shape)
+            noise = full[k:].reshape(j, *base.shape) - linear[n] - base
             auto[n] = base.copy()
             with np.errstate(invalid="ignore"):
                 sigma[n] = np.max(np.where(np.isfinite(noise), np.abs(noise), 0.0), axis=0, initial=0.0)
+        #: Per point, (x', grad_output', H·(x' − x)) for each jitter, as rounding_noise's ``probes``.
+        self.probes = [
+            [
+                (
+                    {n: moved[n][k + jj * k + i] for n in self.names},
+                    None if self.g is None else g_jit[jj, i],
+                    {n: linear[n][jj, i] for n in self.names},
+                )
+                for jj in range(j)
+            ]
+            for i in range(k)
+        ]
         return auto, sigma
 
     # --- batched forward rows ----------------------------------------------------------------

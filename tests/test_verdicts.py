@@ -258,3 +258,25 @@ def test_the_measured_autograd_noise_is_not_zero_where_autograd_rounds():
     sigma = rounding_noise(d, point.params, None, np.random.default_rng(0), jitters=2, relative=2.0**-32)
     exact_gap = np.abs(_tanh_sech2_gradients(**point.params)["X"] - autograd_gradients(d, point.params)["X"])
     assert 16 * sigma["X"].max() >= exact_gap.max() > 0
+
+
+# --- the hand-derived gradient's own rounding ---------------------------------------------------------
+SATURATED = ({"N": 8, "D_in": 1, "H": 1, "D_out": 1}, 3)  # a point the search found: σ(h) near 1 for some rows
+
+
+@pytest.mark.parametrize("name", ["two_layer_sigmoid", "two_layer_sigmoid_mse"])
+def test_a_correct_formula_that_rounds_worse_than_autograd_passes(name):
+    """s ⊙ (1 − s) cancels where σ(h) ≈ 1 and autograd's chain does not: ∂f/∂W1 differed by 35 ulps of
+    max|t| at this point, over a τ_ex that counted autograd's rounding only. σ_a, measured, covers it."""
+    report = check(builtin(name), replay=SATURATED)
+    assert report.passed, report.message
+
+
+def test_the_analytic_rounding_does_not_hide_a_small_error_there():
+    d = builtin("two_layer_sigmoid")
+    wrong = with_gradients(d, plant(d.gradients, "W1", (0, 0), 1e-6), "sigmoid_planted")
+    report = check(wrong, replay=SATURATED)
+    g = grad(report, "W1")
+    assert (report.status, g.blame, g.worst_index) == ("fail", "analytic", (0, 0))
+    # σ_a is capped at √u·max|t| per entry (checks/_tolerance.py): τ_ex stays far below the error.
+    assert g.threshold["analytic_vs_autograd"] < 1e-2 * abs(g.analytic_value - g.reference_value)
