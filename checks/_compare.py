@@ -114,7 +114,7 @@ def analytic_noise(derivation: Derivation, analytic: Mapping[str, Any], probes, 
 
     A correct formula can round far worse than u·max|g|: s ⊙ (1 − s) at a saturated sigmoid loses
     the digits 1 − s cancels, where autograd's chain through 1/(1 + e^−h) does not. A wrong formula
-    gains nothing here: its error changes by about its own gradient times the jitter (2⁻³² relative),
+    gains nothing here: its error changes by about its own gradient times the jitter (2⁻²⁸ relative),
     not by its size. Entries where the gradient cannot be evaluated at x' get 0, and so do changes
     above ANALYTIC_NOISE_CAP·``scale[name]`` (max|t|): jumps, not rounding (checks/_tolerance.py).
     """

@@ -15,11 +15,15 @@ C_NOISE = 16.0
 C_SIZE = 4.0
 #: Jittered points x(1 + δ) at which autograd and its Hessian-vector product measure σ_t.
 AUTOGRAD_JITTERS = 2
-#: Relative size of δ for σ_t: 2^-32 ≈ 2.3e-10, about 2^20 ulps. Wide enough that every rounded
-#: intermediate moves by many ulps (so its rounding is drawn afresh), narrow enough that the
-#: remainder of the linear correction, |g''|·δ² (~1e-20 relative), and the switches it can flip (|s| < 1e-10, far
-#: inside any finite-difference step) do not matter.
-NOISE_JITTER = 2.0**-32
+#: Relative size of δ for σ_t: 2^-28 ≈ 3.7e-9, about 2^24 ulps. Wide enough that every rounded
+#: intermediate moves by many ulps (so its rounding is drawn afresh) — also a saturated one: tanh(h)
+#: at h ≈ 11 (1 − t² ≈ 1e-9) moves by under an ulp under 2^-32, so NumPy's and torch's tanh, a few
+#: ulps apart there, made ∂f/∂X of tanh_regression differ by 30× the σ_t measured (N=1, D=7, M=1,
+#: seed 324); at 2^-28 t moves and σ_t covers it. Narrow enough that the remainder of the linear
+#: correction, |g''|·δ² (~1e-17 relative, below u), and the switches it can flip (|s| < 4e-9, far
+#: inside any finite-difference step) do not matter. Saturation much deeper than u/δ ≈ 3e-8 (1 − t²)
+#: is out of reach of any such jitter: docs/tolerances.md §4.
+NOISE_JITTER = 2.0**-28
 
 #: σ_a, the analytic gradient's own rounding noise (checks/_compare.analytic_noise), counts only up to
 #: √u·max|t| per entry. Rounding of a sound float64 formula stays far below that even where it cancels

@@ -280,3 +280,10 @@ def test_the_analytic_rounding_does_not_hide_a_small_error_there():
     assert (report.status, g.blame, g.worst_index) == ("fail", "analytic", (0, 0))
     # σ_a is capped at √u·max|t| per entry (checks/_tolerance.py): τ_ex stays far below the error.
     assert g.threshold["analytic_vs_autograd"] < 1e-2 * abs(g.analytic_value - g.reference_value)
+
+
+def test_a_saturated_tanh_whose_libraries_differ_by_ulps_passes():
+    """tanh(h ≈ 11): NumPy's and torch's tanh differ by a few ulps, which 1 − t² ≈ 1e-9 amplifies; the
+    jitter that measures σ_t (2⁻²⁸) must move t there for τ_ex to cover it (a 2⁻³² jitter did not)."""
+    report = check(builtin("tanh_regression"), replay=({"N": 1, "D": 7, "M": 1}, 324))
+    assert report.passed, report.message
