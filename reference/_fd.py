@@ -81,8 +81,15 @@ def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batc
     """ε_f: the spread of f over JITTER_POINTS points jittered by a few ulps, by the engine the
     differences use (``batched``: vmapped calls; else NumPy), floored at NOISE_FLOOR_ULPS·u·|f|."""
     jit, f0 = evaluator.jittered(JITTER_POINTS, JITTER_ULPS * U64 * 2, rng, batched=batched)
-    spread = float(np.max(np.abs(jit - f0))) if np.all(np.isfinite(jit)) else float("inf")
-    return max(spread, NOISE_FLOOR_ULPS * U64 * abs(f0), np.finfo(np.float64).tiny)
+    return float(noise_from_jitter(jit[None], np.array([f0]))[0])
+
+
+def noise_from_jitter(jit: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    """ε_f per point from f at its jittered copies (one row per point) and at the point itself:
+    the largest spread (inf if any is not finite), never below NOISE_FLOOR_ULPS·u·|f|."""
+    with np.errstate(invalid="ignore"):
+        spread = np.where(np.all(np.isfinite(jit), axis=1), np.max(np.abs(jit - f0[:, None]), axis=1), np.inf)
+    return np.maximum(np.maximum(spread, NOISE_FLOOR_ULPS * U64 * np.abs(f0)), np.finfo(np.float64).tiny)
 
 
 def _differences(ev: BatchedObjective, name: str, flat: np.ndarray, x: np.ndarray, h: np.ndarray):

@@ -31,7 +31,7 @@ from torch.func import vmap
 from analytic import Derivation
 
 from ._batched import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR
-from ._fd import JITTER_POINTS, JITTER_ULPS, NOISE_FLOOR_ULPS, U64, FDEstimate, richardson, steps_for
+from ._fd import JITTER_POINTS, JITTER_ULPS, U64, FDEstimate, noise_from_jitter, richardson, steps_for
 from ._heap import Heap
 from ._objective import objective, torch_xp
 
@@ -233,10 +233,7 @@ class Stack:
         point = np.concatenate([np.repeat(np.arange(k), 2 * size[n]) for n in check] + [np.repeat(np.arange(k), JITTER_POINTS)])
         jitter_rows = start + np.arange(JITTER_POINTS * k)
         f, f0, flipped = self.rows(point, edits, (jitter_rows, JITTER_ULPS * U64 * 2, rng))
-        jit = f[jitter_rows].reshape(k, JITTER_POINTS)
-        with np.errstate(invalid="ignore"):
-            spread = np.where(np.all(np.isfinite(jit), axis=1), np.max(np.abs(jit - f0[:, None]), axis=1), np.inf)
-        noise = np.maximum(np.maximum(spread, NOISE_FLOOR_ULPS * U64 * np.abs(f0)), np.finfo(np.float64).tiny)
+        noise = noise_from_jitter(f[jitter_rows].reshape(k, JITTER_POINTS), f0)
         self.evaluations += 1 + JITTER_POINTS + 2 * sum(size.values())
 
         est, stage = {}, {}
