@@ -1,4 +1,4 @@
-"""Hypothesis profiles for the test suite, chosen by DERIVCHECK_PROFILE (default: ``ci`` under CI, else ``dev``).
+"""Hypothesis profiles for the test suite, chosen by VERIGRAD_PROFILE (default: ``ci`` under CI, else ``dev``).
 
 * ``dev``      quick and random: local digging finds new examples each run.
 * ``ci``       derandomized: the same examples every run, no flaky gate.
@@ -13,4 +13,4 @@ _common = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, Hea
 settings.register_profile("dev", max_examples=15, **_common)
 settings.register_profile("ci", max_examples=25, derandomize=True, database=None, print_blob=True, **_common)
 settings.register_profile("thorough", max_examples=300, **_common)
-settings.load_profile(os.environ.get("DERIVCHECK_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+settings.load_profile(os.environ.get("VERIGRAD_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))

@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 
-import analytic
-from checks._compare import evaluate
-from checks._points import Point
-from reference._objective import np_xp, objective
+from verigrad import analytic
+from verigrad.checks._compare import evaluate
+from verigrad.checks._points import Point
+from verigrad.reference._objective import np_xp, objective
 
 d = analytic.builtin("two_layer_relu")
 rng = np.random.default_rng(0)

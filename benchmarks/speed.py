@@ -1,9 +1,9 @@
-"""Speed and sensitivity: derivcheck (exhaustive, projection) vs torch.autograd.gradcheck (slow, fast_mode).
+"""Speed and sensitivity: verigrad (exhaustive, projection) vs torch.autograd.gradcheck (slow, fast_mode).
 
 Run on demand, not in the test suite::
 
     python benchmarks/speed.py            # full: includes torch slow gradcheck at the seed's sizes (minutes)
-    python benchmarks/speed.py --quick    # skips it; derivcheck's exhaustive time there is extrapolated
+    python benchmarks/speed.py --quick    # skips it; verigrad's exhaustive time there is extrapolated
 
 Every method sees the same functions and inputs: the seed network f = ‖max(X W1, 0) W2 − Y‖²_F
 (analytic/two_layer_relu.py) with standard-normal values. torch checks the *hand-written* gradient:
@@ -33,14 +33,14 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import analytic.two_layer_relu as relu  # noqa: E402
-from analytic import builtin  # noqa: E402
-from checks._compare import evaluate  # noqa: E402
-from checks._grouped import evaluate_group  # noqa: E402
-from checks._points import draw_point  # noqa: E402
-from checks._projection_check import choose_mode, evaluate_projection  # noqa: E402
-from checks._search import VALUES_PER_SIZE  # noqa: E402
-from reference import BatchedObjective, forward_value, torch_xp  # noqa: E402
+import verigrad.analytic.two_layer_relu as relu  # noqa: E402
+from verigrad.analytic import builtin  # noqa: E402
+from verigrad.checks._compare import evaluate  # noqa: E402
+from verigrad.checks._grouped import evaluate_group  # noqa: E402
+from verigrad.checks._points import draw_point  # noqa: E402
+from verigrad.checks._projection_check import choose_mode, evaluate_projection  # noqa: E402
+from verigrad.checks._search import VALUES_PER_SIZE  # noqa: E402
+from verigrad.reference import BatchedObjective, forward_value, torch_xp  # noqa: E402
 
 RELU = builtin("two_layer_relu")
 SEED_SIZES = {"N": 64, "D_in": 1000, "H": 100, "D_out": 10}
@@ -118,7 +118,7 @@ def run_gradcheck(derivation, point, fast: bool, stop_at_verdict: bool = False) 
     return ok, Counter.forwards
 
 
-def run_derivcheck(derivation, point, mode: str) -> tuple[bool, int, object]:
+def run_verigrad(derivation, point, mode: str) -> tuple[bool, int, object]:
     mode = choose_mode(derivation, point) if mode == "auto" else mode
     rep = evaluate(derivation, point) if mode == "exhaustive" else evaluate_projection(derivation, point)
     return rep.passed, rep.evaluations, rep
@@ -173,8 +173,8 @@ def rejudge_planted(fractions):
     refined), so judging a planted gradient against the same FD result is exactly what ``evaluate``
     would conclude for it.
     """
-    import checks._compare as compare
-    from reference import autograd_gradients
+    import verigrad.checks._compare as compare
+    from verigrad.reference import autograd_gradients
 
     captured = []
     real = compare.finite_differences
@@ -244,11 +244,11 @@ def small_shapes(sizes_count: int, rng_seed: int):
         return lambda d, group: [check(d, p) for p in group]
 
     methods = {
-        f"derivcheck exhaustive, {VALUES_PER_SIZE} points per size stacked (as the search)": lambda d, group: [
+        f"verigrad exhaustive, {VALUES_PER_SIZE} points per size stacked (as the search)": lambda d, group: [
             (r.passed, r.evaluations) for r in evaluate_group(d, group)
         ],
-        "derivcheck exhaustive, one point at a time": per_point(lambda d, p: run_derivcheck(d, p, "exhaustive")[:2]),
-        "derivcheck projection, one point at a time": per_point(lambda d, p: run_derivcheck(d, p, "projection")[:2]),
+        "verigrad exhaustive, one point at a time": per_point(lambda d, p: run_verigrad(d, p, "exhaustive")[:2]),
+        "verigrad projection, one point at a time": per_point(lambda d, p: run_verigrad(d, p, "projection")[:2]),
         "torch gradcheck (slow)": per_point(lambda d, p: run_gradcheck(d, p, False)),
         "torch gradcheck fast_mode": per_point(lambda d, p: run_gradcheck(d, p, True)),
     }
@@ -281,7 +281,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     load0 = os.getloadavg()
     lines = [
-        f"# derivcheck speed benchmark — {dt.datetime.now().isoformat(timespec='seconds')}",
+        f"# verigrad speed benchmark — {dt.datetime.now().isoformat(timespec='seconds')}",
         "",
         f"Machine: `{platform.platform()}`, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}; "
@@ -324,19 +324,19 @@ def main(argv=None) -> None:
     for frac in (0.0, *PLANTS):
         d = planted(frac, point)
         t0 = time.perf_counter()
-        ok, evals, rep = run_derivcheck(d, point, "projection")
-        rows.append(("derivcheck projection", frac, time.perf_counter() - t0, evals, ok, named_index(rep), None))
+        ok, evals, rep = run_verigrad(d, point, "projection")
+        rows.append(("verigrad projection", frac, time.perf_counter() - t0, evals, ok, named_index(rep), None))
 
     if args.quick:
         per, took, _ = in_child(sampled_exhaustive, (), None)
         est = sum(t * n * 2 for t, n in per.values())
-        rows.append(("derivcheck exhaustive (extrapolated from sampled chunks)", 0.0, est, 2 * P, None, "—", None))
+        rows.append(("verigrad exhaustive (extrapolated from sampled chunks)", 0.0, est, 2 * P, None, "—", None))
     else:
         out, took, peak = in_child(rejudge_planted, (PLANTS,), None)
         passed, evals, seconds, verdicts = out
-        rows.append(("derivcheck exhaustive", 0.0, seconds, evals, passed, "—", peak))
+        rows.append(("verigrad exhaustive", 0.0, seconds, evals, passed, "—", peak))
         for f, (ok, ix) in verdicts.items():
-            rows.append(("derivcheck exhaustive (same witnesses, re-judged)", f, None, evals, ok, ix, None))
+            rows.append(("verigrad exhaustive (same witnesses, re-judged)", f, None, evals, ok, ix, None))
 
     for fast, stop in ((True, True), (True, False), (False, False)):
         if args.quick and not (fast and stop):

@@ -1,4 +1,4 @@
-"""False alarms and missed errors: derivcheck vs torch.autograd.gradcheck on the same draws.
+"""False alarms and missed errors: verigrad vs torch.autograd.gradcheck on the same draws.
 
 Run on demand (not part of the test suite)::
 
@@ -10,8 +10,8 @@ gets the *same* hand-derived gradient, wrapped in a ``torch.autograd.Function`` 
 and runs with its defaults (eps 1e-6, atol 1e-5, rtol 1e-3), in slow mode and in fast_mode.
 
 * A **false alarm** is a verdict other than "pass" on a correct derivation. In the near-kink regime,
-  derivcheck must also list every entry whose step crosses a planted kink as nondifferentiable.
-* A **missed error** is a planted single-entry error that is not caught; derivcheck must also locate it
+  verigrad must also list every entry whose step crosses a planted kink as nondifferentiable.
+* A **missed error** is a planted single-entry error that is not caught; verigrad must also locate it
   (worst_index is the planted entry) and blame the derivation ("analytic").
 """
 
@@ -33,11 +33,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analytic import Derivation, builtin  # noqa: E402
-from checks._compare import evaluate  # noqa: E402
-from checks._model import PASS  # noqa: E402
-from checks._points import Point, infer_sizes  # noqa: E402
-from reference import objective, steps_for, torch_xp  # noqa: E402
+from verigrad.analytic import Derivation, builtin  # noqa: E402
+from verigrad.checks._compare import evaluate  # noqa: E402
+from verigrad.checks._model import PASS  # noqa: E402
+from verigrad.checks._points import Point, infer_sizes  # noqa: E402
+from verigrad.reference import objective, steps_for, torch_xp  # noqa: E402
 
 BASE = builtin("two_layer_relu")
 #: The same forward and gradients with no declared switch: kinks must be found by finite differences alone.
@@ -110,7 +110,7 @@ class Verdict:
     report: object = None
 
 
-def run_derivcheck(derivation: Derivation, grads: Gradients, params: dict[str, np.ndarray]) -> Verdict:
+def run_verigrad(derivation: Derivation, grads: Gradients, params: dict[str, np.ndarray]) -> Verdict:
     d = Derivation(name=derivation.name, shapes=derivation.shapes, forward=derivation.forward, gradients=grads, kinks=derivation.kinks)
     point = Point(sizes=infer_sizes(d, params), params={k: v.copy() for k, v in params.items()})
     t = time.perf_counter()
@@ -182,7 +182,7 @@ def false_alarms(regime: str, sizes, seeds, *, scale=1.0, kinks=False, float32=F
     for seed in seeds:
         params = draw(sizes, seed, scale)
         planted_kinks = plant_kinks(params, seed) if kinks else []
-        ours = run_derivcheck(derivation, grads, params)
+        ours = run_verigrad(derivation, grads, params)
         slow = run_gradcheck(grads, params, fast=False, only=slow_only)
         fast = run_gradcheck(grads, params, fast=True)
         row.draws += 1
@@ -219,7 +219,7 @@ def missed_errors(regime: str, sizes, seeds, *, dtype: str, params_to_plant=None
         sign = float(rng.choice([-1.0, 1.0]))
         base = as_float32(BASE.gradients) if dtype == "float32" else BASE.gradients
         grads = planted(base, param, index, rel, sign)
-        ours = run_derivcheck(BASE, grads, params)
+        ours = run_verigrad(BASE, grads, params)
         want = tuple(int(i) for i in np.unravel_index(index, g_true.shape))
         g = next(x for x in ours.report.gradients if x.param == param)
         caught = not ours.passed and g.status != PASS and g.worst_index == want and g.blame == "analytic"
@@ -252,9 +252,9 @@ def machine() -> str:
 
 
 def table(rows: list[Row], quick: bool, seconds: float) -> str:
-    head = ["", "regime", "derivcheck", "torch gradcheck (slow)", "torch gradcheck (fast_mode)", "notes"]
+    head = ["", "regime", "verigrad", "torch gradcheck (slow)", "torch gradcheck (fast_mode)", "notes"]
     lines = [
-        "# Verdicts: derivcheck vs torch.autograd.gradcheck",
+        "# Verdicts: verigrad vs torch.autograd.gradcheck",
         "",
         f"Measured {datetime.date.today().isoformat()} by `python benchmarks/verdicts.py{' --quick' if quick else ''}` "
         f"in {seconds / 60:.1f} min on: {machine()}; load average at the end {os.getloadavg()[0]:.1f}",
@@ -263,7 +263,7 @@ def table(rows: list[Row], quick: bool, seconds: float) -> str:
         "Derivation: the built-in `two_layer_relu`, f = ‖max(X W1, 0) W2 − Y‖²_F, standard-normal values unless noted.",
         "Each cell: count over draws (mean seconds per draw). Both checkers judge the same hand-derived gradient",
         "at the same draws; torch runs with its defaults (eps 1e-6, atol 1e-5, rtol 1e-3).",
-        "A missed error counts for derivcheck unless it fails, at the planted index, with blame `analytic`.",
+        "A missed error counts for verigrad unless it fails, at the planted index, with blame `analytic`.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -275,7 +275,7 @@ def table(rows: list[Row], quick: bool, seconds: float) -> str:
 
 #: How to read two of the rows; part of every written table.
 NOTES = [
-    "At N=64, D_in=1000, H=100, D_out=10 derivcheck ran in exhaustive mode: every one of the 165,640",
+    "At N=64, D_in=1000, H=100, D_out=10 verigrad ran in exhaustive mode: every one of the 165,640",
     "entries by finite differences (the projection mode gives the same verdict in about 40 forwards; see",
     "benchmarks/results.md). torch's slow mode was run on ∂f/∂X only, as in ../shared/ANCHORS.md.",
     "",

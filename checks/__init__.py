@@ -1,10 +1,10 @@
 """Property-based checks that a derivation's analytic gradients agree with autograd and finite differences.
 
 Public surface: ``check`` (one derivation → ``Report``), ``assert_gradients``, the result model, and
-the ``derivcheck`` CLI (``checks.cli.main``). Everything else in this package is internal and may change.
+the ``verigrad`` CLI (``checks.cli.main``). Everything else in this package is internal and may change.
 
 The names are loaded on first use, so that importing the pytest plugin (``checks.pytest_plugin``,
-loaded by every pytest run where derivcheck is installed) does not import torch.
+loaded by every pytest run where verigrad is installed) does not import torch.
 """
 
 from importlib import import_module

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 from ._model import FAIL, Report
 from ._terminal import detail_lines, visible

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from analytic import Derivation
-from reference import (
+from verigrad.analytic import Derivation
+from verigrad.reference import (
     U64,
     FDEstimate,
     ForwardError,
@@ -59,7 +59,7 @@ def check_inputs(derivation: Derivation, point: Point) -> str | None:
     for name, value in arrays.items():
         arr = np.asarray(value)
         if np.iscomplexobj(arr):
-            return f"parameter {name} is complex ({arr.dtype}); derivcheck checks real-valued parameters"
+            return f"parameter {name} is complex ({arr.dtype}); verigrad checks real-valued parameters"
         if not np.issubdtype(arr.dtype, np.floating):
             return f"parameter {name} has dtype {arr.dtype}; pass floating-point values (they are checked in float64)"
         if not np.all(np.isfinite(arr)):

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 from ._diagnose_batch import _batch_sum
 from ._diagnose_core import _IDENTITY, MATCH_SLACK, _Elsewhere, _Ex, _examples, _fit, _layout, _on, _scale_form, _sym

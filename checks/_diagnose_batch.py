@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from analytic import Derivation
-from reference import autograd_gradients, np_xp, objective
+from verigrad.analytic import Derivation
+from verigrad.reference import autograd_gradients, np_xp, objective
 
 from . import _tolerance as tol
 from ._diagnose_core import _BROADCAST_ERRORS, MATCH_RTOL, MATCH_SLACK, _Elsewhere, _Ex, _on, _sym

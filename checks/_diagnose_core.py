@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from analytic import Derivation
-from reference import ForwardError
+from verigrad.analytic import Derivation
+from verigrad.reference import ForwardError
 
 from . import _tolerance as tol
 from ._compare import autograd_noise, evaluate, inner_length

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from analytic import Derivation
-from reference import np_xp
+from verigrad.analytic import Derivation
+from verigrad.reference import np_xp
 
 from ._compare import evaluate
 from ._diagnose_core import (

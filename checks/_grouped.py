@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from analytic import Derivation
-from reference import U64, FDEstimate, ForwardError, forward_value
-from reference._stacked import Stack
+from verigrad.analytic import Derivation
+from verigrad.reference import U64, FDEstimate, ForwardError, forward_value
+from verigrad.reference._stacked import Stack
 
 from . import _tolerance as tol
 from ._compare import analytic_noise, call_gradients, changed_in_place, check_inputs, copies, evaluate, inner_length

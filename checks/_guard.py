@@ -9,7 +9,7 @@ import signal
 import threading
 from collections.abc import Iterator, Mapping
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 #: Default per-derivation time limit of the CLI, in seconds: a seed-sized exhaustive check takes ~2 min.
 DEFAULT_TIMEOUT = 600.0
@@ -52,8 +52,8 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def memory_limit() -> int:
-    """Bytes a point may use: DERIVCHECK_MAX_MEMORY (bytes) or half of what the machine has available."""
-    env = os.environ.get("DERIVCHECK_MAX_MEMORY")
+    """Bytes a point may use: VERIGRAD_MAX_MEMORY (bytes) or half of what the machine has available."""
+    env = os.environ.get("VERIGRAD_MAX_MEMORY")
     if env:
         with contextlib.suppress(ValueError):
             return int(float(env))
@@ -90,5 +90,5 @@ def memory_problem(derivation: Derivation, sizes: Mapping[str, int], what: str =
     where = ", ".join(f"{k}={v}" for k, v in sizes.items())
     return (
         f"{what} ({where}) would need about {need / 2**30:.3g} GiB, more than the {limit / 2**30:.3g} GiB allowed"
-        " (set smaller dims=, or DERIVCHECK_MAX_MEMORY in bytes)"
+        " (set smaller dims=, or VERIGRAD_MAX_MEMORY in bytes)"
     )

@@ -330,7 +330,7 @@ def _derivation(k: int, r: Report, run_seed: int | None) -> str:
 
 
 def render_html(run: RunReport) -> str:
-    title = f"derivcheck: {summary_line(run)}"
+    title = f"verigrad: {summary_line(run)}"
     about = []
     if run.seed is not None:
         about.append(f"seed {run.seed}")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from ._model import ERROR, FAIL, GradientReport, Report, RunReport
 from ._terminal import disagreement, headline, nondiff_text, point_text, visible, warnings_of, window_lines, worst_text
 
-SUITE = "derivcheck"
+SUITE = "verigrad"
 #: Name of the testcase standing for a derivation that could not be checked at all.
 WHOLE = "(derivation)"
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from analytic import NAMES, Derivation, DerivationError, builtin, builtins
+from verigrad.analytic import NAMES, Derivation, DerivationError, builtin, builtins
 
 
 class LoadError(Exception):
@@ -35,7 +35,7 @@ def load_file(path: str) -> list[Derivation]:
         raise LoadError(f"{path}: is a directory, expected a .py file or a built-in name")
     if not path.endswith(".py"):
         raise LoadError(f"{path}: not a Python file (expected a .py file or one of: {', '.join(NAMES)})")
-    name = "derivcheck_user_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
+    name = "verigrad_user_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
     try:
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:

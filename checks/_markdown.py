@@ -123,7 +123,7 @@ def _derivation(r: Report, run_seed: int | None, budget: int) -> tuple[list[str]
 def render_markdown(run: RunReport) -> str:
     passed, failed = sum(r.status == PASS for r in run.reports), sum(r.status == FAIL for r in run.reports)
     icon = _ICON[PASS] if run.passed else (_ICON[FAIL] if failed else _ICON[ERROR])
-    lines = [f"### {icon} derivcheck: {summary_line(run)}", ""]
+    lines = [f"### {icon} verigrad: {summary_line(run)}", ""]
     about = []
     if run.seed is not None:
         about.append(f"Seed `{run.seed}`.")

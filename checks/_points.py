@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 #: Draws keep every declared switch at least this far from 0, relative to the switch's rms.
 KINK_MARGIN = 1e-3
@@ -63,7 +63,7 @@ def kink_distance(derivation: Derivation, params: Mapping[str, np.ndarray]) -> f
     """Smallest |switch| / rms(switch) over the declared switches (inf without any)."""
     if derivation.kinks is None:
         return float("inf")
-    from reference import np_xp
+    from verigrad.reference import np_xp
 
     worst = float("inf")
     with np.errstate(all="ignore"):

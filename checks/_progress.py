@@ -3,7 +3,7 @@
 Nothing is shown during the first ``DELAY`` seconds, so quick runs stay quiet. After that, on a
 terminal, one line is redrawn in place (derivation and examples done/total) and cleared at the end;
 when stderr is not a terminal (a CI log), one line is written per derivation. Progress never writes
-to stdout, and is off under pytest (``PYTEST_CURRENT_TEST``) or with ``DERIVCHECK_PROGRESS=0``.
+to stdout, and is off under pytest (``PYTEST_CURRENT_TEST``) or with ``VERIGRAD_PROGRESS=0``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ REFRESH = 0.1
 
 
 def _enabled_by_environment() -> bool:
-    return not os.environ.get("PYTEST_CURRENT_TEST") and os.environ.get("DERIVCHECK_PROGRESS", "1") != "0"
+    return not os.environ.get("PYTEST_CURRENT_TEST") and os.environ.get("VERIGRAD_PROGRESS", "1") != "0"
 
 
 class Progress:
@@ -61,7 +61,7 @@ class Progress:
                     return
                 self._last = now
                 width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-                text = f"derivcheck: {label}  {min(done, total)}/{total} {unit}  {now - self.started:.0f} s"
+                text = f"verigrad: {label}  {min(done, total)}/{total} {unit}  {now - self.started:.0f} s"
                 if len(text) > width:
                     text = text[: width - 1] + "…"
                 self.stream.write("\r" + text + "\033[K")
@@ -69,7 +69,7 @@ class Progress:
                 self._drawn = True
             elif name not in self._announced:
                 self._announced.add(name)
-                self.stream.write(f"derivcheck: checking {label} ({min(done, total)}/{total} {unit}, {now - self.started:.0f} s into the run)\n")
+                self.stream.write(f"verigrad: checking {label} ({min(done, total)}/{total} {unit}, {now - self.started:.0f} s into the run)\n")
                 self.stream.flush()
         except (OSError, ValueError):  # stderr closed or gone: carry on without progress
             self.enabled = False

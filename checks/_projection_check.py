@@ -20,10 +20,10 @@ from typing import Literal
 
 import numpy as np
 
-from analytic import Derivation
-from reference import U64, BatchedObjective, FDEstimate, ForwardError, steps_for
-from reference._fd import _differences, _refine, forward_noise
-from reference._projection import DirectionalFD, Localization, Measurement, Support, random_direction
+from verigrad.analytic import Derivation
+from verigrad.reference import U64, BatchedObjective, FDEstimate, ForwardError, steps_for
+from verigrad.reference._fd import _differences, _refine, forward_noise
+from verigrad.reference._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 
 from . import _tolerance as tol
 from ._compare import FORWARD, _error, conclude, judge_param, prepare

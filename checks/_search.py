@@ -16,7 +16,7 @@ from hypothesis import seed as hseed
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
-from analytic import Derivation, builtin
+from verigrad.analytic import Derivation, builtin
 
 from ._compare import evaluate
 from ._diagnose import diagnose
@@ -34,7 +34,7 @@ VALUES_PER_SIZE = 16
 #: Further examples at the counterexample's sizes that a diagnosis must be confirmed on.
 CONFIRM_EXAMPLES = 4
 #: Where hypothesis keeps failing examples so that a known failure is tried first next time.
-DATABASE_DIR = os.path.join(".hypothesis", "derivcheck")
+DATABASE_DIR = os.path.join(".hypothesis", "verigrad")
 
 Progress = Callable[[str, int, int], None]
 
@@ -134,7 +134,7 @@ def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[st
             target = None
     where = shlex.quote(target) if target else "<file.py>"
     pick = "" if target == derivation.name else f" --only {shlex.quote(derivation.name)}"
-    return f"derivcheck check {where}{pick} --replay {replay_spec(sizes, seed)}"
+    return f"verigrad check {where}{pick} --replay {replay_spec(sizes, seed)}"
 
 
 def _diagnose(derivation: Derivation, report: Report, point: Point, include_kinks: bool, how: Method) -> None:

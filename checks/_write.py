@@ -11,7 +11,7 @@ from typing import Any
 def write_text(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".derivcheck-", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=".verigrad-", suffix=".tmp", dir=folder)
     umask = os.umask(0)
     os.umask(umask)
     try:

@@ -1,4 +1,4 @@
-"""The ``derivcheck`` command.
+"""The ``verigrad`` command.
 
 Exit codes:
   0  every derivation checked agrees with both references
@@ -30,7 +30,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
-        print(f"derivcheck: {message}", file=sys.stderr)
+        print(f"verigrad: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -48,7 +48,7 @@ _positive, _seed = _checked(_args.positive), _checked(_args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="derivcheck", description="Check hand-derived gradients against autograd and finite differences.")
+    p = _Parser(prog="verigrad", description="Check hand-derived gradients against autograd and finite differences.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
     c = sub.add_parser("check", help="check derivations (default: every built-in)")
     c.add_argument("targets", nargs="*", metavar="TARGET", help="a built-in name or a .py file defining Derivation objects")
@@ -119,24 +119,24 @@ def _run_check(args: argparse.Namespace) -> int:
         try:
             replay = parse_replay(args.replay)
         except ValueError as e:
-            print(f"derivcheck: {e}", file=sys.stderr)
+            print(f"verigrad: {e}", file=sys.stderr)
             return EXIT_USAGE
     device_problem = _device_problem(args.device)
     if device_problem:
-        print(f"derivcheck: --device {args.device}: {device_problem}", file=sys.stderr)
+        print(f"verigrad: --device {args.device}: {device_problem}", file=sys.stderr)
         return EXIT_USAGE
     targets, load_errors = resolve_targets(args.targets)
     for line in load_errors:
-        print(f"derivcheck: {line}", file=sys.stderr)
+        print(f"verigrad: {line}", file=sys.stderr)
     if args.only:
         known = {t.derivation.name for t in targets}
         for name in args.only:
             if name not in known:
-                print(f"derivcheck: --only {name!r}: no such derivation among the targets", file=sys.stderr)
+                print(f"verigrad: --only {name!r}: no such derivation among the targets", file=sys.stderr)
                 load_errors.append(name)
         targets = [t for t in targets if t.derivation.name in args.only]
     if not targets and not load_errors:
-        print("derivcheck: nothing to check", file=sys.stderr)
+        print("verigrad: nothing to check", file=sys.stderr)
         return EXIT_USAGE
     seed = args.seed
     if seed is None:
@@ -173,7 +173,7 @@ def _run_check(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        from analytic import builtins
+        from verigrad.analytic import builtins
 
         for d in builtins():
             shapes = ", ".join(f"{p}:({', '.join(map(str, s))})" for p, s in d.shapes.items())

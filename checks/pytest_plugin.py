@@ -1,15 +1,15 @@
 """pytest plugin: the ``Derivation`` objects a collected test module defines become test items.
 
-Registered through the ``pytest11`` entry point, so installing derivcheck is enough. A module-level
-derivation in ``test_mine.py`` becomes the item ``test_mine.py::derivcheck[<name>]``; it fails with the
+Registered through the ``pytest11`` entry point, so installing verigrad is enough. A module-level
+derivation in ``test_mine.py`` becomes the item ``test_mine.py::verigrad[<name>]``; it fails with the
 terminal report's failure text (diagnosis, worst entry, replay command), not a traceback.
 
 Collected: derivations the module binds itself at top level (assignment, ``def``/``class``). Not
-collected: derivations it imports, derivcheck's built-ins, modules with ``__derivcheck__ = False``,
-and everything when the ini option ``derivcheck_collect = false`` (or ``-p no:derivcheck``).
+collected: derivations it imports, verigrad's built-ins, modules with ``__verigrad__ = False``,
+and everything when the ini option ``verigrad_collect = false`` (or ``-p no:verigrad``).
 
 Under pytest-xdist each worker hands its reports to the controller in ``workeroutput``; the
-controller merges them and writes the ``--derivcheck-*`` report files once.
+controller merges them and writes the ``--verigrad-*`` report files once.
 
 Heavy imports (torch, through the checker) are deferred until a derivation is actually checked.
 """
@@ -28,22 +28,22 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from analytic import NAMES, Derivation, builtin
+from verigrad.analytic import NAMES, Derivation, builtin
 
 from . import _args
 
 if TYPE_CHECKING:
     from ._model import Report
 
-#: Seed of the search when the CI environment variable is set and no --derivcheck-seed is given:
+#: Seed of the search when the CI environment variable is set and no --verigrad-seed is given:
 #: the same examples on every CI run, so a red build is never a lucky draw.
 CI_SEED = 0
-#: Marker put on every derivation item (select with ``-m derivcheck``, skip with ``-m "not derivcheck"``).
-MARKER = "derivcheck"
+#: Marker put on every derivation item (select with ``-m verigrad``, skip with ``-m "not verigrad"``).
+MARKER = "verigrad"
 #: Module-level variable that, set to False, keeps a test module's derivations from being collected.
-OPT_OUT = "__derivcheck__"
+OPT_OUT = "__verigrad__"
 #: Key of the worker → controller hand-over in xdist's ``workeroutput``/``workerinput``.
-_WIRE = "derivcheck"
+_WIRE = "verigrad"
 
 
 @dataclass
@@ -51,7 +51,7 @@ class _Session:
     """What the plugin knows for one pytest run (on the controller and on each xdist worker)."""
 
     seed: int
-    seed_source: str  # "--derivcheck-seed" | "CI" | "random"
+    seed_source: str  # "--verigrad-seed" | "CI" | "random"
     examples: int | None
     timeout: float | None
     database: bool
@@ -72,34 +72,34 @@ def _option(name: str, convert):
     return parse
 
 
-_seed, _positive = _option("--derivcheck-seed", _args.seed), _option("--derivcheck-examples", _args.positive)
+_seed, _positive = _option("--verigrad-seed", _args.seed), _option("--verigrad-examples", _args.positive)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("derivcheck", "derivcheck: module-level Derivation objects in test modules")
-    group.addoption("--derivcheck-json", metavar="PATH", help="write the JSON report of every derivation item here")
-    group.addoption("--derivcheck-junit", metavar="PATH", help="write derivcheck's JUnit XML report (one testcase per gradient) here")
-    group.addoption("--derivcheck-html", metavar="PATH", help="write derivcheck's HTML report (with heatmaps) here")
-    group.addoption("--derivcheck-markdown", metavar="PATH", help="write derivcheck's Markdown report here")
-    group.addoption("--derivcheck-examples", metavar="N", help="random sizes tried per derivation, 16 value draws at each (default 30)")
-    group.addoption("--derivcheck-seed", metavar="N", help="seed of the search (default: fixed under CI, else random; printed)")
-    group.addoption("--derivcheck-timeout", metavar="SECONDS", type=float, help="time limit per derivation (default 600; 0 for none)")
-    parser.addini("derivcheck_collect", "collect module-level Derivation objects of test modules as items", type="bool", default=True)
+    group = parser.getgroup("verigrad", "verigrad: module-level Derivation objects in test modules")
+    group.addoption("--verigrad-json", metavar="PATH", help="write the JSON report of every derivation item here")
+    group.addoption("--verigrad-junit", metavar="PATH", help="write verigrad's JUnit XML report (one testcase per gradient) here")
+    group.addoption("--verigrad-html", metavar="PATH", help="write verigrad's HTML report (with heatmaps) here")
+    group.addoption("--verigrad-markdown", metavar="PATH", help="write verigrad's Markdown report here")
+    group.addoption("--verigrad-examples", metavar="N", help="random sizes tried per derivation, 16 value draws at each (default 30)")
+    group.addoption("--verigrad-seed", metavar="N", help="seed of the search (default: fixed under CI, else random; printed)")
+    group.addoption("--verigrad-timeout", metavar="SECONDS", type=float, help="time limit per derivation (default 600; 0 for none)")
+    parser.addini("verigrad_collect", "collect module-level Derivation objects of test modules as items", type="bool", default=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{MARKER}: a derivation checked by derivcheck (collected from a test module)")
+    config.addinivalue_line("markers", f"{MARKER}: a derivation checked by verigrad (collected from a test module)")
     wired = getattr(config, "workerinput", {}).get(_WIRE)
     if wired is not None:  # an xdist worker: use the controller's seed, so every worker searches alike
         seed, source = wired["seed"], wired["seed_source"]
-    elif config.getoption("derivcheck_seed") is not None:
-        seed, source = _seed(config.getoption("derivcheck_seed")), "--derivcheck-seed"
+    elif config.getoption("verigrad_seed") is not None:
+        seed, source = _seed(config.getoption("verigrad_seed")), "--verigrad-seed"
     elif os.environ.get("CI"):
         seed, source = CI_SEED, "CI"
     else:
         seed, source = secrets.randbits(32), "random"
-    examples = config.getoption("derivcheck_examples")
-    timeout = config.getoption("derivcheck_timeout")
+    examples = config.getoption("verigrad_examples")
+    timeout = config.getoption("verigrad_timeout")
     if timeout is None:
         from ._guard import DEFAULT_TIMEOUT
 
@@ -122,10 +122,10 @@ def pytest_configure_node(node: Any) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    if not config.getini("derivcheck_collect"):
-        return "derivcheck: collection off (derivcheck_collect = false)"
+    if not config.getini("verigrad_collect"):
+        return "verigrad: collection off (verigrad_collect = false)"
     state = config.stash[_STATE]
-    return f"derivcheck: seed {state.seed} ({state.seed_source}; rerun with --derivcheck-seed {state.seed})"
+    return f"verigrad: seed {state.seed} ({state.seed_source}; rerun with --verigrad-seed {state.seed})"
 
 
 # --- collection ---------------------------------------------------------------------------------
@@ -184,9 +184,9 @@ def _is_builtin(derivation: Derivation) -> bool:
 
 
 def _item_name(derivation: Derivation) -> str:
-    """``derivcheck[<name>]``, with what would break a node id (``::``, control characters) made harmless."""
+    """``verigrad[<name>]``, with what would break a node id (``::``, control characters) made harmless."""
     name = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in derivation.name).replace("::", ":_:")
-    return f"derivcheck[{name}]"
+    return f"verigrad[{name}]"
 
 
 _BOUND = pytest.StashKey[dict[str, int]]()
@@ -197,7 +197,7 @@ _SEEN = pytest.StashKey[set[int]]()
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> DerivationItem | None:
     if not isinstance(obj, Derivation) or not isinstance(collector, pytest.Module):
         return None
-    if not collector.config.getini("derivcheck_collect") or getattr(collector.obj, OPT_OUT, True) is False:
+    if not collector.config.getini("verigrad_collect") or getattr(collector.obj, OPT_OUT, True) is False:
         return None
     if _BOUND not in collector.stash:
         bound, imported = _bound_here(collector.path)
@@ -235,7 +235,7 @@ class DerivationFailed(Exception):
 
 
 class DerivationItem(pytest.Item):
-    """One module-level Derivation, checked like ``derivcheck check <test file> --only <name>``."""
+    """One module-level Derivation, checked like ``verigrad check <test file> --only <name>``."""
 
     def __init__(self, *, derivation: Derivation, line: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -277,11 +277,11 @@ class DerivationItem(pytest.Item):
         from ._assert import failure_text
 
         seed = self.config.stash[_STATE].seed
-        rerun = f"rerun: pytest {shlex.quote(self.nodeid)} --derivcheck-seed {seed}"
+        rerun = f"rerun: pytest {shlex.quote(self.nodeid)} --verigrad-seed {seed}"
         return failure_text(excinfo.value.report) + "\n  " + rerun
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, self.line, f"derivcheck {self.derivation.name}"
+        return self.path, self.line, f"verigrad {self.derivation.name}"
 
 
 # --- reports ------------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         # Pickled whole, arrays included, so the controller's HTML heatmaps are those of a local run.
         config.workeroutput[_WIRE] = [[pos, nodeid, pickle.dumps(r)] for pos, nodeid, r in state.reports]
         return
-    paths = {k: config.getoption(f"derivcheck_{k}") for k in ("json", "junit", "html", "markdown")}
+    paths = {k: config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")}
     if not any(paths.values()):
         return
     from ._model import RunReport
@@ -332,6 +332,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     from ._terminal import summary_line
 
     run = RunReport(reports=_merged(state), seed=state.seed)
-    written = [p for p in (config.getoption(f"derivcheck_{k}") for k in ("json", "junit", "html", "markdown")) if p]
+    written = [p for p in (config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")) if p]
     tail = f"; reports: {', '.join(written)}" if written else ""
-    terminalreporter.write_line(f"derivcheck: {summary_line(run)} (seed {state.seed}){tail}")
+    terminalreporter.write_line(f"verigrad: {summary_line(run)} (seed {state.seed}){tail}")

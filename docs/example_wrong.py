@@ -1,6 +1,6 @@
 """A deliberately wrong derivation, to show what a failing report looks like.
 
-Run it with ``derivcheck check docs/example_wrong.py`` (add ``--markdown``, ``--junit``, ``--html``
+Run it with ``verigrad check docs/example_wrong.py`` (add ``--markdown``, ``--junit``, ``--html``
 for the other reports). Same network as the built-in ``two_layer_relu`` (glossary:
 ``analytic/__init__.py``)::
 
@@ -17,7 +17,7 @@ written as Y − Y_pred in one place and as Y_pred − Y in another. Every other
 
 import numpy as np
 
-from analytic import Derivation
+from verigrad import Derivation
 
 
 def forward(xp, X, W1, W2, Y):

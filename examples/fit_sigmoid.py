@@ -1,4 +1,4 @@
-"""Fit y = x² + noise with a 1-20-1 sigmoid network twice: derivcheck's analytic gradients vs torch autograd.
+"""Fit y = x² + noise with a 1-20-1 sigmoid network twice: verigrad's analytic gradients vs torch autograd.
 
 Both runs start from the same weights and take the same full-batch gradient steps on the mean squared
 error, one with ``analytic.two_layer_sigmoid_mse``'s hand-derived gradients in NumPy, one with
@@ -13,8 +13,6 @@ with the data, both fits and both loss curves.
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import matplotlib
 
@@ -23,13 +21,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-try:
-    from analytic.two_layer_sigmoid import predict
-    from analytic.two_layer_sigmoid_mse import forward, gradients
-except ModuleNotFoundError:  # a source checkout that is not installed: use the repository next to this file
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from analytic.two_layer_sigmoid import predict
-    from analytic.two_layer_sigmoid_mse import forward, gradients
+from verigrad.analytic.two_layer_sigmoid import predict
+from verigrad.analytic.two_layer_sigmoid_mse import forward, gradients
 
 #: Points, hidden width, step size, noise amplitude: y = x² + NOISE · U(0, 1) on POINTS points in [−1, 1].
 POINTS, HIDDEN, LEARNING_RATE, NOISE = 100, 20, 0.2, 0.2
@@ -47,7 +40,7 @@ def make_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def initial_weights(seed: int) -> dict[str, np.ndarray]:
-    """Weights in derivcheck's layout W1:(1, H), b1:(H,), W2:(H, 1), b2:(1,).
+    """Weights in verigrad's layout W1:(1, H), b1:(H,), W2:(H, 1), b2:(1,).
 
     Each hidden unit is a soft step at a centre c ~ U(−1, 1) (b1 = −W1·c) with slope |W1| ~ 5·|N(0, 1)|,
     facing outwards (W1 has the sign of c): it is on only on the outer side of c, a soft hinge, the

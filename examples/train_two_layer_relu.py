@@ -1,6 +1,6 @@
-"""Train the two-layer ReLU network in NumPy with derivcheck's verified gradients.
+"""Train the two-layer ReLU network in NumPy with verigrad's verified gradients.
 
-The gradients are ``analytic.two_layer_relu``'s, the same functions ``derivcheck check two_layer_relu``
+The gradients are ``analytic.two_layer_relu``'s, the same functions ``verigrad check two_layer_relu``
 proves against torch autograd and finite differences. The objective is ‖Y − max(X W1, 0) W2‖²_F
 (summed, not averaged), so with standard-normal data the loss starts in the tens of millions.
 
@@ -11,16 +11,10 @@ proves against torch autograd and finite differences. The objective is ‖Y − 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-try:
-    from analytic.two_layer_relu import forward, gradients
-except ModuleNotFoundError:  # a source checkout that is not installed: use the repository next to this file
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from analytic.two_layer_relu import forward, gradients
+from verigrad.analytic.two_layer_relu import forward, gradients
 
 #: Batch size, input, hidden and output widths.
 N, D_IN, H, D_OUT = 64, 1000, 100, 10

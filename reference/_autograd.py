@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 from ._objective import ForwardError, check_scalar, objective, torch_xp
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.func import vmap
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 from ._heap import Heap
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 from ._batched import BatchedObjective
 

@@ -14,7 +14,7 @@ import array_api_compat.torch as torch_xp
 import numpy as np
 import torch
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 __all__ = ["ForwardError", "np_xp", "objective", "torch_xp"]
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.func import vmap
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 from ._batched import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR
 from ._fd import JITTER_POINTS, JITTER_ULPS, U64, FDEstimate, noise_from_jitter, richardson, steps_for

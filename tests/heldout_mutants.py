@@ -5,8 +5,7 @@ Run: ``python tests/heldout_mutants.py`` (prints one line per case and the score
 
 import numpy as np
 
-import checks
-from analytic import Derivation
+from verigrad import Derivation, checks
 
 #: Same budget and seed as the tuned corpus (tests/test_diagnose.py).
 EXAMPLES = 20

@@ -10,7 +10,7 @@ First run: 6 of 7. The miss, a ReLU mask of the wrong sign in ∂f/∂W = Xᵀ(2
 
 import numpy as np
 
-from analytic import Derivation, builtin
+from verigrad.analytic import Derivation, builtin
 
 try:
     from tests.heldout_mutants import score

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 
 def altered(base: Derivation, name: str, change: Callable[[dict, dict], dict]) -> Derivation:

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-import analytic
-from analytic.layer_norm import EPS
-from checks import check, draw_point
-from reference import autograd_gradients
 from tests.helpers import altered
+from verigrad import analytic
+from verigrad.analytic.layer_norm import EPS
+from verigrad.checks import check, draw_point
+from verigrad.reference import autograd_gradients
 
 NEW = ("linear_layer", "softmax", "layer_norm", "softmax_cross_entropy", "tanh_regression", "leaky_relu_regression")
 LAYERS = ("linear_layer", "softmax", "layer_norm")

@@ -1,4 +1,4 @@
-"""The derivcheck command: exit codes, one-line load errors, JSON report, user files."""
+"""The verigrad command: exit codes, one-line load errors, JSON report, user files."""
 
 import json
 import subprocess
@@ -7,11 +7,11 @@ import textwrap
 
 import pytest
 
-from checks.cli import main
+from verigrad.checks.cli import main
 
 GOOD = '''
 import numpy as np
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 def forward(xp, X, w):
     return xp.sum((X @ w) ** 2)
@@ -54,7 +54,7 @@ def test_wrong_user_file_exits_1_naming_the_parameter(tmp_path, capsys):
     rows = [line.split()[:3] for line in out.splitlines()]
     assert ["square_half", "w", "FAIL"] in rows
     assert ["square_half", "X", "PASS"] in rows
-    assert f"derivcheck check {path} --only square_half --replay N=1,D=1,seed=" in out
+    assert f"verigrad check {path} --only square_half --replay N=1,D=1,seed=" in out
 
 
 def test_json_report_has_the_documented_shape(tmp_path, capsys):
@@ -96,7 +96,7 @@ def test_load_errors_are_one_line_and_exit_2_while_good_targets_still_run(tmp_pa
     good = write(tmp_path, "good.py", GOOD)
     code, out, err = run(capsys, bad, good)
     assert code == 2
-    lines = [line for line in err.splitlines() if line.startswith("derivcheck:")]
+    lines = [line for line in err.splitlines() if line.startswith("verigrad:")]
     assert len(lines) == 1 and needle in lines[0]
     assert "square" in out and "1 passed, 0 failed" in out
 
@@ -120,7 +120,7 @@ def test_usage_errors_exit_2_in_one_line(capsys, argv):
         raise SystemExit(code)
     out, err = capsys.readouterr()
     assert info.value.code == 2
-    assert len(err.strip().splitlines()) == 1 and err.startswith("derivcheck:")
+    assert len(err.strip().splitlines()) == 1 and err.startswith("verigrad:")
     assert "Traceback" not in out + err
 
 
@@ -156,6 +156,6 @@ def test_device_runs_autograd_there_or_says_in_one_line_why_not(capsys):
         assert code == 0 and "1 passed, 0 failed" in out
     else:
         assert code == 2
-        assert err.strip() == "derivcheck: --device cuda: no CUDA device is available on this machine (torch.cuda.is_available() is False)"
+        assert err.strip() == "verigrad: --device cuda: no CUDA device is available on this machine (torch.cuda.is_available() is False)"
     code, _, err = run(capsys, "relu_regression", "--device", "quantum")
-    assert code == 2 and err.startswith("derivcheck: --device quantum:")
+    assert code == 2 and err.startswith("verigrad: --device quantum:")

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import analytic
-from analytic import Derivation, DerivationError
+from verigrad import analytic
+from verigrad.analytic import Derivation, DerivationError
 
 
 def fwd(xp, X, W):

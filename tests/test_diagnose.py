@@ -7,13 +7,13 @@ from functools import cache
 import numpy as np
 import pytest
 
-import checks
 import tests.mutants
-from analytic import Derivation
-from checks._compare import evaluate
-from checks._diagnose import diagnose
-from checks._points import draw_point
 from tests.mutants._objectives import CORRECT
+from verigrad import checks
+from verigrad.analytic import Derivation
+from verigrad.checks._compare import evaluate
+from verigrad.checks._diagnose import diagnose
+from verigrad.checks._points import draw_point
 
 #: Search budget per derivation: every slip in the corpus shows within a handful of examples.
 EXAMPLES = 20

@@ -3,17 +3,17 @@
 import numpy as np
 import pytest
 
-import analytic
-import checks._grouped as grouped
-from checks import check
-from checks._compare import evaluate
-from checks._grouped import evaluate_group
-from checks._points import draw_point
-from checks._search import VALUES_PER_SIZE
-from reference import autograd_gradients, finite_differences
-from reference._stacked import Stack
+import verigrad.checks._grouped as grouped
 from tests.helpers import altered, plant
 from tests.test_diagnose import DERIVATIONS as MUTANTS
+from verigrad import analytic
+from verigrad.checks import check
+from verigrad.checks._compare import evaluate
+from verigrad.checks._grouped import evaluate_group
+from verigrad.checks._points import draw_point
+from verigrad.checks._search import VALUES_PER_SIZE
+from verigrad.reference import autograd_gradients, finite_differences
+from verigrad.reference._stacked import Stack
 
 BUILTINS = analytic.builtins()
 #: Points per group in these tests: enough for a stack, few enough to check each alone as well.

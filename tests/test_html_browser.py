@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from analytic import Derivation
-from checks import RunReport, check
-from checks._html import render_html
+from verigrad.analytic import Derivation
+from verigrad.checks import RunReport, check
+from verigrad.checks._html import render_html
 
-__derivcheck__ = False  # the derivation below is wrong on purpose: not collected as a test
+__verigrad__ = False  # the derivation below is wrong on purpose: not collected as a test
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 #: Seconds a headless screenshot may take (a cold start of the browser included).

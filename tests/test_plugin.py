@@ -9,17 +9,17 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from analytic import Derivation
-from checks import assert_gradients
+from verigrad.analytic import Derivation
+from verigrad.checks import assert_gradients
 
 pytest_plugins = ["pytester"]
 
 #: Few examples: the wrong derivation is wrong at every point, and each inner run must stay quick.
-FAST = ["-p", "no:cacheprovider", "--derivcheck-examples", "4", "--derivcheck-seed", "7"]
+FAST = ["-p", "no:cacheprovider", "--verigrad-examples", "4", "--verigrad-seed", "7"]
 
 SQUARE = '''
 import numpy as np
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 def forward(xp, X, w):
     return xp.sum((X @ w) ** 2)
@@ -52,7 +52,7 @@ def assert_failure_text(text: str) -> None:
     assert "derivation 'square_half' has a wrong gradient" in text
     assert "off by a constant factor" in text  # the diagnosis sentence
     assert "worst entry w[" in text and "analytic" in text and "reference" in text
-    assert "replay: derivcheck check test_square.py --only square_half --replay " in text
+    assert "replay: verigrad check test_square.py --only square_half --replay " in text
 
 
 @pytest.fixture(autouse=True)
@@ -66,23 +66,23 @@ def test_right_and_wrong_derivations_become_one_item_each(pytester):
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*derivcheck: seed 7 (--derivcheck-seed*",
-            "test_square.py::derivcheck[[]square[]] PASSED*",
-            "test_square.py::derivcheck[[]square_half[]] FAILED*",
+            "*verigrad: seed 7 (--verigrad-seed*",
+            "test_square.py::verigrad[[]square[]] PASSED*",
+            "test_square.py::verigrad[[]square_half[]] FAILED*",
             "test_square.py::test_ordinary PASSED*",
         ]
     )
     out = result.stdout.str()
-    failure = out[out.index("derivcheck square_half _") :]
+    failure = out[out.index("verigrad square_half _") :]
     assert_failure_text(failure)
-    assert "rerun: pytest 'test_square.py::derivcheck[square_half]' --derivcheck-seed 7" in failure
+    assert "rerun: pytest 'test_square.py::verigrad[square_half]' --verigrad-seed 7" in failure
     for frame in HARNESS:
         assert frame not in out, frame
-    assert "derivcheck: 1 passed, 1 failed (seed 7)" in out
+    assert "verigrad: 1 passed, 1 failed (seed 7)" in out
 
 
 RAISES = '''
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 def forward(xp, x):
     raise ZeroDivisionError("the forward divides by a zero norm")
@@ -108,7 +108,7 @@ def test_under_xdist_reports_of_both_workers_are_merged(pytester):
     out_json, out_junit, out_html = (pytester.path / f"report.{ext}" for ext in ("json", "xml", "html"))
     result = pytester.runpytest_subprocess(
         "-n", "2", "--dist", "loadfile", *FAST,
-        f"--derivcheck-json={out_json}", f"--derivcheck-junit={out_junit}", f"--derivcheck-html={out_html}",
+        f"--verigrad-json={out_json}", f"--verigrad-junit={out_junit}", f"--verigrad-html={out_html}",
         timeout=120,
     )  # fmt: skip
     result.assert_outcomes(passed=4, failed=2)
@@ -124,7 +124,7 @@ def test_under_xdist_reports_of_both_workers_are_merged(pytester):
     status = {d["name"]: d["status"] for d in doc["derivations"]}
     assert status == {"square": "pass", "square_half": "fail", "other_square": "pass", "other_square_half": "fail"}
     half = next(d for d in doc["derivations"] if d["name"] == "square_half")
-    assert half["replay"].startswith("derivcheck check test_square.py --only square_half --replay ")
+    assert half["replay"].startswith("verigrad check test_square.py --only square_half --replay ")
 
     junit = ET.parse(out_junit).getroot().iter("testcase")
     named = " ".join(f"{c.get('classname')} {c.get('name')}" for c in junit)
@@ -137,16 +137,16 @@ def test_ci_fixes_the_seed_and_the_report_records_it(pytester, monkeypatch):
     monkeypatch.setenv("CI", "true")
     project(pytester, test_square=SQUARE)
     report = pytester.path / "r.json"
-    result = pytester.runpytest("-p", "no:cacheprovider", "--derivcheck-examples", "4", f"--derivcheck-json={report}")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--verigrad-examples", "4", f"--verigrad-json={report}")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*derivcheck: seed 0 (CI*"])
+    result.stdout.fnmatch_lines(["*verigrad: seed 0 (CI*"])
     doc = json.loads(report.read_text())
     assert doc["seed"] == 0 and len(doc["derivations"]) == 2
     assert "run seed 0" in result.stdout.str()
 
 
 IMPORTS = '''
-from analytic import builtin
+from verigrad.analytic import builtin
 from test_square import square_half
 from test_square import square as renamed
 
@@ -161,9 +161,9 @@ def test_nothing_here():
 @pytest.mark.parametrize(
     ("files", "args", "expected"),
     [
-        pytest.param({"test_square": SQUARE + "\n__derivcheck__ = False\n"}, FAST, {"passed": 1}, id="module-opt-out"),
-        pytest.param({"test_square": SQUARE}, [*FAST, "-o", "derivcheck_collect=false"], {"passed": 1}, id="ini-opt-out"),
-        pytest.param({"test_square": SQUARE}, ["-p", "no:cacheprovider", "-p", "no:derivcheck"], {"passed": 1}, id="plugin-off"),
+        pytest.param({"test_square": SQUARE + "\n__verigrad__ = False\n"}, FAST, {"passed": 1}, id="module-opt-out"),
+        pytest.param({"test_square": SQUARE}, [*FAST, "-o", "verigrad_collect=false"], {"passed": 1}, id="ini-opt-out"),
+        pytest.param({"test_square": SQUARE}, ["-p", "no:cacheprovider", "-p", "no:verigrad"], {"passed": 1}, id="plugin-off"),
         pytest.param({"test_square": SQUARE, "test_imports": IMPORTS}, FAST, {"passed": 3, "failed": 1}, id="imported-not-collected"),
         pytest.param({"helper_square": SQUARE}, FAST, {}, id="not-a-test-module"),
     ],
@@ -171,9 +171,9 @@ def test_nothing_here():
 def test_what_is_not_collected(pytester, files, args, expected):
     project(pytester, **files)
     result = pytester.runpytest("--collect-only", "-q", *args)
-    derivations = [line for line in result.stdout.lines if "::derivcheck[" in line]
+    derivations = [line for line in result.stdout.lines if "::verigrad[" in line]
     if files.get("test_imports"):
-        assert derivations == ["test_square.py::derivcheck[square]", "test_square.py::derivcheck[square_half]"]
+        assert derivations == ["test_square.py::verigrad[square]", "test_square.py::verigrad[square_half]"]
     else:
         assert derivations == []
     result = pytester.runpytest(*args)
@@ -183,8 +183,8 @@ def test_what_is_not_collected(pytester, files, args, expected):
 def test_the_same_derivation_under_two_names_is_one_item(pytester):
     project(pytester, test_square=SQUARE + "\nalias = square\n")
     result = pytester.runpytest("--collect-only", "-q", *FAST)
-    collected = [line for line in result.stdout.lines if "::derivcheck[" in line]
-    assert collected == ["test_square.py::derivcheck[square]", "test_square.py::derivcheck[square_half]"]
+    collected = [line for line in result.stdout.lines if "::verigrad[" in line]
+    assert collected == ["test_square.py::verigrad[square]", "test_square.py::verigrad[square_half]"]
 
 
 def _forward(xp, X, w):
@@ -195,7 +195,7 @@ SHAPES = {"X": ("N", "D"), "w": ("D",)}
 RIGHT = Derivation(name="square", shapes=SHAPES, forward=_forward, gradients=lambda X, w: {"X": 2 * np.outer(X @ w, w), "w": 2 * X.T @ (X @ w)})
 WRONG = Derivation(name="square_half", shapes=SHAPES, forward=_forward, gradients=lambda X, w: {"X": 2 * np.outer(X @ w, w), "w": X.T @ (X @ w)})
 # This module's own derivations are fixtures of these tests, not items.
-__derivcheck__ = False
+__verigrad__ = False
 
 
 def test_assert_gradients_raises_with_the_failure_text():

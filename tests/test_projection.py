@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-import analytic.two_layer_relu as relu
-from analytic import builtin
-from checks._compare import ANALYTIC, AUTOGRAD, FORWARD
-from checks._points import draw_point
-from checks._projection_check import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
-from checks._tolerance import K_FD, U64, exact_bound
-from reference import BatchedObjective, autograd_gradients
-from reference._fd import forward_noise
-from reference._projection import DirectionalFD, Support, random_direction
+import verigrad.analytic.two_layer_relu as relu
+from verigrad.analytic import builtin
+from verigrad.checks._compare import ANALYTIC, AUTOGRAD, FORWARD
+from verigrad.checks._points import draw_point
+from verigrad.checks._projection_check import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
+from verigrad.checks._tolerance import K_FD, U64, exact_bound
+from verigrad.reference import BatchedObjective, autograd_gradients
+from verigrad.reference._fd import forward_noise
+from verigrad.reference._projection import DirectionalFD, Support, random_direction
 
 #: Moderately large: 8,000 entries in W1, 9,080 checked entries in all.
 SIZES = {"N": 16, "D_in": 200, "H": 40, "D_out": 5}

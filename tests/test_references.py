@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import analytic
-from checks import draw_point
-from reference import H0, autograd_gradients, finite_differences, forward_value, steps_for
+from verigrad import analytic
+from verigrad.checks import draw_point
+from verigrad.reference import H0, autograd_gradients, finite_differences, forward_value, steps_for
 
 BUILTINS = analytic.builtins()
 
@@ -73,7 +73,7 @@ def test_forward_value_rejects_non_scalars():
 
 
 def test_freed_memory_is_given_back_only_past_the_slack(monkeypatch):
-    import reference._heap as heap
+    import verigrad.reference._heap as heap
 
     trims, rss = [], iter([100, 150, 700, 120, 130])
     monkeypatch.setattr(heap, "_TRIM", trims.append)

@@ -13,16 +13,16 @@ import pytest
 from matplotlib import colormaps
 from matplotlib.image import imread
 
-from analytic import Derivation, builtin
-from checks import Diagnosis, GradientReport, Report, RunReport, check
-from checks._html import COLORMAP, MAX_PIXELS, heatmap, render_html
-from checks._junit import render_junit
-from checks._markdown import render_markdown
-from checks._progress import Progress
-from checks._reports import write_reports
-from checks._terminal import render
+from verigrad.analytic import Derivation, builtin
+from verigrad.checks import Diagnosis, GradientReport, Report, RunReport, check
+from verigrad.checks._html import COLORMAP, MAX_PIXELS, heatmap, render_html
+from verigrad.checks._junit import render_junit
+from verigrad.checks._markdown import render_markdown
+from verigrad.checks._progress import Progress
+from verigrad.checks._reports import write_reports
+from verigrad.checks._terminal import render
 
-__derivcheck__ = False  # the derivations below are wrong on purpose: not collected as tests
+__verigrad__ = False  # the derivations below are wrong on purpose: not collected as tests
 
 #: A name with everything a report could choke on: markup, an entity, quotes, a newline, non-ASCII, a table bar.
 HOSTILE = "<script>alert(\"x\")</script> & 'q'\nü | `t`"
@@ -133,7 +133,7 @@ def hostile_run() -> RunReport:
         message="first failure",
         shapes={"N": 3, "M": 4},
         point_seed=7,
-        replay="derivcheck check 'x&y.py' --only '<script>' --replay N=3,M=4,seed=7",
+        replay="verigrad check 'x&y.py' --only '<script>' --replay N=3,M=4,seed=7",
     )
     errored = Report(name="err<&>\"'", status="error", message="forward raised: <img src=x onerror=alert(1)>\nsecond line \x00")
     ok = GradientReport(param="p", status="pass", max_abs_err=0.0, max_rel_err=0.0, analytic=np.ones(2), reference=np.ones(2))
@@ -217,7 +217,7 @@ def test_junit_failure_carries_the_sentence_worst_entry_and_replay_and_keeps_nam
     assert "the sign is <b>flipped</b>" in failure.get("message")
     assert failure.get("type") == "sign_flip"
     assert "worst entry" in failure.text and "analytic 6, reference -6" in failure.text
-    assert "replay: derivcheck check 'x&y.py'" in failure.text
+    assert "replay: verigrad check 'x&y.py'" in failure.text
     assert cases[1].get("name") == "b\\x1b[31m"  # control characters are not XML: shown as escapes
     assert "2 of 12 entries" not in cases[1].find("failure").get("message")
     assert cases[1].find("failure").get("message").endswith("1 of 12 entries disagree")
@@ -249,7 +249,7 @@ def test_markdown_details_name_what_is_wrong_and_how_to_replay():
     assert "1 of 3 entries disagree" not in md and "1 of 12 entries disagree" in md  # no diagnosis: the count
     assert "analytic `6`, reference `-6`" in md
     # A replay naming markup cannot go in a code block (no escaping there): it is shown as escaped text.
-    assert "Replay: derivcheck check 'x&amp;y.py' --only '&lt;script&gt;' --replay N=3,M=4,seed=7" in md
+    assert "Replay: verigrad check 'x&amp;y.py' --only '&lt;script&gt;' --replay N=3,M=4,seed=7" in md
     assert "forward raised: &lt;img src=x onerror=alert(1)&gt;<br>second line \\\\x00" in md
 
 
@@ -261,7 +261,7 @@ def test_markdown_puts_a_plain_replay_command_in_a_code_block(failing_run):
     blocks = re.findall(r"^(`{3,})sh\n(.*?)\n\1$", md, re.M | re.S)
     replays = [r.replay for r in failing_run.reports if r.status != "pass" and r.name != HOSTILE]
     assert [b[1] for b in blocks] == replays
-    assert all(r.startswith("derivcheck check wrong.py --only tanh_") for r in replays)
+    assert all(r.startswith("verigrad check wrong.py --only tanh_") for r in replays)
 
 
 def test_html_is_self_contained_with_one_png_per_heatmap(request):
@@ -327,7 +327,7 @@ def test_terminal_says_what_is_wrong_where_and_how_to_replay_without_dumping_a_b
     assert (g.diagnosis.sentence if g.diagnosis else f"{g.mismatches} of 2500 entries disagree") in head
     assert f"worst entry W[{g.worst_index[0]}, {g.worst_index[1]}]: analytic {g.analytic_value:.6g}, reference {g.reference_value:.6g}" in text
     assert "at D=50, M=50, N=3; point seed 11" in text
-    assert "  replay: derivcheck check wrong.py --only tanh_sign_flipped --replay D=50,M=50,N=3,seed=11" in text
+    assert "  replay: verigrad check wrong.py --only tanh_sign_flipped --replay D=50,M=50,N=3,seed=11" in text
     numbers = re.findall(r"-?\d+\.\d+(?:e[+-]\d+)?", text)
     assert len(numbers) < 40, len(numbers)  # a 3×3 window beside its reference, not 2500 entries
     assert len(text.splitlines()) < 30
@@ -342,7 +342,7 @@ def test_terminal_shows_names_as_written_with_control_characters_made_visible():
     assert "the sign is <b>flipped</b>" in text  # the diagnosis sentence, as written
     assert "1 of 12 entries disagree" in text  # no diagnosis: the mismatch count
     assert "worst entry" in text and "analytic 6, reference -6" in text
-    assert "replay: derivcheck check 'x&y.py' --only '<script>' --replay N=3,M=4,seed=7" in text
+    assert "replay: verigrad check 'x&y.py' --only '<script>' --replay N=3,M=4,seed=7" in text
     assert "forward raised: <img src=x onerror=alert(1)>\n  second line \\x00" in text
     table = text.split("\n\n", 1)[0].splitlines()
     assert len(table) == 1 + 3 + 1 + 1  # header, three gradients, one unchecked derivation, one gradient: no newline in the table
@@ -391,12 +391,12 @@ def test_progress_is_silent_for_quick_runs_then_shows_the_derivation(tty):
     out = stream.getvalue()
     assert "\x1b" not in out.replace("\x1b[K", "")
     if tty:
-        assert out.startswith("\rderivcheck: slow\\x1b  1/30 examples") and "30/30" in out and out.endswith("\r\x1b[K")
+        assert out.startswith("\rverigrad: slow\\x1b  1/30 examples") and "30/30" in out and out.endswith("\r\x1b[K")
         assert "\n" not in out
     else:
         assert out.splitlines() == [
-            "derivcheck: checking slow\\x1b (1/30 examples, 3 s into the run)",
-            "derivcheck: checking next (1/30 examples, 9 s into the run)",
+            "verigrad: checking slow\\x1b (1/30 examples, 3 s into the run)",
+            "verigrad: checking next (1/30 examples, 9 s into the run)",
         ]
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checks.cli import main
+from verigrad.checks.cli import main
 
 BROKEN = sorted(Path(__file__).parent.joinpath("broken").glob("*.py"))
 
@@ -29,7 +29,7 @@ def run(capsys, *argv):
 
 @pytest.mark.parametrize("path", BROKEN, ids=lambda p: p.stem)
 def test_each_broken_derivation_yields_its_line_and_the_good_one_still_passes(path, capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("DERIVCHECK_MAX_MEMORY", str(2**30))
+    monkeypatch.setenv("VERIGRAD_MAX_MEMORY", str(2**30))
     needle, expected_code = expectation(path)
     report = tmp_path / "r.json"
     junit = tmp_path / "r.xml"
@@ -41,7 +41,7 @@ def test_each_broken_derivation_yields_its_line_and_the_good_one_still_passes(pa
     by_name = {d["name"]: d for d in doc["derivations"]}
     assert by_name["relu_regression"]["status"] == "pass"
     assert ET.parse(junit).getroot() is not None
-    assert not [f for f in os.listdir(tmp_path) if f.startswith(".derivcheck-")]  # no temporary left behind
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".verigrad-")]  # no temporary left behind
 
 
 SNIPPETS = st.sampled_from(
@@ -78,7 +78,7 @@ def test_loader_never_shows_a_traceback(tmp_path_factory, parts, noise):
     assert "Traceback" not in out.getvalue() + err.getvalue()
     assert code in (0, 1, 2, 3)
     if code == 2:
-        assert err.getvalue().startswith("derivcheck:")
+        assert err.getvalue().startswith("verigrad:")
 
 
 DIM = st.one_of(st.text(max_size=4), st.integers(-2, 4), st.floats(allow_nan=True), st.none())
@@ -87,7 +87,7 @@ DIM = st.one_of(st.text(max_size=4), st.integers(-2, 4), st.floats(allow_nan=Tru
 @settings(max_examples=60, deadline=None)
 @given(shape=st.lists(DIM, max_size=3), name=st.text(max_size=6))
 def test_random_shape_specifications_are_accepted_or_refused_in_one_line(shape, name):
-    from analytic import Derivation, DerivationError
+    from verigrad.analytic import Derivation, DerivationError
 
     try:
         Derivation(name=name, shapes={"X": tuple(shape)}, forward=lambda xp, X: xp.sum(X), gradients=lambda X: {"X": X * 0 + 1})
@@ -123,7 +123,7 @@ def test_random_cli_arguments_never_show_a_traceback(argv, tmp_path_factory):
 SLOW = '''
 import time
 import numpy as np
-from analytic import Derivation
+from verigrad.analytic import Derivation
 
 def forward(xp, X):
     time.sleep(0.2)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-import analytic
-from checks import check
 from tests.helpers import altered, plant
+from verigrad import analytic
+from verigrad.checks import check
 
 BUILTINS = analytic.builtins()
 

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from analytic import Derivation
-from checks import check
+from verigrad.analytic import Derivation
+from verigrad.checks import check
 
 
 def forward(xp, X, W, b):

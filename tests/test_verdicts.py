@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytic import Derivation, builtin
-from analytic import two_layer_relu as relu
-from checks import check, draw_point
-from reference import autograd_gradients, finite_differences, rounding_noise, steps_for
+from verigrad.analytic import Derivation, builtin
+from verigrad.analytic import two_layer_relu as relu
+from verigrad.checks import check, draw_point
+from verigrad.reference import autograd_gradients, finite_differences, rounding_noise, steps_for
 
 SIZES = {"N": 8, "D_in": 30, "H": 12, "D_out": 4}
 RELU = builtin("two_layer_relu")

@@ -2,7 +2,7 @@
 # exit: 3
 import numpy as np
 
-from analytic import Derivation
+from verigrad import Derivation
 
 SHAPES = {"X": ("N", "D"), "w": ("D",)}
 

@@ -20,7 +20,7 @@
 
 import numpy as np
 
-from analytic import Derivation
+from verigrad import Derivation
 
 
 def sigmoid(z):

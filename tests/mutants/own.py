@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from analytic import Derivation
+from verigrad import Derivation
 
 from ._objectives import AFFINE, BILINEAR, CHANNEL_GAIN, LOGISTIC, MEAN_SQ, QUADRATIC, RELU_GATE, TANH, sigmoid
 

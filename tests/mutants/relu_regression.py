@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from analytic import Derivation, builtin
+from verigrad.analytic import Derivation, builtin
 
 _BASE = builtin("relu_regression")
 

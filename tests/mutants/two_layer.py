@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from analytic import Derivation, builtin
-from analytic.two_layer_sigmoid import predict
+from verigrad.analytic import Derivation, builtin
+from verigrad.analytic.two_layer_sigmoid import predict
 
 _RELU = builtin("two_layer_relu")
 _SIG = builtin("two_layer_sigmoid")

@@ -1,0 +1,47 @@
+"""verigrad: proves a hand-derived gradient right, or says exactly what is wrong, where, and on the smallest example.
+
+The public API, in one import::
+
+    from verigrad import Derivation, check
+
+    report = check(my_derivation)          # property-based search over sizes and values
+    report.passed, report.to_dict()
+
+The three witnesses live in sub-packages: ``verigrad.analytic`` (the derivation contract, the glossary and the
+built-in derivations), ``verigrad.reference`` (torch autograd in float64 and finite differences with an error
+model) and ``verigrad.checks`` (the search, the verdict, the diagnosis, the reports, the CLI and the pytest
+plugin). Only the names below are public; everything else may change.
+"""
+
+from verigrad.analytic import NAMES, Derivation, DerivationError, builtin, builtins
+from verigrad.checks import (
+    REPORT_VERSION,
+    Diagnosis,
+    GradientReport,
+    Point,
+    Report,
+    RunReport,
+    assert_gradients,
+    check,
+    draw_point,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NAMES",
+    "REPORT_VERSION",
+    "Derivation",
+    "DerivationError",
+    "Diagnosis",
+    "GradientReport",
+    "Point",
+    "Report",
+    "RunReport",
+    "__version__",
+    "assert_gradients",
+    "builtin",
+    "builtins",
+    "check",
+    "draw_point",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from verigrad.checks.cli import main
+
+sys.exit(main())
