@@ -35,11 +35,11 @@ import torch  # noqa: E402
 
 import verigrad.analytic.two_layer_relu as relu  # noqa: E402
 from verigrad.analytic import builtin  # noqa: E402
-from verigrad.checks._compare import evaluate  # noqa: E402
-from verigrad.checks._grouped import evaluate_group  # noqa: E402
-from verigrad.checks._points import draw_point  # noqa: E402
-from verigrad.checks._projection_check import choose_mode, evaluate_projection  # noqa: E402
-from verigrad.checks._search import VALUES_PER_SIZE  # noqa: E402
+from verigrad.checks.search.points import draw_point  # noqa: E402
+from verigrad.checks.search.search import VALUES_PER_SIZE  # noqa: E402
+from verigrad.checks.verdict.point import evaluate  # noqa: E402
+from verigrad.checks.verdict.projection import choose_mode, evaluate_projection  # noqa: E402
+from verigrad.checks.verdict.stacked import evaluate_group  # noqa: E402
 from verigrad.reference import BatchedObjective, forward_value, torch_xp  # noqa: E402
 
 RELU = builtin("two_layer_relu")
@@ -173,7 +173,7 @@ def rejudge_planted(fractions):
     refined), so judging a planted gradient against the same FD result is exactly what ``evaluate``
     would conclude for it.
     """
-    import verigrad.checks._compare as compare
+    import verigrad.checks.verdict.point as compare
     from verigrad.reference import autograd_gradients
 
     captured = []

@@ -1,28 +1,22 @@
-"""Property-based checks that a derivation's analytic gradients agree with autograd and finite differences.
+"""The search, the verdict, the diagnosis, the reports and the entry points (CLI, pytest plugin).
 
-Public surface: ``check`` (one derivation → ``Report``), ``assert_gradients``, the result model, and
-the ``verigrad`` CLI (``checks.cli.main``). Everything else in this package is internal and may change.
+Arranged by meaning:
 
-The names are loaded on first use, so that importing the pytest plugin (``checks.pytest_plugin``,
-loaded by every pytest run where verigrad is installed) does not import torch.
+* ``verdict/``  — the one judge: thresholds with their reasons, the three-way verdict per entry;
+* ``diagnose/`` — what kind of mistake a failing gradient shows;
+* ``search/``   — points and draws, the hypothesis search, replay, the example database;
+* ``report/``   — the result model, the words of a verdict, one module per view;
+* ``cli.py``, ``pytest_plugin.py``, ``assertion.py``, ``loader.py``, ``limits.py`` — the entry points.
+
+Public surface: the names below (re-exported by ``verigrad``).
 """
 
-from importlib import import_module
-from typing import Any
+from verigrad.checks.assertion import assert_gradients
+from verigrad.checks.report.model import REPORT_VERSION, Diagnosis, GradientReport, Report, RunReport
+from verigrad.checks.search.points import Point, draw_point
+from verigrad.checks.search.search import check
 
-_WHERE = {
-    "REPORT_VERSION": "._model",
-    "Diagnosis": "._model",
-    "GradientReport": "._model",
-    "Report": "._model",
-    "RunReport": "._model",
-    "Point": "._points",
-    "draw_point": "._points",
-    "check": "._search",
-    "assert_gradients": "._assert",
-}
-
-__all__ = [  # resolved on first use by __getattr__
+__all__ = [
     "REPORT_VERSION",
     "Diagnosis",
     "GradientReport",
@@ -33,15 +27,3 @@ __all__ = [  # resolved on first use by __getattr__
     "check",
     "draw_point",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'checks' has no attribute {name!r}")
-    value = getattr(import_module(_WHERE[name], __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

@@ -16,14 +16,14 @@ import secrets
 import sys
 from collections.abc import Sequence
 
-from . import _args
-from ._guard import DEFAULT_TIMEOUT
-from ._loader import resolve_targets
-from ._model import ERROR, FAIL, RunReport
-from ._progress import Progress
-from ._reports import write_reports
-from ._search import MODES, check, parse_replay
-from ._terminal import print_run
+from verigrad.checks import options
+from verigrad.checks.limits import DEFAULT_TIMEOUT
+from verigrad.checks.loader import resolve_targets
+from verigrad.checks.report.files import write_reports
+from verigrad.checks.report.model import ERROR, FAIL, RunReport
+from verigrad.checks.report.progress import Progress
+from verigrad.checks.report.terminal import print_run
+from verigrad.checks.search.search import MODES, check, parse_replay
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -44,7 +44,7 @@ def _checked(convert):
     return parse
 
 
-_positive, _seed = _checked(_args.positive), _checked(_args.seed)
+_positive, _seed = _checked(options.positive), _checked(options.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:

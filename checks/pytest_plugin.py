@@ -29,11 +29,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from verigrad.analytic import NAMES, Derivation, builtin
-
-from . import _args
+from verigrad.checks import options
 
 if TYPE_CHECKING:
-    from ._model import Report
+    from verigrad.checks.report.model import Report
 
 #: Seed of the search when the CI environment variable is set and no --verigrad-seed is given:
 #: the same examples on every CI run, so a red build is never a lucky draw.
@@ -72,7 +71,7 @@ def _option(name: str, convert):
     return parse
 
 
-_seed, _positive = _option("--verigrad-seed", _args.seed), _option("--verigrad-examples", _args.positive)
+_seed, _positive = _option("--verigrad-seed", options.seed), _option("--verigrad-examples", options.positive)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,7 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
     examples = config.getoption("verigrad_examples")
     timeout = config.getoption("verigrad_timeout")
     if timeout is None:
-        from ._guard import DEFAULT_TIMEOUT
+        from verigrad.checks.limits import DEFAULT_TIMEOUT
 
         timeout = DEFAULT_TIMEOUT
     config.stash[_STATE] = _Session(
@@ -251,7 +250,7 @@ class DerivationItem(pytest.Item):
             return str(self.path)
 
     def runtest(self) -> None:
-        from ._search import check
+        from verigrad.checks.search.search import check
 
         state = self.config.stash[_STATE]
         report = check(
@@ -265,7 +264,7 @@ class DerivationItem(pytest.Item):
         state.reports.append((state.order.get(self.nodeid, len(state.order)), self.nodeid, report))
         if not report.passed:
             raise DerivationFailed(report)
-        from ._terminal import warnings_of
+        from verigrad.checks.report.terminal import warnings_of
 
         for param, text in warnings_of(report):
             about = self.derivation.name if param is None else f"{self.derivation.name} ∂f/∂{param}"
@@ -274,7 +273,7 @@ class DerivationItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if not isinstance(excinfo.value, DerivationFailed):  # the harness itself broke: show where
             return str(super().repr_failure(excinfo, style=style))
-        from ._assert import failure_text
+        from verigrad.checks.assertion import failure_text
 
         seed = self.config.stash[_STATE].seed
         rerun = f"rerun: pytest {shlex.quote(self.nodeid)} --verigrad-seed {seed}"
@@ -299,8 +298,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     paths = {k: config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")}
     if not any(paths.values()):
         return
-    from ._model import RunReport
-    from ._reports import write_reports
+    from verigrad.checks.report.files import write_reports
+    from verigrad.checks.report.model import RunReport
 
     write_reports(RunReport(reports=_merged(state), seed=state.seed), **paths)
 
@@ -328,8 +327,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(_STATE, None)
     if state is None or hasattr(config, "workeroutput") or not state.reports:
         return
-    from ._model import RunReport
-    from ._terminal import summary_line
+    from verigrad.checks.report.model import RunReport
+    from verigrad.checks.report.terminal import summary_line
 
     run = RunReport(reports=_merged(state), seed=state.seed)
     written = [p for p in (config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")) if p]

@@ -11,9 +11,9 @@ import tests.mutants
 from tests.mutants._objectives import CORRECT
 from verigrad import checks
 from verigrad.analytic import Derivation
-from verigrad.checks._compare import evaluate
-from verigrad.checks._diagnose import diagnose
-from verigrad.checks._points import draw_point
+from verigrad.checks.diagnose.table import diagnose
+from verigrad.checks.search.points import draw_point
+from verigrad.checks.verdict.point import evaluate
 
 #: Search budget per derivation: every slip in the corpus shows within a handful of examples.
 EXAMPLES = 20
@@ -75,7 +75,7 @@ def test_mutant_is_diagnosed(name, param, kind, details):
         else:
             assert got == want, d.sentence
     assert d.sentence and "\n" not in d.sentence and d.sentence.startswith(("∂f/∂" + param, "the gradient function raised"))
-    assert 1 <= d.confirmed_on <= 1 + checks._search.CONFIRM_EXAMPLES
+    assert 1 <= d.confirmed_on <= 1 + checks.search.search.CONFIRM_EXAMPLES
 
 
 @pytest.mark.parametrize("name", EQUIVALENTS)

@@ -1,17 +1,17 @@
-"""Points checked together (checks/_grouped.py, reference/_stacked.py) get the verdicts they get alone."""
+"""Points checked together (checks/verdict/stacked.py, reference/_stacked.py) get the verdicts they get alone."""
 
 import numpy as np
 import pytest
 
-import verigrad.checks._grouped as grouped
+import verigrad.checks.verdict.stacked as grouped
 from tests.helpers import altered, plant
 from tests.test_diagnose import DERIVATIONS as MUTANTS
 from verigrad import analytic
 from verigrad.checks import check
-from verigrad.checks._compare import evaluate
-from verigrad.checks._grouped import evaluate_group
-from verigrad.checks._points import draw_point
-from verigrad.checks._search import VALUES_PER_SIZE
+from verigrad.checks.search.points import draw_point
+from verigrad.checks.search.search import VALUES_PER_SIZE
+from verigrad.checks.verdict.point import evaluate
+from verigrad.checks.verdict.stacked import evaluate_group
 from verigrad.reference import autograd_gradients, finite_differences
 from verigrad.reference._stacked import Stack
 

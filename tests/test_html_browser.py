@@ -11,7 +11,7 @@ from matplotlib.image import imread
 
 from verigrad.analytic import Derivation
 from verigrad.checks import RunReport, check
-from verigrad.checks._html import render_html
+from verigrad.checks.report.html import render_html
 
 __verigrad__ = False  # the derivation below is wrong on purpose: not collected as a test
 

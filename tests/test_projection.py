@@ -10,10 +10,10 @@ import torch
 
 import verigrad.analytic.two_layer_relu as relu
 from verigrad.analytic import builtin
-from verigrad.checks._compare import ANALYTIC, AUTOGRAD, FORWARD
-from verigrad.checks._points import draw_point
-from verigrad.checks._projection_check import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
-from verigrad.checks._tolerance import K_FD, U64, exact_bound
+from verigrad.checks.search.points import draw_point
+from verigrad.checks.verdict.point import ANALYTIC, AUTOGRAD, FORWARD
+from verigrad.checks.verdict.projection import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
+from verigrad.checks.verdict.thresholds import K_FD, U64, exact_bound
 from verigrad.reference import BatchedObjective, autograd_gradients
 from verigrad.reference._fd import forward_noise
 from verigrad.reference._projection import DirectionalFD, Support, random_direction

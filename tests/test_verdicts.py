@@ -278,7 +278,7 @@ def test_the_analytic_rounding_does_not_hide_a_small_error_there():
     report = check(wrong, replay=SATURATED)
     g = grad(report, "W1")
     assert (report.status, g.blame, g.worst_index) == ("fail", "analytic", (0, 0))
-    # σ_a is capped at √u·max|t| per entry (checks/_tolerance.py): τ_ex stays far below the error.
+    # σ_a is capped at √u·max|t| per entry (checks/verdict/thresholds.py): τ_ex stays far below the error.
     assert g.threshold["analytic_vs_autograd"] < 1e-2 * abs(g.analytic_value - g.reference_value)
 
 

@@ -10,12 +10,11 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
+from verigrad.checks.report.model import Diagnosis, GradientReport, Report
+from verigrad.checks.search.points import Point, draw_point
+from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.point import autograd_noise, evaluate, inner_length
 from verigrad.reference import ForwardError
-
-from . import _tolerance as tol
-from ._compare import autograd_noise, evaluate, inner_length
-from ._model import Diagnosis, GradientReport, Report
-from ._points import Point, draw_point
 
 #: A relation "analytic = c · T(reference)" holds where |analytic − c · T(reference)| ≤ MATCH_SLACK · τ · max(1, |c|),
 #: τ being the gate's per-entry threshold: the analytic's own, differently ordered arithmetic and the

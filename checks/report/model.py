@@ -30,7 +30,7 @@ def _num(x: Any) -> Any:
 
 @dataclass
 class Diagnosis:
-    """What kind of mistake a failing gradient shows (see checks/_diagnose.py)."""
+    """What kind of mistake a failing gradient shows (see checks/diagnose/table.py)."""
 
     kind: str  # sign_flip | scale | transpose | missing_batch_sum | shape_mismatch | partial | raised | unknown
     sentence: str  # one human sentence

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._model import RunReport
-from ._write import write_json, write_text
+from verigrad.checks.report.atomic import write_json, write_text
+from verigrad.checks.report.model import RunReport
 
 
 def write_reports(
@@ -17,14 +17,14 @@ def write_reports(
     if json:
         write_json(json, run.to_dict())
     if markdown:
-        from ._markdown import render_markdown
+        from verigrad.checks.report.markdown import render_markdown
 
         write_text(markdown, render_markdown(run))
     if junit:
-        from ._junit import render_junit
+        from verigrad.checks.report.junit import render_junit
 
         write_text(junit, render_junit(run))
     if html:
-        from ._html import render_html
+        from verigrad.checks.report.html import render_html
 
         write_text(html, render_html(run))

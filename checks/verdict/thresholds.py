@@ -25,7 +25,7 @@ AUTOGRAD_JITTERS = 2
 #: is out of reach of any such jitter: docs/tolerances.md §4.
 NOISE_JITTER = 2.0**-28
 
-#: σ_a, the analytic gradient's own rounding noise (checks/_compare.analytic_noise), counts only up to
+#: σ_a, the analytic gradient's own rounding noise (checks/verdict/point.py::analytic_noise), counts only up to
 #: √u·max|t| per entry. Rounding of a sound float64 formula stays far below that even where it cancels
 #: (s ⊙ (1 − s) at a saturated sigmoid loses digits of terms that are themselves small); a change above
 #: it is a jump — a switch flipped by the jitter — not noise. The cap also bounds what σ_a can add to

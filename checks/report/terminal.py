@@ -14,7 +14,7 @@ from typing import TextIO
 
 import numpy as np
 
-from ._model import ERROR, FAIL, PASS, GradientReport, Report, RunReport
+from verigrad.checks.report.model import ERROR, FAIL, PASS, GradientReport, Report, RunReport
 
 _COLORS = {PASS: "\033[32m", FAIL: "\033[31m", ERROR: "\033[33m"}
 _BOLD, _RESET = "\033[1m", "\033[0m"

@@ -8,10 +8,7 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.reference import np_xp
-
-from ._compare import evaluate
-from ._diagnose_core import (
+from verigrad.checks.diagnose.core import (
     MATCH_RTOL,
     MATCH_SLACK,
     MAX_LISTED,
@@ -24,8 +21,10 @@ from ._diagnose_core import (
     _other_sizes,
     _snap,
 )
-from ._model import Diagnosis
-from ._points import draw_point
+from verigrad.checks.report.model import Diagnosis
+from verigrad.checks.search.points import draw_point
+from verigrad.checks.verdict.point import evaluate
+from verigrad.reference import np_xp
 
 # --- partial errors -----------------------------------------------------------------------------------
 

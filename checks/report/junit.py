@@ -11,8 +11,8 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
-from ._model import ERROR, FAIL, GradientReport, Report, RunReport
-from ._terminal import disagreement, headline, nondiff_text, point_text, visible, warnings_of, window_lines, worst_text
+from verigrad.checks.report.model import ERROR, FAIL, GradientReport, Report, RunReport
+from verigrad.checks.report.terminal import disagreement, headline, nondiff_text, point_text, visible, warnings_of, window_lines, worst_text
 
 SUITE = "verigrad"
 #: Name of the testcase standing for a derivation that could not be checked at all.

@@ -1,4 +1,4 @@
-"""One point, three witnesses, one verdict per gradient (thresholds: checks/_tolerance.py)."""
+"""One point, three witnesses, one verdict per gradient (thresholds: checks/verdict/thresholds.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
+from verigrad.checks.report.model import ERROR, FAIL, PASS, GradientReport, Report
+from verigrad.checks.search.points import Point
+from verigrad.checks.verdict import thresholds as tol
 from verigrad.reference import (
     U64,
     FDEstimate,
@@ -20,10 +23,6 @@ from verigrad.reference import (
     forward_value_torch,
     rounding_noise,
 )
-
-from . import _tolerance as tol
-from ._model import ERROR, FAIL, PASS, GradientReport, Report
-from ._points import Point
 
 #: Entry verdicts.
 OK, ANALYTIC, FORWARD, AUTOGRAD, UNDETERMINED = "ok", "analytic", "forward", "autograd", "undetermined"
@@ -116,7 +115,7 @@ def analytic_noise(derivation: Derivation, analytic: Mapping[str, Any], probes, 
     the digits 1 − s cancels, where autograd's chain through 1/(1 + e^−h) does not. A wrong formula
     gains nothing here: its error changes by about its own gradient times the jitter (2⁻²⁸ relative),
     not by its size. Entries where the gradient cannot be evaluated at x' get 0, and so do changes
-    above ANALYTIC_NOISE_CAP·``scale[name]`` (max|t|): jumps, not rounding (checks/_tolerance.py).
+    above ANALYTIC_NOISE_CAP·``scale[name]`` (max|t|): jumps, not rounding (checks/verdict/thresholds.py).
     """
     out: dict[str, np.ndarray] = {}
     for moved, g_moved, linear in probes:

@@ -26,12 +26,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from verigrad.analytic import Derivation
-
-from ._diagnose_batch import _batch_sum
-from ._diagnose_core import _IDENTITY, MATCH_SLACK, _Elsewhere, _Ex, _examples, _fit, _layout, _on, _scale_form, _sym
-from ._diagnose_partial import _partial, _wrong
-from ._model import Diagnosis, Report
-from ._points import Point
+from verigrad.checks.diagnose.batch_sum import _batch_sum
+from verigrad.checks.diagnose.core import _IDENTITY, MATCH_SLACK, _Elsewhere, _Ex, _examples, _fit, _layout, _on, _scale_form, _sym
+from verigrad.checks.diagnose.partial import _partial, _wrong
+from verigrad.checks.report.model import Diagnosis, Report
+from verigrad.checks.search.points import Point
 
 
 def _unknown(param: str, exs: list[_Ex]) -> Diagnosis:

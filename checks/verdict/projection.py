@@ -1,7 +1,7 @@
 """Projection mode: the three-way verdict at one point with O(1) forward evaluations, for large parameters.
 
 * Analytic vs autograd at every entry (one backward, bound τ_ex): localizes every analytic error, as
-  in exhaustive mode (the judging is ``checks/_compare._judge``, shared).
+  in exhaustive mode (the judging is ``checks/verdict/point.py::_judge``, shared).
 * Finite differences confirm autograd and the forward along a few random directions per parameter
   (reference/_projection.py: Richardson at h and h/2, error model ε_f/h and truncation, so the
   acceptance threshold comes from the error model, never a fixed tolerance).
@@ -21,14 +21,13 @@ from typing import Literal
 import numpy as np
 
 from verigrad.analytic import Derivation
+from verigrad.checks.report.model import Report
+from verigrad.checks.search.points import Point
+from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.point import FORWARD, _error, conclude, judge_param, prepare
 from verigrad.reference import U64, BatchedObjective, FDEstimate, ForwardError, steps_for
 from verigrad.reference._fd import _differences, _refine, forward_noise
 from verigrad.reference._projection import DirectionalFD, Localization, Measurement, Support, random_direction
-
-from . import _tolerance as tol
-from ._compare import FORWARD, _error, conclude, judge_param, prepare
-from ._model import Report
-from ._points import Point
 
 Mode = Literal["exhaustive", "projection"]
 

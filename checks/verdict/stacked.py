@@ -1,12 +1,12 @@
 """Exhaustive three-way checks of several points at the same sizes at once (as the search draws them).
 
 The references for all the points come from a few stacked calls (reference/_stacked.py). A point is
-passed here only when every entry of every checked gradient meets the bounds ``_compare._judge``
+passed here only when every entry of every checked gradient meets the bounds ``point._judge``
 applies, computed the same way: |a − t| ≤ τ_ex and |t − d| ≤ K_FD·e + τ_ex, with the thresholds of
-checks/_tolerance.py. It must also be unremarkable: float64 gradients of the right shapes, finite
+checks/verdict/thresholds.py. It must also be unremarkable: float64 gradients of the right shapes, finite
 autograd, no switch within a finite-difference step, a forward that gave the same value four times
 in NumPy and (to rounding) under vmap, nothing to warn about. Every other point — a failure, an error,
-a warning, anything unusual — is checked again alone by ``_compare.evaluate``, and that report is
+a warning, anything unusual — is checked again alone by ``point.evaluate``, and that report is
 the one given. The grouped path thus decides clean passes only: it cannot change a verdict on a
 wrong gradient or the text of any message.
 """
@@ -19,13 +19,12 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from verigrad.analytic import Derivation
+from verigrad.checks.report.model import PASS, GradientReport, Report
+from verigrad.checks.search.points import Point
+from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.point import analytic_noise, call_gradients, changed_in_place, check_inputs, copies, evaluate, inner_length
 from verigrad.reference import U64, FDEstimate, ForwardError, forward_value
 from verigrad.reference._stacked import Stack
-
-from . import _tolerance as tol
-from ._compare import analytic_noise, call_gradients, changed_in_place, check_inputs, copies, evaluate, inner_length
-from ._model import PASS, GradientReport, Report
-from ._points import Point
 
 #: The vmapped forward at an unperturbed point must reproduce the NumPy value to this many ulps of
 #: |f| (as reference/_batched.py's probe), or to K_FD·ε_f where f is a cancelling sum (a layer's
@@ -154,7 +153,7 @@ def evaluate_group(
     fd_seed: int = 0,
     single: Callable[[Point], Report] | None = None,
 ) -> Iterator[Report]:
-    """``_compare.evaluate`` at each point (all of the same sizes), in order, with the clean passes
+    """``point.evaluate`` at each point (all of the same sizes), in order, with the clean passes
     decided together; ``single`` checks the others (default: ``evaluate``). Lazy: a caller that
     stops at the first failure spares the points after it their single checks."""
     single = single or (lambda p: evaluate(derivation, p, fd_seed=fd_seed))

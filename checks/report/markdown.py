@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from ._model import ERROR, FAIL, PASS, GradientReport, Report, RunReport
-from ._terminal import (
+from verigrad.checks.report.model import ERROR, FAIL, PASS, GradientReport, Report, RunReport
+from verigrad.checks.report.terminal import (
     disagreement,
     fmt,
     headline,

@@ -20,8 +20,8 @@ from html import escape as _html_escape
 
 import numpy as np
 
-from ._model import ERROR, FAIL, PASS, GradientReport, Report, RunReport
-from ._terminal import (
+from verigrad.checks.report.model import ERROR, FAIL, PASS, GradientReport, Report, RunReport
+from verigrad.checks.report.terminal import (
     disagreement,
     fmt,
     headline,

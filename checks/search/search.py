@@ -17,18 +17,17 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
 from verigrad.analytic import Derivation, builtin
-
-from ._compare import evaluate
-from ._diagnose import diagnose
-from ._grouped import evaluate_group
-from ._guard import DerivationTimeout, largest_sizes, memory_problem, time_limit
-from ._model import ERROR, FAIL, PASS, Diagnosis, Report
-from ._points import SEED_MAX, Point, draw_point, infer_sizes, seeds, sizes_strategy
-from ._projection_check import choose_mode, evaluate_projection
+from verigrad.checks.diagnose.table import diagnose
+from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_problem, time_limit
+from verigrad.checks.report.model import ERROR, FAIL, PASS, Diagnosis, Report
+from verigrad.checks.search.points import SEED_MAX, Point, draw_point, infer_sizes, seeds, sizes_strategy
+from verigrad.checks.verdict.point import evaluate
+from verigrad.checks.verdict.projection import choose_mode, evaluate_projection
+from verigrad.checks.verdict.stacked import evaluate_group
 
 #: Examples (sizes drawn by hypothesis) tried by default per derivation.
 DEFAULT_EXAMPLES = 30
-#: Points drawn at each example's sizes. Checked as one stack (checks/_grouped.py), 16 points cost
+#: Points drawn at each example's sizes. Checked as one stack (checks/verdict/stacked.py), 16 points cost
 #: about what two checked alone do, and each size is tried on as many random values.
 VALUES_PER_SIZE = 16
 #: Further examples at the counterexample's sizes that a diagnosis must be confirmed on.

@@ -7,11 +7,10 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
+from verigrad.checks.diagnose.core import _BROADCAST_ERRORS, MATCH_RTOL, MATCH_SLACK, _Elsewhere, _Ex, _on, _sym
+from verigrad.checks.report.model import Diagnosis
+from verigrad.checks.verdict import thresholds as tol
 from verigrad.reference import autograd_gradients, np_xp, objective
-
-from . import _tolerance as tol
-from ._diagnose_core import _BROADCAST_ERRORS, MATCH_RTOL, MATCH_SLACK, _Elsewhere, _Ex, _on, _sym
-from ._model import Diagnosis
 
 # --- broadcast parameters (biases) ------------------------------------------------------------------
 
