@@ -9,8 +9,8 @@ import time
 import numpy as np
 
 from verigrad import analytic
-from verigrad.checks.search.points import Point
-from verigrad.checks.verdict.point import evaluate
+from verigrad.checks.report import Point
+from verigrad.checks.verdict import evaluate
 from verigrad.reference._objective import np_xp, objective
 
 d = analytic.builtin("two_layer_relu")

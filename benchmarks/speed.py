@@ -35,11 +35,16 @@ import torch  # noqa: E402
 
 import verigrad.analytic.two_layer_relu as relu  # noqa: E402
 from verigrad.analytic import builtin  # noqa: E402
-from verigrad.checks.search.points import draw_point  # noqa: E402
-from verigrad.checks.search.search import VALUES_PER_SIZE  # noqa: E402
-from verigrad.checks.verdict.point import evaluate  # noqa: E402
-from verigrad.checks.verdict.projection import choose_mode, evaluate_projection  # noqa: E402
-from verigrad.checks.verdict.stacked import evaluate_group  # noqa: E402
+from verigrad.checks.search import (  # noqa: E402
+    VALUES_PER_SIZE,
+    draw_point,
+)
+from verigrad.checks.verdict import (  # noqa: E402
+    choose_mode,
+    evaluate,
+    evaluate_group,
+    evaluate_projection,
+)
 from verigrad.reference import BatchedObjective, forward_value, torch_xp  # noqa: E402
 
 RELU = builtin("two_layer_relu")

@@ -34,9 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from verigrad.analytic import Derivation, builtin  # noqa: E402
-from verigrad.checks.report.model import PASS  # noqa: E402
-from verigrad.checks.search.points import Point, infer_sizes  # noqa: E402
-from verigrad.checks.verdict.point import evaluate  # noqa: E402
+from verigrad.checks.report import (  # noqa: E402
+    PASS,
+    Point,
+)
+from verigrad.checks.search import infer_sizes  # noqa: E402
+from verigrad.checks.verdict import evaluate  # noqa: E402
 from verigrad.reference import objective, steps_for, torch_xp  # noqa: E402
 
 BASE = builtin("two_layer_relu")

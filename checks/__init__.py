@@ -12,9 +12,8 @@ Public surface: the names below (re-exported by ``verigrad``).
 """
 
 from verigrad.checks.assertion import assert_gradients
-from verigrad.checks.report.model import REPORT_VERSION, Diagnosis, GradientReport, Report, RunReport
-from verigrad.checks.search.points import Point, draw_point
-from verigrad.checks.search.search import check
+from verigrad.checks.report import REPORT_VERSION, Diagnosis, GradientReport, Point, Report, RunReport
+from verigrad.checks.search import check, draw_point
 
 __all__ = [
     "REPORT_VERSION",

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report.model import FAIL, Report
-from verigrad.checks.report.terminal import detail_lines, visible
+from verigrad.checks.report import FAIL, Report, detail_lines, visible
 
 
 def failure_text(report: Report) -> str:
@@ -28,7 +27,7 @@ def assert_gradients(derivation: Derivation, **check_kwargs: Any) -> Report:
     Returns the passing Report, for further assertions.
     """
     __tracebackhide__ = True  # pytest: the failure is the derivation's, not this helper's
-    from verigrad.checks.search.search import check
+    from verigrad.checks.search import check
 
     report = check(derivation, **check_kwargs)
     if not report.passed:

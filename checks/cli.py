@@ -19,11 +19,8 @@ from collections.abc import Sequence
 from verigrad.checks import options
 from verigrad.checks.limits import DEFAULT_TIMEOUT
 from verigrad.checks.loader import resolve_targets
-from verigrad.checks.report.files import write_reports
-from verigrad.checks.report.model import ERROR, FAIL, RunReport
-from verigrad.checks.report.progress import Progress
-from verigrad.checks.report.terminal import print_run
-from verigrad.checks.search.search import MODES, check, parse_replay
+from verigrad.checks.report import ERROR, FAIL, Progress, RunReport, print_run, write_reports
+from verigrad.checks.search import MODES, check, parse_replay
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

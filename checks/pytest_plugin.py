@@ -32,7 +32,7 @@ from verigrad.analytic import NAMES, Derivation, builtin
 from verigrad.checks import options
 
 if TYPE_CHECKING:
-    from verigrad.checks.report.model import Report
+    from verigrad.checks.report import Report
 
 #: Seed of the search when the CI environment variable is set and no --verigrad-seed is given:
 #: the same examples on every CI run, so a red build is never a lucky draw.
@@ -250,7 +250,7 @@ class DerivationItem(pytest.Item):
             return str(self.path)
 
     def runtest(self) -> None:
-        from verigrad.checks.search.search import check
+        from verigrad.checks.search import check
 
         state = self.config.stash[_STATE]
         report = check(
@@ -264,7 +264,7 @@ class DerivationItem(pytest.Item):
         state.reports.append((state.order.get(self.nodeid, len(state.order)), self.nodeid, report))
         if not report.passed:
             raise DerivationFailed(report)
-        from verigrad.checks.report.terminal import warnings_of
+        from verigrad.checks.report import warnings_of
 
         for param, text in warnings_of(report):
             about = self.derivation.name if param is None else f"{self.derivation.name} ∂f/∂{param}"
@@ -298,8 +298,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     paths = {k: config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")}
     if not any(paths.values()):
         return
-    from verigrad.checks.report.files import write_reports
-    from verigrad.checks.report.model import RunReport
+    from verigrad.checks.report import RunReport, write_reports
 
     write_reports(RunReport(reports=_merged(state), seed=state.seed), **paths)
 
@@ -327,8 +326,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(_STATE, None)
     if state is None or hasattr(config, "workeroutput") or not state.reports:
         return
-    from verigrad.checks.report.model import RunReport
-    from verigrad.checks.report.terminal import summary_line
+    from verigrad.checks.report import RunReport, summary_line
 
     run = RunReport(reports=_merged(state), seed=state.seed)
     written = [p for p in (config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")) if p]

@@ -11,9 +11,9 @@ import tests.mutants
 from tests.mutants._objectives import CORRECT
 from verigrad import checks
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose.table import diagnose
-from verigrad.checks.search.points import draw_point
-from verigrad.checks.verdict.point import evaluate
+from verigrad.checks.diagnose import diagnose
+from verigrad.checks.search import draw_point
+from verigrad.checks.verdict import evaluate
 
 #: Search budget per derivation: every slip in the corpus shows within a handful of examples.
 EXAMPLES = 20

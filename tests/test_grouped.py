@@ -8,10 +8,8 @@ from tests.helpers import altered, plant
 from tests.test_diagnose import DERIVATIONS as MUTANTS
 from verigrad import analytic
 from verigrad.checks import check
-from verigrad.checks.search.points import draw_point
-from verigrad.checks.search.search import VALUES_PER_SIZE
-from verigrad.checks.verdict.point import evaluate
-from verigrad.checks.verdict.stacked import evaluate_group
+from verigrad.checks.search import VALUES_PER_SIZE, draw_point
+from verigrad.checks.verdict import evaluate, evaluate_group
 from verigrad.reference import autograd_gradients, finite_differences
 from verigrad.reference._stacked import Stack
 

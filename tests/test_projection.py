@@ -10,13 +10,15 @@ import torch
 
 import verigrad.analytic.two_layer_relu as relu
 from verigrad.analytic import builtin
-from verigrad.checks.search.points import draw_point
-from verigrad.checks.verdict.point import ANALYTIC, AUTOGRAD, FORWARD
-from verigrad.checks.verdict.projection import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
+from verigrad.checks.report import Blame
+from verigrad.checks.search import draw_point
+from verigrad.checks.verdict import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
 from verigrad.checks.verdict.thresholds import K_FD, U64, exact_bound
 from verigrad.reference import BatchedObjective, autograd_gradients
 from verigrad.reference._fd import forward_noise
 from verigrad.reference._projection import DirectionalFD, Support, random_direction
+
+ANALYTIC, AUTOGRAD, FORWARD = Blame.ANALYTIC, Blame.AUTOGRAD, Blame.FORWARD
 
 #: Moderately large: 8,000 entries in W1, 9,080 checked entries in all.
 SIZES = {"N": 16, "D_in": 200, "H": 40, "D_out": 5}

@@ -15,12 +15,10 @@ from matplotlib.image import imread
 
 from verigrad.analytic import Derivation, builtin
 from verigrad.checks import Diagnosis, GradientReport, Report, RunReport, check
-from verigrad.checks.report.files import write_reports
+from verigrad.checks.report import Progress, render, write_reports
 from verigrad.checks.report.html import COLORMAP, MAX_PIXELS, heatmap, render_html
 from verigrad.checks.report.junit import render_junit
 from verigrad.checks.report.markdown import render_markdown
-from verigrad.checks.report.progress import Progress
-from verigrad.checks.report.terminal import render
 
 __verigrad__ = False  # the derivations below are wrong on purpose: not collected as tests
 

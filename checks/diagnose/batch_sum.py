@@ -8,7 +8,7 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 from verigrad.checks.diagnose.core import _BROADCAST_ERRORS, MATCH_RTOL, MATCH_SLACK, _Elsewhere, _Ex, _on, _sym
-from verigrad.checks.report.model import Diagnosis
+from verigrad.checks.report import Diagnosis
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.reference import autograd_gradients, np_xp, objective
 

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report.model import Diagnosis, GradientReport, Report
-from verigrad.checks.search.points import Point, draw_point
+from verigrad.checks.report import Diagnosis, GradientReport, Point, Problem, Report
+from verigrad.checks.search.points import draw_point
+from verigrad.checks.verdict import autograd_noise, evaluate, inner_length
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.point import autograd_noise, evaluate, inner_length
 from verigrad.reference import ForwardError
 
 #: A relation "analytic = c · T(reference)" holds where |analytic − c · T(reference)| ≤ MATCH_SLACK · τ · max(1, |c|),
@@ -95,7 +95,7 @@ def _examples(derivation: Derivation, param: str, evidence: Sequence[tuple[Point
         r = np.asarray(g.reference, dtype=np.float64)
         nd = np.zeros(r.shape, bool) if g.nondiff_mask is None else np.asarray(g.nondiff_mask, bool)
         a = None
-        if g.analytic is not None and not (g.message or "").startswith("gradients raised"):
+        if g.analytic is not None and g.problem != Problem.RAISED:
             try:
                 a = np.asarray(g.analytic, dtype=np.float64)
             except (TypeError, ValueError):
@@ -248,7 +248,7 @@ class _Elsewhere:
         if self._exs is None:
             point = draw_point(self.derivation, self.sizes, self.ex0.point.seed or 0)
             exs = _examples(self.derivation, self.param, [(point, evaluate(self.derivation, point))])
-            self._exs = [ex for ex in exs if ex.a is not None or (ex.g.message or "").startswith("gradients raised")]
+            self._exs = [ex for ex in exs if ex.a is not None or ex.g.problem == Problem.RAISED]
         return self._exs
 
     def refutes(self, holds: Callable[[list[_Ex]], bool]) -> bool:

@@ -21,9 +21,9 @@ from verigrad.checks.diagnose.core import (
     _other_sizes,
     _snap,
 )
-from verigrad.checks.report.model import Diagnosis
+from verigrad.checks.report import Diagnosis
 from verigrad.checks.search.points import draw_point
-from verigrad.checks.verdict.point import evaluate
+from verigrad.checks.verdict import evaluate
 from verigrad.reference import np_xp
 
 # --- partial errors -----------------------------------------------------------------------------------

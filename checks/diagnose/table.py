@@ -29,8 +29,7 @@ from verigrad.analytic import Derivation
 from verigrad.checks.diagnose.batch_sum import _batch_sum
 from verigrad.checks.diagnose.core import _IDENTITY, MATCH_SLACK, _Elsewhere, _Ex, _examples, _fit, _layout, _on, _scale_form, _sym
 from verigrad.checks.diagnose.partial import _partial, _wrong
-from verigrad.checks.report.model import Diagnosis, Report
-from verigrad.checks.search.points import Point
+from verigrad.checks.report import Diagnosis, Point, Problem, Report
 
 
 def _unknown(param: str, exs: list[_Ex]) -> Diagnosis:
@@ -56,9 +55,9 @@ def diagnose(derivation: Derivation, param: str, evidence: Sequence[tuple[Point,
         return Diagnosis("unknown", f"∂f/∂{param}: no example to diagnose from", {}, 0)
     ex0, m = exs[0], len(exs)
     message = ex0.g.message or ""
-    if message.startswith("gradients raised"):
-        exc = message.removeprefix("gradients raised").strip()
-        k = sum((ex.g.message or "").startswith("gradients raised") for ex in exs)
+    if ex0.g.problem == Problem.RAISED:
+        exc = (ex0.g.raised or "").strip()
+        k = sum(ex.g.problem == Problem.RAISED for ex in exs)
         return Diagnosis("raised", f"the gradient function raised {exc} ({_on(k, m)})", {"exception": exc}, k)
     if ex0.a is None:
         return Diagnosis("unknown", f"∂f/∂{param}: {message}", {"reason": message}, m)

@@ -9,13 +9,63 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
 REPORT_VERSION = 1
 
-PASS, FAIL, ERROR = "pass", "fail", "error"
+
+class Status(StrEnum):
+    """The verdict on a derivation or on one gradient."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"  # could not be checked (the forward raised, is not deterministic, timed out, ...)
+
+
+PASS, FAIL, ERROR = Status.PASS, Status.FAIL, Status.ERROR
+
+
+class Blame(StrEnum):
+    """Which witness is at odds with the other two (per entry, then per gradient)."""
+
+    ANALYTIC = "analytic"  # autograd ≈ finite differences, the hand-derived formula differs: the derivation is wrong
+    FORWARD = "forward"  # analytic ≈ autograd, finite differences differ: a kink, nondeterminism or instability (a warning)
+    AUTOGRAD = "autograd"  # analytic ≈ finite differences, autograd differs: the torch graph is the suspect (a warning)
+    UNDETERMINED = "undetermined"  # no two agree: a failure
+
+
+class Kind(StrEnum):
+    """What kind of mistake a failing gradient shows (checks/diagnose)."""
+
+    RAISED = "raised"
+    MISSING_BATCH_SUM = "missing_batch_sum"
+    TRANSPOSE = "transpose"
+    SHAPE_MISMATCH = "shape_mismatch"
+    SIGN_FLIP = "sign_flip"
+    SCALE = "scale"
+    PARTIAL = "partial"
+    UNKNOWN = "unknown"
+
+
+class Problem(StrEnum):
+    """Why a failing gradient's values could not be compared entry by entry (None: they were)."""
+
+    RAISED = "raised"  # the gradients function raised, or returned no dict; GradientReport.raised says which
+    MISSING = "missing"  # no entry for the parameter
+    DTYPE = "dtype"  # not a real floating-point (or integer) array
+    SHAPE = "shape"  # another shape than the parameter's
+    NON_FINITE = "non_finite"  # NaN/inf where the forward is finite
+
+
+class Mode(StrEnum):
+    """How finite differences confirm the references (see the README's speed section)."""
+
+    AUTO = "auto"
+    EXHAUSTIVE = "exhaustive"
+    PROJECTION = "projection"
 
 
 def _num(x: Any) -> Any:
@@ -29,10 +79,21 @@ def _num(x: Any) -> Any:
 
 
 @dataclass
+class Point:
+    """Where a derivation is checked: concrete sizes, parameter values and (for a layer) grad_output."""
+
+    sizes: dict[str, int]
+    params: dict[str, np.ndarray]
+    grad_output: np.ndarray | None = None
+    seed: int | None = None  # None: values given by the caller
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Diagnosis:
     """What kind of mistake a failing gradient shows (see checks/diagnose/table.py)."""
 
-    kind: str  # sign_flip | scale | transpose | missing_batch_sum | shape_mismatch | partial | raised | unknown
+    kind: Kind
     sentence: str  # one human sentence
     details: dict[str, Any] = field(default_factory=dict)  # e.g. scale_factor, fraction_wrong, pattern
     confirmed_on: int = 1  # number of examples at the counterexample's shapes that support it
@@ -46,14 +107,14 @@ class GradientReport:
     """The verdict on one parameter's gradient at the reported point."""
 
     param: str
-    status: str  # pass | fail | error
+    status: Status
     max_abs_err: float | None = None  # max |analytic − reference| over differentiable entries
     max_rel_err: float | None = None  # max_abs_err / max |reference|
     worst_index: tuple[int, ...] | None = None
     analytic_value: float | None = None  # at worst_index
     reference_value: float | None = None  # at worst_index
     threshold: dict[str, float] = field(default_factory=dict)  # thresholds applied (see docs/tolerances.md)
-    blame: str | None = None  # analytic | forward | autograd | undetermined | None
+    blame: Blame | None = None
     mismatches: int = 0  # entries where the analytic gradient disagrees
     entries: int = 0
     nondifferentiable: list[tuple[int, ...]] = field(default_factory=list)
@@ -62,6 +123,8 @@ class GradientReport:
     dtype: str | None = None
     warnings: list[str] = field(default_factory=list)
     message: str | None = None  # for status error: one line
+    problem: Problem | None = None  # set when the values could not be compared entry by entry
+    raised: str | None = None  # with Problem.RAISED: the exception, "TypeError: ..."
     # Arrays at the point, for heatmaps; not serialised.
     analytic: np.ndarray | None = field(default=None, repr=False)
     reference: np.ndarray | None = field(default=None, repr=False)
@@ -99,7 +162,7 @@ class Report:
     """The verdict on one derivation: ``passed``, per-gradient results, and how to replay it."""
 
     name: str
-    status: str  # pass | fail | error
+    status: Status
     gradients: list[GradientReport] = field(default_factory=list)
     message: str | None = None  # one line, for status error (or the first failure's sentence)
     seed: int | None = None  # seed of the run (property search)
@@ -109,7 +172,7 @@ class Report:
     examples: int = 0  # sizes the search tried (hypothesis examples); 1 for a single point
     points: int = 0  # points checked: several value draws at each size
     evaluations: int = 0  # forward evaluations spent by finite differences
-    mode: str = "exhaustive"
+    mode: Mode = Mode.EXHAUSTIVE
     replay: str | None = None  # one-line command that replays the reported point
     target: str | None = None  # what the CLI was given to find this derivation (builtin name or file)
     duration_s: float = 0.0

@@ -9,29 +9,18 @@ which is what makes a counterexample small and readable.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 from hypothesis import strategies as st
 
 from verigrad.analytic import Derivation
+from verigrad.checks.report import Point
 
 #: Draws keep every declared switch at least this far from 0, relative to the switch's rms.
 KINK_MARGIN = 1e-3
 #: Redraws allowed to find values that keep the margin.
 KINK_REDRAWS = 20
 SEED_MAX = 2**32 - 1
-
-
-@dataclass
-class Point:
-    """Where a derivation is checked: concrete sizes, parameter values and (for a layer) grad_output."""
-
-    sizes: dict[str, int]
-    params: dict[str, np.ndarray]
-    grad_output: np.ndarray | None = None
-    seed: int | None = None  # None: values given by the caller
-    notes: list[str] = field(default_factory=list)
 
 
 def sizes_strategy(derivation: Derivation, max_size: int | None = None) -> st.SearchStrategy[dict[str, int]]:

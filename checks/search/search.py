@@ -17,13 +17,11 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
 from verigrad.analytic import Derivation, builtin
-from verigrad.checks.diagnose.table import diagnose
+from verigrad.checks.diagnose import diagnose
 from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_problem, time_limit
-from verigrad.checks.report.model import ERROR, FAIL, PASS, Diagnosis, Report
-from verigrad.checks.search.points import SEED_MAX, Point, draw_point, infer_sizes, seeds, sizes_strategy
-from verigrad.checks.verdict.point import evaluate
-from verigrad.checks.verdict.projection import choose_mode, evaluate_projection
-from verigrad.checks.verdict.stacked import evaluate_group
+from verigrad.checks.report import ERROR, FAIL, PASS, Diagnosis, Point, Problem, Report
+from verigrad.checks.search.points import SEED_MAX, draw_point, infer_sizes, seeds, sizes_strategy
+from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
 
 #: Examples (sizes drawn by hypothesis) tried by default per derivation.
 DEFAULT_EXAMPLES = 30
@@ -144,7 +142,7 @@ def _diagnose(derivation: Derivation, report: Report, point: Point, include_kink
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=include_kinks)
         evidence.append((other, safe_evaluate(derivation, other, how)))
     for g in report.failures:
-        if g.message and not g.message.startswith(("gradients raised", f"gradient of {g.param} has shape")):
+        if g.message and g.problem not in (Problem.RAISED, Problem.SHAPE):
             # Not a numeric disagreement (a missing entry, a non-real dtype, NaN/inf): the message is the diagnosis.
             g.diagnosis = Diagnosis("unknown", g.message, {"reason": "invalid gradient"}, 1)
             continue

@@ -1,0 +1,22 @@
+"""The one judge: thresholds with their reasons, and the three-way verdict per entry for the points checked.
+
+``evaluate`` checks one point (every entry by finite differences), ``evaluate_group`` several points of one
+size together, ``evaluate_projection`` one large point by directional differences; ``choose_mode`` picks.
+"""
+
+from verigrad.checks.verdict import thresholds
+from verigrad.checks.verdict.point import autograd_noise, evaluate, inner_length
+from verigrad.checks.verdict.projection import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
+from verigrad.checks.verdict.stacked import evaluate_group
+
+__all__ = [
+    "CROSSOVER_ENTRIES",
+    "DEFAULT_BUDGET",
+    "autograd_noise",
+    "choose_mode",
+    "evaluate",
+    "evaluate_group",
+    "evaluate_projection",
+    "inner_length",
+    "thresholds",
+]

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report.model import ERROR, FAIL, PASS, GradientReport, Report
-from verigrad.checks.search.points import Point
+from verigrad.checks.report import ERROR, FAIL, PASS, Blame, GradientReport, Point, Problem, Report
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.reference import (
     U64,
@@ -24,8 +23,9 @@ from verigrad.reference import (
     rounding_noise,
 )
 
-#: Entry verdicts.
-OK, ANALYTIC, FORWARD, AUTOGRAD, UNDETERMINED = "ok", "analytic", "forward", "autograd", "undetermined"
+#: Entry verdicts: OK, or the witness at odds (the blames of the result model).
+OK = "ok"
+ANALYTIC, FORWARD, AUTOGRAD, UNDETERMINED = Blame.ANALYTIC, Blame.FORWARD, Blame.AUTOGRAD, Blame.UNDETERMINED
 
 
 def copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -174,18 +174,18 @@ def _judge(
     g.nondiff_mask = fd.nondifferentiable
     if analytic is None:
         g.status, g.blame = FAIL, ANALYTIC
-        g.message = f"gradients returned no entry for {param}"
+        g.message, g.problem = f"gradients returned no entry for {param}", Problem.MISSING
         return g
     a_raw = np.asarray(analytic)
     g.analytic = a_raw
     g.dtype = str(a_raw.dtype)
     if np.iscomplexobj(a_raw) or not (np.issubdtype(a_raw.dtype, np.floating) or np.issubdtype(a_raw.dtype, np.integer)):
         g.status, g.blame = FAIL, ANALYTIC
-        g.message = f"gradient of {param} has dtype {a_raw.dtype}; expected a real floating-point array"
+        g.message, g.problem = f"gradient of {param} has dtype {a_raw.dtype}; expected a real floating-point array", Problem.DTYPE
         return g
     if a_raw.shape != auto.shape:
         g.status, g.blame = FAIL, ANALYTIC
-        g.message = f"gradient of {param} has shape {a_raw.shape}, but {param} has shape {auto.shape}"
+        g.message, g.problem = f"gradient of {param} has shape {a_raw.shape}, but {param} has shape {auto.shape}", Problem.SHAPE
         return g
     if np.issubdtype(a_raw.dtype, np.integer):
         g.warnings.append(f"gradient of {param} has integer dtype {a_raw.dtype}; judged as float64")
@@ -276,6 +276,7 @@ def _explain_non_finite(g: GradientReport) -> None:
     bad = ~np.isfinite(a)
     if bad.any():
         g.message = f"gradient of {g.param} contains non-finite values (NaN/inf) at {int(bad.sum())} of {a.size} entries"
+        g.problem = Problem.NON_FINITE
 
 
 def inner_length(derivation: Derivation, sizes: Mapping[str, int]) -> int:
@@ -361,7 +362,7 @@ def judge_param(prep: Prepared, name: str, fd: FDEstimate) -> GradientReport:
     auto = prep.auto[name]
     if prep.raised is not None:
         g = GradientReport(param=name, status=FAIL, blame=ANALYTIC, entries=int(auto.size))
-        g.message = f"gradients raised {prep.raised}"
+        g.message, g.problem, g.raised = f"gradients raised {prep.raised}", Problem.RAISED, prep.raised
         g.reference = auto
         g.nondiff_mask = fd.nondifferentiable
         return g

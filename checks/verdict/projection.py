@@ -21,8 +21,7 @@ from typing import Literal
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report.model import Report
-from verigrad.checks.search.points import Point
+from verigrad.checks.report import Point, Report
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.point import FORWARD, _error, conclude, judge_param, prepare
 from verigrad.reference import U64, BatchedObjective, FDEstimate, ForwardError, steps_for

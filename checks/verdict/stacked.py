@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report.model import PASS, GradientReport, Report
-from verigrad.checks.search.points import Point
+from verigrad.checks.report import PASS, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.point import analytic_noise, call_gradients, changed_in_place, check_inputs, copies, evaluate, inner_length
 from verigrad.reference import U64, FDEstimate, ForwardError, forward_value
