@@ -1,384 +1,311 @@
-"""Speed and sensitivity: verigrad (exhaustive, projection) vs torch.autograd.gradcheck (slow, fast_mode).
+"""Speed through the public API, beside torch.autograd.gradcheck on the same points, in the same run.
 
 Run on demand, not in the test suite::
 
-    python benchmarks/speed.py            # full: includes torch slow gradcheck at the seed's sizes (minutes)
-    python benchmarks/speed.py --quick    # skips it; verigrad's exhaustive time there is extrapolated
+    python benchmarks/speed.py --quick                      # a minute or less: checks that the script works
+    python benchmarks/speed.py --markdown PATH              # small shapes, medians of 5 rounds (a few minutes)
+    python benchmarks/speed.py --seed-size --markdown PATH  # and the seed's sizes (about 5 more minutes)
 
-Every method sees the same functions and inputs: the seed network f = ‖max(X W1, 0) W2 − Y‖²_F
-(analytic/two_layer_relu.py) with standard-normal values. torch checks the *hand-written* gradient:
-it is wrapped in a ``torch.autograd.Function`` whose backward returns it, so gradcheck compares it with
-its own finite differences. Planted errors move one entry of ∂f/∂W1 by a fraction of max|∂f/∂W1|.
-On a shared machine wall times move with the load; the table records the load average, and small
-shapes interleave the methods example by example so that all of them see the same load.
+What is timed (wall clock, ``time.perf_counter``):
+
+* **one point** — ``verigrad.check(d, at=point)`` on points drawn as the search draws them: sizes uniform in
+  the derivation's dim ranges (every dim 1–8), values ``verigrad.draw_point(d, sizes, seed)``; torch's
+  gradcheck (slow mode, and fast_mode) on exactly those arrays. The methods take turns point by point.
+* **search** — ``verigrad.check(d, examples=E, seed=S, database=False)`` end to end (hypothesis, draws,
+  verdicts, report); its ``points`` (E sizes × 16 value draws) divided by the time is its points/s. The
+  derivation handed to it records the arrays its ``gradients`` is called with; the distinct ones (calls at
+  autograd's jittered copies of a point, 2⁻²⁸ away, are folded into the point) are the very points the search
+  checked, and torch's gradcheck then runs on those. Their count must equal the report's ``points``.
+* torch checks the hand-written gradient as a user of gradcheck would: the derivation's forward, on float64
+  tensors, inside a ``torch.autograd.Function`` whose backward returns ``d.gradients`` (``--torch-backward
+  autograd`` lets torch differentiate the forward itself instead). Default tolerances.
+
+Each measurement is repeated in rounds (ours, then torch, on the same points); the table shows the median
+points/s of each method and the median of the per-round ratios. On a shared machine wall times move with
+the load: the load average is printed at the start and the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
-import multiprocessing as mp
+import functools
 import os
 import platform
 import random
-import resource
+import statistics
 import sys
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import array_api_compat.torch as torch_xp
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import verigrad
 
-import verigrad.analytic.two_layer_relu as relu  # noqa: E402
-from verigrad.analytic import builtin  # noqa: E402
-from verigrad.checks.search import (  # noqa: E402
-    VALUES_PER_SIZE,
-    draw_point,
-)
-from verigrad.checks.verdict import (  # noqa: E402
-    choose_mode,
-    evaluate,
-    evaluate_group,
-    evaluate_projection,
-)
-from verigrad.reference import BatchedObjective, forward_value, torch_xp  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import exhaustive_seed_size as seed_size  # the seed's sizes: projection and exhaustive
 
-RELU = builtin("two_layer_relu")
-SEED_SIZES = {"N": 64, "D_in": 1000, "H": 100, "D_out": 10}
-PLANTS = (1e-6, 1e-2, 1e-1)  # fractions of max|∂f/∂W1|
-PLANTED_AT = (0, 0)
-ORDER = ("X", "W1", "W2", "Y")
+DERIVATIONS = ("two_layer_sigmoid", "two_layer_relu")
+#: Targets of the issue: points/s as a multiple of torch gradcheck's slow mode.
+TARGET_ONE_POINT = 5.0
+TARGET_SEARCH = 30.0
+#: Two recorded calls are one point when every parameter agrees to this fraction of its max |value|.
+SAME_POINT = 1e-6
 
 
-# --- the functions under test --------------------------------------------------------------------
-def planted(fraction: float, point) -> tuple:
-    """A derivation whose ∂f/∂W1 is off by ``fraction`` · max|∂f/∂W1| at PLANTED_AT (exact if 0)."""
-    if fraction == 0:
-        return RELU
-    delta = fraction * float(np.max(np.abs(relu.gradients(**point.params)["W1"])))
+# --- torch's gradcheck on one point ----------------------------------------------------------------
+def torch_function(d: verigrad.Derivation, backward: str) -> Callable[..., torch.Tensor]:
+    """The derivation's forward as a function of its parameter tensors (in ``d.params`` order).
 
-    def gradients(X, W1, W2, Y):
-        g = relu.gradients(X, W1, W2, Y)
-        g["W1"] = g["W1"].copy()
-        g["W1"][PLANTED_AT] += delta
-        return g
-
-    return dataclasses.replace(RELU, name=f"two_layer_relu_planted_{fraction:g}", gradients=gradients)
-
-
-class Counter:
-    forwards = 0
-
-
-def as_torch_function(derivation):
-    """The forward as a torch.autograd.Function whose backward is the hand-written gradient."""
+    ``backward="hand"``: the backward is the hand-written ``d.gradients`` (what gradcheck then checks);
+    ``"autograd"``: torch differentiates the forward itself.
+    """
+    names = d.params
+    if backward == "autograd":
+        return lambda *tensors: d.forward(torch_xp, **dict(zip(names, tensors, strict=True)))
 
     class Hand(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, X, W1, W2, Y):
-            Counter.forwards += 1
-            ctx.save_for_backward(X, W1, W2, Y)
-            return relu.forward(torch_xp, X, W1, W2, Y)
+        def forward(ctx, *tensors):
+            ctx.save_for_backward(*tensors)
+            return d.forward(torch_xp, **dict(zip(names, tensors, strict=True)))
 
         @staticmethod
         def backward(ctx, grad_output):
-            values = {k: t.detach().numpy() for k, t in zip(ORDER, ctx.saved_tensors, strict=True)}
-            g = derivation.gradients(**values)
-            return tuple(grad_output * torch.from_numpy(np.asarray(g[k], dtype=np.float64)) for k in ORDER)
+            values = {k: t.detach().numpy() for k, t in zip(names, ctx.saved_tensors, strict=True)}
+            g = d.gradients(**values)
+            return tuple(grad_output * torch.from_numpy(np.asarray(g[k], dtype=np.float64)) if k in d.check else None for k in names)
 
     return Hand.apply
 
 
-class FastModeFailed(Exception):
-    """fast_mode reached its verdict (fail); torch would now recompute slow mode to write its message."""
+def gradcheck(d: verigrad.Derivation, fn, params: Mapping[str, np.ndarray], fast: bool) -> bool:
+    inputs = tuple(torch.tensor(params[k], dtype=torch.float64, requires_grad=k in d.check) for k in d.params)
+    return bool(torch.autograd.gradcheck(fn, inputs, fast_mode=fast, raise_exception=False))
 
 
-def _stop_at_message(*args, **kwargs):
-    raise FastModeFailed
+# --- rounds and their medians ----------------------------------------------------------------------
+@dataclass
+class Tally:
+    """One method's rounds: seconds and points checked in each, and how many points it passed."""
+
+    seconds: list[float] = field(default_factory=list)
+    points: list[int] = field(default_factory=list)
+    passed: int = 0
+    checked: int = 0
+
+    def add(self, seconds: float, points: int, passed: int) -> None:
+        self.seconds.append(seconds)
+        self.points.append(points)
+        self.passed += passed
+        self.checked += points
+
+    def rates(self) -> list[float]:
+        return [n / s for n, s in zip(self.points, self.seconds, strict=True)]
+
+    def rate(self) -> float:
+        return statistics.median(self.rates())
 
 
-def run_gradcheck(derivation, point, fast: bool, stop_at_verdict: bool = False) -> tuple[bool, int]:
-    """(passed, forward evaluations) of torch.autograd.gradcheck on the hand-written gradient.
+@dataclass
+class Row:
+    measurement: str
+    derivation: str
+    ours: Tally
+    slow: Tally
+    fast: Tally
+    target: float
 
-    ``stop_at_verdict``: when fast_mode fails, stop at the verdict instead of letting torch recompute
-    the full slow-mode Jacobian for its error message (which costs about a slow gradcheck).
-    """
-    fn = as_torch_function(derivation)
-    inputs = tuple(torch.tensor(point.params[k], dtype=torch.float64, requires_grad=True) for k in ORDER)
-    Counter.forwards = 0
-    module = sys.modules["torch.autograd.gradcheck"]
-    real = module._run_slow_mode_and_get_error
-    if stop_at_verdict:
-        module._run_slow_mode_and_get_error = _stop_at_message
+    def ratio(self, other: Tally) -> float:
+        return statistics.median(a / b for a, b in zip(self.ours.rates(), other.rates(), strict=True))
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def torch_on(d, fn, points, fast: bool, tally: Tally) -> None:
+    t0 = time.perf_counter()
+    passed = sum(gradcheck(d, fn, p, fast) for p in points)
+    tally.add(time.perf_counter() - t0, len(points), passed)
+
+
+# --- one given point at a time ---------------------------------------------------------------------
+def small_points(d: verigrad.Derivation, count: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """``count`` points as the search draws them: sizes uniform in the dim ranges, values by draw_point."""
+    rng = random.Random(seed)
+    points = []
+    for i in range(count):
+        sizes = {dim: rng.randint(*d.dim_range(dim)) for dim in d.symbols}
+        points.append(verigrad.draw_point(d, sizes, seed + i).params)
+    return points
+
+
+def one_point(d: verigrad.Derivation, count: int, rounds: int, backward: str) -> Row:
+    """check(d, at=point) against gradcheck, point by point: the three methods take turns on each point."""
+    fn = torch_function(d, backward)
+    row = Row("one point: check(d, at=point)", d.name, Tally(), Tally(), Tally(), TARGET_ONE_POINT)
+    methods = (
+        (row.ours, lambda p: verigrad.check(d, at=p).passed),
+        (row.slow, lambda p: gradcheck(d, fn, p, fast=False)),
+        (row.fast, lambda p: gradcheck(d, fn, p, fast=True)),
+    )
+    points = small_points(d, count, seed=0)
+    for _, method in methods:  # warm every path (imports, torch's first calls)
+        method(points[0])
+    for r in range(rounds):
+        seconds, passed = [0.0] * 3, [0] * 3
+        for i, p in enumerate(points):
+            order = range(3) if (i + r) % 2 == 0 else reversed(range(3))
+            for m in order:
+                ok, took = timed(methods[m][1], p)
+                seconds[m] += took
+                passed[m] += bool(ok)
+        for m, (tally, _) in enumerate(methods):
+            tally.add(seconds[m], len(points), passed[m])
+    return row
+
+
+# --- the search as a user calls it -----------------------------------------------------------------
+def recording(d: verigrad.Derivation) -> tuple[verigrad.Derivation, list[dict[str, np.ndarray]]]:
+    """The same derivation, whose gradients keeps every set of arguments it is called with."""
+    calls: list[dict[str, np.ndarray]] = []
+    hand = d.gradients
+
+    @functools.wraps(hand)
+    def gradients(**params):
+        calls.append(params)
+        return hand(**params)
+
+    same = verigrad.Derivation(
+        name=d.name, shapes=d.shapes, forward=d.forward, gradients=gradients, output=d.output,
+        check=d.check, ranges=d.ranges, dims=d.dims, kinks=d.kinks, doc=d.doc,
+    )  # fmt: skip
+    return same, calls
+
+
+def distinct_points(calls: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The points among the recorded calls: a call within SAME_POINT of an earlier one is that point."""
+
+    def near(a, b) -> bool:
+        return all(np.max(np.abs(a[k] - b[k]), initial=0.0) <= SAME_POINT * np.max(np.abs(b[k]), initial=0.0) for k in b)
+
+    by_shapes: dict[tuple, list[dict[str, np.ndarray]]] = {}
+    points = []
+    for call in calls:
+        params = {k: np.asarray(v) for k, v in call.items() if k != "grad_output"}
+        seen = by_shapes.setdefault(tuple((k, v.shape) for k, v in params.items()), [])
+        if not any(near(params, p) for p in seen):
+            seen.append(params)
+            points.append(params)
+    return points
+
+
+def search(d: verigrad.Derivation, examples: int, seed: int, rounds: int, backward: str) -> tuple[Row, list[str]]:
+    """check(d, examples=E, seed=S + r, database=False) end to end, then gradcheck on the points it checked."""
+    fn = torch_function(d, backward)
+    row = Row(f"search: check(d, examples={examples})", d.name, Tally(), Tally(), Tally(), TARGET_SEARCH)
+    notes = []
+    verigrad.check(d, examples=1, seed=seed, database=False)  # warm
+    for r in range(rounds):
+        recorded, calls = recording(d)
+        report, took = timed(verigrad.check, recorded, examples=examples, seed=seed + r, database=False)
+        points = distinct_points(calls)
+        if len(points) != report.points:
+            notes.append(f"{d.name}, seed {seed + r}: {len(points)} distinct points recorded, the report says {report.points}")
+        row.ours.add(took, report.points, report.points if report.passed else report.points - 1)
+        torch_on(d, fn, points, False, row.slow)
+        torch_on(d, fn, points, True, row.fast)
+    return row, notes
+
+
+# --- the table -------------------------------------------------------------------------------------
+def machine() -> list[str]:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("model name")), platform.machine())
+    load = os.getloadavg()
+    return [
+        f"Date: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}; machine: {cpu}, {os.cpu_count()} cores "
+        f"({len(os.sched_getaffinity(0))} usable), torch intra-op threads {torch.get_num_threads()}; {platform.platform()}.",
+        f"Python {platform.python_version()}, verigrad {verigrad.__version__}, torch {torch.__version__}, numpy {np.__version__}.",
+        f"Load average at start: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min).",
+    ]
+
+
+def _cpuinfo() -> list[str]:
     try:
-        ok = bool(torch.autograd.gradcheck(fn, inputs, fast_mode=fast))
-    except (RuntimeError, FastModeFailed):  # GradcheckError is a RuntimeError: the check failed
-        ok = False
-    finally:
-        module._run_slow_mode_and_get_error = real
-    return ok, Counter.forwards
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
 
 
-def run_verigrad(derivation, point, mode: str) -> tuple[bool, int, object]:
-    mode = choose_mode(derivation, point) if mode == "auto" else mode
-    rep = evaluate(derivation, point) if mode == "exhaustive" else evaluate_projection(derivation, point)
-    return rep.passed, rep.evaluations, rep
+def table(rows: list[Row]) -> list[str]:
+    lines = [
+        "| measurement | derivation | points per round | rounds | verigrad points/s | torch slow points/s | × slow | target "
+        "| torch fast_mode points/s | × fast_mode | passed: verigrad / slow / fast_mode |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        x = row.ratio(row.slow)
+        mark = "✓" if x >= row.target else "✗"
+        passed = f"{row.ours.passed}/{row.ours.checked} / {row.slow.passed}/{row.slow.checked} / {row.fast.passed}/{row.fast.checked}"
+        lines.append(
+            f"| {row.measurement} | {row.derivation} | {statistics.median(row.ours.points):.0f} | {len(row.ours.seconds)} "
+            f"| {row.ours.rate():.1f} | {row.slow.rate():.1f} | {x:.2f} | ≥ {row.target:g} {mark} "
+            f"| {row.fast.rate():.1f} | {row.ratio(row.fast):.2f} | {passed} |"
+        )
+    return lines
 
 
-def named_index(rep) -> str:
-    g = next((g for g in rep.gradients if g.param == "W1"), None)
-    if g is None or g.status == "pass":
-        return "—"
-    return f"W1{g.worst_index}"
-
-
-# --- subprocess helpers (own peak memory, and a time limit for the slow torch runs) ---------------
-def _child(target, args, queue):
-    t0 = time.perf_counter()
-    out = target(*args)
-    queue.put((out, time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024))
-
-
-def in_child(target, args, timeout: float | None):
-    """(result, seconds, peak RSS bytes) of target(*args) in a fresh process; None result on timeout."""
-    ctx = mp.get_context("spawn")  # fork after torch has started its thread pools can hang the child
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(target, args, queue))
-    t0 = time.perf_counter()
-    proc.start()
-    try:
-        out = queue.get(timeout=timeout)
-    except Exception:
-        proc.terminate()
-        proc.join()
-        return None, time.perf_counter() - t0, None
-    proc.join()
-    return out
-
-
-def gradcheck_case(fraction, fast, stop_at_verdict=False):
-    point = draw_point(RELU, SEED_SIZES, 0)
-    return run_gradcheck(planted(fraction, point), point, fast, stop_at_verdict)
-
-
-def exhaustive_case(fraction):
-    point = draw_point(RELU, SEED_SIZES, 0)
-    rep = evaluate(planted(fraction, point), point)
-    return rep.passed, rep.evaluations, named_index(rep)
-
-
-def rejudge_planted(fractions):
-    """One exhaustive run; the planted variants are judged on the same three witnesses.
-
-    Finite differences never read the analytic gradient (only autograd decides which entries are
-    refined), so judging a planted gradient against the same FD result is exactly what ``evaluate``
-    would conclude for it.
-    """
-    import verigrad.checks.verdict.point as compare
-    from verigrad.reference import autograd_gradients
-
-    captured = []
-    real = compare.finite_differences
-
-    def recording(*a, **k):
-        captured.append(real(*a, **k))
-        return captured[-1]
-
-    compare.finite_differences = recording
-    point = draw_point(RELU, SEED_SIZES, 0)
-    t0 = time.perf_counter()
-    base = evaluate(RELU, point)
-    seconds = time.perf_counter() - t0
-    fd = captured[0]
-    auto = autograd_gradients(RELU, point.params)
-    sigma = compare.autograd_noise(RELU, point, np.random.default_rng(0))
-    total_dims = sum(point.sizes.values())
-    verdicts = {}
-    for f in fractions:
-        g = compare._judge("W1", planted(f, point).gradients(**point.params)["W1"], auto["W1"], fd.gradients["W1"], sigma["W1"], total_dims)
-        verdicts[f] = (g.status == "pass", f"W1{g.worst_index}" if g.status != "pass" else "—")
-    return base.passed, base.evaluations, seconds, verdicts
-
-
-def sampled_exhaustive(chunks: int = 3):
-    """Seconds per batched evaluation for each parameter (a few chunks), to extrapolate 2P in quick mode."""
-    point = draw_point(RELU, SEED_SIZES, 0)
-    ev = BatchedObjective(RELU, point.params)
-    per = {}
-    for name in RELU.check:
-        x = point.params[name].reshape(-1)
-        n = min(x.size, chunks * ev.chunk_size(name))
-        flat = np.arange(n)
-        ev.at_entries(name, flat[: ev.chunk_size(name)], x[: ev.chunk_size(name)])  # warm
-        t0 = time.perf_counter()
-        ev.at_entries(name, flat, x[:n] * (1 + 1e-6))
-        per[name] = ((time.perf_counter() - t0) / n, x.size)
-    return per
-
-
-# --- the runs ------------------------------------------------------------------------------------
-def planted_everywhere(fraction: float):
-    """``planted`` with the shift computed from each call's own gradient: one derivation for a whole group."""
-    if fraction == 0:
-        return RELU
-
-    def gradients(X, W1, W2, Y):
-        g = relu.gradients(X, W1, W2, Y)
-        g["W1"] = g["W1"].copy()
-        g["W1"][PLANTED_AT] += fraction * float(np.max(np.abs(g["W1"])))
-        return g
-
-    return dataclasses.replace(RELU, name=f"two_layer_relu_planted_{fraction:g}", gradients=gradients)
-
-
-def small_shapes(sizes_count: int, rng_seed: int):
-    """Examples drawn as the search draws them: random sizes (every dim 1–8), VALUES_PER_SIZE value
-    draws at each. Every method checks every example; the methods take turns size by size, so
-    that all of them see the same load. Only the correct derivation's runs are timed."""
-    rng = random.Random(rng_seed)
-    groups = []
-    for i in range(sizes_count):
-        sizes = {d: rng.randint(1, 8) for d in RELU.symbols}
-        groups.append([draw_point(RELU, sizes, i * VALUES_PER_SIZE + j) for j in range(VALUES_PER_SIZE)])
-
-    def per_point(check):
-        return lambda d, group: [check(d, p) for p in group]
-
-    methods = {
-        f"verigrad exhaustive, {VALUES_PER_SIZE} points per size stacked (as the search)": lambda d, group: [
-            (r.passed, r.evaluations) for r in evaluate_group(d, group)
-        ],
-        "verigrad exhaustive, one point at a time": per_point(lambda d, p: run_verigrad(d, p, "exhaustive")[:2]),
-        "verigrad projection, one point at a time": per_point(lambda d, p: run_verigrad(d, p, "projection")[:2]),
-        "torch gradcheck (slow)": per_point(lambda d, p: run_gradcheck(d, p, False)),
-        "torch gradcheck fast_mode": per_point(lambda d, p: run_gradcheck(d, p, True)),
-    }
-    for m in methods.values():  # warm up every path
-        m(RELU, groups[0])
-    stats = {m: {"seconds": 0.0, "evals": 0, "false_alarms": 0, **{f: 0 for f in PLANTS}} for m in methods}
-    variants = {0.0: RELU, **{f: planted_everywhere(f) for f in PLANTS}}
-    for group in groups:
-        for frac, d in variants.items():
-            for name, m in methods.items():
-                t0 = time.perf_counter()
-                results = m(d, group)
-                took = time.perf_counter() - t0
-                failed = sum(not ok for ok, _ in results)
-                if frac == 0.0:
-                    stats[name]["seconds"] += took
-                    stats[name]["evals"] += sum(e for _, e in results)
-                    stats[name]["false_alarms"] += failed
-                else:
-                    stats[name][frac] += failed
-    return [p for g in groups for p in g], stats
+def parse(argv) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few points and rounds: checks that the script works (under a minute)")
+    ap.add_argument("--rounds", type=int, help="rounds of every measurement (default 5; --quick 2)")
+    ap.add_argument("--points", type=int, help="points per round, one point at a time (default 100; --quick 15)")
+    ap.add_argument("--examples", type=int, help="sizes the search tries per round (default 30; --quick 3)")
+    ap.add_argument("--seed", type=int, default=1, help="run seed of the first search round (round r uses seed + r)")
+    ap.add_argument("--torch-backward", choices=("hand", "autograd"), default="hand", help="what torch's gradcheck checks")
+    ap.add_argument("--seed-size", action="store_true", help="also the seed's sizes: planted entry (projection), exhaustive vs 2P forwards")
+    ap.add_argument("--seed-sizes", default=seed_size.SEED_SPEC, help="sizes for --seed-size, e.g. N=8,D_in=50,H=10,D_out=3 to try it")
+    ap.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown to PATH")
+    args = ap.parse_args(argv)
+    quick = args.quick
+    args.rounds = args.rounds or (2 if quick else 5)
+    args.points = args.points or (15 if quick else 100)
+    args.examples = args.examples or (3 if quick else 30)
+    return args
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="skip torch slow gradcheck at the seed's sizes; extrapolate exhaustive time there")
-    ap.add_argument("--sizes", type=int, default=10, help=f"random small sizes (dims 1..8), {VALUES_PER_SIZE} examples at each")
-    ap.add_argument("--timeout", type=float, default=None, help="seconds one torch run at the seed's sizes may take")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
-    args = ap.parse_args(argv)
-    load0 = os.getloadavg()
-    lines = [
-        f"# verigrad speed benchmark — {dt.datetime.now().isoformat(timespec='seconds')}",
-        "",
-        f"Machine: `{platform.platform()}`, {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-        f"Python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}; "
-        f"mode: {'quick' if args.quick else 'full'}.",
-        f"Load average at start: {load0[0]:.1f} / {load0[1]:.1f} / {load0[2]:.1f} (1/5/15 min).",
-        "",
-    ]
-
-    # Small shapes.
-    points, stats = small_shapes(args.sizes, 0)
-    base = stats["torch gradcheck (slow)"]["seconds"]
-    lines += [
-        f"## Small shapes: {len(points)} random examples, every dim 1–8 (two_layer_relu)",
-        "",
-        f"{args.sizes} random sizes, {VALUES_PER_SIZE} value draws at each (as the search draws them); every method checks every example.",
-        "",
-        "| method | examples/s | × torch slow | forward evals/example | false alarms (correct) | caught 1e-6 | caught 1e-2 | caught 1e-1 |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, s in stats.items():
-        eps = len(points) / s["seconds"]
-        lines.append(
-            f"| {name} | {eps:.1f} | {base / s['seconds']:.2f} | {s['evals'] / len(points):.0f} | {s['false_alarms']}/{len(points)} | "
-            + " | ".join(f"{s[f]}/{len(points)}" for f in PLANTS)
-            + " |"
-        )
+    args = parse(argv)
+    lines = ["# verigrad speed, through the public API, beside torch.autograd.gradcheck", "", *machine(), ""]
     print("\n".join(lines), flush=True)
-
-    # The seed's sizes.
-    point = draw_point(RELU, SEED_SIZES, 0)
-    P = sum(point.params[n].size for n in RELU.check)
-    reps = 40
-    forward_value(RELU, point.params)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        forward_value(RELU, point.params)
-    per_forward = (time.perf_counter() - t0) / reps
-    plain = 2 * P * per_forward
-    rows = []
-    for frac in (0.0, *PLANTS):
-        d = planted(frac, point)
-        t0 = time.perf_counter()
-        ok, evals, rep = run_verigrad(d, point, "projection")
-        rows.append(("verigrad projection", frac, time.perf_counter() - t0, evals, ok, named_index(rep), None))
-
-    if args.quick:
-        per, took, _ = in_child(sampled_exhaustive, (), None)
-        est = sum(t * n * 2 for t, n in per.values())
-        rows.append(("verigrad exhaustive (extrapolated from sampled chunks)", 0.0, est, 2 * P, None, "—", None))
-    else:
-        out, took, peak = in_child(rejudge_planted, (PLANTS,), None)
-        passed, evals, seconds, verdicts = out
-        rows.append(("verigrad exhaustive", 0.0, seconds, evals, passed, "—", peak))
-        for f, (ok, ix) in verdicts.items():
-            rows.append(("verigrad exhaustive (same witnesses, re-judged)", f, None, evals, ok, ix, None))
-
-    for fast, stop in ((True, True), (True, False), (False, False)):
-        if args.quick and not (fast and stop):
-            continue
-        label = "torch gradcheck (slow)"
-        if fast:
-            label = "torch gradcheck fast_mode" + (" (to its verdict)" if stop else " (with its failure message)")
-        for frac in (0.0, *PLANTS):
-            out = in_child(gradcheck_case, (frac, fast, stop), args.timeout)
-            result, took, peak = out
-            if result is None:
-                rows.append((label, frac, took, None, None, "—", None))
-            else:
-                rows.append((label, frac, took, result[1], result[0], "no index", peak))
-
-    load1 = os.getloadavg()
-    lines += [
-        "",
-        f"## The seed's sizes: N=64, D_in=1000, H=100, D_out=10 ({P:,} checked entries)",
-        "",
-        f"Plain NumPy forward: {per_forward * 1e3:.2f} ms → 2P = {2 * P:,} black-box forwards ≈ {plain:.0f} s.",
-        "",
-        "| method | planted error (× max\\|g\\|) | seconds | forward evals | verdict | index named | peak RSS |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, frac, secs, evals, ok, ix, peak in rows:
-        verdict = "—" if ok is None else ("pass" if ok else "FAIL")
-        right = "" if ok is None else (" ✓" if (ok == (frac == 0.0)) else " ✗")
-        lines.append(
-            f"| {name} | {'none' if frac == 0 else f'{frac:g}'} | {'—' if secs is None else f'{secs:.2f}'} | "
-            f"{'—' if evals is None else f'{evals:,}'} | {verdict}{right} | {ix} | {'—' if peak is None else f'{peak / 2**30:.2f} GB'} |"
-        )
-    lines += ["", f"Load average at end: {load1[0]:.1f} / {load1[1]:.1f} / {load1[2]:.1f}.", ""]
-    text = "\n".join(lines)
-    print("\n".join(lines[len(lines) - len(rows) - 8 :]))
-    Path(args.out).write_text(text + "\n")
-    print(f"written {args.out}")
+    rows, notes = [], []
+    for name in DERIVATIONS:
+        d = verigrad.builtin(name)
+        rows.append(one_point(d, args.points, args.rounds, args.torch_backward))
+        row, more = search(d, args.examples, args.seed, args.rounds, args.torch_backward)
+        rows.append(row)
+        notes += more
+    small = [f"## Small shapes (every dim 1–8); torch checks the {args.torch_backward} backward", "", *table(rows), ""]
+    small += [f"Note: {n}." for n in notes]
+    print("\n".join(small), flush=True)
+    lines += small
+    if args.seed_size:
+        big = seed_size.measure(seed_size.parse_sizes(args.seed_sizes))
+        print("\n".join(big), flush=True)
+        lines += big
+    load = os.getloadavg()
+    lines += ["", f"Load average at end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.", ""]
+    print(lines[-2])
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(lines))
+        print(f"written {args.markdown}")
 
 
 if __name__ == "__main__":
