@@ -1,4 +1,9 @@
-"""The result model, the words of a verdict, and one module per view (terminal, Markdown, JUnit, HTML, JSON)."""
+"""The result model, the words of a verdict, and one module per view.
+
+``model``: the result model and its named constants (Status, Blame, Kind, Problem, Mode); ``words``: the
+sentences every view shares; ``terminal``, ``markdown``, ``junit``, ``html``: the views (JSON is
+``RunReport.to_dict``); ``files`` and ``atomic``: writing them; ``progress``: progress on stderr.
+"""
 
 from verigrad.checks.report.files import write_reports
 from verigrad.checks.report.model import (
@@ -18,7 +23,8 @@ from verigrad.checks.report.model import (
     Status,
 )
 from verigrad.checks.report.progress import Progress
-from verigrad.checks.report.terminal import detail_lines, print_run, render, summary_line, visible, warnings_of
+from verigrad.checks.report.terminal import detail_lines, print_run, render
+from verigrad.checks.report.words import summary_line, visible, warnings_of
 
 __all__ = [
     "ERROR",

@@ -20,14 +20,16 @@ from html import escape as _html_escape
 
 import numpy as np
 
-from verigrad.checks.report.model import ERROR, FAIL, PASS, GradientReport, Report, RunReport
-from verigrad.checks.report.terminal import (
+from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
+from verigrad.checks.report.words import (
     disagreement,
     fmt,
     headline,
+    headline_is_disagreement,
     nondiff_text,
     note,
     point_text,
+    side_message,
     summary_line,
     threshold,
     visible,
@@ -49,7 +51,8 @@ _NONFINITE = (128, 128, 128, 255)
 _MARK = (60, 60, 60, 255)
 _BOX = (0, 0, 0, 255)
 _GRID = (225, 225, 225, 255)
-_STATUS_CLASS = {PASS: "pass", FAIL: "fail", ERROR: "error"}
+#: CSS class of each status (the stylesheet above names them).
+_STATUS_CLASS = {Status.PASS: "pass", Status.FAIL: "fail", Status.ERROR: "error"}
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1d1d1f;background:#fff}
@@ -256,7 +259,7 @@ def heatmaps(g: GradientReport) -> tuple[list[str], list[str]]:
 # --- the page -------------------------------------------------------------------------------------
 
 
-def _badge(status: str) -> str:
+def _badge(status: Status) -> str:
     return f'<span class="badge {_STATUS_CLASS.get(status, "")}">{esc(status.upper())}</span>'
 
 
@@ -278,21 +281,22 @@ def _summary_table(run: RunReport) -> str:
 
 def _gradient(k: int, j: int, r: Report, g: GradientReport) -> str:
     parts = [f'<h3 id="d{k}g{j}">∂f/∂{esc(g.param)} {_badge(g.status)} <span class="note">{esc(note(g))}</span></h3>']
-    if g.status != PASS:
+    if g.status != Status.PASS:
         parts.append(f'<p class="sentence">{esc(headline(g))}</p>')
-        if g.diagnosis is not None and g.message and g.message != g.diagnosis.sentence:
-            parts.append(f"<p>{esc(g.message)}</p>")
+        extra = side_message(g)
+        if extra:
+            parts.append(f"<p>{esc(extra)}</p>")
     facts = []
     worst = worst_text(g)
-    if worst and g.status != PASS:
+    if worst and g.status != Status.PASS:
         facts.append(worst)
-    if g.mismatches and headline(g) != disagreement(g):
+    if g.mismatches and not headline_is_disagreement(g):
         facts.append(disagreement(g))
     if g.nondifferentiable:
         facts.append(nondiff_text(g) + " (marked ×)")
     if facts:
         parts.append("<p>" + "<br>".join(esc(f) for f in facts) + "</p>")
-    if g.status != PASS:
+    if g.status != Status.PASS:
         window = window_lines(g)
         if window:
             parts.append("<pre>" + esc("\n".join(window)) + "</pre>")
@@ -311,17 +315,17 @@ def _count(n: int, what: str) -> str:
 def _derivation(k: int, r: Report, run_seed: int | None) -> str:
     head = f'<h2 id="d{k}">{esc(r.name)} {_badge(r.status)}</h2>'
     parts = []
-    if r.status == ERROR and not r.failures:
+    if r.status == Status.ERROR and not r.failures:
         parts.append(f'<p class="sentence">could not be checked</p><pre>{esc(r.message or "(no message)")}</pre>')
     where = point_text(r, run_seed)
     if where:
         parts.append(f'<p class="note">{esc(where)}; {_count(r.examples, "example")} ({_count(r.points, "point")}) checked</p>')
     parts += [f'<p class="note">warning: {esc(w)}</p>' for w in r.warnings]
     grads = [_gradient(k, j, r, g) for j, g in enumerate(r.gradients)]
-    failing = [s for s, g in zip(grads, r.gradients, strict=True) if g.status != PASS]
-    passing = [s for s, g in zip(grads, r.gradients, strict=True) if g.status == PASS]
+    failing = [s for s, g in zip(grads, r.gradients, strict=True) if g.status != Status.PASS]
+    passing = [s for s, g in zip(grads, r.gradients, strict=True) if g.status == Status.PASS]
     parts += failing
-    if r.status != PASS and r.replay:
+    if r.status != Status.PASS and r.replay:
         parts.append(f"<p>replay:</p><pre>{esc(r.replay)}</pre>")
     if passing:
         label = "all gradients" if not failing else f"{len(passing)} passing gradient{'s' if len(passing) > 1 else ''}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from verigrad.checks.report.model import ERROR, FAIL, GradientReport, Report, RunReport
-from verigrad.checks.report.terminal import disagreement, headline, nondiff_text, point_text, visible, warnings_of, window_lines, worst_text
+from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
+from verigrad.checks.report.words import facts, headline, names_its_gradient, point_text, side_message, visible, warnings_of, window_lines, worst_text
 
 SUITE = "verigrad"
 #: Name of the testcase standing for a derivation that could not be checked at all.
@@ -27,25 +28,22 @@ def _xml(text: object) -> str:
 def _named(g: GradientReport) -> str:
     """The headline, naming the gradient unless it already starts by doing so."""
     sentence = headline(g)
-    return sentence if sentence.startswith(f"∂f/∂{g.param} ") else f"∂f/∂{g.param}: {sentence}"
+    return sentence if names_its_gradient(g) else f"∂f/∂{g.param}: {sentence}"
 
 
 def _body(r: Report, g: GradientReport | None, run_seed: int | None) -> str:
     lines = []
     if g is not None:
         lines.append(_named(g))
-        if g.diagnosis is not None and g.message and g.message != g.diagnosis.sentence:
-            lines.append(g.message)
+        extra = side_message(g)
+        if extra:
+            lines.append(extra)
         worst = worst_text(g)
         if worst:
             lines.append(worst)
-        facts = [disagreement(g)] if g.mismatches and headline(g) != disagreement(g) else []
-        if g.blame:
-            facts.append(f"blame: {g.blame}")
-        if g.nondifferentiable:
-            facts.append(nondiff_text(g))
-        if facts:
-            lines.append("; ".join(facts))
+        said = facts(g)
+        if said:
+            lines.append("; ".join(said))
         lines += window_lines(g)
     elif r.message:
         lines.append(r.message)
@@ -61,7 +59,52 @@ def _case(suite: ET.Element, classname: str, name: str, seconds: float) -> ET.El
     return ET.SubElement(suite, "testcase", classname=_xml(classname), name=_xml(name), time=f"{seconds:.3f}")
 
 
+@dataclass
+class _Tally:
+    """The counts a testsuite element states."""
+
+    tests: int = 0
+    failures: int = 0
+    errors: int = 0
+    time: float = 0.0
+
+
+def _gradient_case(suite: ET.Element, r: Report, g: GradientReport, share: float, run_seed: int | None, tally: _Tally) -> None:
+    """One gradient's testcase: a failure (typed by its diagnosis) or an error, with the body the other views show."""
+    case = _case(suite, r.name, g.param, share)
+    tally.tests += 1
+    if g.status == Status.FAIL:
+        tally.failures += 1
+        kind = g.diagnosis.kind if g.diagnosis is not None else (g.blame or "mismatch")
+        tag = "failure"
+    elif g.status == Status.ERROR:
+        tally.errors += 1
+        kind, tag = Status.ERROR, "error"
+    else:
+        if g.warnings:
+            ET.SubElement(case, "system-out").text = _xml("\n".join(g.warnings))
+        return
+    element = ET.SubElement(case, tag, message=_xml(_named(g)), type=_xml(kind))
+    element.text = _xml(_body(r, g, run_seed))
+    warnings = "\n".join(w if p is None else f"∂f/∂{p}: {w}" for p, w in warnings_of(r))
+    if warnings:
+        ET.SubElement(case, "system-out").text = _xml(warnings)
+
+
+def _derivation_cases(suite: ET.Element, r: Report, run_seed: int | None, tally: _Tally) -> None:
+    """A derivation's testcases: one per gradient, and one for the derivation when it could not be checked at all."""
+    tally.time += r.duration_s
+    if r.status == Status.ERROR and not r.failures:
+        case = _case(suite, r.name, WHOLE, r.duration_s if not r.gradients else 0.0)
+        tally.tests += 1
+        tally.errors += 1
+        ET.SubElement(case, "error", message=_xml(r.message or "could not be checked"), type=r.status).text = _xml(_body(r, None, run_seed))
+    for g in r.gradients:
+        _gradient_case(suite, r, g, r.duration_s / len(r.gradients), run_seed, tally)
+
+
 def render_junit(run: RunReport) -> str:
+    """The run as one JUnit testsuite, ready to write (XML declaration included)."""
     root = ET.Element("testsuites", name=SUITE)
     suite = ET.SubElement(root, "testsuite", name=SUITE)
     props = ET.SubElement(suite, "properties")
@@ -69,43 +112,15 @@ def render_junit(run: RunReport) -> str:
         ET.SubElement(props, "property", name="seed", value=str(run.seed))
     if run.interrupted:
         ET.SubElement(props, "property", name="interrupted", value="true")
-    tests = failures = errors = 0
-    total = 0.0
+    tally = _Tally()
     for r in run.reports:
-        total += r.duration_s
-        warnings = "\n".join(w if p is None else f"∂f/∂{p}: {w}" for p, w in warnings_of(r))
-        if r.status == ERROR and not r.failures:  # the derivation itself could not be checked
-            case = _case(suite, r.name, WHOLE, r.duration_s if not r.gradients else 0.0)
-            tests += 1
-            errors += 1
-            ET.SubElement(case, "error", message=_xml(r.message or "could not be checked"), type=r.status).text = _xml(_body(r, None, run.seed))
-        if not r.gradients:
-            continue
-        share = r.duration_s / len(r.gradients)
-        for g in r.gradients:
-            case = _case(suite, r.name, g.param, share)
-            tests += 1
-            if g.status == FAIL:
-                failures += 1
-                kind = g.diagnosis.kind if g.diagnosis is not None else (g.blame or "mismatch")
-                tag, message = "failure", _named(g)
-            elif g.status == ERROR:
-                errors += 1
-                kind, tag, message = "error", "error", _named(g)
-            else:
-                if g.warnings:
-                    ET.SubElement(case, "system-out").text = _xml("\n".join(g.warnings))
-                continue
-            element = ET.SubElement(case, tag, message=_xml(message), type=_xml(kind))
-            element.text = _xml(_body(r, g, run.seed))
-            if warnings:
-                ET.SubElement(case, "system-out").text = _xml(warnings)
+        _derivation_cases(suite, r, run.seed, tally)
     suite.set("timestamp", datetime.now(UTC).isoformat(timespec="seconds"))
     for element in (root, suite):
-        element.set("tests", str(tests))
-        element.set("failures", str(failures))
-        element.set("errors", str(errors))
+        element.set("tests", str(tally.tests))
+        element.set("failures", str(tally.failures))
+        element.set("errors", str(tally.errors))
         element.set("skipped", "0")
-        element.set("time", f"{total:.3f}")
+        element.set("time", f"{tally.time:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import re
 
-from verigrad.checks.report.model import ERROR, FAIL, PASS, GradientReport, Report, RunReport
-from verigrad.checks.report.terminal import (
-    disagreement,
+from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
+from verigrad.checks.report.words import (
+    counts,
+    facts,
     fmt,
     headline,
     index_text,
-    nondiff_text,
     note,
     point_text,
+    side_message,
     summary_line,
     threshold,
     value,
@@ -25,7 +26,7 @@ from verigrad.checks.report.terminal import (
     window_lines,
 )
 
-_ICON = {PASS: "✅", FAIL: "❌", ERROR: "⚠️"}
+_ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.ERROR: "⚠️"}
 #: Failures detailed at most; a pull-request comment has a size limit and the JSON report has the rest.
 MAX_DETAILS = 20
 #: Characters that would start markup; escaped with a backslash (valid for any ASCII punctuation).
@@ -77,23 +78,18 @@ def _table(run: RunReport) -> list[str]:
 
 def _gradient(r: Report, g: GradientReport) -> list[str]:
     out = [f"#### {_ICON.get(g.status, '')} {escape(r.name)} — ∂f/∂{escape(g.param)}", "", escape(headline(g)), ""]
-    if g.diagnosis is not None and g.message and g.message != g.diagnosis.sentence:
-        out += [escape(g.message), ""]
-    facts = []
+    extra = side_message(g)
+    if extra:
+        out += [escape(extra), ""]
     if g.worst_index is not None and g.analytic_value is not None:
-        facts.append(
+        out.append(
             f"- worst entry {escape(index_text(g.param, g.worst_index))}: analytic `{value(g.analytic_value)}`, "
             f"reference `{value(g.reference_value)}`"
         )
-        facts.append(f"- abs err `{fmt(g.max_abs_err)}` (threshold `{fmt(threshold(g))}`), rel err `{fmt(g.max_rel_err)}`")
-    more = [disagreement(g)] if g.mismatches and headline(g) != disagreement(g) else []
-    if g.blame:
-        more.append(f"blame: {g.blame}")
-    if g.nondifferentiable:
-        more.append(nondiff_text(g))
-    if more:
-        facts.append("- " + escape("; ".join(more)))
-    out += facts
+        out.append(f"- abs err `{fmt(g.max_abs_err)}` (threshold `{fmt(threshold(g))}`), rel err `{fmt(g.max_rel_err)}`")
+    said = facts(g)
+    if said:
+        out.append("- " + escape("; ".join(said)))
     window = window_lines(g)
     if window:
         out += ["", *code_block("\n".join(window), "text")]
@@ -102,14 +98,14 @@ def _gradient(r: Report, g: GradientReport) -> list[str]:
 
 def _derivation(r: Report, run_seed: int | None, budget: int) -> tuple[list[str], int]:
     out: list[str] = []
-    if r.status == ERROR and not r.failures:
-        out += [f"#### {_ICON[ERROR]} {escape(r.name)} could not be checked", "", escape(r.message or "(no message)"), ""]
+    if r.status == Status.ERROR and not r.failures:
+        out += [f"#### {_ICON[Status.ERROR]} {escape(r.name)} could not be checked", "", escape(r.message or "(no message)"), ""]
     for g in r.failures:
         if budget <= 0:
             break
         out += _gradient(r, g)
         budget -= 1
-    if r.status != PASS:
+    if r.status != Status.PASS:
         where = point_text(r, run_seed)
         if where:
             out += [escape(where[0].upper() + where[1:]) + ".", ""]
@@ -120,9 +116,22 @@ def _derivation(r: Report, run_seed: int | None, budget: int) -> tuple[list[str]
     return out, budget
 
 
+def _warnings(run: RunReport) -> list[str]:
+    """Every warning of the run, folded under one ``<details>``; nothing when there are none."""
+    warns = [(r, p, w) for r in run.reports for p, w in warnings_of(r)]
+    if not warns:
+        return []
+    lines = ["<details><summary>Warnings</summary>", ""]
+    for r, p, w in warns:
+        about = escape(r.name) if p is None else f"{escape(r.name)} ∂f/∂{escape(p)}"
+        lines.append(f"- {about}: {escape(w)}")
+    return [*lines, "", "</details>", ""]
+
+
 def render_markdown(run: RunReport) -> str:
-    passed, failed = sum(r.status == PASS for r in run.reports), sum(r.status == FAIL for r in run.reports)
-    icon = _ICON[PASS] if run.passed else (_ICON[FAIL] if failed else _ICON[ERROR])
+    """The run as a Markdown comment: headline, table, details of what failed (at most MAX_DETAILS), warnings."""
+    passed, failed, _ = counts(run)
+    icon = _ICON[Status.PASS] if run.passed else (_ICON[Status.FAIL] if failed else _ICON[Status.ERROR])
     lines = [f"### {icon} verigrad: {summary_line(run)}", ""]
     about = []
     if run.seed is not None:
@@ -141,13 +150,8 @@ def render_markdown(run: RunReport) -> str:
     left = sum(len(r.failures) for r in run.reports) - MAX_DETAILS
     if left > 0:
         lines += [f"… and {left} more failing gradients: see the JSON report.", ""]
-    warns = [(r, p, w) for r in run.reports for p, w in warnings_of(r)]
-    if warns:
-        lines += ["<details><summary>Warnings</summary>", ""]
-        for r, p, w in warns:
-            about = escape(r.name) if p is None else f"{escape(r.name)} ∂f/∂{escape(p)}"
-            lines.append(f"- {about}: {escape(w)}")
-        lines += ["", "</details>", ""]
+    warns = _warnings(run)
+    lines += warns
     if passed == len(run.reports) and not warns:
         lines += [f"All {passed} derivations agree with autograd and finite differences.", ""]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from verigrad.checks.report.terminal import visible
+from verigrad.checks.report.words import visible
 
 #: Seconds a run must have taken before any progress is shown.
 DELAY = 2.0

@@ -1,0 +1,238 @@
+"""The words of a verdict: the sentences and formatted pieces every view (terminal, Markdown, JUnit, HTML) shares.
+
+A view decides layout and markup; what a verdict *says* — the headline of a failing gradient, its worst
+entry, the window of values around it, the point and its seeds, the summary line CI reads — is written
+here once, so every report says the same thing in the same words.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+import numpy as np
+
+from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
+
+#: Rows and columns of the analytic/reference window shown around the worst entry.
+WINDOW = 3
+#: Bidirectional-override characters: they reorder what a terminal shows, so they are made visible too.
+_BIDI = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+_SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def visible(text: object, *, newline: bool = True) -> str:
+    """``text`` as written, with control characters (and lone surrogates) shown as escapes.
+
+    A newline is kept when ``newline`` is true, else shown as ``\\n`` (for one-line cells).
+    """
+    s = str(text)
+    if s.isprintable() and not any(ord(c) in _BIDI for c in s):
+        return s
+    out = []
+    for c in s:
+        o = ord(c)
+        if c == "\n" and newline:
+            out.append(c)
+        elif unicodedata.category(c) in ("Cc", "Cs") or o in _BIDI:
+            out.append(_SHORT.get(c) or (f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+# --- numbers and names ----------------------------------------------------------------------
+
+
+def fmt(x: float | None) -> str:
+    """An error or threshold: three significant digits, ``—`` when absent."""
+    return "—" if x is None else f"{x:.2e}"
+
+
+def value(x: float | None) -> str:
+    """A gradient entry: enough digits to compare two of them by eye."""
+    return "—" if x is None else f"{x:.6g}"
+
+
+def index_text(param: str, index: Iterable[int] | None) -> str:
+    """``W2[1, 0]``, or the parameter alone without an index."""
+    return param if index is None else f"{param}[{', '.join(map(str, index))}]"
+
+
+def threshold(g: GradientReport) -> float | None:
+    """The threshold a gradient's analytic values were judged against (analytic vs autograd)."""
+    return g.threshold.get("analytic_vs_autograd")
+
+
+# --- one gradient ---------------------------------------------------------------------------
+
+
+def note(g: GradientReport) -> str:
+    """Diagnosis kind, blame and nondifferentiable count, as one short cell."""
+    parts = []
+    if g.diagnosis is not None:
+        parts.append(g.diagnosis.kind)
+    if g.blame:
+        parts.append(f"blame {g.blame}")
+    if g.nondifferentiable:
+        parts.append(f"{len(g.nondifferentiable)} nondiff")
+    return "; ".join(parts)
+
+
+def _has_sentence(g: GradientReport) -> bool:
+    return g.diagnosis is not None and bool(g.diagnosis.sentence)
+
+
+def headline(g: GradientReport) -> str:
+    """The one sentence that says what is wrong with a failing gradient."""
+    if _has_sentence(g):
+        return g.diagnosis.sentence
+    if g.message:
+        return g.message
+    return disagreement(g)
+
+
+def headline_is_disagreement(g: GradientReport) -> bool:
+    """True when the headline is the bare count of disagreeing entries (no diagnosis sentence, no message)."""
+    return not _has_sentence(g) and not g.message
+
+
+def names_its_gradient(g: GradientReport) -> bool:
+    """Whether the headline opens by naming the gradient (``∂f/∂W has …``), so a view need not name it again.
+
+    A question of wording only: whether to write ∂f/∂W once or twice; no verdict depends on it.
+    """
+    return headline(g).startswith(f"∂f/∂{g.param} ")
+
+
+def side_message(g: GradientReport) -> str | None:
+    """The harness's own finding on a gradient (its ``message``), when the diagnosis sentence headlining it says
+    something else; None when the headline already is that finding."""
+    if _has_sentence(g) and g.message and g.message != g.diagnosis.sentence:
+        return g.message
+    return None
+
+
+def nondiff_text(g: GradientReport) -> str:
+    n = len(g.nondifferentiable)
+    return f"{n} nondifferentiable entr{'y' if n == 1 else 'ies'} not judged"
+
+
+def disagreement(g: GradientReport) -> str:
+    """``k of n entries disagree`` (``1 of 1 entry disagrees``)."""
+    return f"{g.mismatches} of {g.entries} entr{'y' if g.entries == 1 else 'ies'} disagree{'s' if g.mismatches == 1 and g.entries == 1 else ''}"
+
+
+def facts(g: GradientReport) -> list[str]:
+    """The short facts beside the headline: the disagreement count (unless it is the headline), blame, nondifferentiable entries."""
+    out = [disagreement(g)] if g.mismatches and not headline_is_disagreement(g) else []
+    if g.blame:
+        out.append(f"blame: {g.blame}")
+    if g.nondifferentiable:
+        out.append(nondiff_text(g))
+    return out
+
+
+def worst_text(g: GradientReport) -> str | None:
+    """``worst entry W2[1, 0]: analytic …, reference …; abs err … (threshold …), rel err …``."""
+    if g.worst_index is None or g.analytic_value is None:
+        return None
+    return (
+        f"worst entry {index_text(g.param, g.worst_index)}: analytic {value(g.analytic_value)}, "
+        f"reference {value(g.reference_value)}; abs err {fmt(g.max_abs_err)} (threshold {fmt(threshold(g))}), "
+        f"rel err {fmt(g.max_rel_err)}"
+    )
+
+
+# --- one derivation, one run ----------------------------------------------------------------
+
+
+def point_text(r: Report, run_seed: int | None = None) -> str | None:
+    """Sizes of the reported point and the seeds it came from."""
+    parts = []
+    if r.shapes:
+        parts.append("at " + ", ".join(f"{k}={v}" for k, v in r.shapes.items()))
+    if r.point_seed is not None:
+        parts.append(f"point seed {r.point_seed}")
+    seed = r.seed if r.seed is not None else run_seed
+    if seed is not None:
+        parts.append(f"run seed {seed}")
+    return "; ".join(parts) or None
+
+
+def counts(run: RunReport) -> tuple[int, int, int]:
+    """(passed, failed, could not be checked) derivations."""
+    passed = sum(r.status == Status.PASS for r in run.reports)
+    failed = sum(r.status == Status.FAIL for r in run.reports)
+    return passed, failed, len(run.reports) - passed - failed
+
+
+def summary_line(run: RunReport) -> str:
+    """``N passed, N failed`` (``, N errors`` when there are any): the line CI reads."""
+    passed, failed, errors = counts(run)
+    return f"{passed} passed, {failed} failed" + (f", {errors} errors" if errors else "")
+
+
+def warnings_of(r: Report) -> list[tuple[str | None, str]]:
+    """(param or None, warning) for the derivation and each of its gradients."""
+    return [(None, w) for w in r.warnings] + [(g.param, w) for g in r.gradients for w in g.warnings]
+
+
+# --- the window around the worst entry ------------------------------------------------------
+
+
+def _as_2d(a: np.ndarray, index: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, int], str]:
+    """The 2-D slice holding ``index`` (leading indices fixed), the index within it, and a label for the slice."""
+    if a.ndim == 1:
+        return a[None, :], (0, index[0]), ""
+    lead = tuple(index[:-2])
+    label = f"[{', '.join(map(str, lead))}, :, :] " if lead else ""
+    return a[lead], (index[-2], index[-1]), label
+
+
+def _range_text(what: str, span: range, length: int) -> str:
+    first, last = span[0], span[-1]
+    return f"{what} {first} of {length}" if first == last else f"{what}s {first}–{last} of {length}"
+
+
+def _span(center: int, length: int, size: int = WINDOW) -> range:
+    start = max(0, min(center - size // 2, length - size))
+    return range(start, min(length, start + size))
+
+
+def window_lines(g: GradientReport) -> list[str]:
+    """Analytic beside reference in a window of at most WINDOW × WINDOW entries around the worst entry.
+
+    Empty when there is nothing to compare entry by entry (a scalar, a missing or misshapen gradient).
+    """
+    a, r, ix = g.analytic, g.reference, g.worst_index
+    if a is None or r is None or ix is None or np.shape(a) != np.shape(r) or np.ndim(a) == 0:
+        return []
+    a2, (i, j), label = _as_2d(np.asarray(a, dtype=np.float64), ix)
+    r2 = _as_2d(np.asarray(r, dtype=np.float64), ix)[0]
+    m2 = None if g.nondiff_mask is None or np.shape(g.nondiff_mask) != np.shape(a) else _as_2d(np.asarray(g.nondiff_mask), ix)[0]
+    rows, cols = _span(i, a2.shape[0]), _span(j, a2.shape[1])
+
+    def cell(arr: np.ndarray, p: int, q: int) -> str:
+        mark = "*" if (p, q) == (i, j) else ("~" if m2 is not None and m2[p, q] else " ")
+        return f"{arr[p, q]:.6g}{mark}"
+
+    blocks = [[[cell(arr, p, q) for q in cols] for p in rows] for arr in (a2, r2)]
+    width = max(11, *(len(c) for b in blocks for row in b for c in row))
+    row_w = len(str(rows[-1])) + (2 if a.ndim > 1 else 0)
+    gap = "   "
+
+    def line(head: str, b0: list[str], b1: list[str]) -> str:
+        return f"{head:>{row_w}} " + " ".join(c.rjust(width) for c in b0) + gap + " ".join(c.rjust(width) for c in b1)
+
+    block_w = len(cols) * (width + 1) - 1
+    rows_txt = _range_text("row", rows, a2.shape[0]) + ", " if a.ndim > 1 else ""
+    out = [
+        f"{label}{rows_txt}{_range_text('col', cols, a2.shape[1])}  (* worst entry"
+        + (", ~ nondifferentiable)" if m2 is not None and m2[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].any() else ")"),
+        " " * (row_w + 1) + "analytic".rjust(block_w) + gap + "reference".rjust(block_w),
+        line("", [str(q) + " " for q in cols], [str(q) + " " for q in cols]),
+    ]
+    for k, p in enumerate(rows):
+        out.append(line(f"[{p}]" if a.ndim > 1 else "", blocks[0][k], blocks[1][k]))
+    return [x.rstrip() for x in out]
