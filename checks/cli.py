@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from verigrad.checks import options
 from verigrad.checks.limits import DEFAULT_TIMEOUT
-from verigrad.checks.loader import resolve_targets
-from verigrad.checks.report import ERROR, FAIL, Progress, RunReport, print_run, write_reports
+from verigrad.checks.loader import Target, resolve_targets
+from verigrad.checks.report import Mode, Progress, RunReport, Status, print_run, write_reports
 from verigrad.checks.search import MODES, check, parse_replay
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--mode",
         choices=MODES,
-        default="auto",
+        default=Mode.AUTO,
         help="exhaustive: every entry by finite differences; projection: random directions (large inputs); auto: by size (default)",
     )
     c.add_argument("--device", default="cpu", metavar="DEVICE", help="where the autograd reference runs: cpu (default), cuda, cuda:N")
@@ -83,11 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
 def exit_code(run: RunReport, load_errors: Sequence[str]) -> int:
     if run.interrupted:
         return EXIT_INTERRUPTED
-    if any(r.status == FAIL for r in run.reports):
+    if any(r.status == Status.FAIL for r in run.reports):
         return EXIT_FAIL
     if load_errors:
         return EXIT_USAGE
-    if any(r.status == ERROR for r in run.reports):
+    if any(r.status == Status.ERROR for r in run.reports):
         return EXIT_ERROR
     return EXIT_PASS
 
@@ -110,18 +110,8 @@ def _device_problem(device: str) -> str | None:
     return None
 
 
-def _run_check(args: argparse.Namespace) -> int:
-    replay = None
-    if args.replay:
-        try:
-            replay = parse_replay(args.replay)
-        except ValueError as e:
-            print(f"verigrad: {e}", file=sys.stderr)
-            return EXIT_USAGE
-    device_problem = _device_problem(args.device)
-    if device_problem:
-        print(f"verigrad: --device {args.device}: {device_problem}", file=sys.stderr)
-        return EXIT_USAGE
+def _selected(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
+    """The targets to check and the one-line load errors (each printed), ``--only`` applied."""
     targets, load_errors = resolve_targets(args.targets)
     for line in load_errors:
         print(f"verigrad: {line}", file=sys.stderr)
@@ -132,13 +122,11 @@ def _run_check(args: argparse.Namespace) -> int:
                 print(f"verigrad: --only {name!r}: no such derivation among the targets", file=sys.stderr)
                 load_errors.append(name)
         targets = [t for t in targets if t.derivation.name in args.only]
-    if not targets and not load_errors:
-        print("verigrad: nothing to check", file=sys.stderr)
-        return EXIT_USAGE
-    seed = args.seed
-    if seed is None:
-        # Under CI the gate is derandomized: the same examples every run, no flaky verdict.
-        seed = 0 if os.environ.get("CI") else secrets.randbits(32)
+    return targets, load_errors
+
+
+def _check_all(targets: list[Target], args: argparse.Namespace, replay: tuple[dict[str, int], int] | None, seed: int) -> RunReport:
+    """Check every target in turn; Ctrl-C ends the run with what was checked so far."""
     run = RunReport(reports=[], seed=seed)
     progress = Progress(sys.stderr)
     try:
@@ -162,6 +150,30 @@ def _run_check(args: argparse.Namespace) -> int:
         run.interrupted = True
     finally:
         progress.close()
+    return run
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    replay = None
+    if args.replay:
+        try:
+            replay = parse_replay(args.replay)
+        except ValueError as e:
+            print(f"verigrad: {e}", file=sys.stderr)
+            return EXIT_USAGE
+    device_problem = _device_problem(args.device)
+    if device_problem:
+        print(f"verigrad: --device {args.device}: {device_problem}", file=sys.stderr)
+        return EXIT_USAGE
+    targets, load_errors = _selected(args)
+    if not targets and not load_errors:
+        print("verigrad: nothing to check", file=sys.stderr)
+        return EXIT_USAGE
+    seed = args.seed
+    if seed is None:
+        # Under CI the gate is derandomized: the same examples every run, no flaky verdict.
+        seed = 0 if os.environ.get("CI") else secrets.randbits(32)
+    run = _check_all(targets, args, replay, seed)
     print_run(run, sys.stdout, color=args.color)
     write_reports(run, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html)
     return exit_code(run, load_errors)

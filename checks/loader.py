@@ -9,6 +9,7 @@ import importlib.util
 import os
 import sys
 from dataclasses import dataclass
+from types import ModuleType
 
 from verigrad.analytic import NAMES, Derivation, DerivationError, builtin, builtins
 
@@ -27,6 +28,31 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split()) or "(no message)"
 
 
+def _execute(path: str, name: str) -> ModuleType:
+    """Run the file as module ``name``, its folder importable meanwhile; what its code raises becomes one LoadError line."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"{path}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    folder = os.path.dirname(os.path.abspath(path))
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        raise LoadError(f"{path}:{e.lineno}: syntax error: {_one_line(e.msg)}") from None
+    except DerivationError as e:
+        raise LoadError(f"{path}: {_one_line(e)}") from None
+    except (Exception, SystemExit) as e:  # user code: the file's top level; Ctrl-C still interrupts
+        raise LoadError(f"{path}: raised on import: {type(e).__name__}: {_one_line(e)}") from None
+    finally:
+        if added:
+            sys.path.remove(folder)
+    return module
+
+
 def load_file(path: str) -> list[Derivation]:
     """Execute ``path`` and return its module-level derivations, in definition order."""
     if not os.path.exists(path):
@@ -35,32 +61,7 @@ def load_file(path: str) -> list[Derivation]:
         raise LoadError(f"{path}: is a directory, expected a .py file or a built-in name")
     if not path.endswith(".py"):
         raise LoadError(f"{path}: not a Python file (expected a .py file or one of: {', '.join(NAMES)})")
-    name = "verigrad_user_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise LoadError(f"{path}: cannot be loaded as a Python module")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        folder = os.path.dirname(os.path.abspath(path))
-        added = folder not in sys.path
-        if added:
-            sys.path.insert(0, folder)
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            if added:
-                sys.path.remove(folder)
-    except LoadError:
-        raise
-    except SyntaxError as e:
-        raise LoadError(f"{path}:{e.lineno}: syntax error: {_one_line(e.msg)}") from None
-    except DerivationError as e:
-        raise LoadError(f"{path}: {_one_line(e)}") from None
-    except (Exception, SystemExit, KeyboardInterrupt) as e:
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        raise LoadError(f"{path}: raised on import: {type(e).__name__}: {_one_line(e)}") from None
+    module = _execute(path, "verigrad_user_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path)))
     found: dict[int, Derivation] = {}
     for value in vars(module).values():
         if isinstance(value, Derivation):

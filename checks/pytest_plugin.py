@@ -11,7 +11,9 @@ and everything when the ini option ``verigrad_collect = false`` (or ``-p no:veri
 Under pytest-xdist each worker hands its reports to the controller in ``workeroutput``; the
 controller merges them and writes the ``--verigrad-*`` report files once.
 
-Heavy imports (torch, through the checker) are deferred until a derivation is actually checked.
+Loading the plugin imports verigrad, and with it the checker and torch (``verigrad/__init__.py`` makes real
+imports): every pytest run in an environment where verigrad is installed pays for that import, unless it
+passes ``-p no:verigrad``.
 """
 
 from __future__ import annotations
@@ -24,15 +26,16 @@ import shlex
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from verigrad.analytic import NAMES, Derivation, builtin
 from verigrad.checks import options
-
-if TYPE_CHECKING:
-    from verigrad.checks.report import Report
+from verigrad.checks.assertion import failure_text
+from verigrad.checks.limits import DEFAULT_TIMEOUT
+from verigrad.checks.report import Report, RunReport, summary_line, warnings_of, write_reports
+from verigrad.checks.search import check
 
 #: Seed of the search when the CI environment variable is set and no --verigrad-seed is given:
 #: the same examples on every CI run, so a red build is never a lucky draw.
@@ -82,7 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--verigrad-markdown", metavar="PATH", help="write verigrad's Markdown report here")
     group.addoption("--verigrad-examples", metavar="N", help="random sizes tried per derivation, 16 value draws at each (default 30)")
     group.addoption("--verigrad-seed", metavar="N", help="seed of the search (default: fixed under CI, else random; printed)")
-    group.addoption("--verigrad-timeout", metavar="SECONDS", type=float, help="time limit per derivation (default 600; 0 for none)")
+    group.addoption("--verigrad-timeout", metavar="SECONDS", type=float, help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)")
     parser.addini("verigrad_collect", "collect module-level Derivation objects of test modules as items", type="bool", default=True)
 
 
@@ -100,8 +103,6 @@ def pytest_configure(config: pytest.Config) -> None:
     examples = config.getoption("verigrad_examples")
     timeout = config.getoption("verigrad_timeout")
     if timeout is None:
-        from verigrad.checks.limits import DEFAULT_TIMEOUT
-
         timeout = DEFAULT_TIMEOUT
     config.stash[_STATE] = _Session(
         seed=seed,
@@ -176,10 +177,8 @@ def _target_names(target: ast.expr) -> list[str]:
 
 
 def _is_builtin(derivation: Derivation) -> bool:
-    try:
-        return derivation.name in NAMES and builtin(derivation.name) is derivation
-    except Exception:  # a broken built-in is the CLI's business, not this collection's
-        return False
+    """One of verigrad's own built-ins, imported into a test module (the CLI checks those; not collected)."""
+    return derivation.name in NAMES and builtin(derivation.name) is derivation
 
 
 def _item_name(derivation: Derivation) -> str:
@@ -250,8 +249,6 @@ class DerivationItem(pytest.Item):
             return str(self.path)
 
     def runtest(self) -> None:
-        from verigrad.checks.search import check
-
         state = self.config.stash[_STATE]
         report = check(
             self.derivation,
@@ -264,8 +261,6 @@ class DerivationItem(pytest.Item):
         state.reports.append((state.order.get(self.nodeid, len(state.order)), self.nodeid, report))
         if not report.passed:
             raise DerivationFailed(report)
-        from verigrad.checks.report import warnings_of
-
         for param, text in warnings_of(report):
             about = self.derivation.name if param is None else f"{self.derivation.name} ∂f/∂{param}"
             warnings.warn(DerivationWarning(f"{about}: {text}"), stacklevel=1)
@@ -273,8 +268,6 @@ class DerivationItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if not isinstance(excinfo.value, DerivationFailed):  # the harness itself broke: show where
             return str(super().repr_failure(excinfo, style=style))
-        from verigrad.checks.assertion import failure_text
-
         seed = self.config.stash[_STATE].seed
         rerun = f"rerun: pytest {shlex.quote(self.nodeid)} --verigrad-seed {seed}"
         return failure_text(excinfo.value.report) + "\n  " + rerun
@@ -298,8 +291,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     paths = {k: config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")}
     if not any(paths.values()):
         return
-    from verigrad.checks.report import RunReport, write_reports
-
     write_reports(RunReport(reports=_merged(state), seed=state.seed), **paths)
 
 
@@ -326,8 +317,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     state = config.stash.get(_STATE, None)
     if state is None or hasattr(config, "workeroutput") or not state.reports:
         return
-    from verigrad.checks.report import RunReport, summary_line
-
     run = RunReport(reports=_merged(state), seed=state.seed)
     written = [p for p in (config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")) if p]
     tail = f"; reports: {', '.join(written)}" if written else ""
