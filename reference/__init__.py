@@ -1,27 +1,46 @@
 """The two reference witnesses: torch autograd (float64) and finite differences with an error model.
 
-Both run the derivation's own forward; neither looks at its hand-derived gradients.
+Both run the derivation's own forward; neither looks at its hand-derived gradients. ``Stack`` computes
+both for several points of the same sizes in a few batched calls; ``DirectionalFD`` measures directional
+derivatives for projection mode. The numeric constants, with their reasons, are in ``constants``.
 """
 
+from . import constants
 from ._autograd import autograd_gradients, rounding_noise
 from ._batched import BatchedObjective, forward_value, forward_value_torch
-from ._fd import H0, U64, FDEstimate, FDResult, finite_differences, steps_for
+from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
+from ._heap import Heap
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
+from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
+from ._stacked import Stack, Unstackable
+from .constants import H0, U64
 
 __all__ = [
     "H0",
     "U64",
     "BatchedObjective",
+    "DirectionalFD",
     "FDEstimate",
     "FDResult",
     "ForwardError",
+    "Heap",
+    "Localization",
+    "Measurement",
+    "Stack",
+    "Support",
+    "Unstackable",
     "autograd_gradients",
     "check_scalar",
+    "constants",
+    "differences",
     "finite_differences",
+    "forward_noise",
     "forward_value",
     "forward_value_torch",
     "np_xp",
     "objective",
+    "random_direction",
+    "refine_entries",
     "rounding_noise",
     "steps_for",
     "torch_xp",

@@ -10,6 +10,9 @@ import torch
 from verigrad.analytic import Derivation
 
 from ._objective import ForwardError, check_scalar, objective, torch_xp
+from .constants import FALLBACK_JITTER_EPS
+
+EPS64 = float(np.finfo(np.float64).eps)
 
 
 def autograd_gradients(
@@ -58,6 +61,37 @@ def autograd_gradients(
     }
 
 
+def _leaves(values: Mapping[str, np.ndarray], grad_out: np.ndarray | None, device: str, need_graph: bool):
+    leaves = {n: torch.as_tensor(np.asarray(v, dtype=np.float64), device=device).clone().requires_grad_(True) for n, v in values.items()}
+    g = None
+    if grad_out is not None:
+        g = torch.as_tensor(np.asarray(grad_out, dtype=np.float64), device=device).clone().requires_grad_(need_graph)
+    return leaves, g
+
+
+def _gradient_and_change(derivation: Derivation, base, g_base, moved, g_moved, device: str):
+    """(autograd at the moved point, its linear change H·(x' − x) along the step), by a double backward."""
+    names = list(base)
+    leaves, g = _leaves(moved, g_moved, device, True)
+    f = objective(derivation, torch_xp, leaves, g).reshape(())
+    wrt = list(leaves.values()) + ([g] if g is not None else [])
+    grads = torch.autograd.grad(f, wrt, create_graph=True, allow_unused=True)
+    here = {n: (np.zeros(base[n].shape) if gr is None else gr.detach().cpu().numpy()) for n, gr in zip(names, grads, strict=False)}
+    # The linear change of every gradient along the step: Σ_q ⟨∂f/∂q, Δq⟩ differentiated once more.
+    pairs = [(gr, torch.as_tensor(moved[n] - base[n], device=device)) for n, gr in zip(names, grads, strict=False) if gr is not None]
+    if g is not None and grads[-1] is not None:
+        pairs.append((grads[-1], torch.as_tensor(g_moved - g_base, device=device)))
+    inner = sum((torch.sum(gr * step) for gr, step in pairs if gr.requires_grad), torch.zeros((), dtype=torch.float64, device=device))
+    if not inner.requires_grad:
+        return here, {n: np.zeros(base[n].shape) for n in names}
+    hv = torch.autograd.grad(inner, list(leaves.values()), allow_unused=True)
+    return here, {n: (np.zeros(base[n].shape) if h is None else h.detach().cpu().numpy()) for n, h in zip(names, hv, strict=True)}
+
+
+def _jitter(v: np.ndarray, relative: float, rng: np.random.Generator) -> np.ndarray:
+    return v + v * relative * rng.uniform(-1, 1, v.shape)
+
+
 def rounding_noise(
     derivation: Derivation,
     params: Mapping[str, np.ndarray],
@@ -68,6 +102,7 @@ def rounding_noise(
     relative: float,
     device: str = "cpu",
     probes: list | None = None,
+    at_base: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per entry, the rounding noise of the float64 autograd gradient at the point.
 
@@ -77,54 +112,33 @@ def rounding_noise(
     O(δ²) remainder, is the difference of two roundings. The jitter must be one-sided: along a
     nearly linear intermediate the rounding error is an arithmetic progression modulo one ulp, so
     a symmetric second difference g(x+) + g(x−) − 2g(x) cancels it exactly. Where the forward's torch
-    graph has no double backward, the change of the gradient under an ulp-sized jitter is used.
+    graph has no double backward, the change of the gradient under a jitter of FALLBACK_JITTER_EPS
+    machine epsilons is used.
 
     ``probes``, when a list, receives (x', grad_output', H·(x' − x)) per jitter: the caller measures
     the rounding of another gradient of the same f (the hand-derived one) at the same points.
+    ``at_base``: autograd_gradients at the point itself, when the caller has computed it already.
     """
-
-    def tensors(values, grad_out, need_graph):
-        leaves = {n: torch.as_tensor(np.asarray(v, dtype=np.float64), device=device).clone().requires_grad_(True) for n, v in values.items()}
-        g = None
-        if grad_out is not None:
-            g = torch.as_tensor(np.asarray(grad_out, dtype=np.float64), device=device).clone().requires_grad_(need_graph)
-        return leaves, g
-
     names = list(params)
     base = {n: np.asarray(v, dtype=np.float64) for n, v in params.items()}
     g_base = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
     sigma = {n: np.zeros(v.shape) for n, v in base.items()}
-    at_base = autograd_gradients(derivation, base, g_base, device=device)
+    if at_base is None:
+        at_base = autograd_gradients(derivation, base, g_base, device=device)
     for _ in range(jitters):
-        moved = {n: v + v * relative * rng.uniform(-1, 1, v.shape) for n, v in base.items()}
-        g_moved = None if g_base is None else g_base + g_base * relative * rng.uniform(-1, 1, g_base.shape)
-        steps = {n: moved[n] - base[n] for n in names}
-        leaves, g = tensors(moved, g_moved, True)
+        moved = {n: _jitter(v, relative, rng) for n, v in base.items()}
+        g_moved = None if g_base is None else _jitter(g_base, relative, rng)
         try:
-            f = objective(derivation, torch_xp, leaves, g).reshape(())
-            wrt = list(leaves.values()) + ([g] if g is not None else [])
-            grads = torch.autograd.grad(f, wrt, create_graph=True, allow_unused=True)
-            here = {n: (np.zeros(base[n].shape) if gr is None else gr.detach().cpu().numpy()) for n, gr in zip(names, grads, strict=False)}
-            # The linear change of every gradient along the step: Σ_q ⟨∂f/∂q, Δq⟩ differentiated once more.
-            pairs = [(gr, torch.as_tensor(steps[n], device=device)) for n, gr in zip(names, grads, strict=False) if gr is not None]
-            if g is not None and grads[-1] is not None:
-                pairs.append((grads[-1], torch.as_tensor(g_moved - g_base, device=device)))
-            inner = sum((torch.sum(gr * step) for gr, step in pairs if gr.requires_grad), torch.zeros((), dtype=torch.float64, device=device))
-            if inner.requires_grad:
-                hv = torch.autograd.grad(inner, list(leaves.values()), allow_unused=True)
-                linear = {n: (np.zeros(base[n].shape) if h is None else h.detach().cpu().numpy()) for n, h in zip(names, hv, strict=True)}
-            else:
-                linear = {n: np.zeros(base[n].shape) for n in names}
+            here, linear = _gradient_and_change(derivation, base, g_base, moved, g_moved, device)
             noise = {n: here[n] - at_base[n] - linear[n] for n in names}
-            if probes is not None:
-                probes.append((moved, g_moved, linear))
-        except RuntimeError:  # no double backward through some op: an ulp-sized jitter instead
-            tiny = {n: v + v * 16 * np.finfo(np.float64).eps * rng.uniform(-1, 1, v.shape) for n, v in base.items()}
-            g_tiny = None if g_base is None else g_base + g_base * 16 * np.finfo(np.float64).eps * rng.uniform(-1, 1, g_base.shape)
-            jit = autograd_gradients(derivation, tiny, g_tiny, device=device)
+        except RuntimeError:  # no double backward through some op: a jitter of a few ulps instead
+            moved = {n: _jitter(v, FALLBACK_JITTER_EPS * EPS64, rng) for n, v in base.items()}
+            g_moved = None if g_base is None else _jitter(g_base, FALLBACK_JITTER_EPS * EPS64, rng)
+            jit = autograd_gradients(derivation, moved, g_moved, device=device)
             noise = {n: jit[n] - at_base[n] for n in names}
-            if probes is not None:
-                probes.append((tiny, g_tiny, {n: np.zeros(base[n].shape) for n in names}))
+            linear = {n: np.zeros(base[n].shape) for n in names}
+        if probes is not None:
+            probes.append((moved, g_moved, linear))
         for n in names:
             with np.errstate(invalid="ignore"):
                 sigma[n] = np.maximum(sigma[n], np.where(np.isfinite(noise[n]), np.abs(noise[n]), 0.0))

@@ -19,11 +19,9 @@ from verigrad.analytic import Derivation
 
 from ._heap import Heap
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
+from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, MAX_CHUNK_ROWS, TINY, VMAP_AGREEMENT_ULPS
 
-#: Memory one batched call may use, in bytes (perturbed copies plus an allowance for intermediates).
-DEFAULT_MEMORY_BUDGET = 512 * 2**20
-#: Intermediates of a forward are assumed to take at most this many times the total parameter size.
-INTERMEDIATE_FACTOR = 4
+EPS64 = float(np.finfo(np.float64).eps)
 
 
 class BatchedObjective:
@@ -79,26 +77,29 @@ class BatchedObjective:
             return [s for s in self.derivation.kinks(xp, **params)]
 
     def _probe_vmap(self) -> bool:
+        name = next(iter(self.params))
+        flat = np.zeros(1, dtype=np.int64)
         try:
-            name = next(iter(self.params))
-            flat = np.zeros(1, dtype=np.int64)
-            got = self._vmapped(name, flat, self.params[name].reshape(-1)[flat])[0]
-        except Exception:
+            raw = self._vmap_call(name, flat, self.params[name].reshape(-1)[flat])
+        except Exception:  # user code: the forward does not run under vmap
             return False
+        got = self._count(raw)[0]
         self.evaluations -= 1  # the probe is bookkeeping, not a witness evaluation
         return self._probe_agrees(float(got[0]))
 
     def _probe_agrees(self, got: float) -> bool:
         """The vmapped forward at the unperturbed point reproduces the NumPy value f0."""
-        tol = 64 * np.finfo(np.float64).eps * max(abs(self.f0), np.finfo(np.float64).tiny)
+        tol = VMAP_AGREEMENT_ULPS * EPS64 * max(abs(self.f0), TINY)
         return bool(np.isfinite(got) == np.isfinite(self.f0) and (not np.isfinite(self.f0) or abs(got - self.f0) <= tol))
 
     # --- batched evaluations ---------------------------------------------------------------
     def chunk_size(self, name: str) -> int:
         per_eval = 8 * (INTERMEDIATE_FACTOR * self._total + self.params[name].size)
-        return max(1, min(4096, self.memory_budget // per_eval))
+        return max(1, min(MAX_CHUNK_ROWS, self.memory_budget // per_eval))
 
-    def _vmapped(self, name: str, flat: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _vmap_call(self, name: str, flat: np.ndarray, values: np.ndarray):
+        """The vmapped forward (and switch signs) over copies of the point with ``params[name].flat[flat[r]]
+        = values[r]`` in row r; with declared switches the unperturbed point rides as a last row."""
         base = self._t[name]
         kinks = self.derivation.kinks
         if kinks is not None:
@@ -124,11 +125,16 @@ class BatchedObjective:
         finally:
             if stack._version != version:  # the forward wrote into its input: never reuse those rows
                 self._stack_name = self._stack = None
-        f = f.reshape(b).numpy().copy()
+        return f.reshape(b).numpy().copy(), signs
+
+    def _count(self, raw) -> tuple[np.ndarray, np.ndarray]:
+        """(f, flipped) per perturbed row of a ``_vmap_call``, counted as evaluations and reported to ``on_batch``."""
+        f, signs = raw
+        b = len(f)
         self._heap.settle()
         if self.on_batch is not None:
             self.on_batch(self.evaluations + b)
-        if kinks is None:
+        if self.derivation.kinks is None:
             self.evaluations += b
             return f, np.zeros(b, dtype=bool)
         flipped = torch.zeros(b - 1, dtype=torch.bool)
@@ -136,6 +142,9 @@ class BatchedObjective:
             flipped |= (s[:-1] != s[-1:]).reshape(b - 1, -1).any(dim=1)
         self.evaluations += b - 1  # the base row is bookkeeping, not a witness evaluation
         return f[:-1], flipped.numpy().copy()
+
+    def _vmapped(self, name: str, flat: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._count(self._vmap_call(name, flat, values))
 
     def at_entries_many(self, requests: list[tuple[str, np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
         """``at_entries`` for several parameters at once: one batched call when every row's full set of
@@ -165,7 +174,7 @@ class BatchedObjective:
         try:
             f, signs = vmap(one)(*(stacks[n].reshape(rows, *self._t[n].shape) for n in names))
             f = f.reshape(rows).numpy().copy()
-        except Exception:
+        except Exception:  # user code: the forward does not run under vmap
             if self._vectorized is None:
                 self._vectorized = False
             return [self.at_entries(name, flat, values) for name, flat, values in requests]
@@ -241,10 +250,11 @@ class BatchedObjective:
             return None
         x0 = self.params[name].reshape(-1)[:1]
         try:
-            f, flipped = self._vmapped(name, np.concatenate([flat, [0]]), np.concatenate([values, x0]))
-        except Exception:
+            raw = self._vmap_call(name, np.concatenate([flat, [0]]), np.concatenate([values, x0]))
+        except Exception:  # user code: the forward does not run under vmap
             self._vectorized = False
             return None
+        f, flipped = self._count(raw)  # outside the guard: a failing progress callback is not a forward that does not vmap
         self.evaluations -= 1  # the probe row is bookkeeping, not a witness evaluation
         self._vectorized = self._probe_agrees(float(f[-1]))
         if not self._vectorized:
@@ -265,7 +275,7 @@ class BatchedObjective:
                 with torch.no_grad():
                     f = vmap(lambda *ps: objective(self.derivation, torch_xp, dict(zip(names, ps, strict=True)), self._g))(*stacks)
                 f = f.reshape(count + 1).numpy().copy()
-            except Exception:  # vmaps with one parameter batched, not with all: NumPy, like the differences' fallback
+            except Exception:  # user code: vmaps with one parameter batched, not with all: NumPy, like the differences' fallback
                 f = None
             if f is not None:
                 self.evaluations += count
@@ -281,7 +291,7 @@ def forward_value(derivation: Derivation, params: Mapping[str, np.ndarray], grad
             value = objective(derivation, np_xp, params, grad_output)
     except ForwardError:
         raise
-    except Exception as e:
+    except Exception as e:  # user code
         raise ForwardError(f"forward raised: {type(e).__name__}: {e}") from e
     return check_scalar(derivation, value)
 
@@ -298,6 +308,6 @@ def forward_value_torch(derivation: Derivation, params: Mapping[str, np.ndarray]
             )
     except ForwardError:
         raise
-    except Exception as e:
+    except Exception as e:  # user code
         raise ForwardError(f"forward raised under torch: {type(e).__name__}: {e}") from e
     return check_scalar(derivation, value)

@@ -26,17 +26,19 @@ import numpy as np
 from verigrad.analytic import Derivation
 
 from ._batched import BatchedObjective
-
-U64 = float(np.finfo(np.float64).eps) / 2  # unit roundoff of float64
-#: Base relative step for central differences: u^(1/3) balances truncation against rounding.
-H0 = U64 ** (1 / 3)
-#: Jitter for measuring the forward's rounding noise: points moved by about this many ulps.
-JITTER_ULPS = 8
-JITTER_POINTS = 8
-#: Floor of the forward's rounding noise, in units of u·|f|.
-NOISE_FLOOR_ULPS = 4
-#: A slope gap counts as a kink only above this many ρ = ε_f/h (rounding puts up to 16 ρ into it).
-KINK_NOISE = 32
+from .constants import (
+    CONVERGENCE_NOISE,
+    CONVERGENCE_RATIO,
+    H0,
+    JITTER_POINTS,
+    JITTER_ULPS,
+    KINK_NOISE,
+    KINK_RATIO,
+    NOISE_FLOOR_ULPS,
+    RICHARDSON_ROUNDING,
+    TINY,
+    U64,
+)
 
 
 @dataclass
@@ -89,11 +91,12 @@ def noise_from_jitter(jit: np.ndarray, f0: np.ndarray) -> np.ndarray:
     the largest spread (inf if any is not finite), never below NOISE_FLOOR_ULPS·u·|f|."""
     with np.errstate(invalid="ignore"):
         spread = np.where(np.all(np.isfinite(jit), axis=1), np.max(np.abs(jit - f0[:, None]), axis=1), np.inf)
-    return np.maximum(np.maximum(spread, NOISE_FLOOR_ULPS * U64 * np.abs(f0)), np.finfo(np.float64).tiny)
+    return np.maximum(np.maximum(spread, NOISE_FLOOR_ULPS * U64 * np.abs(f0)), TINY)
 
 
-def _differences(ev: BatchedObjective, name: str, flat: np.ndarray, x: np.ndarray, h: np.ndarray):
-    """Central difference at steps h (exact steps as represented), with f(x±h) and switch flips."""
+def differences(ev: BatchedObjective, name: str, flat: np.ndarray, x: np.ndarray, h: np.ndarray):
+    """Central differences of ``name`` at flat entries ``flat`` (values ``x``) with steps ``h``, divided by
+    the steps as represented: (D(h), f(x + h), f(x − h), whether a declared switch flipped)."""
     xp, xm = x + h, x - h
     f, flipped = ev.at_entries(name, np.concatenate([flat, flat]), np.concatenate([xp, xm]))
     n = len(flat)
@@ -121,6 +124,7 @@ def _stage_one(ev: BatchedObjective, names: Sequence[str]) -> dict[str, tuple]:
 
 
 def estimate(ev: BatchedObjective, name: str, noise: float, refine: Refine | None, stage_one: tuple | None = None) -> FDEstimate:
+    """The FDEstimate of ``name``: D(h) everywhere, refined where ``refine`` says (everywhere by default)."""
     x, h, d1, fp, fm, flipped = stage_one or _stage_one(ev, [name])[name]
     rho = noise / h  # rounding error bound of a central difference at step h
     shape = ev.params[name].shape
@@ -134,14 +138,16 @@ def estimate(ev: BatchedObjective, name: str, noise: float, refine: Refine | Non
     mask = np.ones(x.size, dtype=bool) if refine is None else np.asarray(refine(name, est), dtype=bool).reshape(-1)
     idx = np.flatnonzero(mask & ~flipped)
     if idx.size:
-        _refine(ev, name, noise, est, idx, x, h, d1, fp, fm)
+        refine_entries(ev, name, noise, est, idx, x, h, d1, fp, fm)
     return est
 
 
-def _refine(ev, name, noise, est, idx, x, h, d1, fp, fm) -> None:
+def refine_entries(ev: BatchedObjective, name: str, noise: float, est: FDEstimate, idx, x, h, d1, fp, fm) -> None:
+    """Steps h/2 and h/4 at flat entries ``idx`` of ``name``, Richardson and the kink test (``richardson``),
+    written into ``est``; x, h, d1, fp, fm: flat values, steps, D(h) and f(x ± h) of every entry."""
     xi, hi = x[idx], h[idx]
-    d2, _, _, fl2 = _differences(ev, name, idx, xi, hi / 2)
-    d3, fp3, fm3, fl3 = _differences(ev, name, idx, xi, hi / 4)
+    d2, _, _, fl2 = differences(ev, name, idx, xi, hi / 2)
+    d3, fp3, fm3, fl3 = differences(ev, name, idx, xi, hi / 4)
     value, error, nondiff = richardson(d1[idx], d2, d3, fp[idx], fm[idx], fp3, fm3, ev.f0, hi, noise / hi)
     flat_view = (
         est.value.reshape(-1),
@@ -163,9 +169,9 @@ def richardson(d1, d2, d3, fp, fm, fp3, fm3, f0, h, rho) -> tuple[np.ndarray, np
     """
     r1 = (4 * d2 - d1) / 3
     r2 = (4 * d3 - d2) / 3
-    error = np.abs(r2 - r1) + 6 * rho
+    error = np.abs(r2 - r1) + RICHARDSON_ROUNDING * rho
     # Convergence at the O(h²) rate: D(h/2) − D(h/4) ≈ (D(h) − D(h/2)) / 4 up to rounding noise.
-    converged = np.abs(d2 - d3) <= 0.5 * np.abs(d1 - d2) + 12 * rho
+    converged = np.abs(d2 - d3) <= CONVERGENCE_RATIO * np.abs(d1 - d2) + CONVERGENCE_NOISE * rho
     # One-sided slopes. J(s) = |f(x+s) + f(x−s) − 2 f(x)| / s is the gap between the right and left
     # secant slopes: J(s) ≈ |f''| s where f is smooth, so J(h/4) ≈ J(h)/4; across a kink at distance
     # δ < h/7 it is |b − a| (1 − δ/s), so J(h/4) > J(h)/2. The test stands on its own: at a kink
@@ -174,9 +180,9 @@ def richardson(d1, d2, d3, fp, fm, fp3, fm3, f0, h, rho) -> tuple[np.ndarray, np
     # floor 32 ρ leaves a factor 2 for ε_f being measured on a few jittered points only.
     jump_h = np.abs(fp + fm - 2 * f0) / h
     jump_q = np.abs(fp3 + fm3 - 2 * f0) / (h / 4)
-    kinked = (jump_q > 0.5 * jump_h) & (jump_q > KINK_NOISE * rho)
+    kinked = (jump_q > KINK_RATIO * jump_h) & (jump_q > KINK_NOISE * rho)
     value = np.where(converged, r2, d3)
-    err = np.where(converged, error, np.abs(d2 - d3) + 6 * rho)
+    err = np.where(converged, error, np.abs(d2 - d3) + RICHARDSON_ROUNDING * rho)
     return value, err, kinked
 
 

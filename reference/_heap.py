@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Callable
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -39,16 +40,19 @@ def resident_bytes() -> int | None:
 
 class Heap:
     """Call ``settle()`` after each batched call: gives freed memory back once more than ``slack``
-    bytes have piled up since the last time."""
+    bytes have piled up since the last time. ``trim`` and ``resident`` stand in for malloc_trim and
+    ``resident_bytes`` (to test the policy without the C library)."""
 
-    def __init__(self, slack: int) -> None:
+    def __init__(self, slack: int, *, trim: Callable[[int], object] | None = None, resident: Callable[[], int | None] | None = None) -> None:
         self.slack = slack
-        self.base = resident_bytes()
+        self._trim = trim or _TRIM
+        self._resident = resident or resident_bytes
+        self.base = self._resident()
 
     def settle(self) -> None:
-        if _TRIM is None or self.base is None:
+        if self._trim is None or self.base is None:
             return
-        now = resident_bytes()
+        now = self._resident()
         if now is not None and now - self.base > self.slack:
-            _TRIM(0)
-            self.base = resident_bytes() or now
+            self._trim(0)
+            self.base = self._resident() or now

@@ -11,7 +11,7 @@ Error model of one measurement, against a claimed gradient t (autograd), in the 
 * the displacement actually applied is Δ = fl(x + h v) − fl(x − h v), so the claim predicts
   f(x + h v) − f(x − h v) ≈ ⟨t, Δ⟩ exactly as represented; the mismatch at step h is
   m(h) = (f(x + h v) − f(x − h v) − ⟨t, Δ⟩) / 2h;
-* rounding: each evaluation carries at most ε_f (measured by reference/_fd.forward_noise), so m(h)
+* rounding: each evaluation carries at most ε_f (measured by reference.forward_noise), so m(h)
   carries ≤ ε_f/h and m(h/2) ≤ 2 ε_f/h;
 * truncation: m(h) = μ + c h² + O(h⁴) with μ = ⟨∇f − t, v_S⟩. Richardson R = (4 m(h/2) − m(h)) / 3
   removes the h² term; its rounding is ≤ (4·2 + 1)/3 · ε_f/h = 3 ε_f/h. The remainder is bounded by
@@ -34,11 +34,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._batched import BatchedObjective, forward_value
-from ._fd import H0, steps_for
+from ._fd import steps_for
 from ._objective import np_xp
-
-#: Evaluations of f per measurement: central differences at h and h/2.
-EVALUATIONS_PER_MEASUREMENT = 4
+from .constants import DIRECTIONAL_ROUNDING, EVALUATIONS_PER_MEASUREMENT, H0
 
 
 @dataclass
@@ -152,7 +150,7 @@ class DirectionalFD:
         m2, d2, fl2 = self._mismatch(idx, w, h / 2)
         rho = self.noise / h
         richardson = (4 * m2 - m1) / 3
-        error = abs(m1 - m2) / 3 + 3 * rho
+        error = abs(m1 - m2) / 3 + DIRECTIONAL_ROUNDING * rho
         bound = self.k * error + float(np.dot(self.tau[idx], np.abs(w)))
         claimed = float(np.dot(self.t[idx], w))
         return Measurement(

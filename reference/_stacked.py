@@ -30,10 +30,10 @@ from torch.func import vmap
 
 from verigrad.analytic import Derivation
 
-from ._batched import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR
-from ._fd import JITTER_POINTS, JITTER_ULPS, U64, FDEstimate, noise_from_jitter, richardson, steps_for
+from ._fd import FDEstimate, noise_from_jitter, richardson, steps_for
 from ._heap import Heap
 from ._objective import objective, torch_xp
+from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, JITTER_POINTS, JITTER_ULPS, U64
 
 __all__ = ["Stack", "Unstackable"]
 
@@ -92,7 +92,7 @@ class Stack:
         in_dims = tuple(None if a is None else 0 for a in args)
         try:
             f, sg = vmap(lambda *a: self._row(*a, signs=signs), in_dims=in_dims)(*args)
-        except Exception as e:  # the forward does not vmap (Python control flow on values, .item(), NumPy calls)
+        except Exception as e:  # user code: the forward does not vmap (Python control flow on values, .item(), NumPy calls)
             raise Unstackable(f"the forward does not run under vmap: {type(e).__name__}") from e
         rows = len(next(a for a in args if a is not None))
         if not isinstance(f, torch.Tensor) or f.dtype != torch.float64 or f.numel() != rows:
@@ -128,7 +128,9 @@ class Stack:
                 pairs.append((grads[-1][k:], g_step))
             inner = sum((torch.sum(gr * s) for gr, s in pairs if gr.requires_grad), torch.zeros((), dtype=torch.float64))
             hv = torch.autograd.grad(inner, leaves, allow_unused=True) if inner.requires_grad else [None] * len(leaves)
-        except RuntimeError as e:  # no double backward through some op
+        except Unstackable:
+            raise
+        except Exception as e:  # user code: the forward's graph (no double backward through some op, a custom backward)
             raise Unstackable(f"autograd through the vmapped forward failed: {e}") from e
         auto, sigma, linear = {}, {}, {}
         for n, gr, h in zip(self.names, grads, hv, strict=False):
@@ -155,7 +157,8 @@ class Stack:
         return auto, sigma
 
     # --- batched forward rows ----------------------------------------------------------------
-    def _chunk_rows(self) -> int:
+    def chunk_rows(self) -> int:
+        """Rows one batched call may hold within the memory budget (besides the K unperturbed ones)."""
         per_row = 8 * INTERMEDIATE_FACTOR * max(self._total, 1)
         return max(1, self.memory_budget // per_row - self.k)
 
@@ -165,7 +168,7 @@ class Stack:
         whether a declared switch has another sign than at the row's own point), chunked to the budget.
         """
         n_rows = len(point)
-        per = self._chunk_rows()
+        per = self.chunk_rows()
         f = np.empty(n_rows)
         flipped = np.zeros(n_rows, dtype=bool)
         if n_rows <= per:  # one call (small problems): nothing to split
@@ -257,7 +260,7 @@ class Stack:
         return est, noise, f0
 
     def _refine(self, check, est, stage, refine, noise, f0) -> None:
-        """Steps h/2 and h/4 at the entries ``refine`` names (not at flipped ones), as _fd._refine."""
+        """Steps h/2 and h/4 at the entries ``refine`` names (not at flipped ones), as reference.refine_entries."""
         k = self.k
         picked, edits, point, start = {}, [], [], 0
         for n in check:

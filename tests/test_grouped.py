@@ -1,4 +1,4 @@
-"""Points checked together (checks/verdict/stacked.py, reference/_stacked.py) get the verdicts they get alone."""
+"""Points checked together (checks/verdict/stacked.py, reference.Stack) get the verdicts they get alone."""
 
 import numpy as np
 import pytest
@@ -10,8 +10,7 @@ from verigrad import analytic
 from verigrad.checks import check
 from verigrad.checks.search import VALUES_PER_SIZE, draw_point
 from verigrad.checks.verdict import evaluate, evaluate_group
-from verigrad.reference import autograd_gradients, finite_differences
-from verigrad.reference._stacked import Stack
+from verigrad.reference import Stack, autograd_gradients, finite_differences
 
 BUILTINS = analytic.builtins()
 #: Points per group in these tests: enough for a stack, few enough to check each alone as well.
@@ -59,7 +58,7 @@ def test_chunked_rows_give_the_same_values():
     none = lambda n, e: np.zeros(e.value.shape, bool)
     a, noise_a, f0_a = whole.finite_differences(list(d.check), none, np.random.default_rng(1))
     b, noise_b, f0_b = tiny.finite_differences(list(d.check), none, np.random.default_rng(1))
-    assert tiny._chunk_rows() == 1
+    assert tiny.chunk_rows() == 1
     for n in d.check:
         np.testing.assert_allclose(a[n].value, b[n].value, rtol=1e-9, atol=0)
     np.testing.assert_allclose(f0_a, f0_b, rtol=1e-15)
@@ -117,9 +116,9 @@ SCALAR_PARAM = analytic.Derivation(
 def test_correct_points_are_passed_by_the_stack_itself(d):
     """No correct point needs the single check: the stacked path runs (its errors would fall back silently)."""
     pts = points_of(d, seed=9, count=6)
-    screened = [grouped._screen(d, p) for p in pts]
+    screened = [grouped.screen(d, p) for p in pts]
     assert all(s is not None for s in screened)
-    reports = grouped._stacked_verdicts(d, pts, screened, 0)
+    reports = grouped.stacked_verdicts(d, pts, screened, 0)
     assert all(r is not None and r.passed for r in reports)
 
 
@@ -155,7 +154,7 @@ def test_stacked_path_takes_no_point_that_needs_a_message(monkeypatch):
     extra = altered(d, "relu_extra", lambda g, p: {**g, "bias": np.zeros(1)})
     pts = points_of(d, count=3)
     for wrong in (f32, extra):
-        assert all(grouped._screen(wrong, p) is None for p in pts)
+        assert all(grouped.screen(wrong, p) is None for p in pts)
         together = list(evaluate_group(wrong, pts))
         assert [r.warnings + [w for g in r.gradients for w in g.warnings] for r in together] == [
             r.warnings + [w for g in r.gradients for w in g.warnings] for r in (evaluate(wrong, p) for p in pts)
@@ -187,7 +186,7 @@ def _stop_gradient(W, X):
 def test_a_forward_autograd_misreads_is_not_a_clean_pass():
     d = analytic.Derivation(name="detached_norm", shapes={"W": ("D", "M"), "X": ("N", "D")}, forward=_detached_norm, gradients=_stop_gradient)
     pts = points_of(d, seed=8)
-    assert all(grouped._screen(d, p) is not None for p in pts)  # nothing odd before the references
+    assert all(grouped.screen(d, p) is not None for p in pts)  # nothing odd before the references
     for t, a in zip(evaluate_group(d, pts), (evaluate(d, p) for p in pts), strict=True):
         blame = lambda r: [(g.param, g.status, g.blame, len(g.warnings)) for g in r.gradients]
         assert blame(t) == blame(a)

@@ -14,9 +14,7 @@ from verigrad.checks.report import Blame
 from verigrad.checks.search import draw_point
 from verigrad.checks.verdict import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
 from verigrad.checks.verdict.thresholds import K_FD, U64, exact_bound
-from verigrad.reference import BatchedObjective, autograd_gradients
-from verigrad.reference._fd import forward_noise
-from verigrad.reference._projection import DirectionalFD, Support, random_direction
+from verigrad.reference import BatchedObjective, DirectionalFD, Support, autograd_gradients, forward_noise, random_direction
 
 ANALYTIC, AUTOGRAD, FORWARD = Blame.ANALYTIC, Blame.AUTOGRAD, Blame.FORWARD
 

@@ -5,7 +5,7 @@ import pytest
 
 from verigrad import analytic
 from verigrad.checks import draw_point
-from verigrad.reference import H0, autograd_gradients, finite_differences, forward_value, steps_for
+from verigrad.reference import H0, Heap, autograd_gradients, finite_differences, forward_value, steps_for
 
 BUILTINS = analytic.builtins()
 
@@ -72,13 +72,9 @@ def test_forward_value_rejects_non_scalars():
         forward_value(d, {"X": np.ones(3)})
 
 
-def test_freed_memory_is_given_back_only_past_the_slack(monkeypatch):
-    import verigrad.reference._heap as heap
-
+def test_freed_memory_is_given_back_only_past_the_slack():
     trims, rss = [], iter([100, 150, 700, 120, 130])
-    monkeypatch.setattr(heap, "_TRIM", trims.append)
-    monkeypatch.setattr(heap, "resident_bytes", lambda: next(rss))
-    h = heap.Heap(slack=500)  # base 100
+    h = Heap(slack=500, trim=trims.append, resident=lambda: next(rss))  # base 100
     h.settle()  # 150: within the slack
     assert trims == []
     h.settle()  # 700: 600 over the base, trimmed; the new base is read after the trim (120)

@@ -2,10 +2,13 @@
 
 ``evaluate`` checks one point (every entry by finite differences), ``evaluate_group`` several points of one
 size together, ``evaluate_projection`` one large point by directional differences; ``choose_mode`` picks.
+Each judges with ``judge_stack`` (a single point is a stack of one), τ_ex from ``exact_tolerance``.
 """
 
 from verigrad.checks.verdict import thresholds
-from verigrad.checks.verdict.point import autograd_noise, evaluate, inner_length
+from verigrad.checks.verdict.judge import exact_tolerance, judge_point, judge_stack
+from verigrad.checks.verdict.noise import autograd_noise
+from verigrad.checks.verdict.point import evaluate, inner_length
 from verigrad.checks.verdict.projection import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
 from verigrad.checks.verdict.stacked import evaluate_group
 
@@ -17,6 +20,9 @@ __all__ = [
     "evaluate",
     "evaluate_group",
     "evaluate_projection",
+    "exact_tolerance",
     "inner_length",
+    "judge_point",
+    "judge_stack",
     "thresholds",
 ]

@@ -1,13 +1,13 @@
 """Projection mode: the three-way verdict at one point with O(1) forward evaluations, for large parameters.
 
 * Analytic vs autograd at every entry (one backward, bound τ_ex): localizes every analytic error, as
-  in exhaustive mode (the judging is ``checks/verdict/point.py::_judge``, shared).
+  in exhaustive mode (the judgement is ``checks/verdict/judge.py``, shared).
 * Finite differences confirm autograd and the forward along a few random directions per parameter
   (reference/_projection.py: Richardson at h and h/2, error model ε_f/h and truncation, so the
   acceptance threshold comes from the error model, never a fixed tolerance).
 * On a directional disagreement, group testing bisects the direction's support down to the exact
   entries; those, and the entries where analytic and autograd disagree, get per-entry central
-  differences (reference/_fd.py) so that each of them is judged three ways exactly as exhaustively.
+  differences (reference.differences) so that each of them is judged three ways exactly as exhaustively.
 
 Cost: 1 + 8 evaluations (f0, rounding noise), 4 per direction, 4 per bisection level (≈ log2 of the
 parameter's size for an isolated entry) and 2–6 per entry checked individually.
@@ -21,33 +21,36 @@ from typing import Literal
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report import Point, Report
+from verigrad.checks.report import Blame, Point, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.point import FORWARD, _error, conclude, judge_param, prepare
-from verigrad.reference import U64, BatchedObjective, FDEstimate, ForwardError, steps_for
-from verigrad.reference._fd import _differences, _refine, forward_noise
-from verigrad.reference._projection import DirectionalFD, Localization, Measurement, Support, random_direction
+from verigrad.checks.verdict.judge import exact_tolerance, precision_of
+from verigrad.checks.verdict.point import conclude, error_report, judge_param, prepare
+from verigrad.checks.verdict.thresholds import (
+    CROSSOVER_ENTRIES,
+    DEFAULT_BUDGET,
+    DEFAULT_DIRECTIONS,
+    ENTRY_RESERVE,
+    EVALUATIONS_PER_ENTRY,
+    MAX_ENTRY_FD,
+    MAX_LOCALIZED,
+)
+from verigrad.reference import (
+    U64,
+    BatchedObjective,
+    DirectionalFD,
+    FDEstimate,
+    ForwardError,
+    Localization,
+    Measurement,
+    Support,
+    differences,
+    forward_noise,
+    random_direction,
+    refine_entries,
+    steps_for,
+)
 
 Mode = Literal["exhaustive", "projection"]
-
-#: Random directions per checked parameter.
-DEFAULT_DIRECTIONS = 2
-#: Forward evaluations one projection check may spend (f0, noise, directions, bisection, entries).
-DEFAULT_BUDGET = 200
-#: Entries per parameter where analytic and autograd disagree that also get per-entry finite differences
-#: (the worst ones); beyond them the verdict rests on the directional confirmation of autograd.
-MAX_ENTRY_FD = 16
-#: Entries one bisection reports at most (a wholly wrong torch graph is not worth more evaluations).
-MAX_LOCALIZED = 8
-#: Evaluations kept back from bisection for the per-entry differences of its findings (≤ 6 each).
-ENTRY_RESERVE = 12
-#: Checked entries (all checked parameters together) above which ``choose_mode`` picks projection.
-#: Exhaustive costs 2P forwards and grows linearly; projection costs ~41 forwards (no disagreement).
-#: Measured for two_layer_relu on the 2-core benchmark machine under load (ms per point, exh / proj):
-#: P=120: 41/32, P=480: 205/63, P=1152: 374/51, P=2530: 870/64, P=5880: 2108/75, P=11480: 8179/370.
-#: Projection is never slower, but exhaustive gives per-entry finite differences (every entry judged
-#: three ways, kinks found per entry); it is kept while it costs under ~0.5 s and ≲ 10× projection.
-CROSSOVER_ENTRIES = 1000
 
 
 def checked_entries(derivation: Derivation, point: Point) -> int:
@@ -59,20 +62,14 @@ def choose_mode(derivation: Derivation, point: Point, *, crossover: int = CROSSO
     return "exhaustive" if checked_entries(derivation, point) <= crossover else "projection"
 
 
-def _sigma(sigma) -> float:
-    """σ_t of a parameter as one number (``autograd_noise`` may keep it per entry)."""
-    return float(np.max(np.asarray(sigma, dtype=np.float64), initial=0.0))
-
-
 def _suspects(analytic, auto: np.ndarray, sigma, total_dims: int, limit: int) -> np.ndarray:
     """Flat indices where autograd is non-finite or disagrees with the analytic gradient beyond τ_ex (worst first)."""
     bad_t = np.flatnonzero(~np.isfinite(auto))
     a = None if analytic is None else np.asarray(analytic)
     if a is None or a.shape != auto.shape or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         return bad_t[:limit]
-    u_a = tol.unit_roundoff(a.dtype) if np.issubdtype(a.dtype, np.floating) else U64
     finite = np.isfinite(auto)
-    tau = tol.exact_bound(_sigma(sigma), u_a, total_dims, float(np.max(np.abs(auto[finite]), initial=0.0)))
+    tau = float(exact_tolerance(np.asarray(sigma, dtype=np.float64)[None], precision_of(a), total_dims, auto[None])[0])
     with np.errstate(invalid="ignore"):
         gap = np.where(finite, np.abs(a.astype(np.float64) - auto), 0.0).reshape(-1)
     gap = np.where(np.isnan(gap), np.inf, gap)
@@ -99,7 +96,7 @@ def _entry_fd(ev: BatchedObjective, name: str, noise: float, auto: np.ndarray, i
     )
     if idx.size == 0:
         return est
-    d1, fp, fm, flipped = _differences(ev, name, idx, x[idx], h[idx])
+    d1, fp, fm, flipped = differences(ev, name, idx, x[idx], h[idx])
     value, err, nd = est.value.reshape(-1), est.error.reshape(-1), est.nondifferentiable.reshape(-1)
     value[idx], err[idx], nd[idx] = d1, noise / h[idx], flipped
     t = auto.reshape(-1)[idx]
@@ -108,7 +105,7 @@ def _entry_fd(ev: BatchedObjective, name: str, noise: float, auto: np.ndarray, i
     ridx = idx[disagree & ~flipped]
     if ridx.size:
         full = lambda part: np.bincount(idx, weights=part, minlength=x.size)
-        _refine(ev, name, noise, est, ridx, x, h, full(d1), full(fp), full(fm))
+        refine_entries(ev, name, noise, est, ridx, x, h, full(d1), full(fp), full(fm))
     return est
 
 
@@ -147,19 +144,19 @@ def evaluate_projection(
         for name in derivation.check:
             localized, notes, bound = directional[name]
             a = None if analytic is None else analytic.get(name)
-            cap = max(0, min(MAX_ENTRY_FD, (budget - ev.evaluations) // 6))
+            cap = max(0, min(MAX_ENTRY_FD, (budget - ev.evaluations) // EVALUATIONS_PER_ENTRY))
             idx = np.union1d(_suspects(a, auto[name], sigma[name], total_dims, cap), np.asarray(localized, dtype=np.int64))
             est = _entry_fd(ev, name, noise, auto[name], idx.astype(np.int64))
             g = judge_param(prep, name, est)
             g.threshold["directional_max"] = bound
             if localized and g.blame is None:
-                g.blame = FORWARD
+                g.blame = Blame.FORWARD
             if localized:
                 notes.insert(0, f"directional finite differences disagree with autograd at {_fmt([(name, k) for k in localized], shapes)}")
             g.warnings.extend(notes)
             rep.gradients.append(g)
     except ForwardError as e:
-        return _error(rep, str(e), started)
+        return error_report(rep, str(e), started)
     rep.evaluations = ev.evaluations
     return conclude(rep, started)
 
@@ -177,8 +174,7 @@ def _directions(
     """Measure ``directions`` random directions over ``name``'s entries where autograd is finite."""
     t = auto[name]
     finite = np.isfinite(t)
-    max_ref = float(np.max(np.abs(t[finite]), initial=0.0))
-    tau = {name: tol.exact_bound(_sigma(sigma[name]), U64, total_dims, max_ref)}
+    tau = {name: float(exact_tolerance(np.asarray(sigma[name], dtype=np.float64)[None], U64, total_dims, t[None])[0])}
     dfd = DirectionalFD(ev, Support(ev.params, [name]), noise, {name: np.where(finite, t, 0.0)}, tau, tol.K_FD)
     live = np.flatnonzero(finite.reshape(-1))
     measured = []

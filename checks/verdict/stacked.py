@@ -1,14 +1,15 @@
 """Exhaustive three-way checks of several points at the same sizes at once (as the search draws them).
 
-The references for all the points come from a few stacked calls (reference/_stacked.py). A point is
-passed here only when every entry of every checked gradient meets the bounds ``point._judge``
-applies, computed the same way: |a − t| ≤ τ_ex and |t − d| ≤ K_FD·e + τ_ex, with the thresholds of
-checks/verdict/thresholds.py. It must also be unremarkable: float64 gradients of the right shapes, finite
-autograd, no switch within a finite-difference step, a forward that gave the same value four times
-in NumPy and (to rounding) under vmap, nothing to warn about. Every other point — a failure, an error,
-a warning, anything unusual — is checked again alone by ``point.evaluate``, and that report is
-the one given. The grouped path thus decides clean passes only: it cannot change a verdict on a
-wrong gradient or the text of any message.
+The references for all the points come from a few stacked calls (reference.Stack), and the points are
+judged together by the one judgement (checks/verdict/judge.py::judge_stack), which a single point
+gets as a stack of one. A point is passed here only when that judgement finds it clean: every entry
+of every checked gradient within |a − t| ≤ τ_ex and |t − d| ≤ K_FD·e + τ_ex, no blame, no warning,
+no switch within a finite-difference step, finite autograd. It must also be unremarkable before the
+references: float64 gradients of the right shapes, a forward that gave the same value four times in
+NumPy and (to rounding) under vmap. Every other point — a failure, an error, a warning, anything
+unusual — is checked again alone by ``point.evaluate``, and that report is the one given. The
+grouped path thus decides clean passes only: it cannot change a verdict on a wrong gradient or the
+text of any message.
 """
 
 from __future__ import annotations
@@ -21,18 +22,14 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import PASS, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.point import analytic_noise, call_gradients, changed_in_place, check_inputs, copies, evaluate, inner_length
-from verigrad.reference import U64, FDEstimate, ForwardError, forward_value
-from verigrad.reference._stacked import Stack
-
-#: The vmapped forward at an unperturbed point must reproduce the NumPy value to this many ulps of
-#: |f| (as reference/_batched.py's probe), or to K_FD·ε_f where f is a cancelling sum (a layer's
-#: Σ G ⊙ out): batched kernels sum in another order, which moves f by rounding (measured by ε_f)
-#: and by nothing more.
-VMAP_AGREEMENT_ULPS = 64
+from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies
+from verigrad.checks.verdict.judge import judge_stack, refine_where_autograd_disagrees
+from verigrad.checks.verdict.noise import with_analytic_noise
+from verigrad.checks.verdict.point import evaluate, inner_length
+from verigrad.reference import U64, ForwardError, Stack, Unstackable, forward_value
 
 
-def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | None:
+def screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | None:
     """(analytic gradients as float64 arrays, f in NumPy) when nothing about the point needs the single
     check's messages; else None."""
     if check_inputs(derivation, point) is not None:
@@ -60,77 +57,32 @@ def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray]
     return grads, f1
 
 
-def _summaries(name: str, a: np.ndarray, t: np.ndarray, tau: np.ndarray, thr: np.ndarray, shape: tuple[int, ...]) -> list[GradientReport]:
-    """What ``_judge`` reports for a gradient whose every entry passed, for each point of the stack
-    (a, t, thr: one flattened row per point; tau: one bound per point)."""
-    k, m = t.shape
-    err = np.abs(a - t)
-    worst = np.argmax(err, axis=1)
-    rows = np.arange(k)
-    max_err = err[rows, worst]
-    max_ref = np.max(np.abs(t), axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(max_ref > 0, max_err / max_ref, np.where(max_err == 0, 0.0, np.inf))
-    columns = zip(
-        np.stack(np.unravel_index(worst, shape), axis=1).tolist() if shape else [[]] * k,
-        a[rows, worst].tolist(),
-        t[rows, worst].tolist(),
-        max_err.tolist(),
-        rel.tolist(),
-        tau.tolist(),
-        np.max(thr, axis=1).tolist(),
-        np.median(thr, axis=1).tolist(),
-        strict=True,
-    )
-    out = []
-    for i, (ix, a_w, t_w, e, r, tau_i, thr_max, thr_med) in enumerate(columns):
-        g = GradientReport(param=name, status=PASS, entries=m, dtype="float64", worst_index=tuple(ix))
-        g.analytic, g.reference, g.nondiff_mask = a[i].reshape(shape), t[i].reshape(shape), np.zeros(shape, dtype=bool)
-        g.analytic_value, g.reference_value, g.max_abs_err, g.max_rel_err = a_w, t_w, e, r
-        g.threshold = {"analytic_vs_autograd": tau_i, "finite_differences_max": thr_max, "finite_differences_median": thr_med}
-        out.append(g)
-    return out
+def clean(g: GradientReport) -> bool:
+    """A passing gradient with nothing to say: no blame, no warning, no kink, nothing decided by finite
+    differences alone — what the single check would conclude as well."""
+    return g.status == PASS and g.blame is None and not g.warnings and not g.nondifferentiable and not g.decided_by_fd
 
 
-def _stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, fd_seed: int) -> list[Report | None]:
+def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, fd_seed: int) -> list[Report | None]:
     """A passing Report for each point that is clean by the stacked references, None for the others."""
     started = time.perf_counter()
-    stack = Stack(
-        derivation,
-        [p.params for p in points],
-        None if not derivation.is_layer else [p.grad_output for p in points],
-    )
+    stack = Stack(derivation, [p.params for p in points], None if not derivation.is_layer else [p.grad_output for p in points])
     rng = np.random.default_rng(fd_seed)
     auto, sigma = stack.autograd(rng, jitters=tol.AUTOGRAD_JITTERS, relative=tol.NOISE_JITTER)
     for i, ((grads, _), probes) in enumerate(zip(screened, stack.probes, strict=True)):
-        scale = {n: float(np.max(np.abs(t[i][np.isfinite(t[i])]), initial=0.0)) for n, t in auto.items()}
-        for name, sigma_a in analytic_noise(derivation, grads, probes, scale).items():  # float64 gradients: u_a = u
-            sigma[name][i] += sigma_a
-
-    def refine(name: str, est: FDEstimate) -> np.ndarray:
-        t = auto[name]
-        with np.errstate(invalid="ignore"):
-            return ~np.isfinite(t) | ~(np.abs(est.value - t) <= tol.K_FD * est.error)
-
-    est, noise, f0 = stack.finite_differences(list(derivation.check), refine, rng)
-    k = len(points)
+        own = with_analytic_noise(derivation, {n: s[i] for n, s in sigma.items()}, grads, probes, {n: t[i] for n, t in auto.items()})
+        for name, s in own.items():
+            sigma[name][i] = s
+    est, noise, f0 = stack.finite_differences(list(derivation.check), refine_where_autograd_disagrees(auto), rng)
     f1 = np.array([f for _, f in screened])
-    ok = np.abs(f0 - f1) <= np.maximum(VMAP_AGREEMENT_ULPS * 2 * U64 * np.abs(f1), tol.K_FD * noise)
+    ok = np.abs(f0 - f1) <= np.maximum(tol.VMAP_AGREEMENT_ULPS * 2 * U64 * np.abs(f1), tol.K_FD * noise)
     total_dims = inner_length(derivation, points[0].sizes)
     parts: dict[str, list[GradientReport]] = {}
     for name in derivation.check:
-        t = auto[name].reshape(k, -1)
-        a = np.stack([g[name] for g, _ in screened]).reshape(k, -1)
-        fd = est[name]
-        value, error, nd = fd.value.reshape(k, -1), fd.error.reshape(k, -1), fd.nondifferentiable.reshape(k, -1)
-        max_ref = np.max(np.abs(t), axis=1, initial=0.0)
-        tau = tol.exact_bound(np.max(sigma[name].reshape(k, -1), axis=1, initial=0.0), U64, total_dims, max_ref)
-        thr = tol.K_FD * error + tau[:, None]
-        with np.errstate(invalid="ignore"):
-            good = np.isfinite(t) & ~nd & (np.abs(a - t) <= tau[:, None]) & (np.abs(t - value) <= thr)
-        ok &= np.all(good, axis=1)
-        parts[name] = _summaries(name, a, t, tau, thr, np.shape(points[0].params[name]))
-    each = (time.perf_counter() - started) / k
+        a = np.stack([g[name] for g, _ in screened])
+        parts[name] = judge_stack(name, a, auto[name], est[name], sigma[name], total_dims)
+        ok &= np.array([clean(g) for g in parts[name]])
+    each = (time.perf_counter() - started) / len(points)
     out: list[Report | None] = []
     for i, p in enumerate(points):
         if not ok[i]:
@@ -157,12 +109,12 @@ def evaluate_group(
     stops at the first failure spares the points after it their single checks."""
     single = single or (lambda p: evaluate(derivation, p, fd_seed=fd_seed))
     reports: list[Report | None] = [None] * len(points)
-    screened = {i: s for i, p in enumerate(points) if (s := _screen(derivation, p)) is not None}
+    screened = {i: s for i, p in enumerate(points) if (s := screen(derivation, p)) is not None}
     if len(screened) > 1:
         idx = list(screened)
         try:
-            got = _stacked_verdicts(derivation, [points[i] for i in idx], [screened[i] for i in idx], fd_seed)
-        except Exception:  # the stack could not run faithfully (see reference/_stacked.py): one at a time
+            got = stacked_verdicts(derivation, [points[i] for i in idx], [screened[i] for i in idx], fd_seed)
+        except Unstackable:  # the stack could not run faithfully (see reference.Stack): one at a time
             got = [None] * len(idx)
         for i, rep in zip(idx, got, strict=True):
             reports[i] = rep

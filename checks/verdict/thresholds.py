@@ -1,11 +1,36 @@
-"""Acceptance thresholds, as data with their reasons. The derivation is in docs/tolerances.md."""
+"""Every acceptance threshold and numeric constant of the verdict, as data with its reason: one table.
+
+The verdict's own thresholds are defined here; the constants of the reference witnesses are defined in
+``verigrad.reference.constants`` (``reference`` may not import ``checks``) and re-exported below with
+their reasons. The derivation of each bound is in docs/tolerances.md.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-U64 = float(np.finfo(np.float64).eps) / 2
+from verigrad.reference.constants import (
+    CONVERGENCE_NOISE,
+    CONVERGENCE_RATIO,
+    DEFAULT_MEMORY_BUDGET,
+    DIRECTIONAL_ROUNDING,
+    EVALUATIONS_PER_MEASUREMENT,
+    FALLBACK_JITTER_EPS,
+    H0,
+    INTERMEDIATE_FACTOR,
+    JITTER_POINTS,
+    JITTER_ULPS,
+    KINK_NOISE,
+    KINK_RATIO,
+    MAX_CHUNK_ROWS,
+    NOISE_FLOOR_ULPS,
+    RICHARDSON_ROUNDING,
+    TINY,
+    U64,
+    VMAP_AGREEMENT_ULPS,
+)
 
+# --- τ_ex: analytic vs autograd (docs/tolerances.md §4) ------------------------------------------------
 #: Analytic vs autograd, both exact up to rounding. The bound is
 #:   τ_ex = C_NOISE · (u_a / u_64) · σ_t  +  C_SIZE · u_a · √L · max|t|
 #: σ_t: the rounding noise of the float64 autograd gradient, measured at this point: the change of
@@ -25,17 +50,25 @@ AUTOGRAD_JITTERS = 2
 #: is out of reach of any such jitter: docs/tolerances.md §4.
 NOISE_JITTER = 2.0**-28
 
-#: σ_a, the analytic gradient's own rounding noise (checks/verdict/point.py::analytic_noise), counts only up to
+#: σ_a, the analytic gradient's own rounding noise (checks/verdict/noise.py::analytic_noise), counts only up to
 #: √u·max|t| per entry. Rounding of a sound float64 formula stays far below that even where it cancels
 #: (s ⊙ (1 − s) at a saturated sigmoid loses digits of terms that are themselves small); a change above
 #: it is a jump — a switch flipped by the jitter — not noise. The cap also bounds what σ_a can add to
 #: τ_ex: C_NOISE·√u ≈ 2.4e-7 of max|t|, so an error of 1e-6·max|g| is never hidden by it.
 ANALYTIC_NOISE_CAP = float(np.sqrt(U64))
 
+# --- finite differences vs an exact witness (docs/tolerances.md §2, §3, §6) ----------------------------
 #: Finite differences vs an exact witness: |d − t| ≤ K_FD · e_i + τ_ex, with e_i the finite
 #: difference's own error estimate (reference/_fd.py). K_FD covers the gap between the measured
 #: rounding noise ε_f and its worst realisation in two evaluations.
 K_FD = 4.0
+# Re-exported from reference.constants, where their reasons are written out: the base step
+# H0 = u^(1/3); ε_f from JITTER_POINTS points JITTER_ULPS ulps away, floored at NOISE_FLOOR_ULPS·u·|f|;
+# Richardson's rounding RICHARDSON_ROUNDING·ρ (6ρ); convergence within CONVERGENCE_RATIO (½) of the
+# previous gap plus CONVERGENCE_NOISE·ρ (12ρ); a kink where the one-sided slope gap keeps more than
+# KINK_RATIO (½) of its size and exceeds KINK_NOISE·ρ (32ρ).
+# σ_t where the torch graph has no double backward: autograd's change under a FALLBACK_JITTER_EPS·eps
+# (16·eps) jitter (reference.constants).
 
 
 def unit_roundoff(dtype: np.dtype) -> float:
@@ -46,12 +79,13 @@ def unit_roundoff(dtype: np.dtype) -> float:
     return U64
 
 
-def exact_bound(sigma_t: float, u_a: float, total_dims: int, max_ref: float) -> float:
-    """τ_ex: how far two exact gradients may differ by rounding alone."""
-    tiny = np.finfo(np.float64).tiny
-    return C_NOISE * (u_a / U64) * sigma_t + C_SIZE * u_a * np.sqrt(max(total_dims, 1)) * max_ref + tiny
+def exact_bound(sigma_t, u_a: float, total_dims: int, max_ref):
+    """τ_ex from its parts (numbers, or arrays with one entry per point): how far two exact gradients may
+    differ by rounding alone. Computed from a gradient by checks/verdict/judge.py::exact_tolerance."""
+    return C_NOISE * (u_a / U64) * sigma_t + C_SIZE * u_a * np.sqrt(max(total_dims, 1)) * max_ref + TINY
 
 
+# --- the forward as a witness (docs/tolerances.md §8) ---------------------------------------------------
 #: The forward is evaluated this many more times in NumPy at the same point: any difference means it
 #: is not deterministic (unseeded dropout). With one random mask entry, 1 + 3 NumPy evaluations and one
 #: torch evaluation all agree by chance with probability 2⁻⁴, against 2⁻¹ for a single repeat.
@@ -60,3 +94,71 @@ DETERMINISM_REPEATS = 3
 #: by rounding (~u·L·Σ|terms|) but not by 1e-8 relative, which only a random or library-dependent
 #: forward produces.
 BACKEND_RTOL = 1e-8
+
+# --- batched evaluation (reference/_batched.py, reference/_stacked.py; reasons in reference.constants) ---
+# DEFAULT_MEMORY_BUDGET bytes per batched call, intermediates INTERMEDIATE_FACTOR× the parameters, at
+# most MAX_CHUNK_ROWS (4096) rows per call; a vmapped forward trusted when it reproduces the NumPy f to
+# VMAP_AGREEMENT_ULPS (64) machine epsilons of |f| — or, for a stack's unperturbed rows, to K_FD·ε_f.
+
+# --- projection mode (checks/verdict/projection.py, reference/_projection.py) ---------------------------
+#: Random directions per checked parameter.
+DEFAULT_DIRECTIONS = 2
+#: Forward evaluations one projection check may spend (f0, noise, directions, bisection, entries).
+DEFAULT_BUDGET = 200
+#: Entries per parameter where analytic and autograd disagree that also get per-entry finite differences
+#: (the worst ones); beyond them the verdict rests on the directional confirmation of autograd.
+MAX_ENTRY_FD = 16
+#: Entries one bisection reports at most (a wholly wrong torch graph is not worth more evaluations).
+MAX_LOCALIZED = 8
+#: Evaluations kept back from bisection for the per-entry differences of its findings (≤ 6 each).
+ENTRY_RESERVE = 12
+#: Per-entry central differences cost at most this many evaluations (h, then h/2 and h/4 if refined).
+EVALUATIONS_PER_ENTRY = 6
+# A directional measurement costs EVALUATIONS_PER_MEASUREMENT (4) forwards; its Richardson estimate
+# rounds by DIRECTIONAL_ROUNDING·ε_f/h (3ε_f/h) (reference.constants).
+
+#: Checked entries (all checked parameters together) above which ``choose_mode`` picks projection.
+#: Exhaustive costs 2P forwards and grows linearly; projection costs ~41 forwards (no disagreement).
+#: Measured for two_layer_relu on the 2-core benchmark machine under load (ms per point, exh / proj):
+#: P=120: 41/32, P=480: 205/63, P=1152: 374/51, P=2530: 870/64, P=5880: 2108/75, P=11480: 8179/370.
+#: Projection is never slower, but exhaustive gives per-entry finite differences (every entry judged
+#: three ways, kinks found per entry); it is kept while it costs under ~0.5 s and ≲ 10× projection.
+CROSSOVER_ENTRIES = 1000
+
+__all__ = [
+    "ANALYTIC_NOISE_CAP",
+    "AUTOGRAD_JITTERS",
+    "BACKEND_RTOL",
+    "CONVERGENCE_NOISE",
+    "CONVERGENCE_RATIO",
+    "CROSSOVER_ENTRIES",
+    "C_NOISE",
+    "C_SIZE",
+    "DEFAULT_BUDGET",
+    "DEFAULT_DIRECTIONS",
+    "DEFAULT_MEMORY_BUDGET",
+    "DETERMINISM_REPEATS",
+    "DIRECTIONAL_ROUNDING",
+    "ENTRY_RESERVE",
+    "EVALUATIONS_PER_ENTRY",
+    "EVALUATIONS_PER_MEASUREMENT",
+    "FALLBACK_JITTER_EPS",
+    "H0",
+    "INTERMEDIATE_FACTOR",
+    "JITTER_POINTS",
+    "JITTER_ULPS",
+    "KINK_NOISE",
+    "KINK_RATIO",
+    "K_FD",
+    "MAX_CHUNK_ROWS",
+    "MAX_ENTRY_FD",
+    "MAX_LOCALIZED",
+    "NOISE_FLOOR_ULPS",
+    "NOISE_JITTER",
+    "RICHARDSON_ROUNDING",
+    "TINY",
+    "U64",
+    "VMAP_AGREEMENT_ULPS",
+    "exact_bound",
+    "unit_roundoff",
+]

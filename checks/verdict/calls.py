@@ -1,0 +1,77 @@
+"""Calls of the user's code at a point: the inputs it is handed, its hand-derived gradients, and
+whether it wrote into its arguments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from verigrad.analytic import Derivation
+from verigrad.checks.report import Point
+
+
+def copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Fresh float64 copies, so that user code never holds the arrays the check compares with."""
+    return {k: np.array(v, dtype=np.float64, copy=True) for k, v in params.items()}
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    return bool((a == b).all()) or np.array_equal(a, b, equal_nan=True)  # the slow test only if some entry differs
+
+
+def changed_in_place(before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray]) -> list[str]:
+    """Names whose array changed (NaN equals NaN)."""
+    return [k for k in before if not _same(before[k], after[k])]
+
+
+def check_inputs(derivation: Derivation, point: Point) -> str | None:
+    """Why the point's values cannot be checked (complex, not floating, not finite), or None."""
+    arrays = dict(point.params)
+    if point.grad_output is not None:
+        arrays["grad_output"] = point.grad_output
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if np.iscomplexobj(arr):
+            return f"parameter {name} is complex ({arr.dtype}); verigrad checks real-valued parameters"
+        if not np.issubdtype(arr.dtype, np.floating):
+            return f"parameter {name} has dtype {arr.dtype}; pass floating-point values (they are checked in float64)"
+        if not np.all(np.isfinite(arr)):
+            return f"parameter {name} contains non-finite values"
+    return None
+
+
+def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any] | None, str | None, list[str]]:
+    """The hand-derived gradients at the point: (gradients, exception text, names modified in place)."""
+    args = copies(point.params)
+    before = dict(point.params)  # never handed to user code: what the arguments must still be
+    if derivation.is_layer:
+        args["grad_output"] = np.array(point.grad_output, dtype=np.float64, copy=True)
+        before["grad_output"] = point.grad_output
+    try:
+        with np.errstate(all="ignore"):
+            out = derivation.gradients(**args)
+    except Exception as e:  # user code
+        return None, f"{type(e).__name__}: {e}", []
+    modified = changed_in_place(before, args)
+    if not isinstance(out, Mapping):
+        return None, f"gradients returned {type(out).__name__}, expected a dict {{param: array}}", modified
+    return dict(out), None, modified
+
+
+def gradients_at(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None) -> Mapping[str, Any] | None:
+    """The hand-derived gradients at another point (a jittered copy), or None if they cannot be had there:
+    the verdict at the point itself reports what the gradients do wrong."""
+    args = copies(params)
+    if derivation.is_layer:
+        args["grad_output"] = np.array(grad_output, dtype=np.float64, copy=True)
+    try:
+        with np.errstate(all="ignore"):
+            there = derivation.gradients(**args)
+    except Exception:  # user code
+        return None
+    return there if isinstance(there, Mapping) else None

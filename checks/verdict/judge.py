@@ -1,0 +1,240 @@
+"""The per-entry verdict: one parameter's gradient at k stacked points, three witnesses each.
+
+Every array carries a leading point axis (a single point is a stack of one). For entry i of a point,
+with a the hand-derived gradient, t autograd, d the finite difference and e its error estimate:
+
+* τ_ex = C_NOISE·(u_a/u)·σ + C_SIZE·u_a·√L·max|ref|  (``exact_tolerance``; σ the rounding noise
+  measured at the point, its maximum over the differentiable entries);
+* a ≈ t when |a − t| ≤ τ_ex; t ≈ d and a ≈ d when within K_FD·e + τ_ex;
+* the entry is ok when a ≈ t ≈ d; the analytic gradient is blamed when a ≉ t but t ≈ d (or, where
+  t is not finite, when a ≉ d); the forward when a ≈ t ≉ d; autograd when a ≈ d only; undetermined
+  when no two witnesses agree. Entries whose finite-difference step crosses a switch are ok
+  (reported nondifferentiable), whatever the witnesses say.
+
+The gradient fails when some entry blames the analytic gradient or is undetermined; a suspect
+forward or autograd graph is a warning. Thresholds and their reasons: checks/verdict/thresholds.py;
+their derivation: docs/tolerances.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from verigrad.checks.report import FAIL, PASS, Blame, GradientReport, Problem
+from verigrad.checks.verdict import thresholds as tol
+from verigrad.reference import FDEstimate
+
+#: Entry verdicts as small integer codes (the blames of the result model, OK for none).
+OK, ANALYTIC, FORWARD, AUTOGRAD, UNDETERMINED = range(5)
+BLAMES = {ANALYTIC: Blame.ANALYTIC, FORWARD: Blame.FORWARD, AUTOGRAD: Blame.AUTOGRAD, UNDETERMINED: Blame.UNDETERMINED}
+
+
+def precision_of(a: np.ndarray) -> float:
+    """u_a: the unit roundoff the hand-derived gradient was computed in (float64's for integers)."""
+    return tol.unit_roundoff(a.dtype) if np.issubdtype(a.dtype, np.floating) else tol.U64
+
+
+def live_max(values: np.ndarray, differentiable: np.ndarray | None = None) -> np.ndarray:
+    """Per point (leading axis), max |values| over the finite entries (and the differentiable ones, if given)."""
+    v = np.asarray(values, dtype=np.float64)
+    k = v.shape[0]
+    keep = np.isfinite(v) if differentiable is None else np.isfinite(v) & differentiable
+    return np.max(np.where(keep, np.abs(v), 0.0).reshape(k, -1), axis=1, initial=0.0)
+
+
+def exact_tolerance(
+    sigma: Any, u_a: float, total_dims: int, reference: np.ndarray, differentiable: np.ndarray | None = None
+) -> np.ndarray:
+    """τ_ex per point of a stack: how far two exact gradients of these points may differ by rounding alone.
+
+    ``sigma``: the rounding noise σ per entry (or one per point), of which the largest over the
+    ``differentiable`` entries counts: a switch within the jitter of 0 flips, and the jump it causes
+    at a kink entry is not rounding noise. ``reference``: the exact witness whose largest finite
+    entry sets the scale of the size term.
+    """
+    ref = np.asarray(reference)
+    k = ref.shape[0]
+    sig = np.asarray(sigma, dtype=np.float64)
+    if sig.shape == ref.shape and differentiable is not None:
+        sig = np.where(differentiable, sig, 0.0)
+    sigma_live = np.max(sig.reshape(k, -1), axis=1, initial=0.0)
+    return tol.exact_bound(sigma_live, u_a, total_dims, live_max(ref))
+
+
+@dataclass
+class Entries:
+    """The per-entry judgement of one parameter at k points (leading axis k on every array)."""
+
+    verdict: np.ndarray  # int codes OK, ANALYTIC, ...
+    reference: np.ndarray  # autograd where finite, else the finite difference
+    finite_t: np.ndarray
+    nondiff: np.ndarray
+    kink_agrees: np.ndarray  # kink entries where analytic and autograd agree within τ_ex
+    err: np.ndarray  # |a − ref| at differentiable entries (NaN as inf), 0 elsewhere
+    tau: np.ndarray  # (k,)
+    thr_fd: np.ndarray  # K_FD·e + τ_ex per entry
+
+
+def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u_a: float, total_dims: int) -> Entries:
+    """The verdict of every entry at every point; ``a`` in float64, ``fd`` stacked like ``auto``."""
+    finite_t = np.isfinite(auto)
+    nd = np.asarray(fd.nondifferentiable, dtype=bool)
+    ref = np.where(finite_t, auto, fd.value)
+    k = auto.shape[0]
+    tau = exact_tolerance(sigma, u_a, total_dims, ref, ~nd)
+    tau_b = tau.reshape(k, *([1] * (auto.ndim - 1)))
+    thr_fd = tol.K_FD * fd.error + tau_b
+    with np.errstate(invalid="ignore"):
+        at = finite_t & (np.abs(a - auto) <= tau_b)
+        td = finite_t & (np.abs(auto - fd.value) <= thr_fd)
+        ad = np.abs(a - fd.value) <= thr_fd
+        err = np.where(nd, 0.0, np.abs(a - ref))
+    verdict = np.full(auto.shape, OK, dtype=np.int8)
+    verdict[finite_t & at & ~td] = FORWARD
+    verdict[finite_t & ~at & td] = ANALYTIC
+    verdict[finite_t & ~at & ~td & ad] = AUTOGRAD
+    verdict[finite_t & ~at & ~td & ~ad] = UNDETERMINED
+    verdict[~finite_t & ~ad] = ANALYTIC
+    verdict[nd] = OK
+    err = np.where(np.isnan(err), np.inf, err)
+    return Entries(verdict, ref, finite_t, nd, nd & at, err, tau, thr_fd)
+
+
+def _indices(mask: np.ndarray) -> list[tuple[int, ...]]:
+    return [tuple(int(i) for i in ix) for ix in np.argwhere(mask)]
+
+
+def _summary(g: GradientReport, a: np.ndarray, e: Entries, i: int) -> None:
+    """Counts, thresholds and the worst entry of point ``i``."""
+    verdict, nd, err, thr = e.verdict[i], e.nondiff[i], e.err[i], e.thr_fd[i]
+    live = ~nd
+    bad = (verdict == ANALYTIC) | (verdict == UNDETERMINED)
+    g.mismatches = int(bad.sum())
+    g.nondifferentiable = _indices(nd) if nd.any() else []
+    lost = ~e.finite_t[i] & live
+    g.decided_by_fd = _indices(lost) if lost.any() else []
+    any_live = bool(live.any())
+    thr_live = thr[live] if not any_live or not live.all() else thr.reshape(-1)
+    g.threshold = {
+        "analytic_vs_autograd": float(e.tau[i]),
+        "finite_differences_max": float(np.max(thr_live, initial=0.0)),
+        "finite_differences_median": float(np.median(thr_live)) if any_live else 0.0,
+    }
+    if any_live:
+        pool = np.where(bad, err, -1.0) if g.mismatches else np.where(live, err, -1.0)
+        worst = np.unravel_index(int(np.argmax(pool)), pool.shape)
+        g.worst_index = tuple(int(j) for j in worst)
+        ref = e.reference[i]
+        g.analytic_value, g.reference_value = float(a[worst]), float(ref[worst])
+        g.max_abs_err = float(np.max(err, initial=0.0))  # 0 off the differentiable entries
+        max_ref = float(live_max(ref[None])[0])
+        g.max_rel_err = g.max_abs_err / max_ref if max_ref > 0 else (0.0 if g.max_abs_err == 0 else float("inf"))
+
+
+def _conclude(g: GradientReport, e: Entries, i: int) -> None:
+    """Status, blame and warnings of point ``i`` from its entries' verdicts."""
+    counts = np.bincount(e.verdict[i].reshape(-1), minlength=5)
+    if counts[ANALYTIC]:
+        g.status, g.blame = FAIL, BLAMES[ANALYTIC]
+    elif counts[UNDETERMINED]:
+        g.status, g.blame = FAIL, BLAMES[UNDETERMINED]
+    elif counts[FORWARD]:
+        n = int(counts[FORWARD])
+        g.blame = BLAMES[FORWARD]
+        g.warnings.append(
+            f"finite differences disagree with both analytic and autograd at {n} entr"
+            f"{'y' if n == 1 else 'ies'}: the forward is the suspect (a kink, nondeterminism or numerical instability)"
+        )
+    elif counts[AUTOGRAD]:
+        g.blame = BLAMES[AUTOGRAD]
+        g.warnings.append(
+            f"autograd disagrees with analytic and finite differences at {int(counts[AUTOGRAD])} entries: the torch forward's graph is the suspect"
+        )
+    if g.decided_by_fd:
+        g.warnings.append(
+            f"autograd returned non-finite values at {len(g.decided_by_fd)} entries although the forward is finite; decided by finite differences"
+        )
+    off = e.nondiff[i] & e.finite_t[i] & ~e.kink_agrees[i]
+    if off.any():
+        g.warnings.append(f"at {int(off.sum())} kink entries the analytic subgradient differs from autograd's convention (see the glossary)")
+
+
+def judge_stack(
+    param: str, a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, total_dims: int, u_a: float = tol.U64
+) -> list[GradientReport]:
+    """The verdict on ``param`` at each of k stacked points: ``a`` (the hand-derived gradient, already
+    admitted and in float64), ``auto``, ``fd`` and ``sigma`` with a leading point axis."""
+    e = judge_entries(a, auto, fd, sigma, u_a, total_dims)
+    out = []
+    for i in range(auto.shape[0]):
+        g = GradientReport(param=param, status=PASS, entries=int(auto[i].size), dtype="float64")
+        g.analytic, g.reference, g.nondiff_mask = a[i], e.reference[i], fd.nondifferentiable[i]
+        _summary(g, a[i], e, i)
+        _conclude(g, e, i)
+        out.append(g)
+    return out
+
+
+def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientReport | None, list[str]]:
+    """Whether the returned gradient can be compared entry by entry: (a failing report if not, warnings)."""
+    fail = lambda message, problem: GradientReport(param=param, status=FAIL, blame=Blame.ANALYTIC, message=message, problem=problem)
+    if analytic is None:
+        return fail(f"gradients returned no entry for {param}", Problem.MISSING), []
+    a = np.asarray(analytic)
+    floating, integer = np.issubdtype(a.dtype, np.floating), np.issubdtype(a.dtype, np.integer)
+    if np.iscomplexobj(a) or not (floating or integer):
+        return fail(f"gradient of {param} has dtype {a.dtype}; expected a real floating-point array", Problem.DTYPE), []
+    if a.shape != shape:
+        return fail(f"gradient of {param} has shape {a.shape}, but {param} has shape {shape}", Problem.SHAPE), []
+    warnings = [f"gradient of {param} has integer dtype {a.dtype}; judged as float64"] if integer else []
+    u_a = precision_of(a)
+    if u_a > tol.U64:
+        warnings.append(f"gradient of {param} returned in {a.dtype}: judged with that precision's rounding (u = {u_a:.1e})")
+    return None, warnings
+
+
+def judge_point(param: str, analytic: Any, auto: np.ndarray, fd: FDEstimate, sigma: Any, total_dims: int) -> GradientReport:
+    """The verdict on ``param`` at one point: ``judge_stack`` for a stack of one, after ``admit``."""
+    refused, warnings = admit(param, analytic, auto.shape)
+    if refused is not None:
+        refused.entries = int(auto.size)
+        refused.reference = np.where(np.isfinite(auto), auto, fd.value)
+        refused.nondiff_mask = fd.nondifferentiable
+        if refused.problem is not Problem.MISSING:
+            refused.analytic, refused.dtype = np.asarray(analytic), str(np.asarray(analytic).dtype)
+        return refused
+    raw = np.asarray(analytic)
+    one = FDEstimate(*(np.asarray(v)[None] for v in (fd.value, fd.error, fd.step, fd.nondifferentiable, fd.refined)))
+    sig = np.asarray(sigma, dtype=np.float64)
+    g = judge_stack(param, raw.astype(np.float64)[None], auto[None], one, sig[None], total_dims, precision_of(raw))[0]
+    g.analytic, g.dtype, g.nondiff_mask = raw, str(raw.dtype), fd.nondifferentiable
+    g.warnings[:0] = warnings
+    explain_non_finite(g)
+    return g
+
+
+def explain_non_finite(g: GradientReport) -> None:
+    """A failing gradient with NaN/inf where the forward is finite says so in its message."""
+    a = g.analytic
+    if g.status != FAIL or g.message or a is None or a.dtype == object or not np.issubdtype(a.dtype, np.number):
+        return
+    bad = ~np.isfinite(a)
+    if bad.any():
+        g.message = f"gradient of {g.param} contains non-finite values (NaN/inf) at {int(bad.sum())} of {a.size} entries"
+        g.problem = Problem.NON_FINITE
+
+
+def refine_where_autograd_disagrees(auto: Mapping[str, np.ndarray]) -> Callable[[str, FDEstimate], np.ndarray]:
+    """The entries whose finite difference at step h does not already confirm autograd within K_FD·e
+    (or where autograd is not finite): those get steps h/2 and h/4 (docs/tolerances.md §3)."""
+
+    def refine(name: str, est: FDEstimate) -> np.ndarray:
+        t = auto[name]
+        with np.errstate(invalid="ignore"):
+            return ~np.isfinite(t) | ~(np.abs(est.value - t) <= tol.K_FD * est.error)
+
+    return refine

@@ -1,0 +1,104 @@
+"""The rounding noise τ_ex counts: σ_t of the float64 autograd gradient and σ_a of the hand-derived one.
+
+Both are measured at the same jittered points x' = x(1 + δ), δ ~ U(±NOISE_JITTER), as
+|g(x') − g(x) − H·(x' − x)|: the Hessian-vector product (autograd's double backward) removes the true
+change of the gradient, and what is left is the difference of two roundings (docs/tolerances.md §4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from verigrad.analytic import Derivation
+from verigrad.checks.report import Point
+from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.calls import gradients_at
+from verigrad.reference import rounding_noise
+
+
+def autograd_noise(
+    derivation: Derivation,
+    point: Point,
+    rng: np.random.Generator,
+    device: str = "cpu",
+    probes: list | None = None,
+    *,
+    at_base: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """σ_t per parameter and entry: the rounding noise of the float64 autograd gradient (reference.rounding_noise).
+
+    Kept per entry so that the judgement can take the maximum over differentiable entries only: a
+    switch within the jitter of 0 flips, and the gradient jump it causes at the kink entries is not
+    rounding noise. A layer's grad_output is an input of its objective and is jittered too: a gradient
+    that is a cancelling sum of G's entries (a bias gradient 1ᵀG) moves by ~u·Σ|G|, the scale its
+    rounding has. ``at_base``: autograd at the point itself, when the caller already has it.
+    """
+    return rounding_noise(
+        derivation,
+        point.params,
+        point.grad_output,
+        rng,
+        jitters=tol.AUTOGRAD_JITTERS,
+        relative=tol.NOISE_JITTER,
+        device=device,
+        probes=probes,
+        at_base=at_base,
+    )
+
+
+def _real(a: np.ndarray) -> bool:
+    return np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
+
+
+def analytic_noise(derivation: Derivation, analytic: Mapping[str, Any], probes, scale: Mapping[str, float]) -> dict[str, np.ndarray]:
+    """σ_a per checked parameter and entry: |a(x') − a(x) − H·(x' − x)| at autograd's jittered points
+    x' (``probes``: (x', grad_output', H·(x' − x)) each): the rounding of the hand-derived gradient
+    itself, measured as σ_t measures autograd's.
+
+    A correct formula can round far worse than u·max|g|: s ⊙ (1 − s) at a saturated sigmoid loses
+    the digits 1 − s cancels, where autograd's chain through 1/(1 + e^−h) does not. A wrong formula
+    gains nothing here: its error changes by about its own gradient times the jitter (2⁻²⁸ relative),
+    not by its size. Entries where the gradient cannot be evaluated at x' get 0, and so do changes
+    above ANALYTIC_NOISE_CAP·``scale[name]`` (max|t|): jumps, not rounding (checks/verdict/thresholds.py).
+    """
+    out: dict[str, np.ndarray] = {}
+    for moved, g_moved, linear in probes:
+        there = gradients_at(derivation, moved, g_moved)
+        if there is None:
+            continue
+        for name in derivation.check:
+            a0, a1 = analytic.get(name), there.get(name)
+            if a0 is None or a1 is None:
+                continue
+            a0, a1 = np.asarray(a0), np.asarray(a1)
+            if a0.shape != a1.shape or a0.shape != np.shape(linear[name]) or not all(_real(a) for a in (a0, a1)):
+                continue
+            with np.errstate(all="ignore"):
+                gap = np.abs(a1.astype(np.float64) - a0.astype(np.float64) - linear[name])
+            gap = np.where(np.isfinite(gap) & (gap <= tol.ANALYTIC_NOISE_CAP * scale[name]), gap, 0.0)
+            out[name] = np.maximum(out[name], gap) if name in out else gap
+    return out
+
+
+def combined_noise(sigma_t: np.ndarray, sigma_a: np.ndarray | None, analytic: Any) -> np.ndarray:
+    """σ per entry such that τ_ex's C_NOISE·(u_a/u)·σ is C_NOISE·((u_a/u)·σ_t + σ_a) (σ_a is measured at
+    the analytic gradient's own precision u_a)."""
+    if sigma_a is None:
+        return sigma_t
+    a = np.asarray(analytic)
+    u_a = tol.unit_roundoff(a.dtype) if np.issubdtype(a.dtype, np.floating) else tol.U64
+    return sigma_t + sigma_a * (tol.U64 / u_a)
+
+
+def noise_scale(auto: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """max|t| over the finite entries, per parameter: the scale ANALYTIC_NOISE_CAP is taken of."""
+    return {n: float(np.max(np.abs(t[np.isfinite(t)]), initial=0.0)) for n, t in auto.items()}
+
+
+def with_analytic_noise(derivation: Derivation, sigma: Mapping[str, np.ndarray], analytic: Mapping[str, Any], probes, auto) -> dict[str, np.ndarray]:
+    """σ_t combined with σ_a per parameter (``combined_noise``), σ_a measured at ``probes``."""
+    sigma_a = analytic_noise(derivation, analytic, probes, noise_scale(auto))
+    return {n: combined_noise(v, sigma_a.get(n), analytic.get(n)) for n, v in sigma.items()}

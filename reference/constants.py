@@ -1,0 +1,67 @@
+"""The numeric constants of the reference witnesses, each with its reason.
+
+They are documented again, with the verdict's own thresholds, in ``verigrad.checks.verdict.thresholds``
+(which re-exports them: one table), and derived in docs/tolerances.md. They live here because
+``reference`` may not import ``checks``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: u, the unit roundoff of float64 (half its machine epsilon): every reference computes in float64.
+U64 = float(np.finfo(np.float64).eps) / 2
+#: The smallest positive normal float64: floors that must stay above zero (ε_f, τ_ex) never reach 0.
+TINY = float(np.finfo(np.float64).tiny)
+
+# --- finite differences (reference/_fd.py, docs/tolerances.md §2, §3, §5) ---------------------------
+#: Base relative step of central differences: u^(1/3) balances their O(h²) truncation against their
+#: O(u/h) rounding.
+H0 = U64 ** (1 / 3)
+#: ε_f, the forward's rounding noise, is the spread of f over JITTER_POINTS points whose every entry
+#: moves by about JITTER_ULPS ulps: far enough that each rounding is drawn afresh, near enough that
+#: the true change of f (|∇f|·8 ulps) stays below the noise it measures.
+JITTER_ULPS = 8
+JITTER_POINTS = 8
+#: Floor of ε_f, in units of u·|f|: a forward that happens to round the same at every jittered point
+#: still carries a few roundings of its last operations.
+NOISE_FLOOR_ULPS = 4
+#: Rounding of a Richardson extrapolation from steps h, h/2, h/4, in units of ρ = ε_f/h: (4·4 + 2)/3
+#: ≈ 6 (the step h/4 carries 4ρ, h/2 carries 2ρ).
+RICHARDSON_ROUNDING = 6
+#: Convergence at the O(h²) rate: D(h/2) − D(h/4) is about a quarter of D(h) − D(h/2); accepted up to
+#: half of it plus CONVERGENCE_NOISE·ρ (the rounding of the two gaps, 2·(2ρ + 4ρ)).
+CONVERGENCE_RATIO = 0.5
+CONVERGENCE_NOISE = 12
+#: Kink test: the gap between one-sided slopes J(s) shrinks as s where f is smooth (J(h/4) ≈ J(h)/4)
+#: and stays near |b − a| across a kink, so J(h/4) > KINK_RATIO·J(h) marks one ...
+KINK_RATIO = 0.5
+#: ... when it is above KINK_NOISE·ρ as well: rounding puts up to 4ε_f/(h/4) = 16ρ into J(h/4); 32
+#: leaves a factor 2 for ε_f being measured on a few jittered points only.
+KINK_NOISE = 32
+
+# --- autograd's rounding noise σ_t (reference/_autograd.py, docs/tolerances.md §4) ------------------
+#: Where the forward's torch graph has no double backward, σ_t is the change of autograd under a jitter
+#: of this many machine epsilons (16·eps = 32 u): the gradient's roundings are drawn afresh and its
+#: true change, without a Hessian-vector product to remove it, stays at a few ulps.
+FALLBACK_JITTER_EPS = 16
+
+# --- batched evaluation (reference/_batched.py, reference/_stacked.py) -------------------------------
+#: Memory one batched call may use, in bytes (perturbed copies plus an allowance for intermediates).
+DEFAULT_MEMORY_BUDGET = 512 * 2**20
+#: Intermediates of a forward are assumed to take at most this many times the total parameter size.
+INTERMEDIATE_FACTOR = 4
+#: Rows of one vmapped call per parameter at most, whatever the budget allows: beyond a few thousand
+#: rows a call costs its arithmetic only, and larger stacks would only hold more memory at once.
+MAX_CHUNK_ROWS = 4096
+#: The vmapped forward at an unperturbed point must reproduce the NumPy value f0 to this many machine
+#: epsilons of |f| (64·eps = 128 u) before it is trusted: batched kernels sum in another order, which
+#: moves f by rounding and by nothing more. A stack compares its unperturbed rows the same way, or to
+#: K_FD·ε_f where f is a cancelling sum (a layer's Σ G ⊙ out) whose rounding ε_f measures.
+VMAP_AGREEMENT_ULPS = 64
+
+# --- directional differences (reference/_projection.py) ----------------------------------------------
+#: Evaluations of f per directional measurement: central differences at h and h/2.
+EVALUATIONS_PER_MEASUREMENT = 4
+#: Rounding of the directional Richardson estimate (4 m(h/2) − m(h))/3, in units of ε_f/h: (4·2 + 1)/3.
+DIRECTIONAL_ROUNDING = 3
