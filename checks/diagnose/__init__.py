@@ -1,5 +1,10 @@
-"""What kind of mistake a failing gradient shows: an ordered table of kinds, one module per family."""
+"""What kind of mistake a failing gradient shows: an ordered table of kinds, one module per family.
 
-from verigrad.checks.diagnose.table import diagnose
+``table``: the entry point and the order; ``evidence``: the examples a diagnosis is made from and the
+relation analytic = c · T(reference); ``factor`` (sign_flip, scale), ``layout`` (transpose,
+shape_mismatch), ``batch_sum`` (missing_batch_sum), ``partial``, ``raised`` and ``unknown``: the kinds.
+"""
 
-__all__ = ["diagnose"]
+from verigrad.checks.diagnose.table import TABLE, Entry, diagnose
+
+__all__ = ["TABLE", "Entry", "diagnose"]

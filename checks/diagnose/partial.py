@@ -1,4 +1,12 @@
-"""Diagnosis of partial errors: right on some entries, wrong on others, and the pattern of the wrong ones."""
+"""Partial errors: right on some entries, wrong on others, and the pattern of the wrong ones.
+
+The wrong entries (|a − r| > τ + MATCH_RTOL·|r| on a live entry) are matched, on every example, against
+the most specific pattern that fits: a declared kink switch (``derivation.kinks``: wrong exactly where
+switch i is ≤ 0, or > 0, projected onto the gradient's axes by their dims), the same rows, columns or
+entries, a pattern the wrong entries stay inside of, whole rows or columns, or none ("scattered").
+A switch pattern is also tested at other sizes and, when the counterexample is tiny, on further
+examples at its sizes (MIN_PATTERN_ENTRIES), so that a pattern a few entries fit by chance is not claimed.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +16,30 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose.core import (
-    MATCH_RTOL,
+from verigrad.checks.diagnose.evidence import (
     MATCH_SLACK,
-    MAX_LISTED,
-    MIN_PATTERN_ENTRIES,
-    MORE_SEED_OFFSET,
-    _Elsewhere,
-    _Ex,
-    _examples,
-    _on,
-    _other_sizes,
-    _snap,
+    Case,
+    Example,
+    examples,
+    on_examples,
+    other_sizes,
+    relation_holds,
+    snap,
+    wrong_entries,
 )
-from verigrad.checks.report import Diagnosis
+from verigrad.checks.report import Diagnosis, Kind
 from verigrad.checks.search.points import draw_point
 from verigrad.checks.verdict import evaluate
 from verigrad.reference import np_xp
 
-# --- partial errors -----------------------------------------------------------------------------------
-
+#: Wrong entries or slices listed in a partial diagnosis at most.
+MAX_LISTED = 8
+#: A kink pattern ("wrong exactly where the switch is ≤ 0") is tested on at least this many entries; when the
+#: counterexample is tiny (one entry, say), more examples are drawn at its sizes, so that a pattern that a few
+#: examples fit by chance is not claimed. They only refute: ``confirmed_on`` counts the evidence given.
+MIN_PATTERN_ENTRIES = 16
+#: Seeds of those further examples start this far from the counterexample's, clear of the evidence's own.
+MORE_SEED_OFFSET = 1_000_003
 
 def _index_names(symbols: Sequence[Any], taken: Sequence[str] = ()) -> list[str]:
     names: list[str] = []
@@ -42,15 +54,23 @@ def _index_names(symbols: Sequence[Any], taken: Sequence[str] = ()) -> list[str]
 
 def _switch_symbols(derivation: Derivation) -> list[tuple[str | None, ...]]:
     """The symbolic dim of each axis of each declared kink switch, read off a point where the dims differ."""
-    sizes = _other_sizes(derivation, {})
+    sizes = other_sizes(derivation, {})
     by_size: dict[int, list[str]] = {}
     for d, v in sizes.items():
         by_size.setdefault(v, []).append(d)
     try:
-        switches = derivation.kinks(np_xp, **draw_point(derivation, sizes, 0).params)
-    except Exception:  # user code; without switches the other patterns still apply
+        shapes = [np.shape(s) for s in derivation.kinks(np_xp, **draw_point(derivation, sizes, 0).params)]
+    except Exception:  # user code (the kinks; draw_point evaluates them too); without switches the other patterns still apply
         return []
-    return [tuple(by_size[n][0] if len(by_size.get(n, ())) == 1 else None for n in np.shape(s)) for s in switches]
+    return [tuple(by_size[n][0] if len(by_size.get(n, ())) == 1 else None for n in shape) for shape in shapes]
+
+
+def _switches(derivation: Derivation, exs: list[Example]) -> list[list[np.ndarray]] | None:
+    """The declared kink switches at each example's point, in float64; None if the kinks function fails."""
+    try:
+        return [[np.asarray(s, dtype=np.float64) for s in derivation.kinks(np_xp, **ex.point.params)] for ex in exs]
+    except Exception:  # user code (the switches it returns are converted here too)
+        return None
 
 
 def _mapping(g_syms: Sequence[Any], g_shape: tuple[int, ...], s_syms: Sequence[Any], s_shape: tuple[int, ...]) -> dict[int, int]:
@@ -76,15 +96,14 @@ def _project(cond: np.ndarray, mapping: dict[int, int], g_shape: tuple[int, ...]
     return np.broadcast_to(red.reshape([g_shape[k] if k in mapping else 1 for k in range(len(g_shape))]), g_shape)
 
 
-def _switch_patterns(derivation: Derivation, param: str, exs: list[_Ex]) -> Iterator[tuple[str, str, list[np.ndarray]]]:
+def _switch_patterns(derivation: Derivation, param: str, exs: list[Example]) -> Iterator[tuple[str, str, list[np.ndarray]]]:
     """(pattern, text, predicted mask per example) for each declared switch, side and axis alignment."""
     if derivation.kinks is None:
         return
     g_syms = derivation.shapes[param]
     g_names = _index_names(g_syms)
-    try:
-        switches = [[np.asarray(s, dtype=np.float64) for s in derivation.kinks(np_xp, **ex.point.params)] for ex in exs]
-    except Exception:  # user code
+    switches = _switches(derivation, exs)
+    if switches is None:
         return
     for i, s_syms in enumerate(_switch_symbols(derivation)):
         if any(i >= len(sw) or sw[i].ndim != len(s_syms) for sw in switches):
@@ -105,7 +124,7 @@ def _switch_patterns(derivation: Derivation, param: str, exs: list[_Ex]) -> Iter
             yield f"kinks()[{i}] {op} 0", text, [_project(cond(sw[i]), mapping, ex.r.shape) for ex, sw in zip(exs, switches, strict=True)]
 
 
-def _more(derivation: Derivation, param: str, exs: list[_Ex]) -> list[_Ex]:
+def _more(derivation: Derivation, param: str, exs: list[Example]) -> list[Example]:
     """Further examples at the counterexample's sizes until MIN_PATTERN_ENTRIES entries are covered."""
     per = max(int(exs[0].r.size), 1)
     need = -(-MIN_PATTERN_ENTRIES // per) - len(exs)
@@ -113,7 +132,7 @@ def _more(derivation: Derivation, param: str, exs: list[_Ex]) -> list[_Ex]:
     out = []
     for k in range(max(need, 0)):
         point = draw_point(derivation, exs[0].point.sizes, (base + k) % 2**32)
-        out += [ex for ex in _examples(derivation, param, [(point, evaluate(derivation, point))]) if ex.a is not None and ex.a.shape == ex.r.shape]
+        out += [ex for ex in examples(derivation, param, [(point, evaluate(derivation, point))]) if ex.a is not None and ex.a.shape == ex.r.shape]
     return out
 
 
@@ -124,30 +143,52 @@ def _slices(w: np.ndarray, live: np.ndarray, axis: int) -> tuple[int, ...] | Non
     return None if np.any(some & ~whole) else tuple(int(i) for i in np.flatnonzero(some))
 
 
-def _pattern(derivation: Derivation, param: str, exs: list[_Ex], wrong: list[np.ndarray], elsewhere: _Elsewhere) -> tuple[str, str, int]:
-    """The most specific pattern the wrong entries follow on every example: (pattern, text, support). Where a
-    slice is a single entry at these sizes (a row of a one-row array), the example at other sizes decides."""
-    n = len(exs)
-    # A switch pattern must also hold at the other sizes: on one-entry gradients a few examples fit one by chance.
-    other = [ex for ex in elsewhere.exs() if ex.a is not None and ex.a.shape == ex.r.shape]
-    every = exs + other + _more(derivation, param, exs) if derivation.kinks is not None else exs + other
-    every_wrong = wrong + [_wrong(ex) for ex in every[len(exs):]]
-    patterns = list(_switch_patterns(derivation, param, every))
-    for key, text, preds in patterns:
-        if all(np.array_equal(w, p & ex.live) for w, p, ex in zip(every_wrong, preds, every, strict=True)):
-            return key, f"wrong exactly {text}, right elsewhere", n
+def _slice_word(shape: tuple[int, ...], k: int) -> str:
+    return {0: "rows", 1: "columns"}.get(k, f"slices along axis {k}") if len(shape) == 2 else f"slices along axis {k}"
+
+
+def _same_slices(exs: list[Example], wrong: list[np.ndarray], other: list[Example]) -> tuple[str, str] | None:
+    """The same rows, columns (or slices) wholly wrong on every example. Where a slice is a single entry
+    at these sizes (a row of a one-row array), the example at other sizes decides."""
     shape = exs[0].r.shape
     axes = [k for k in range(len(shape)) if len(shape) >= 2 and int(np.prod(shape)) // shape[k] > 1]
     thin = [k for k in range(len(shape)) if len(shape) >= 2 and shape[k] > 1 and int(np.prod(shape)) // shape[k] == 1]
-    word = lambda k: {0: "rows", 1: "columns"}.get(k, f"slices along axis {k}") if len(shape) == 2 else f"slices along axis {k}"
     for k in axes + thin:
         sl = [_slices(w, ex.live, k) for w, ex in zip(wrong, exs, strict=True)]
         if not all(s is not None and s == sl[0] for s in sl):
             continue
         if k in thin:
-            if not other or int(np.prod(other[0].r.shape)) // other[0].r.shape[k] == 1 or _slices(_wrong(other[0]), other[0].live, k) != sl[0]:
+            if not other or int(np.prod(other[0].r.shape)) // other[0].r.shape[k] == 1 or _slices(wrong_entries(other[0]), other[0].live, k) != sl[0]:
                 continue
-        return f"{word(k)} {list(sl[0])}", f"wrong in the same {word(k)} {list(sl[0])} on every example", n
+        word = _slice_word(shape, k)
+        return f"{word} {list(sl[0])}", f"wrong in the same {word} {list(sl[0])} on every example"
+    return None
+
+
+def _whole_slices(exs: list[Example], wrong: list[np.ndarray]) -> tuple[str, str] | None:
+    """Whole rows or columns wrong on every example, which ones changing with the values."""
+    shape = exs[0].r.shape
+    for k in [k for k in range(len(shape)) if len(shape) >= 2 and int(np.prod(shape)) // shape[k] > 1]:
+        if all(_slices(w, ex.live, k) is not None for w, ex in zip(wrong, exs, strict=True)):
+            word = _slice_word(shape, k)
+            return f"whole {word}", f"wrong in whole {word}, which ones changing with the values"
+    return None
+
+
+def _pattern(case: Case, wrong: list[np.ndarray]) -> tuple[str, str, int]:
+    """The most specific pattern the wrong entries follow on every example: (pattern, text, support)."""
+    derivation, exs, n = case.derivation, case.exs, len(case.exs)
+    # A switch pattern must also hold at the other sizes: on one-entry gradients a few examples fit one by chance.
+    other = [ex for ex in case.elsewhere.examples() if ex.a is not None and ex.a.shape == ex.r.shape]
+    every = exs + other + _more(derivation, case.param, exs) if derivation.kinks is not None else exs + other
+    every_wrong = wrong + [wrong_entries(ex) for ex in every[len(exs):]]
+    patterns = list(_switch_patterns(derivation, case.param, every))
+    for key, text, preds in patterns:
+        if all(np.array_equal(w, p & ex.live) for w, p, ex in zip(every_wrong, preds, every, strict=True)):
+            return key, f"wrong exactly {text}, right elsewhere", n
+    found = _same_slices(exs, wrong, other)
+    if found:
+        return (*found, n)
     if all(np.array_equal(w, wrong[0]) for w in wrong):
         listed = [list(map(int, ix)) for ix in np.argwhere(wrong[0])[:MAX_LISTED]]
         return f"entries {listed}", f"wrong at the same entries {listed} on every example", n
@@ -156,15 +197,14 @@ def _pattern(derivation: Derivation, param: str, exs: list[_Ex], wrong: list[np.
         excludes = any(np.any(ex.live & ~p) for p, ex in zip(preds, every, strict=True))
         if inside and excludes:
             return f"only {key}", f"wrong only {text} (right wherever that does not hold)", n
-    for k in axes:
-        sl = [_slices(w, ex.live, k) for w, ex in zip(wrong, exs, strict=True)]
-        if all(s is not None for s in sl):
-            return f"whole {word(k)}", f"wrong in whole {word(k)}, which ones changing with the values", n
+    found = _whole_slices(exs, wrong)
+    if found:
+        return (*found, n)
     support = sum(bool(np.any(ex.live & ~w)) for w, ex in zip(wrong, exs, strict=True))
     return "scattered", "wrong entries follow no row, column or kink pattern", support
 
 
-def _there(exs: list[_Ex], wrong: list[np.ndarray]) -> str:
+def _there(exs: list[Example], wrong: list[np.ndarray]) -> str:
     """What the wrong entries have in common, if anything simple."""
     a = np.concatenate([ex.a[w] for ex, w in zip(exs, wrong, strict=True)])
     r = np.concatenate([ex.r[w] for ex, w in zip(exs, wrong, strict=True)])
@@ -174,30 +214,29 @@ def _there(exs: list[_Ex], wrong: list[np.ndarray]) -> str:
     if np.all(np.abs(a) <= tau):
         return "; there the analytic is 0 and the reference is not"
     if float(r @ r) > float(tau @ tau):
-        c = _snap(float(a @ r) / float(r @ r))
-        if np.all(np.abs(a - c * r) <= tau * max(1.0, abs(c)) + MATCH_RTOL * np.abs(c * r)):
+        c = snap(float(a @ r) / float(r @ r))
+        if relation_holds(a, r, tau, c):
             return f"; there analytic = {c:.6g} × reference"
     return ""
 
 
-def _wrong(ex: _Ex) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return ex.live & ~(np.abs(ex.a - ex.r) <= ex.tau + MATCH_RTOL * np.abs(ex.r))
+# --- the entry of the table -----------------------------------------------------------------------------
 
 
-def _partial(derivation: Derivation, param: str, exs: list[_Ex], elsewhere: _Elsewhere) -> Diagnosis | None:
-    wrong = [_wrong(ex) for ex in exs]
+def partial(case: Case) -> Diagnosis | None:
+    """Right on some entries, wrong on others (counted over every example), and the pattern of the wrong ones."""
+    exs = case.exs
+    wrong = [wrong_entries(ex) for ex in exs]
     n_wrong = sum(int(w.sum()) for w in wrong)
     n_live = sum(int(ex.live.sum()) for ex in exs)
     if n_wrong in (0, n_live):
         return None
-    pattern, text, support = _pattern(derivation, param, exs, wrong, elsewhere)
+    pattern, text, support = _pattern(case, wrong)
     k, n = int(wrong[0].sum()), int(exs[0].live.sum())
     pooled = f" ({n_wrong} of {n_live} over the {len(exs)} examples)" if len(exs) > 1 else ""
-    sentence = (f"∂f/∂{param} is partly wrong: {k} of {n} entries disagree{pooled}, {text}{_there(exs, wrong) if pattern != 'scattered' else ''}; "
-                f"consistent {_on(support, len(exs))}")
+    there = _there(exs, wrong) if pattern != "scattered" else ""
+    sentence = (f"∂f/∂{case.param} is partly wrong: {k} of {n} entries disagree{pooled}, {text}{there}; "
+                f"consistent {on_examples(support, len(exs))}")
     details = {"fraction_wrong": k / n if n else 0.0, "fraction_wrong_all": n_wrong / n_live, "pattern": pattern,
                "wrong_entries": [list(map(int, ix)) for ix in np.argwhere(wrong[0])[:MAX_LISTED]]}
-    return Diagnosis("partial", sentence, details, support)
-
-
+    return Diagnosis(Kind.PARTIAL, sentence, details, support)

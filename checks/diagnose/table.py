@@ -2,7 +2,8 @@
 
 ``diagnose`` receives the counterexample and further examples at the same sizes. A kind is claimed only
 when its relation holds on every usable example, including those where the gradient happens to agree;
-``confirmed_on`` counts the examples that support it. Kinds are tried in this order, first match wins:
+``confirmed_on`` counts the examples that support it. The entries of ``TABLE`` are tried in this order,
+first match wins:
 
 * ``raised``            the gradient function raised;
 * ``missing_batch_sum`` a broadcast parameter's gradient given per copy (``(N, M)`` or ``(1, M)`` for
@@ -18,71 +19,51 @@ when its relation holds on every usable example, including those where the gradi
                         (``derivation.kinks``: wrong exactly where it is ≤ 0, say), fixed rows, columns or
                         entries, or whole rows/columns;
 * ``unknown``           none of these; the sentence says what was ruled out.
+
+Three findings on the way are ``unknown`` with a reason: no numbers to compare (the verdict's message),
+analytic = 0 × reference (reason "zero") and analytic = 1 × reference within MATCH_SLACK × τ but not
+within τ (reason "precision"). Where the reference's own layout fits with a constant, that constant
+decides (a factor, or one of those two findings), so ``missing_batch_sum`` and ``transpose`` decline.
 """
+
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose.batch_sum import _batch_sum
-from verigrad.checks.diagnose.core import _IDENTITY, MATCH_SLACK, _Elsewhere, _Ex, _examples, _fit, _layout, _on, _scale_form, _sym
-from verigrad.checks.diagnose.partial import _partial, _wrong
-from verigrad.checks.report import Diagnosis, Point, Problem, Report
+from verigrad.checks.diagnose import batch_sum, factor, layout, partial, raised, unknown
+from verigrad.checks.diagnose.evidence import Case, examples
+from verigrad.checks.report import Diagnosis, Kind, Point, Report
 
 
-def _unknown(param: str, exs: list[_Ex]) -> Diagnosis:
-    wrong = [_wrong(ex) for ex in exs]
-    k, n = int(wrong[0].sum()), int(exs[0].live.sum())
-    fails = sum(bool(w.any()) for w in wrong)
-    ratios = np.concatenate([ex.a[w & (np.abs(ex.r) > MATCH_SLACK * ex.tau)] / ex.r[w & (np.abs(ex.r) > MATCH_SLACK * ex.tau)]
-                             for ex, w in zip(exs, wrong, strict=True)])
-    ratios = ratios[np.isfinite(ratios)]
-    spread = f"; analytic/reference ranges from {ratios.min():.3g} to {ratios.max():.3g}" if ratios.size else ""
-    sentence = (f"∂f/∂{param} disagrees on {k} of {n} entries and fails {fails} of {len(exs)} examples{spread}: not a sign flip, "
-                f"constant factor, layout, batch-sum or partial (mask) error")
-    return Diagnosis("unknown", sentence, {"fraction_wrong": k / n if n else 0.0}, fails)
+class Entry(NamedTuple):
+    """One row of the table: the kind it claims, and the claim (a Diagnosis of that kind, or None)."""
+
+    kind: Kind
+    claim: Callable[[Case], Diagnosis | None]
 
 
-# --- the entry point --------------------------------------------------------------------------------
+#: The kinds in the order they are tried; the last entry always answers.
+TABLE: tuple[Entry, ...] = (
+    Entry(Kind.RAISED, raised.raised),
+    Entry(Kind.UNKNOWN, raised.not_comparable),
+    Entry(Kind.MISSING_BATCH_SUM, batch_sum.missing_batch_sum),
+    Entry(Kind.TRANSPOSE, layout.transpose),
+    Entry(Kind.SHAPE_MISMATCH, layout.shape_mismatch),
+    Entry(Kind.SIGN_FLIP, factor.sign_flip),
+    Entry(Kind.UNKNOWN, factor.zero),
+    Entry(Kind.UNKNOWN, factor.precision),
+    Entry(Kind.SCALE, factor.scale),
+    Entry(Kind.PARTIAL, partial.partial),
+    Entry(Kind.UNKNOWN, unknown.unknown),
+)
 
 
 def diagnose(derivation: Derivation, param: str, evidence: Sequence[tuple[Point, Report]]) -> Diagnosis:
     """What kind of mistake ∂f/∂``param`` shows on ``evidence`` = [(counterexample point, report), more at its sizes]."""
-    exs = _examples(derivation, param, evidence)
-    if not exs:
-        return Diagnosis("unknown", f"∂f/∂{param}: no example to diagnose from", {}, 0)
-    ex0, m = exs[0], len(exs)
-    message = ex0.g.message or ""
-    if ex0.g.problem == Problem.RAISED:
-        exc = (ex0.g.raised or "").strip()
-        k = sum(ex.g.problem == Problem.RAISED for ex in exs)
-        return Diagnosis("raised", f"the gradient function raised {exc} ({_on(k, m)})", {"exception": exc}, k)
-    if ex0.a is None:
-        return Diagnosis("unknown", f"∂f/∂{param}: {message}", {"reason": message}, m)
-    exs = [ex for ex in exs if ex.a is not None and ex.a.shape == ex0.a.shape]
-    m = len(exs)
-    elsewhere = _Elsewhere(derivation, param, ex0)
-    if ex0.a.shape != ex0.r.shape:
-        found = _batch_sum(derivation, param, exs, elsewhere) or _layout(param, exs, elsewhere)
-        if found:
-            return found
-        sentence = (f"∂f/∂{param} has shape {_sym(ex0.a.shape)}, but {param} has shape {_sym(derivation.shapes[param])} = "
-                    f"{_sym(ex0.r.shape)}; its numbers are no rearrangement, per-sample form or batch sum of the reference")
-        return Diagnosis("shape_mismatch", sentence, {"analytic_shape": list(ex0.a.shape), "expected_shape": list(ex0.r.shape)}, m)
-    c = _fit(exs, _IDENTITY)
-    if c == -1:
-        return Diagnosis("sign_flip", f"∂f/∂{param} has the sign flipped: analytic = −1 × reference {_on(m, m)}", {"scale_factor": -1.0}, m)
-    if c == 0:
-        return Diagnosis("unknown", f"∂f/∂{param} is 0 everywhere while the reference is not, {_on(m, m)}", {"reason": "zero"}, m)
-    if c == 1:
-        return Diagnosis("unknown", f"∂f/∂{param} matches the reference to within {MATCH_SLACK:g} × the threshold but not within it: "
-                         "a loss of precision, not a wrong formula", {"reason": "precision"}, m)
-    if c is not None:
-        form = _scale_form(derivation, exs, c, elsewhere)
-        named = f", factor {form['scale_form_text']}" if form.get("scale_form_text") else ""
-        sentence = f"∂f/∂{param} is off by a constant factor: analytic = {c:.6g} × reference{named}, {_on(m, m)}"
-        return Diagnosis("scale", sentence, {"scale_factor": c, **form}, m)
-    return (_layout(param, exs, elsewhere) or _batch_sum(derivation, param, exs, elsewhere) or _partial(derivation, param, exs, elsewhere)
-            or _unknown(param, exs))
+    given = examples(derivation, param, evidence)
+    if not given:
+        return Diagnosis(Kind.UNKNOWN, f"∂f/∂{param}: no example to diagnose from", {}, 0)
+    case = Case(derivation, param, given)
+    return next(found for entry in TABLE if (found := entry.claim(case)) is not None)

@@ -1,0 +1,111 @@
+"""Constant factors: analytic = c × reference on every example (sign_flip for c = −1, scale otherwise).
+
+A scale factor is named by the simplest form of the sizes it equals (2, 1/2, 1/N, N·D, 2/(N·D), ...);
+a form that uses dims must equal the factor fitted at other sizes as well, or the factor is said to
+change with the sizes in no simple way. Two fits are no mistake of a formula and say so as ``unknown``:
+c = 0 (the gradient is 0 where the reference is not) and c = 1 (right within MATCH_SLACK × τ, not within τ).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from verigrad.checks.diagnose.evidence import CONSTANTS, IDENTITY, MATCH_SLACK, SNAP_RTOL, Case, fit, on_examples
+from verigrad.checks.report import Diagnosis, Kind
+
+#: Forms of a size-dependent factor: (numerator constant, denominator constant); each combined with up
+#: to two dims split between numerator and denominator (N, 1/N, N·D, 1/(N·D), D/N, 2/N, ...).
+FORM_CONSTANTS = ((1, 1), (2, 1), (1, 2))
+
+#: A candidate form: (complexity, text, value at given sizes, dims used).
+Form = tuple[int, str, Callable[[dict[str, int]], float], tuple[str, ...]]
+
+
+def forms(symbols: Sequence[str]) -> list[Form]:
+    """Candidate forms of a factor, simplest first."""
+    out: list[Form] = [(0, _frac_text(k), (lambda s, k=k: k), ()) for k in CONSTANTS]
+    groups = [()] + [(d,) for d in symbols] + list(itertools.combinations(symbols, 2))
+    for num, den in itertools.product(groups, groups):
+        if not (num or den) or set(num) & set(den) or len(num) + len(den) > 2:
+            continue
+        for kn, kd in FORM_CONSTANTS:
+            def value(s: dict[str, int], num=num, den=den, kn=kn, kd=kd) -> float:
+                return kn * float(np.prod([s[d] for d in num])) / (kd * float(np.prod([s[d] for d in den])))
+
+            top = "·".join(([str(kn)] if kn != 1 else []) + list(num)) or "1"
+            bottom = "·".join(([str(kd)] if kd != 1 else []) + list(den))
+            text = top if not bottom else f"{top}/({bottom})" if "·" in bottom else f"{top}/{bottom}"
+            out.append((len(num) + len(den) + (kn != 1 or kd != 1), text, value, num + den))
+    return sorted(out, key=lambda f: f[0])
+
+
+def _frac_text(k: float) -> str:
+    return f"{k:g}" if k >= 1 else f"1/{round(1 / k)}"
+
+
+def scale_form(case: Case, c: float) -> dict[str, Any]:
+    """Name |c| as a simple form of the sizes; a form using dims must also fit at other sizes."""
+    sizes, elsewhere = case.exs[0].point.sizes, case.elsewhere
+    fits = lambda value, target: abs(target - value) <= SNAP_RTOL * abs(value)
+    cands = [f for f in forms(case.derivation.symbols) if fits(f[2](sizes), abs(c))]
+    if not cands:
+        return {}
+    checked = None
+    if any(f[3] for f in cands) and elsewhere.examples():
+        c2 = fit(elsewhere.examples(), IDENTITY)
+        if c2 is not None:
+            cands = [f for f in cands if fits(f[2](elsewhere.sizes), abs(c2))]
+            checked = elsewhere.sizes
+    if not cands:
+        return {"scale_form": None, "scale_form_note": "the factor changes with the sizes in no simple way"}
+    _, text, _, dims = cands[0]
+    sign = "−" if c < 0 else ""
+    with_sizes = ", ".join(f"{d}={sizes[d]}" for d in dims)
+    return {"scale_form": sign + text, "scale_form_text": f"{sign}{text}" + (f" with {with_sizes}" if dims else ""),
+            "scale_form_checked_at": checked}
+
+
+# --- entries of the table -------------------------------------------------------------------------------
+
+
+def sign_flip(case: Case) -> Diagnosis | None:
+    """analytic = −1 × reference."""
+    if case.factor != -1:
+        return None
+    m = len(case.exs)
+    return Diagnosis(Kind.SIGN_FLIP, f"∂f/∂{case.param} has the sign flipped: analytic = −1 × reference {on_examples(m, m)}",
+                     {"scale_factor": -1.0}, m)
+
+
+def zero(case: Case) -> Diagnosis | None:
+    """analytic = 0 × reference: no factor, a gradient that is 0 (unknown, reason "zero")."""
+    if case.factor != 0:
+        return None
+    m = len(case.exs)
+    return Diagnosis(Kind.UNKNOWN, f"∂f/∂{case.param} is 0 everywhere while the reference is not, {on_examples(m, m)}", {"reason": "zero"}, m)
+
+
+def precision(case: Case) -> Diagnosis | None:
+    """analytic = 1 × reference within MATCH_SLACK × τ but not within τ (unknown, reason "precision")."""
+    if case.factor != 1:
+        return None
+    m = len(case.exs)
+    sentence = (f"∂f/∂{case.param} matches the reference to within {MATCH_SLACK:g} × the threshold but not within it: "
+                "a loss of precision, not a wrong formula")
+    return Diagnosis(Kind.UNKNOWN, sentence, {"reason": "precision"}, m)
+
+
+def scale(case: Case) -> Diagnosis | None:
+    """analytic = c × reference for one constant c ∉ {−1, 0, 1}, named by a form of the sizes when one fits."""
+    c = case.factor
+    if c is None or c in (-1, 0, 1):
+        return None
+    m = len(case.exs)
+    form = scale_form(case, c)
+    named = f", factor {form['scale_form_text']}" if form.get("scale_form_text") else ""
+    sentence = f"∂f/∂{case.param} is off by a constant factor: analytic = {c:.6g} × reference{named}, {on_examples(m, m)}"
+    return Diagnosis(Kind.SCALE, sentence, {"scale_factor": c, **form}, m)
