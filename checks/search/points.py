@@ -8,13 +8,14 @@ which is what makes a counterexample small and readable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from hypothesis import strategies as st
 
 from verigrad.analytic import Derivation
 from verigrad.checks.report import Point
+from verigrad.reference import np_xp
 
 #: Draws keep every declared switch at least this far from 0, relative to the switch's rms.
 KINK_MARGIN = 1e-3
@@ -35,33 +36,70 @@ def seeds() -> st.SearchStrategy[int]:
     return st.integers(0, SEED_MAX)
 
 
-def _values(derivation: Derivation, sizes: Mapping[str, int], rng: np.random.Generator, scale: float):
+class KinksError(Exception):
+    """The derivation's ``kinks()`` raised, or returned something that is not arrays; the user's exception is the cause."""
+
+
+def _shapes(derivation: Derivation, sizes: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], tuple[int, ...] | None]:
+    params = {name: derivation.shape_of(name, sizes) for name in derivation.params}
+    return params, (derivation.output_shape(sizes) if derivation.is_layer else None)
+
+
+def _values(derivation: Derivation, shapes, rng: np.random.Generator, scale: float):
     params = {}
-    for name in derivation.params:
-        shape = derivation.shape_of(name, sizes)
+    for name, shape in shapes[0].items():
         if name in derivation.ranges:
             lo, hi = derivation.ranges[name]
             params[name] = rng.uniform(lo, hi, shape)
         else:
             params[name] = scale * rng.standard_normal(shape)
-    g = rng.standard_normal(derivation.output_shape(sizes)) if derivation.is_layer else None
+    g = rng.standard_normal(shapes[1]) if shapes[1] is not None else None
     return params, g
 
 
 def kink_distance(derivation: Derivation, params: Mapping[str, np.ndarray]) -> float:
-    """Smallest |switch| / rms(switch) over the declared switches (inf without any)."""
+    """Smallest |switch| / rms(switch) over the declared switches (inf without any); KinksError if kinks() fails."""
     if derivation.kinks is None:
         return float("inf")
-    from verigrad.reference import np_xp
-
-    worst = float("inf")
     with np.errstate(all="ignore"):
-        for switch in derivation.kinks(np_xp, **params):
-            s = np.asarray(switch, dtype=np.float64)
+        try:
+            switches = [np.asarray(s, dtype=np.float64) for s in derivation.kinks(np_xp, **params)]
+        except Exception as e:  # user code
+            raise KinksError(f"{type(e).__name__}: {e}") from e
+        worst = float("inf")
+        for s in switches:
             if s.size:
-                rms = float(np.sqrt(np.mean(s * s))) or 1.0
-                worst = min(worst, float(np.min(np.abs(s))) / rms)
+                rms = float(np.sqrt((s * s).mean())) or 1.0
+                worst = min(worst, float(np.abs(s).min()) / rms)
     return worst
+
+
+def draw_points(
+    derivation: Derivation,
+    sizes: Mapping[str, int],
+    seeds: Sequence[int],
+    *,
+    include_kinks: bool = False,
+    scale: float = 1.0,
+) -> list[Point]:
+    """``draw_point`` at each of ``seeds``, all at ``sizes`` (the shapes are resolved once)."""
+    shapes = _shapes(derivation, sizes)
+    ordered = {d: int(sizes[d]) for d in derivation.symbols}
+    keep_off = not include_kinks and derivation.kinks is not None
+    points = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        params, g = _values(derivation, shapes, rng, scale)
+        notes = []
+        if keep_off:
+            for _ in range(KINK_REDRAWS):
+                if kink_distance(derivation, params) >= KINK_MARGIN:
+                    break
+                params, g = _values(derivation, shapes, rng, scale)
+            else:
+                notes.append(f"no draw kept a margin of {KINK_MARGIN:g} from the kinks in {KINK_REDRAWS} tries")
+        points.append(Point(sizes=dict(ordered), params=params, grad_output=g, seed=seed, notes=notes))
+    return points
 
 
 def draw_point(
@@ -72,19 +110,11 @@ def draw_point(
     include_kinks: bool = False,
     scale: float = 1.0,
 ) -> Point:
-    """Values for every parameter at ``sizes``, reproducible from ``seed``; away from kinks unless asked."""
-    rng = np.random.default_rng(seed)
-    params, g = _values(derivation, sizes, rng, scale)
-    notes = []
-    if not include_kinks and derivation.kinks is not None:
-        for _ in range(KINK_REDRAWS):
-            if kink_distance(derivation, params) >= KINK_MARGIN:
-                break
-            params, g = _values(derivation, sizes, rng, scale)
-        else:
-            notes.append(f"no draw kept a margin of {KINK_MARGIN:g} from the kinks in {KINK_REDRAWS} tries")
-    ordered = {d: int(sizes[d]) for d in derivation.symbols}
-    return Point(sizes=ordered, params=params, grad_output=g, seed=seed, notes=notes)
+    """Values for every parameter at ``sizes``, reproducible from ``seed``; away from kinks unless asked.
+
+    KinksError if the derivation's kinks() raises (it is called to keep the draw off the kinks).
+    """
+    return draw_points(derivation, sizes, [seed], include_kinks=include_kinks, scale=scale)[0]
 
 
 def infer_sizes(derivation: Derivation, at: Mapping[str, object]) -> dict[str, int]:

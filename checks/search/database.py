@@ -1,0 +1,97 @@
+"""The example database: a failure found on one run is the first example tried on the next.
+
+Known failures live in hypothesis's ``DirectoryBasedExampleDatabase`` under ``.hypothesis/verigrad``,
+one key per derivation: the bytes of its identity (the target it was loaded from, its name, and
+where its forward and gradients are defined), so two derivations — also two of one name in
+different files — never share an entry. An entry is the counterexample's replay spec
+(``N=1,D=2,seed=7``, checks/search/replay.py): sizes and a point seed, from which the point is
+drawn again exactly. The search hands the entries to hypothesis as explicit examples, tried before
+any generated one; an entry that passes now is deleted, a new shrunk failure is saved.
+
+hypothesis's own database is left off in the search: it keys entries by the test function's source,
+and it turns itself off whenever a seed is applied, while a run here always has a seed (drawn and
+printed when none is given) that must replay the run when no database entry is involved.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
+
+from verigrad.analytic import Derivation
+from verigrad.checks.search.points import SEED_MAX
+from verigrad.checks.search.replay import parse_replay, replay_spec
+
+#: Where known failures are kept, relative to the working directory (as hypothesis keeps ``.hypothesis``).
+DATABASE_DIR = os.path.join(".hypothesis", "verigrad")
+
+Entry = tuple[dict[str, int], int]
+
+
+def wanted(database: bool | None, seed: int | None) -> bool:
+    """Whether a check reads and writes the database.
+
+    ``False``: never. ``None`` (the default): only when no seed was given, so that a seeded run is
+    reproducible. ``True``: also with a seed — for a caller that drew the seed itself and printed it.
+    Never under ``CI``: a derandomized gate must not depend on the last run.
+    """
+    if database is False or os.environ.get("CI"):
+        return False
+    return database is True or seed is None
+
+
+def _where(fn: Any) -> str:
+    code = getattr(fn, "__code__", None)
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{module}.{name}@{os.path.abspath(code.co_filename) if code is not None else ''}"
+
+
+def derivation_key(derivation: Derivation, target: str | None) -> bytes:
+    """The database key of ``derivation`` checked from ``target``: distinct for distinct derivations."""
+    parts = ["verigrad", target or "", derivation.name, _where(derivation.forward), _where(derivation.gradients)]
+    return "\0".join(parts).encode()
+
+
+@dataclass(frozen=True)
+class KnownFailures:
+    """The saved counterexamples of one derivation."""
+
+    db: ExampleDatabase
+    key: bytes
+    derivation: Derivation
+
+    def _valid(self, sizes: dict[str, int], seed: int) -> bool:
+        d = self.derivation
+        if list(sizes) != list(d.symbols) or not 0 <= seed <= SEED_MAX:
+            return False
+        return all(lo <= sizes[s] <= hi for s in d.symbols for lo, hi in [d.dim_range(s)])
+
+    def entries(self) -> list[Entry]:
+        """Saved counterexamples, smallest first; unreadable ones and those the derivation's dims no longer
+        allow are deleted."""
+        out = []
+        for value in self.db.fetch(self.key):
+            try:
+                sizes, seed = parse_replay(value.decode())
+            except (UnicodeDecodeError, ValueError):
+                sizes, seed = {}, -1
+            if self._valid(sizes, seed):
+                out.append((sizes, seed))
+            else:
+                self.db.delete(self.key, value)
+        return sorted(out, key=lambda e: (sum(e[0].values()), list(e[0].values()), e[1]))
+
+    def save(self, sizes: dict[str, int], seed: int) -> None:
+        self.db.save(self.key, replay_spec(sizes, seed).encode())
+
+    def forget(self, sizes: dict[str, int], seed: int) -> None:
+        self.db.delete(self.key, replay_spec(sizes, seed).encode())
+
+
+def known_failures(derivation: Derivation, target: str | None) -> KnownFailures:
+    """The known failures of ``derivation`` checked from ``target``, in the database at DATABASE_DIR (read when called)."""
+    return KnownFailures(DirectoryBasedExampleDatabase(DATABASE_DIR), derivation_key(derivation, target), derivation)

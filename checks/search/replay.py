@@ -1,0 +1,48 @@
+"""Replay specs: ``N=2,D=3,seed=7`` names one point exactly (its sizes, and the seed its values are drawn from)."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+
+from verigrad.analytic import Derivation, builtin
+
+
+def replay_spec(sizes: Mapping[str, int], seed: int) -> str:
+    """The spec of the point drawn at ``sizes`` from ``seed``: what ``--replay`` takes."""
+    return ",".join([*(f"{k}={v}" for k, v in sizes.items()), f"seed={seed}"])
+
+
+def parse_replay(spec: str) -> tuple[dict[str, int], int]:
+    """``N=2,D=3,seed=7`` → ({"N": 2, "D": 3}, 7); ValueError with the offending part."""
+    sizes: dict[str, int] = {}
+    seed = None
+    for part in spec.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or not key:
+            raise ValueError(f"--replay: expected DIM=SIZE or seed=N, got {part.strip()!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"--replay: {key} must be an integer, got {value!r}") from None
+        if key == "seed":
+            seed = number
+        elif number < 1:
+            raise ValueError(f"--replay: size of {key} must be >= 1, got {number}")
+        else:
+            sizes[key] = number
+    if seed is None:
+        raise ValueError("--replay: missing seed=N")
+    return sizes, seed
+
+
+def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[str, int], seed: int) -> str:
+    """The command line that re-checks exactly this point (a built-in is named; a file is ``<file.py>`` if unknown)."""
+    if target is None:
+        try:
+            target = derivation.name if builtin(derivation.name) is derivation else None
+        except KeyError:
+            target = None
+    where = shlex.quote(target) if target else "<file.py>"
+    pick = "" if target == derivation.name else f" --only {shlex.quote(derivation.name)}"
+    return f"verigrad check {where}{pick} --replay {replay_spec(sizes, seed)}"
