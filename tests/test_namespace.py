@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -43,6 +44,53 @@ def test_nothing_imports_the_bare_folder_names():
     assert not offenders, offenders
 
 
+def _imports_from(path):
+    """(line, module, name) of every ``from verigrad.… import name`` (and relative import) in a file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").split(".")[0] == "verigrad"):
+            for alias in node.names:
+                yield node.lineno, "." * node.level + (node.module or ""), alias.name
+
+
+#: Folders whose modules may import no other module's ``_private`` name.
+NO_PRIVATE_IMPORTS = ("verigrad", "checks", "analytic", "reference")
+
+
+def _package_of(path):
+    """The installed package a repository file belongs to: ``checks/report/words.py`` → ``verigrad.checks.report``."""
+    parts = path.relative_to(ROOT).parent.parts
+    return ".".join(parts if parts[0] == "verigrad" else ("verigrad", *parts))
+
+
+def _private_to(module):
+    """The package a module is private to (``verigrad.reference._fd`` → ``verigrad.reference``), None if public."""
+    parts = module.split(".")
+    first = next((k for k, part in enumerate(parts) if part.startswith("_")), None)
+    return None if first is None else ".".join(parts[:first])
+
+
+def test_no_private_name_crosses_a_module():
+    """No ``from m import _name``, and no ``verigrad.pkg._module`` imported from outside ``pkg``."""
+    offenders = []
+    for folder in NO_PRIVATE_IMPORTS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            here = _package_of(path)
+            for line, module, name in _imports_from(path):
+                owner = None if module.startswith(".") else _private_to(module)
+                crossing = owner is not None and here != owner and not here.startswith(owner + ".")
+                if (name.startswith("_") and not name.startswith("__")) or crossing:
+                    offenders.append(f"{path.relative_to(ROOT)}:{line} {module}.{name}")
+    assert not offenders, offenders
+
+
+def test_views_take_the_words_from_words_not_from_the_terminal():
+    for view in ("markdown", "junit", "html", "progress"):
+        sources = {module for _, module, _ in _imports_from(ROOT / "checks" / "report" / f"{view}.py")}
+        assert "verigrad.checks.report.terminal" not in sources, view
+        assert "verigrad.checks.report.words" in sources, view
+
+
 def test_public_api_is_one_import():
     for name in verigrad.__all__:
         assert getattr(verigrad, name) is not None, name
@@ -53,11 +101,13 @@ def test_public_api_is_one_import():
     assert callable(check) and callable(assert_gradients) and issubclass(DerivationError, Exception)
 
 
-def test_wheel_has_one_top_level_name(tmp_path):
-    """Built as pip builds it, the wheel holds ``verigrad`` (with the three witnesses inside) and its metadata only."""
-    src = tmp_path / "src"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel, built as pip builds it from a copy of the repository."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "*.egg-info", "build", ".hypothesis", "__pycache__"))
-    out = tmp_path / "wheel"
+    out = tmp / "wheel"
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
         check=False,
@@ -65,7 +115,12 @@ def test_wheel_has_one_top_level_name(tmp_path):
         text=True,
     )
     assert built.returncode == 0, built.stderr
-    (wheel,) = out.glob("verigrad-*.whl")
+    (found,) = out.glob("verigrad-*.whl")
+    return found
+
+
+def test_wheel_has_one_top_level_name(wheel):
+    """The wheel holds ``verigrad`` (with the three witnesses inside) and its metadata only."""
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     assert top == {"verigrad", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}, top
@@ -73,6 +128,26 @@ def test_wheel_has_one_top_level_name(tmp_path):
         assert module in names, module
     dist_info = next(n for n in names if n.endswith(".dist-info/top_level.txt"))
     assert zipfile.ZipFile(wheel).read(dist_info).decode().split() == ["verigrad"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pyproject.toml [tool.setuptools] packages lists verigrad.checks but not its sub-packages verdict, diagnose, search, "
+    "report: an installed (non-editable) verigrad cannot be imported. Drop this mark when they are listed.",
+)
+def test_wheel_holds_every_module_of_the_repository(wheel):
+    """A wheel without ``verigrad/checks/report/…`` installs fine and fails on ``import verigrad``; the editable install hides it."""
+    missing = sorted(set(_installed_modules()) - set(zipfile.ZipFile(wheel).namelist()))
+    assert not missing, f"modules of the repository the wheel lacks (pyproject.toml [tool.setuptools] packages): {missing}"
+
+
+def _installed_modules():
+    """Where each of the repository's package modules lands when installed: ``checks/report/model.py`` →
+    ``verigrad/checks/report/model.py``."""
+    for folder in ("verigrad", *sorted(BARE)):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            yield rel if folder == "verigrad" else f"verigrad/{rel}"
 
 
 USER_PACKAGES = {
@@ -118,6 +193,16 @@ def test_plugin_loads_beside_the_projects_own_packages(user_project):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "test_own_packages PASSED" in run.stdout
     assert "verigrad[square] PASSED" in run.stdout
+
+
+def test_plugin_under_xdist_beside_the_projects_own_packages(user_project):
+    """Each worker loads the plugin in the project too, and the controller merges what they checked."""
+    report = user_project / "verigrad.json"
+    args = ["-p", "no:cacheprovider", "-n", "2", "--verigrad-examples", "3", "--verigrad-json", str(report), "tests"]
+    run = _run([sys.executable, "-m", "pytest", *args], user_project)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+    assert [d["name"] for d in json.loads(report.read_text(encoding="utf-8"))["derivations"]] == ["square"]
 
 
 def test_cli_checks_a_file_of_a_project_with_its_own_checks(user_project):

@@ -41,7 +41,7 @@ def test_ordinary():
 '''
 
 #: Harness frames a failure must not show: the user's derivation is wrong, not our code.
-HARNESS = ("Traceback", "search/search.py", "pytest_plugin.py", "verdict/point.py", "verdict/stacked.py", "DerivationFailed")
+HARNESS = ("Traceback", "checks/search/", "checks/verdict/", "checks/diagnose/", "checks/report/", "pytest_plugin.py", "DerivationFailed")
 
 
 def project(pytester: pytest.Pytester, **files: str) -> None:

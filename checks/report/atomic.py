@@ -21,7 +21,7 @@ def write_text(path: str, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException:  # whatever stopped the write (Ctrl-C included): remove the temporary file, then re-raise
         try:
             os.unlink(tmp)
         except OSError:
