@@ -29,6 +29,7 @@ from verigrad.checks.report import Diagnosis, Kind, Mode, Point, Problem, Report
 from verigrad.checks.search.database import Entry, KnownFailures, known_failures, wanted
 from verigrad.checks.search.points import SEED_MAX, KinksError, draw_point, draw_points, infer_sizes, seeds, sizes_strategy
 from verigrad.checks.search.replay import parse_replay, replay_command
+from verigrad.checks.search.usercode import raised_in_user_code
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
 
 __all__ = ["CONFIRM_EXAMPLES", "DEFAULT_EXAMPLES", "MODES", "VALUES_PER_SIZE", "Method", "check", "check_points", "parse_replay", "safe_evaluate"]
@@ -73,10 +74,13 @@ def _what(e: BaseException) -> str:
 
 def safe_evaluate(derivation: Derivation, point: Point, how: Method = Method()) -> Report:
     """evaluate_point(), with a failure of the user's code that the verdict does not catch where it calls it
-    (torch's backward through the user's forward raising RuntimeError, say) turned into one line."""
+    (kinks() at a point the search did not draw, torch unable to differentiate the forward) turned into one
+    line; any other exception is a harness bug and propagates."""
     try:
         return evaluate_point(derivation, point, how)
-    except RuntimeError as e:  # user code: what torch raises when it cannot differentiate the user's forward
+    except Exception as e:  # user code, told apart from harness bugs by raised_in_user_code
+        if not raised_in_user_code(derivation, e):
+            raise
         return Report(
             name=derivation.name,
             status=Status.ERROR,
@@ -167,7 +171,9 @@ def _diagnose(run: Run, report: Report, point: Point) -> None:
             continue
         try:
             g.diagnosis = diagnose(derivation, g.param, evidence)
-        except (KinksError, RuntimeError) as e:  # user code failed on a diagnosis's point: the verdict stands
+        except Exception as e:  # user code failed on a diagnosis's point: the verdict stands (a harness bug propagates)
+            if not raised_in_user_code(derivation, e):
+                raise
             g.diagnosis = Diagnosis(Kind.UNKNOWN, f"∂f/∂{g.param}: the diagnosis could not be made ({_what(e)})", {}, 0)
 
 
