@@ -12,6 +12,7 @@ from tests.mutants._objectives import CORRECT
 from verigrad import checks
 from verigrad.analytic import Derivation
 from verigrad.checks.diagnose import diagnose
+from verigrad.checks.report import Kind
 from verigrad.checks.search import draw_point
 from verigrad.checks.verdict import evaluate
 
@@ -66,7 +67,7 @@ def test_mutant_is_diagnosed(name, param, kind, details):
     assert report.status == "fail" and g.status == "fail", f"{name}: {report.message}"
     d = g.diagnosis
     assert d is not None
-    assert d.kind == kind, d.sentence
+    assert isinstance(d.kind, Kind) and d.kind == kind, d.sentence
     for key, expected in details.items():
         want = expected(report.shapes) if callable(expected) else expected
         got = d.details.get(key)
