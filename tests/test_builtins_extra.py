@@ -11,6 +11,7 @@ from tests.helpers import altered
 from verigrad import analytic
 from verigrad.analytic.layer_norm import EPS
 from verigrad.checks import check, draw_point
+from verigrad.checks.report import Blame, Status
 from verigrad.reference import autograd_gradients
 
 NEW = ("linear_layer", "softmax", "layer_norm", "softmax_cross_entropy", "tanh_regression", "leaky_relu_regression")
@@ -98,9 +99,9 @@ def test_planted_mistake_fails_and_names_the_parameter(name):
     change, params = MISTAKES[name]
     wrong = altered(analytic.builtin(name), f"{name}_wrong", change)
     report = check(wrong, examples=EXAMPLES, seed=SEED, database=False)
-    assert report.status == "fail"
+    assert report.status == Status.FAIL
     assert {g.param for g in report.failures} == params
-    assert all(g.blame == "analytic" for g in report.failures)
+    assert all(g.blame == Blame.ANALYTIC for g in report.failures)
 
 
 def test_leaky_relu_subgradient_at_zero_is_torch_autograds():
@@ -140,8 +141,8 @@ def test_all_ones_grad_output_would_hide_a_wrong_softmax_backward():
     wrong = altered(d, "softmax_zero", lambda g, p: {"Z": np.zeros_like(p["Z"])})
     point = draw_point(d, SIZES["softmax"], seed=3)
     assert check(wrong, at={**point.params, "grad_output": np.ones_like(point.grad_output)}).passed
-    assert check(wrong, at={**point.params, "grad_output": point.grad_output}).status == "fail"
-    assert check(wrong, examples=EXAMPLES, seed=SEED, database=False).status == "fail"
+    assert check(wrong, at={**point.params, "grad_output": point.grad_output}).status == Status.FAIL
+    assert check(wrong, examples=EXAMPLES, seed=SEED, database=False).status == Status.FAIL
 
 
 # --- correct gradients whose entries cancel: a former false positive of the checker ----------------
@@ -181,5 +182,5 @@ def test_analytic_batch_sum_is_at_least_as_accurate_as_autograd(name, sizes, see
 )
 def test_checker_accepts_a_correct_gradient_that_cancels(name, sizes, seed):
     report = check(analytic.builtin(name), replay=(sizes, seed))
-    assert report.status != "error", report.message  # an error would be a broken reproduction, not the false positive
+    assert report.status != Status.ERROR, report.message  # an error would be a broken reproduction, not the false positive
     assert report.passed, report.message

@@ -11,6 +11,7 @@ from matplotlib.image import imread
 
 from verigrad.analytic import Derivation
 from verigrad.checks import RunReport, check
+from verigrad.checks.report import Status
 from verigrad.checks.report.html import render_html
 
 __verigrad__ = False  # the derivation below is wrong on purpose: not collected as a test
@@ -39,7 +40,7 @@ def _sign_flipped(W, X):
 def test_failing_report_renders_in_a_headless_browser(tmp_path):
     wrong = Derivation(name="tanh <sign> & flip", shapes={"W": ("D", "M"), "X": ("N", "D")}, forward=_forward, gradients=_sign_flipped)
     report = check(wrong, replay=({"D": 6, "M": 4, "N": 3}, 2), target="wrong.py")
-    assert report.status == "fail"
+    assert report.status == Status.FAIL
     page = tmp_path / "report.html"
     page.write_text(render_html(RunReport([report], seed=2)), encoding="utf-8")
     shot = tmp_path / "shot.png"

@@ -7,6 +7,7 @@ import io
 import json
 import re
 import xml.etree.ElementTree as ET
+from html import escape as html_escape
 
 import numpy as np
 import pytest
@@ -15,10 +16,11 @@ from matplotlib.image import imread
 
 from verigrad.analytic import Derivation, builtin
 from verigrad.checks import Diagnosis, GradientReport, Report, RunReport, check
-from verigrad.checks.report import Progress, render, write_reports
+from verigrad.checks.report import Blame, Kind, Progress, Status, render, write_reports
 from verigrad.checks.report.html import COLORMAP, MAX_PIXELS, heatmap, render_html
 from verigrad.checks.report.junit import render_junit
 from verigrad.checks.report.markdown import render_markdown
+from verigrad.checks.report.words import facts, headline, worst_text
 
 __verigrad__ = False  # the derivations below are wrong on purpose: not collected as tests
 
@@ -92,10 +94,10 @@ def hostile_run() -> RunReport:
     a = np.arange(12.0).reshape(3, 4) - 5.0
     nd = np.zeros((3, 4), dtype=bool)
     nd[0, 0] = True
-    common = {"threshold": {"analytic_vs_autograd": 1e-15}, "blame": "analytic", "entries": 12, "dtype": "float64"}
+    common = {"threshold": {"analytic_vs_autograd": 1e-15}, "blame": Blame.ANALYTIC, "entries": 12, "dtype": "float64"}
     diagnosed = GradientReport(
         param=HOSTILE,
-        status="fail",
+        status=Status.FAIL,
         max_abs_err=12.0,
         max_rel_err=2.0,
         worst_index=(2, 3),
@@ -103,7 +105,7 @@ def hostile_run() -> RunReport:
         reference_value=-6.0,
         mismatches=11,
         nondifferentiable=[(0, 0)],
-        diagnosis=Diagnosis(kind="sign_flip", sentence="the sign is <b>flipped</b> & \"wrong\" | `x`", confirmed_on=5),
+        diagnosis=Diagnosis(kind=Kind.SIGN_FLIP, sentence="the sign is <b>flipped</b> & \"wrong\" | `x`", confirmed_on=5),
         analytic=a,
         reference=-a,
         nondiff_mask=nd,
@@ -112,7 +114,7 @@ def hostile_run() -> RunReport:
     )
     undiagnosed = GradientReport(
         param="b\x1b[31m",
-        status="fail",
+        status=Status.FAIL,
         max_abs_err=1.0,
         max_rel_err=0.5,
         worst_index=(1,),
@@ -123,19 +125,19 @@ def hostile_run() -> RunReport:
         reference=np.array([0.0, 1.0, 3.0]),
         **common,
     )
-    passing = GradientReport(param="c", status="pass", max_abs_err=0.0, worst_index=(), analytic=np.array(1.0), reference=np.array(1.0))
+    passing = GradientReport(param="c", status=Status.PASS, max_abs_err=0.0, worst_index=(), analytic=np.array(1.0), reference=np.array(1.0))
     failed = Report(
         name=HOSTILE,
-        status="fail",
+        status=Status.FAIL,
         gradients=[diagnosed, undiagnosed, passing],
         message="first failure",
         shapes={"N": 3, "M": 4},
         point_seed=7,
         replay="verigrad check 'x&y.py' --only '<script>' --replay N=3,M=4,seed=7",
     )
-    errored = Report(name="err<&>\"'", status="error", message="forward raised: <img src=x onerror=alert(1)>\nsecond line \x00")
-    ok = GradientReport(param="p", status="pass", max_abs_err=0.0, max_rel_err=0.0, analytic=np.ones(2), reference=np.ones(2))
-    timed_out = Report(name="slow", status="error", gradients=[ok], message="timed out after 3 s", shapes={"N": 2}, point_seed=1)
+    errored = Report(name="err<&>\"'", status=Status.ERROR, message="forward raised: <img src=x onerror=alert(1)>\nsecond line \x00")
+    ok = GradientReport(param="p", status=Status.PASS, max_abs_err=0.0, max_rel_err=0.0, analytic=np.ones(2), reference=np.ones(2))
+    timed_out = Report(name="slow", status=Status.ERROR, gradients=[ok], message="timed out after 3 s", shapes={"N": 2}, point_seed=1)
     return RunReport([failed, errored, timed_out], seed=7)
 
 
@@ -164,8 +166,22 @@ def test_the_real_runs_have_the_statuses_the_reports_are_tested_on(passing_run, 
     assert [g.param for g in by_name["tanh_sign_flipped"].failures] == ["W"]
     assert by_name["tanh_wrong_shape"].failures[0].analytic.shape != by_name["tanh_wrong_shape"].failures[0].reference.shape
     assert all(g.analytic is None for g in by_name["tanh_raises"].gradients)
-    assert by_name[HOSTILE].status == "fail"
+    assert by_name[HOSTILE].status == Status.FAIL
     assert big_run.reports[0].failures[0].reference.shape == (50, 50)
+
+
+def test_every_view_says_what_is_wrong_in_the_same_words(failing_run):
+    """Headline and worst entry come from ``words``: the terminal, JUnit and HTML say them verbatim (the facts: not HTML,
+    which shows blame in the gradient's heading)."""
+    views = {"terminal": render(failing_run), "junit": "".join(ET.fromstring(render_junit(failing_run)).itertext())}
+    page = render_html(failing_run)
+    failing = [g for r in failing_run.reports if r.name != HOSTILE for g in r.failures]
+    assert {g.diagnosis.kind for g in failing} >= {Kind.SIGN_FLIP, Kind.RAISED}
+    for g in failing:
+        said = [line for words in (headline(g), worst_text(g) or "") for line in words.splitlines()]  # the terminal indents a second line
+        for view, text in views.items():
+            assert all(words in text for words in [*said, "; ".join(facts(g))]), view
+        assert all(html_escape(words) in page for words in said)
 
 
 # --- JSON ------------------------------------------------------------------------------------------------
@@ -193,9 +209,9 @@ def test_junit_parses_with_one_testcase_per_gradient_and_the_right_counts(reques
         assert root.tag == "testsuites" and len(suites) == 1
         suite = suites[0]
         cases = suite.findall("testcase")
-        erroring = sum(1 for r in run.reports if r.status == "error" and not r.failures)
+        erroring = sum(1 for r in run.reports if r.status == Status.ERROR and not r.failures)
         assert len(cases) == sum(len(r.gradients) for r in run.reports) + erroring
-        failing = sum(g.status == "fail" for r in run.reports for g in r.gradients)
+        failing = sum(g.status == Status.FAIL for r in run.reports for g in r.gradients)
         assert len(suite.findall("testcase/failure")) == failing
         assert len(suite.findall("testcase/error")) == erroring
         for element in (root, suite):
@@ -257,7 +273,7 @@ def test_markdown_details_name_what_is_wrong_and_how_to_replay():
 def test_markdown_puts_a_plain_replay_command_in_a_code_block(failing_run):
     md = render_markdown(failing_run)
     blocks = re.findall(r"^(`{3,})sh\n(.*?)\n\1$", md, re.M | re.S)
-    replays = [r.replay for r in failing_run.reports if r.status != "pass" and r.name != HOSTILE]
+    replays = [r.replay for r in failing_run.reports if r.status != Status.PASS and r.name != HOSTILE]
     assert [b[1] for b in blocks] == replays
     assert all(r.startswith("verigrad check wrong.py --only tanh_") for r in replays)
 

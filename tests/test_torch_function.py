@@ -5,6 +5,7 @@ import torch
 
 from verigrad.analytic import Derivation
 from verigrad.checks import check
+from verigrad.checks.report import Status
 
 
 def forward(xp, X, W, b):
@@ -43,7 +44,7 @@ def test_a_right_custom_backward_passes_like_any_derivation():
 def test_a_wrong_custom_backward_fails_on_the_bias():
     d = Derivation(name="linear_fn_wrong", shapes=SHAPES, forward=forward, gradients=LinearForgetsBatchSum, output=("N", "D_out"))
     report = check(d, examples=15, seed=4, database=False)
-    assert report.status == "fail"
+    assert report.status == Status.FAIL
     assert [g.param for g in report.failures] == ["b"]
     assert report.shapes["N"] >= 2  # one sample hides the missing sum
 
