@@ -12,16 +12,21 @@ Public surface: the names below (re-exported by ``verigrad``).
 """
 
 from verigrad.checks.assertion import assert_gradients
-from verigrad.checks.report import REPORT_VERSION, Diagnosis, GradientReport, Point, Report, RunReport
+from verigrad.checks.report import REPORT_VERSION, Blame, Diagnosis, GradientReport, Kind, Mode, Point, Problem, Report, RunReport, Status
 from verigrad.checks.search import check, draw_point
 
 __all__ = [
     "REPORT_VERSION",
+    "Blame",
     "Diagnosis",
     "GradientReport",
+    "Kind",
+    "Mode",
     "Point",
+    "Problem",
     "Report",
     "RunReport",
+    "Status",
     "assert_gradients",
     "check",
     "draw_point",

@@ -99,6 +99,8 @@ def test_public_api_is_one_import():
     assert Derivation.__module__.startswith("verigrad.analytic")
     assert Report.__module__.startswith("verigrad.checks")
     assert callable(check) and callable(assert_gradients) and issubclass(DerivationError, Exception)
+    # Named constants that compare equal to, and serialise as, the JSON report's strings.
+    assert (verigrad.Status.FAIL, verigrad.Blame.ANALYTIC, verigrad.Kind.SIGN_FLIP, verigrad.Mode.AUTO) == ("fail", "analytic", "sign_flip", "auto")
 
 
 @pytest.fixture(scope="module")

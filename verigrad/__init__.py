@@ -6,6 +6,7 @@ The public API, in one import::
 
     report = check(my_derivation)          # property-based search over sizes and values
     report.passed, report.to_dict()
+    report.status == Status.FAIL           # statuses, blames, diagnosis kinds are named constants (StrEnum)
 
 The three witnesses live in sub-packages: ``verigrad.analytic`` (the derivation contract, the glossary and the
 built-in derivations), ``verigrad.reference`` (torch autograd in float64 and finite differences with an error
@@ -16,11 +17,16 @@ plugin). Only the names below are public; everything else may change.
 from verigrad.analytic import NAMES, Derivation, DerivationError, builtin, builtins
 from verigrad.checks import (
     REPORT_VERSION,
+    Blame,
     Diagnosis,
     GradientReport,
+    Kind,
+    Mode,
     Point,
+    Problem,
     Report,
     RunReport,
+    Status,
     assert_gradients,
     check,
     draw_point,
@@ -31,13 +37,18 @@ __version__ = "0.1.0"
 __all__ = [
     "NAMES",
     "REPORT_VERSION",
+    "Blame",
     "Derivation",
     "DerivationError",
     "Diagnosis",
     "GradientReport",
+    "Kind",
+    "Mode",
     "Point",
+    "Problem",
     "Report",
     "RunReport",
+    "Status",
     "__version__",
     "assert_gradients",
     "builtin",
