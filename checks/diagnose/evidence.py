@@ -12,7 +12,7 @@ holding on every example where
     |a − c · T(r)| ≤ MATCH_SLACK · T(τ) · max(1, |c|) + MATCH_RTOL · |c · T(r)|   per live entry.
 
 τ is the verdict's own (``GradientReport.threshold``); where the verdict rejected the gradient on its
-shape before measuring τ, it is measured here with the verdict's functions, the same way.
+shape before measuring τ, it is measured here by the verdict's ``exact_tolerance``, the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import GradientReport, Point, Problem, Report, Status
 from verigrad.checks.search.points import draw_point
-from verigrad.checks.verdict import autograd_noise, evaluate, inner_length
+from verigrad.checks.verdict import autograd_noise, evaluate, exact_tolerance, inner_length
 from verigrad.checks.verdict import thresholds as tol
 
 #: A relation "analytic = c · T(reference)" holds where |analytic − c · T(reference)| ≤ MATCH_SLACK · τ · max(1, |c|),
@@ -74,12 +74,14 @@ def on_examples(k: int, n: int) -> str:
 
 
 def shape_rejected_tau(derivation: Derivation, point: Point, g: GradientReport, r: np.ndarray) -> float:
-    """τ_ex for a gradient the verdict rejected on its shape before measuring it, measured as the verdict
-    measures it: σ_t (autograd's rounding noise, seed 0) over differentiable entries, float64's u, L, max|r|."""
-    sig = np.asarray(autograd_noise(derivation, point, np.random.default_rng(0))[g.param], dtype=np.float64)
-    nd = np.asarray(g.nondiff_mask, bool) if g.nondiff_mask is not None else np.zeros(r.shape, bool)
-    sigma = float(np.max(np.where(nd, 0.0, sig) if sig.shape == r.shape else sig, initial=0.0))
-    return tol.exact_bound(sigma, tol.U64, inner_length(derivation, point.sizes), float(np.max(np.abs(r[np.isfinite(r)]), initial=0.0)))
+    """τ_ex for a gradient the verdict rejected on its shape before measuring it, by the verdict's own
+    ``exact_tolerance``: σ_t (autograd's rounding noise, seed 0 as the verdict's) over the differentiable
+    entries, float64's u (the analytic's own precision is not known for a shape it cannot be compared in)."""
+    sigma = np.asarray(autograd_noise(derivation, point, np.random.default_rng(0))[g.param], dtype=np.float64)
+    differentiable = None if g.nondiff_mask is None else ~np.asarray(g.nondiff_mask, bool)
+    tau = exact_tolerance(sigma[None], tol.U64, inner_length(derivation, point.sizes), r[None],
+                          None if differentiable is None else differentiable[None])
+    return float(tau[0])
 
 
 def entry_threshold(derivation: Derivation, point: Point, g: GradientReport, r: np.ndarray) -> np.ndarray:
