@@ -34,7 +34,9 @@ class BatchedObjective:
         grad_output: np.ndarray | None = None,
         *,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        f0: float | None = None,
     ) -> None:
+        """``f0``: f at the point in NumPy when the caller has just evaluated it there (counted as one evaluation)."""
         self.derivation = derivation
         self.params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
         self.grad_output = None if grad_output is None else np.asarray(grad_output, dtype=np.float64)
@@ -46,7 +48,10 @@ class BatchedObjective:
         self._t = {k: torch.from_numpy(v.copy()) for k, v in self.params.items()}
         self._g = None if self.grad_output is None else torch.from_numpy(self.grad_output.copy())
         self._total = sum(v.size for v in self.params.values()) + (0 if grad_output is None else self.grad_output.size)
-        self.f0 = self._f_numpy(self.params)
+        if f0 is None:
+            self.f0 = self._f_numpy(self.params)
+        else:
+            self.f0, self.evaluations = float(f0), self.evaluations + 1
         self._switch_base = self._switches(np_xp, self.params)
         # Whether the forward runs under vmap is learnt on the first batched call (the probe row rides
         # along with it, saving one vmap call per point) or on first access to ``vectorized``.

@@ -35,34 +35,40 @@ BLAMES = {ANALYTIC: Blame.ANALYTIC, FORWARD: Blame.FORWARD, AUTOGRAD: Blame.AUTO
 
 def precision_of(a: np.ndarray) -> float:
     """u_a: the unit roundoff the hand-derived gradient was computed in (float64's for integers)."""
-    return tol.unit_roundoff(a.dtype) if np.issubdtype(a.dtype, np.floating) else tol.U64
+    return tol.unit_roundoff(a.dtype) if a.dtype.kind == "f" else tol.U64
 
 
 def live_max(values: np.ndarray, differentiable: np.ndarray | None = None) -> np.ndarray:
     """Per point (leading axis), max |values| over the finite entries (and the differentiable ones, if given)."""
     v = np.asarray(values, dtype=np.float64)
-    k = v.shape[0]
     keep = np.isfinite(v) if differentiable is None else np.isfinite(v) & differentiable
-    return np.max(np.where(keep, np.abs(v), 0.0).reshape(k, -1), axis=1, initial=0.0)
+    mag = np.abs(v) if keep.all() else np.where(keep, np.abs(v), 0.0)
+    return np.max(mag.reshape(v.shape[0], -1), axis=1, initial=0.0)
 
 
 def exact_tolerance(
-    sigma: Any, u_a: float, total_dims: int, reference: np.ndarray, differentiable: np.ndarray | None = None
+    sigma: Any,
+    u_a: float,
+    total_dims: int,
+    reference: np.ndarray,
+    differentiable: np.ndarray | None = None,
+    *,
+    scale: np.ndarray | None = None,
 ) -> np.ndarray:
     """τ_ex per point of a stack: how far two exact gradients of these points may differ by rounding alone.
 
     ``sigma``: the rounding noise σ per entry (or one per point), of which the largest over the
     ``differentiable`` entries counts: a switch within the jitter of 0 flips, and the jump it causes
     at a kink entry is not rounding noise. ``reference``: the exact witness whose largest finite
-    entry sets the scale of the size term.
+    entry (``scale``, when the caller has it: ``live_max(reference)``) sets the size term.
     """
     ref = np.asarray(reference)
     k = ref.shape[0]
     sig = np.asarray(sigma, dtype=np.float64)
-    if sig.shape == ref.shape and differentiable is not None:
+    if sig.shape == ref.shape and differentiable is not None and not differentiable.all():
         sig = np.where(differentiable, sig, 0.0)
     sigma_live = np.max(sig.reshape(k, -1), axis=1, initial=0.0)
-    return tol.exact_bound(sigma_live, u_a, total_dims, live_max(ref))
+    return tol.exact_bound(sigma_live, u_a, total_dims, live_max(ref) if scale is None else scale)
 
 
 @dataclass
@@ -77,31 +83,56 @@ class Entries:
     err: np.ndarray  # |a − ref| at differentiable entries (NaN as inf), 0 elsewhere
     tau: np.ndarray  # (k,)
     thr_fd: np.ndarray  # K_FD·e + τ_ex per entry
+    scale: np.ndarray  # (k,): max |ref| over the finite entries
+    plain: bool  # every entry finite, differentiable and ok (the common case, judged in a few operations)
 
 
-def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u_a: float, total_dims: int) -> Entries:
-    """The verdict of every entry at every point; ``a`` in float64, ``fd`` stacked like ``auto``."""
-    finite_t = np.isfinite(auto)
-    nd = np.asarray(fd.nondifferentiable, dtype=bool)
-    ref = np.where(finite_t, auto, fd.value)
-    k = auto.shape[0]
-    tau = exact_tolerance(sigma, u_a, total_dims, ref, ~nd)
-    tau_b = tau.reshape(k, *([1] * (auto.ndim - 1)))
-    thr_fd = tol.K_FD * fd.error + tau_b
-    with np.errstate(invalid="ignore"):
-        at = finite_t & (np.abs(a - auto) <= tau_b)
-        td = finite_t & (np.abs(auto - fd.value) <= thr_fd)
-        ad = np.abs(a - fd.value) <= thr_fd
-        err = np.where(nd, 0.0, np.abs(a - ref))
-    verdict = np.full(auto.shape, OK, dtype=np.int8)
+def _verdicts(finite_t, nd, at, td, ad) -> np.ndarray:
+    verdict = np.full(at.shape, OK, dtype=np.int8)
     verdict[finite_t & at & ~td] = FORWARD
     verdict[finite_t & ~at & td] = ANALYTIC
     verdict[finite_t & ~at & ~td & ad] = AUTOGRAD
     verdict[finite_t & ~at & ~td & ~ad] = UNDETERMINED
     verdict[~finite_t & ~ad] = ANALYTIC
     verdict[nd] = OK
-    err = np.where(np.isnan(err), np.inf, err)
-    return Entries(verdict, ref, finite_t, nd, nd & at, err, tau, thr_fd)
+    return verdict
+
+
+def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u_a: float, total_dims: int) -> Entries:
+    """The verdict of every entry at every point; ``a`` in float64, ``fd`` stacked like ``auto``."""
+    finite_t = np.isfinite(auto)
+    nd = np.asarray(fd.nondifferentiable, dtype=bool)
+    regular = bool(finite_t.all()) and not nd.any()
+    ref = auto if regular else np.where(finite_t, auto, fd.value)
+    k = auto.shape[0]
+    scale = live_max(ref)
+    tau = exact_tolerance(sigma, u_a, total_dims, ref, ~nd, scale=scale)
+    tau_b = tau.reshape(k, *([1] * (auto.ndim - 1)))
+    thr_fd = tol.K_FD * fd.error + tau_b
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(a - auto)
+        at = finite_t & (gap <= tau_b)
+        td = finite_t & (np.abs(auto - fd.value) <= thr_fd)
+        plain = regular and bool(at.all()) and bool(td.all())
+        if plain:
+            verdict, err = np.zeros(auto.shape, dtype=np.int8), gap
+        else:
+            verdict = _verdicts(finite_t, nd, at, td, np.abs(a - fd.value) <= thr_fd)
+            err = np.where(nd, 0.0, np.abs(a - ref))
+            err = np.where(np.isnan(err), np.inf, err)
+    return Entries(verdict, ref, finite_t, nd, nd & at, err, tau, thr_fd, scale, plain)
+
+
+def _median(x: np.ndarray) -> float:
+    """np.median of a 1-D array, to the bit (the middle value, or the mean of the two middle values),
+    without its generic machinery: it runs for every parameter of every point."""
+    if np.isnan(x).any():
+        return float("nan")
+    h = x.size // 2
+    if x.size % 2:
+        return float(np.partition(x, h)[h])
+    p = np.partition(x, (h - 1, h))
+    return float((p[h - 1] + p[h]) / 2)
 
 
 def _indices(mask: np.ndarray) -> list[tuple[int, ...]]:
@@ -110,33 +141,38 @@ def _indices(mask: np.ndarray) -> list[tuple[int, ...]]:
 
 def _summary(g: GradientReport, a: np.ndarray, e: Entries, i: int) -> None:
     """Counts, thresholds and the worst entry of point ``i``."""
-    verdict, nd, err, thr = e.verdict[i], e.nondiff[i], e.err[i], e.thr_fd[i]
-    live = ~nd
-    bad = (verdict == ANALYTIC) | (verdict == UNDETERMINED)
-    g.mismatches = int(bad.sum())
-    g.nondifferentiable = _indices(nd) if nd.any() else []
-    lost = ~e.finite_t[i] & live
-    g.decided_by_fd = _indices(lost) if lost.any() else []
-    any_live = bool(live.any())
-    thr_live = thr[live] if not any_live or not live.all() else thr.reshape(-1)
+    nd, err, thr = e.nondiff[i], e.err[i], e.thr_fd[i]
+    if e.plain:
+        live, bad, any_live, thr_live = None, None, err.size > 0, thr.reshape(-1)
+    else:
+        verdict = e.verdict[i]
+        live = ~nd
+        bad = (verdict == ANALYTIC) | (verdict == UNDETERMINED)
+        g.mismatches = int(bad.sum())
+        g.nondifferentiable = _indices(nd) if nd.any() else []
+        lost = ~e.finite_t[i] & live
+        g.decided_by_fd = _indices(lost) if lost.any() else []
+        any_live = bool(live.any())
+        thr_live = thr[live] if not any_live or not live.all() else thr.reshape(-1)
     g.threshold = {
         "analytic_vs_autograd": float(e.tau[i]),
         "finite_differences_max": float(np.max(thr_live, initial=0.0)),
-        "finite_differences_median": float(np.median(thr_live)) if any_live else 0.0,
+        "finite_differences_median": _median(thr_live) if any_live else 0.0,
     }
     if any_live:
-        pool = np.where(bad, err, -1.0) if g.mismatches else np.where(live, err, -1.0)
+        pool = err if e.plain else np.where(bad, err, -1.0) if g.mismatches else np.where(live, err, -1.0)
         worst = np.unravel_index(int(np.argmax(pool)), pool.shape)
         g.worst_index = tuple(int(j) for j in worst)
-        ref = e.reference[i]
-        g.analytic_value, g.reference_value = float(a[worst]), float(ref[worst])
+        g.analytic_value, g.reference_value = float(a[worst]), float(e.reference[i][worst])
         g.max_abs_err = float(np.max(err, initial=0.0))  # 0 off the differentiable entries
-        max_ref = float(live_max(ref[None])[0])
+        max_ref = float(e.scale[i])
         g.max_rel_err = g.max_abs_err / max_ref if max_ref > 0 else (0.0 if g.max_abs_err == 0 else float("inf"))
 
 
 def _conclude(g: GradientReport, e: Entries, i: int) -> None:
     """Status, blame and warnings of point ``i`` from its entries' verdicts."""
+    if e.plain:
+        return
     counts = np.bincount(e.verdict[i].reshape(-1), minlength=5)
     if counts[ANALYTIC]:
         g.status, g.blame = FAIL, BLAMES[ANALYTIC]
@@ -185,8 +221,8 @@ def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientRe
     if analytic is None:
         return fail(f"gradients returned no entry for {param}", Problem.MISSING), []
     a = np.asarray(analytic)
-    floating, integer = np.issubdtype(a.dtype, np.floating), np.issubdtype(a.dtype, np.integer)
-    if np.iscomplexobj(a) or not (floating or integer):
+    integer = a.dtype.kind in "iu"  # np.integer; complex, bool and object are neither floating nor integer
+    if not (a.dtype.kind == "f" or integer):
         return fail(f"gradient of {param} has dtype {a.dtype}; expected a real floating-point array", Problem.DTYPE), []
     if a.shape != shape:
         return fail(f"gradient of {param} has shape {a.shape}, but {param} has shape {shape}", Problem.SHAPE), []

@@ -16,7 +16,7 @@ from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies
 from verigrad.checks.verdict.judge import judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
-from verigrad.reference import FDEstimate, ForwardError, autograd_gradients, finite_differences, forward_value, forward_value_torch
+from verigrad.reference import BatchedObjective, FDEstimate, ForwardError, autograd_gradients, finite_differences, forward_value, forward_value_torch
 
 #: The single-point judgement under its former name, for scripts that re-judge a planted gradient.
 _judge = judge_point
@@ -48,32 +48,34 @@ class Prepared:
     auto: dict[str, np.ndarray]
     sigma: dict[str, Any]
     total_dims: int
+    f0: float  # f at the point in NumPy, already evaluated (deterministic: the same value every time)
 
 
-def forward_problem(derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None) -> str | None:
-    """Why the forward cannot be a witness at the point: it raises, writes into its arguments, is not
-    finite, not deterministic (DETERMINISM_REPEATS more NumPy evaluations and one under torch)."""
+def forward_problem(derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None) -> tuple[float | None, str | None]:
+    """(f at the point in NumPy, None), or (None, why the forward cannot be a witness there): it raises,
+    writes into its arguments, is not finite, not deterministic (DETERMINISM_REPEATS more NumPy
+    evaluations and one under torch)."""
     try:
         args = copies(params)
         f1 = forward_value(derivation, args, g_out)
         modified = changed_in_place(params, args)
         if modified:
-            return f"forward modified its argument(s) {', '.join(modified)} in place"
+            return None, f"forward modified its argument(s) {', '.join(modified)} in place"
         again = [forward_value(derivation, copies(params), g_out) for _ in range(tol.DETERMINISM_REPEATS)]
         f_torch = forward_value_torch(derivation, params, g_out)
     except ForwardError as e:
-        return str(e)
+        return None, str(e)
     if not np.isfinite(f1):
-        return f"forward is not finite at the point (f = {f1})"
+        return None, f"forward is not finite at the point (f = {f1})"
     differs = [f for f in again if f != f1]
     if differs:
-        return f"forward is not deterministic: evaluations at the same point gave {f1!r} and {differs[0]!r}"
+        return None, f"forward is not deterministic: evaluations at the same point gave {f1!r} and {differs[0]!r}"
     if not abs(f_torch - f1) <= tol.BACKEND_RTOL * max(abs(f1), abs(f_torch)):
-        return (
+        return None, (
             f"forward gives {f1!r} under NumPy but {f_torch!r} under torch at the same point: it is not deterministic,"
             " or it depends on the array library"
         )
-    return None
+    return f1, None
 
 
 def _notes(derivation: Derivation, analytic: Mapping[str, Any] | None, unused: list[str]) -> list[str]:
@@ -96,7 +98,7 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
         return error_report(rep, bad_input, started)
     params = copies(point.params)
     g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
-    problem = forward_problem(derivation, params, g_out)
+    f0, problem = forward_problem(derivation, params, g_out)
     if problem:
         return error_report(rep, problem, started)
     analytic, raised, modified = call_gradients(derivation, point)
@@ -112,7 +114,7 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
     if analytic is not None and raised is None:
         sigma = with_analytic_noise(derivation, sigma, analytic, probes, auto)
     rep.warnings.extend(_notes(derivation, analytic, unused))
-    return Prepared(rep, started, params, g_out, analytic, raised, auto, sigma, inner_length(derivation, point.sizes))
+    return Prepared(rep, started, params, g_out, analytic, raised, auto, sigma, inner_length(derivation, point.sizes), f0)
 
 
 def judge_param(prep: Prepared, name: str, fd: FDEstimate) -> GradientReport:
@@ -154,7 +156,9 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: 
         return prep
     refine = refine_where_autograd_disagrees(prep.auto)
     try:
-        fd = finite_differences(derivation, prep.params, prep.grad_output, refine=refine, seed=fd_seed, progress=_batches(derivation, progress))
+        ev = BatchedObjective(derivation, prep.params, prep.grad_output, f0=prep.f0)
+        batches = _batches(derivation, progress)
+        fd = finite_differences(derivation, prep.params, prep.grad_output, refine=refine, seed=fd_seed, evaluator=ev, progress=batches)
     except ForwardError as e:
         return error_report(prep.rep, str(e), prep.started)
     prep.rep.evaluations = fd.evaluations

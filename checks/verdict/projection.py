@@ -133,7 +133,7 @@ def evaluate_projection(
 
     rng = np.random.default_rng(seed)
     try:
-        ev = BatchedObjective(derivation, params, g_out)
+        ev = BatchedObjective(derivation, params, g_out, f0=prep.f0)
         noise = forward_noise(ev, rng)
         # All directions first, then bisection with what the budget leaves (less a reserve for the
         # per-entry differences of what it finds): a disagreement in one parameter cannot starve the

@@ -71,12 +71,16 @@ K_FD = 4.0
 # (16·eps) jitter (reference.constants).
 
 
+_ROUNDOFF: dict[np.dtype, float] = {}
+
+
 def unit_roundoff(dtype: np.dtype) -> float:
     """u of a floating dtype, never finer than float64 (the references' precision)."""
     dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.floating):
-        return max(float(np.finfo(dtype).eps) / 2, U64)
-    return U64
+    u = _ROUNDOFF.get(dtype)
+    if u is None:
+        u = _ROUNDOFF[dtype] = max(float(np.finfo(dtype).eps) / 2, U64) if np.issubdtype(dtype, np.floating) else U64
+    return u
 
 
 def exact_bound(sigma_t, u_a: float, total_dims: int, max_ref):
