@@ -22,6 +22,9 @@ from verigrad.checks.report import Diagnosis, Kind
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.reference import ForwardError, autograd_gradients, np_xp, objective
 
+#: Broadcasting a parameter first must leave the objective f as it was, up to the rounding of a sum of n
+#: per-copy terms: |f₁ − f₀| ≤ MATCH_SLACK · u · √n · max(|f₀|, OBJECTIVE_FLOOR) (the floor: f₀ = 0 exactly).
+OBJECTIVE_FLOOR = 1e-300
 #: Exceptions a user forward may raise when a parameter is broadcast to a shape it was not written for.
 _BROADCAST_ERRORS = (ForwardError, ValueError, TypeError, RuntimeError, IndexError)
 
@@ -60,7 +63,7 @@ def per_copy(derivation: Derivation, ex: Example, param: str, shape: tuple[int, 
     axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(p.shape) if n == 1 and shape[lead + i] != 1)
     total = per.sum(axis=axes).reshape(p.shape)
     spread = np.abs(per).sum(axis=axes).reshape(p.shape)
-    same_f = abs(f1 - f0) <= MATCH_SLACK * tol.U64 * max(abs(f0), 1e-300) * np.sqrt(per.size)
+    same_f = abs(f1 - f0) <= MATCH_SLACK * tol.U64 * max(abs(f0), OBJECTIVE_FLOOR) * np.sqrt(per.size)
     return per if same_f and bool(np.all(np.abs(total - ex.r) <= np.max(_budget(ex, per)) + MATCH_RTOL * spread)) else None
 
 

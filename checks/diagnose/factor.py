@@ -9,7 +9,8 @@ c = 0 (the gradient is 0 where the reference is not) and c = 1 (right within MAT
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,26 +22,38 @@ from verigrad.checks.report import Diagnosis, Kind
 #: to two dims split between numerator and denominator (N, 1/N, N·D, 1/(N·D), D/N, 2/N, ...).
 FORM_CONSTANTS = ((1, 1), (2, 1), (1, 2))
 
-#: A candidate form: (complexity, text, value at given sizes, dims used).
-Form = tuple[int, str, Callable[[dict[str, int]], float], tuple[str, ...]]
+@dataclass(frozen=True)
+class Form:
+    """A candidate form of a factor: kn · Π num / (kd · Π den) over the dims in ``num`` and ``den``."""
+
+    complexity: int  # forms are tried simplest first
+    text: str
+    kn: float = 1
+    kd: float = 1
+    num: tuple[str, ...] = ()
+    den: tuple[str, ...] = ()
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return self.num + self.den
+
+    def value(self, sizes: dict[str, int]) -> float:
+        return self.kn * float(np.prod([sizes[d] for d in self.num])) / (self.kd * float(np.prod([sizes[d] for d in self.den])))
 
 
 def forms(symbols: Sequence[str]) -> list[Form]:
     """Candidate forms of a factor, simplest first."""
-    out: list[Form] = [(0, _frac_text(k), (lambda s, k=k: k), ()) for k in CONSTANTS]
+    out = [Form(0, _frac_text(k), kn=k) for k in CONSTANTS]
     groups = [()] + [(d,) for d in symbols] + list(itertools.combinations(symbols, 2))
     for num, den in itertools.product(groups, groups):
         if not (num or den) or set(num) & set(den) or len(num) + len(den) > 2:
             continue
         for kn, kd in FORM_CONSTANTS:
-            def value(s: dict[str, int], num=num, den=den, kn=kn, kd=kd) -> float:
-                return kn * float(np.prod([s[d] for d in num])) / (kd * float(np.prod([s[d] for d in den])))
-
             top = "·".join(([str(kn)] if kn != 1 else []) + list(num)) or "1"
             bottom = "·".join(([str(kd)] if kd != 1 else []) + list(den))
             text = top if not bottom else f"{top}/({bottom})" if "·" in bottom else f"{top}/{bottom}"
-            out.append((len(num) + len(den) + (kn != 1 or kd != 1), text, value, num + den))
-    return sorted(out, key=lambda f: f[0])
+            out.append(Form(len(num) + len(den) + (kn != 1 or kd != 1), text, kn, kd, num, den))
+    return sorted(out, key=lambda f: f.complexity)
 
 
 def _frac_text(k: float) -> str:
@@ -51,21 +64,21 @@ def scale_form(case: Case, c: float) -> dict[str, Any]:
     """Name |c| as a simple form of the sizes; a form using dims must also fit at other sizes."""
     sizes, elsewhere = case.exs[0].point.sizes, case.elsewhere
     fits = lambda value, target: abs(target - value) <= SNAP_RTOL * abs(value)
-    cands = [f for f in forms(case.derivation.symbols) if fits(f[2](sizes), abs(c))]
+    cands = [f for f in forms(case.derivation.symbols) if fits(f.value(sizes), abs(c))]
     if not cands:
         return {}
     checked = None
-    if any(f[3] for f in cands) and elsewhere.examples():
+    if any(f.dims for f in cands) and elsewhere.examples():
         c2 = fit(elsewhere.examples(), IDENTITY)
         if c2 is not None:
-            cands = [f for f in cands if fits(f[2](elsewhere.sizes), abs(c2))]
+            cands = [f for f in cands if fits(f.value(elsewhere.sizes), abs(c2))]
             checked = elsewhere.sizes
     if not cands:
         return {"scale_form": None, "scale_form_note": "the factor changes with the sizes in no simple way"}
-    _, text, _, dims = cands[0]
+    best = cands[0]
     sign = "−" if c < 0 else ""
-    with_sizes = ", ".join(f"{d}={sizes[d]}" for d in dims)
-    return {"scale_form": sign + text, "scale_form_text": f"{sign}{text}" + (f" with {with_sizes}" if dims else ""),
+    with_sizes = ", ".join(f"{d}={sizes[d]}" for d in best.dims)
+    return {"scale_form": sign + best.text, "scale_form_text": f"{sign}{best.text}" + (f" with {with_sizes}" if best.dims else ""),
             "scale_form_checked_at": checked}
 
 
