@@ -20,7 +20,7 @@ from verigrad.checks import options
 from verigrad.checks.limits import DEFAULT_TIMEOUT
 from verigrad.checks.loader import Target, resolve_targets
 from verigrad.checks.report import Mode, Progress, RunReport, Status, print_run, write_reports
-from verigrad.checks.search import MODES, check, parse_replay
+from verigrad.checks.search import MODES, VALUES_PER_SIZE, check, parse_replay
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--markdown", metavar="PATH", help="write a Markdown report (for a pull-request comment)")
     c.add_argument("--junit", metavar="PATH", help="write a JUnit XML report (one testcase per derivation and gradient)")
     c.add_argument("--html", metavar="PATH", help="write a self-contained HTML report with heatmaps")
-    c.add_argument("--examples", type=_positive, metavar="N", help="random sizes tried per derivation, 16 value draws at each (default 30)")
+    c.add_argument(
+        "--examples", type=_positive, metavar="N", help=f"random sizes tried per derivation, {VALUES_PER_SIZE} value draws at each (default 30)"
+    )
     c.add_argument("--seed", type=_seed, metavar="N", help="seed of the search (default: random and printed; 0 when CI is set)")
     c.add_argument("--replay", metavar="SPEC", help="check exactly one point, e.g. N=2,D=3,M=1,seed=1234")
     c.add_argument("--only", metavar="NAME", action="append", help="check only the derivation(s) with this name")

@@ -35,7 +35,7 @@ from verigrad.checks import options
 from verigrad.checks.assertion import failure_text
 from verigrad.checks.limits import DEFAULT_TIMEOUT
 from verigrad.checks.report import Report, RunReport, summary_line, warnings_of, write_reports
-from verigrad.checks.search import check
+from verigrad.checks.search import VALUES_PER_SIZE, check
 
 #: Seed of the search when the CI environment variable is set and no --verigrad-seed is given:
 #: the same examples on every CI run, so a red build is never a lucky draw.
@@ -83,7 +83,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--verigrad-junit", metavar="PATH", help="write verigrad's JUnit XML report (one testcase per gradient) here")
     group.addoption("--verigrad-html", metavar="PATH", help="write verigrad's HTML report (with heatmaps) here")
     group.addoption("--verigrad-markdown", metavar="PATH", help="write verigrad's Markdown report here")
-    group.addoption("--verigrad-examples", metavar="N", help="random sizes tried per derivation, 16 value draws at each (default 30)")
+    group.addoption("--verigrad-examples", metavar="N", help=f"random sizes tried per derivation, {VALUES_PER_SIZE} value draws at each (default 30)")
     group.addoption("--verigrad-seed", metavar="N", help="seed of the search (default: fixed under CI, else random; printed)")
     group.addoption("--verigrad-timeout", metavar="SECONDS", type=float, help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)")
     parser.addini("verigrad_collect", "collect module-level Derivation objects of test modules as items", type="bool", default=True)
