@@ -6,7 +6,8 @@ Arranged by meaning:
 * ``diagnose/`` — what kind of mistake a failing gradient shows;
 * ``search/``   — points and draws, the hypothesis search, replay, the example database;
 * ``report/``   — the result model, the words of a verdict, one module per view;
-* ``cli.py``, ``pytest_plugin.py``, ``assertion.py``, ``loader.py``, ``limits.py`` — the entry points.
+* ``cli.py``, ``pytest_plugin.py``, ``assertion.py`` — the entry points; ``loader.py`` finds derivations in files,
+  ``options.py`` validates command-line numbers, ``limits.py`` bounds time and memory.
 
 Public surface: the names below (re-exported by ``verigrad``).
 """
