@@ -36,7 +36,7 @@ import numpy as np
 from ._batched import BatchedObjective, forward_value
 from ._fd import steps_for
 from ._objective import np_xp
-from .constants import DIRECTIONAL_ROUNDING, EVALUATIONS_PER_MEASUREMENT, H0
+from .constants import DIRECTIONAL_ROUNDING, EVALUATIONS_PER_MEASUREMENT, H0, MAX_LOCALIZED, UNRESOLVED_LISTED
 
 
 @dataclass
@@ -168,7 +168,7 @@ class DirectionalFD:
         top: Measurement,
         *,
         budget: int,
-        max_found: int = 8,
+        max_found: int = MAX_LOCALIZED,
     ) -> Localization:
         """Bisect a disagreeing set down to single entries (group testing), within ``budget`` evaluations."""
         out = Localization()
@@ -199,15 +199,15 @@ class DirectionalFD:
                 out.measurements += 1
                 b_mu, b_bound, b_disagrees = b.mismatch, b.bound, b.disagrees
                 if not b_disagrees and not a.nondifferentiable:
-                    out.unresolved.append([self.support.entry(int(k)) for k in s_idx[:16]])
+                    out.unresolved.append([self.support.entry(int(k)) for k in s_idx[:UNRESOLVED_LISTED]])
                     continue
             if a.nondifferentiable:
-                out.unresolved.append([self.support.entry(int(k)) for k in a_idx[:16]])
+                out.unresolved.append([self.support.entry(int(k)) for k in a_idx[:UNRESOLVED_LISTED]])
             elif a.disagrees:
                 pending.append((a_idx, a_z, a.mismatch, a.bound))
             if b_disagrees:
                 pending.append((b_idx, b_z, b_mu, b_bound))
-        out.unresolved.extend([self.support.entry(int(k)) for k in s[:16]] for s, *_ in pending)
+        out.unresolved.extend([self.support.entry(int(k)) for k in s[:UNRESOLVED_LISTED]] for s, *_ in pending)
         return out
 
 

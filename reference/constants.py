@@ -65,3 +65,7 @@ VMAP_AGREEMENT_ULPS = 64
 EVALUATIONS_PER_MEASUREMENT = 4
 #: Rounding of the directional Richardson estimate (4 m(h/2) − m(h))/3, in units of ε_f/h: (4·2 + 1)/3.
 DIRECTIONAL_ROUNDING = 3
+#: Entries one bisection reports at most (a wholly wrong torch graph is not worth more evaluations).
+MAX_LOCALIZED = 8
+#: Entries of a set bisection could not resolve that are kept to name it (a report shows the first few).
+UNRESOLVED_LISTED = 16

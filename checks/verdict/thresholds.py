@@ -23,10 +23,12 @@ from verigrad.reference.constants import (
     KINK_NOISE,
     KINK_RATIO,
     MAX_CHUNK_ROWS,
+    MAX_LOCALIZED,
     NOISE_FLOOR_ULPS,
     RICHARDSON_ROUNDING,
     TINY,
     U64,
+    UNRESOLVED_LISTED,
     VMAP_AGREEMENT_ULPS,
 )
 
@@ -112,14 +114,13 @@ DEFAULT_BUDGET = 200
 #: Entries per parameter where analytic and autograd disagree that also get per-entry finite differences
 #: (the worst ones); beyond them the verdict rests on the directional confirmation of autograd.
 MAX_ENTRY_FD = 16
-#: Entries one bisection reports at most (a wholly wrong torch graph is not worth more evaluations).
-MAX_LOCALIZED = 8
 #: Evaluations kept back from bisection for the per-entry differences of its findings (≤ 6 each).
 ENTRY_RESERVE = 12
 #: Per-entry central differences cost at most this many evaluations (h, then h/2 and h/4 if refined).
 EVALUATIONS_PER_ENTRY = 6
 # A directional measurement costs EVALUATIONS_PER_MEASUREMENT (4) forwards; its Richardson estimate
-# rounds by DIRECTIONAL_ROUNDING·ε_f/h (3ε_f/h) (reference.constants).
+# rounds by DIRECTIONAL_ROUNDING·ε_f/h (3ε_f/h); one bisection reports MAX_LOCALIZED (8) entries at most
+# and names a set it could not resolve by its first UNRESOLVED_LISTED (16) entries (reference.constants).
 
 #: Checked entries (all checked parameters together) above which ``choose_mode`` picks projection.
 #: Exhaustive costs 2P forwards and grows linearly; projection costs ~41 forwards (no disagreement).
@@ -162,6 +163,7 @@ __all__ = [
     "RICHARDSON_ROUNDING",
     "TINY",
     "U64",
+    "UNRESOLVED_LISTED",
     "VMAP_AGREEMENT_ULPS",
     "exact_bound",
     "unit_roundoff",
