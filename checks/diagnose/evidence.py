@@ -60,7 +60,7 @@ class Example:
     a: np.ndarray | None  # the analytic gradient in float64 (None: raised, missing or not numeric)
     r: np.ndarray  # the reference
     live: np.ndarray  # entries that can be compared: differentiable, finite reference
-    tau: np.ndarray  # the gate's threshold per reference entry
+    tau: np.ndarray  # the gate's threshold per reference entry (NaN where ``a`` is None: never compared)
 
 
 def shape_text(shape: Sequence[object]) -> str:
@@ -112,7 +112,9 @@ def examples(derivation: Derivation, param: str, evidence: Sequence[tuple[Point,
                 a = np.asarray(g.analytic, dtype=np.float64)
             except (TypeError, ValueError):  # not numbers
                 a = None
-        out.append(Example(point, g, a, r, np.isfinite(r) & ~nd, entry_threshold(derivation, point, g, r)))
+        # Without analytic numbers nothing is compared, and a raised gradient has no τ to read: none is measured.
+        tau = entry_threshold(derivation, point, g, r) if a is not None else np.full(r.shape, np.nan)
+        out.append(Example(point, g, a, r, np.isfinite(r) & ~nd, tau))
     return out
 
 
