@@ -40,21 +40,36 @@ class KinksError(Exception):
     """The derivation's ``kinks()`` raised, or returned something that is not arrays; the user's exception is the cause."""
 
 
-def _shapes(derivation: Derivation, sizes: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], tuple[int, ...] | None]:
-    params = {name: derivation.shape_of(name, sizes) for name in derivation.params}
+def _plan(derivation: Derivation, sizes: Mapping[str, int]):
+    """What each draw makes: (name, shape, uniform range or None) per parameter, and grad_output's shape."""
+    params = [(name, derivation.shape_of(name, sizes), derivation.ranges.get(name)) for name in derivation.params]
     return params, (derivation.output_shape(sizes) if derivation.is_layer else None)
 
 
-def _values(derivation: Derivation, shapes, rng: np.random.Generator, scale: float):
+def _values(plan, rng: np.random.Generator, scale: float):
     params = {}
-    for name, shape in shapes[0].items():
-        if name in derivation.ranges:
-            lo, hi = derivation.ranges[name]
-            params[name] = rng.uniform(lo, hi, shape)
+    for name, shape, bounds in plan[0]:
+        if bounds is not None:
+            params[name] = rng.uniform(bounds[0], bounds[1], shape)
         else:
-            params[name] = scale * rng.standard_normal(shape)
-    g = rng.standard_normal(shapes[1]) if shapes[1] is not None else None
+            z = rng.standard_normal(shape)
+            params[name] = z if scale == 1.0 else scale * z
+    g = rng.standard_normal(plan[1]) if plan[1] is not None else None
     return params, g
+
+
+def _distance(derivation: Derivation, params: Mapping[str, np.ndarray]) -> float:
+    try:
+        switches = [np.asarray(s, dtype=np.float64) for s in derivation.kinks(np_xp, **params)]
+    except Exception as e:  # user code
+        raise KinksError(f"{type(e).__name__}: {e}") from e
+    worst = float("inf")
+    for s in switches:
+        if s.size:
+            # np.add.reduce(·, axis=None) / size is np.mean's own arithmetic, without its dispatch.
+            rms = float(np.sqrt(np.add.reduce(s * s, axis=None) / s.size)) or 1.0
+            worst = min(worst, float(np.abs(s).min()) / rms)
+    return worst
 
 
 def kink_distance(derivation: Derivation, params: Mapping[str, np.ndarray]) -> float:
@@ -62,16 +77,7 @@ def kink_distance(derivation: Derivation, params: Mapping[str, np.ndarray]) -> f
     if derivation.kinks is None:
         return float("inf")
     with np.errstate(all="ignore"):
-        try:
-            switches = [np.asarray(s, dtype=np.float64) for s in derivation.kinks(np_xp, **params)]
-        except Exception as e:  # user code
-            raise KinksError(f"{type(e).__name__}: {e}") from e
-        worst = float("inf")
-        for s in switches:
-            if s.size:
-                rms = float(np.sqrt((s * s).mean())) or 1.0
-                worst = min(worst, float(np.abs(s).min()) / rms)
-    return worst
+        return _distance(derivation, params)
 
 
 def draw_points(
@@ -83,22 +89,23 @@ def draw_points(
     scale: float = 1.0,
 ) -> list[Point]:
     """``draw_point`` at each of ``seeds``, all at ``sizes`` (the shapes are resolved once)."""
-    shapes = _shapes(derivation, sizes)
+    plan = _plan(derivation, sizes)
     ordered = {d: int(sizes[d]) for d in derivation.symbols}
     keep_off = not include_kinks and derivation.kinks is not None
     points = []
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        params, g = _values(derivation, shapes, rng, scale)
-        notes = []
-        if keep_off:
-            for _ in range(KINK_REDRAWS):
-                if kink_distance(derivation, params) >= KINK_MARGIN:
-                    break
-                params, g = _values(derivation, shapes, rng, scale)
-            else:
-                notes.append(f"no draw kept a margin of {KINK_MARGIN:g} from the kinks in {KINK_REDRAWS} tries")
-        points.append(Point(sizes=dict(ordered), params=params, grad_output=g, seed=seed, notes=notes))
+    with np.errstate(all="ignore"):
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            params, g = _values(plan, rng, scale)
+            notes = []
+            if keep_off:
+                for _ in range(KINK_REDRAWS):
+                    if _distance(derivation, params) >= KINK_MARGIN:
+                        break
+                    params, g = _values(plan, rng, scale)
+                else:
+                    notes.append(f"no draw kept a margin of {KINK_MARGIN:g} from the kinks in {KINK_REDRAWS} tries")
+            points.append(Point(sizes=dict(ordered), params=params, grad_output=g, seed=seed, notes=notes))
     return points
 
 
