@@ -1,0 +1,59 @@
+"""The example database through the command: a failure found by one ``verigrad check`` is the first example of the
+next; ``--no-database`` neither reads nor writes it. Every test runs in its own tmp_path."""
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from verigrad.checks.cli import main
+
+WRONG_WHEN_LARGE = '''
+import numpy as np
+from verigrad import Derivation
+
+def forward(xp, X, W):
+    return xp.sum((X @ W) ** 2)
+
+def gradients(X, W):
+    r = 2 * (X @ W)
+    wrong = X.shape[0] >= 6 and X.shape[1] >= 5
+    return {"X": r @ W.T, "W": X.T @ r * (1.5 if wrong else 1.0)}
+
+large = Derivation(name="large", shapes={"X": ("N", "D"), "W": ("D", "M")}, forward=forward, gradients=gradients)
+'''
+
+
+@pytest.fixture
+def target(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI", raising=False)
+    (tmp_path / "large.py").write_text(textwrap.dedent(WRONG_WHEN_LARGE))
+    return "large.py"
+
+
+def checked(capsys, *argv):
+    code = main(["check", "--examples", "60", "--no-color", "--json", "report.json", *argv])
+    capsys.readouterr()
+    (entry,) = json.loads(open("report.json").read())["derivations"]
+    return code, entry
+
+
+def test_a_failure_found_by_one_run_is_the_first_example_of_the_next(target, capsys):
+    code, first = checked(capsys, target)
+    assert code == 1 and first["examples"] > 1
+    assert os.path.isdir(os.path.join(".hypothesis", "verigrad"))
+    code, second = checked(capsys, target)
+    assert code == 1
+    assert (second["examples"], second["points"]) == (1, 1)
+    assert second["counterexample"] == first["counterexample"]
+
+
+def test_no_database_neither_reads_nor_writes(target, capsys):
+    code, alone = checked(capsys, target, "--no-database")
+    assert code == 1 and alone["status"] == "fail"
+    assert not os.path.exists(".hypothesis")
+    checked(capsys, target)  # saves the failure
+    code, again = checked(capsys, target, "--no-database")
+    assert code == 1 and again["examples"] > 1  # the saved failure was not read
