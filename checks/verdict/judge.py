@@ -221,7 +221,7 @@ def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientRe
     if analytic is None:
         return fail(f"gradients returned no entry for {param}", Problem.MISSING), []
     a = np.asarray(analytic)
-    integer = a.dtype.kind in "iu"  # np.integer; complex, bool and object are neither floating nor integer
+    integer = np.issubdtype(a.dtype, np.integer)  # complex, bool and object are neither floating nor integer
     if not (a.dtype.kind == "f" or integer):
         return fail(f"gradient of {param} has dtype {a.dtype}; expected a real floating-point array", Problem.DTYPE), []
     if a.shape != shape:
