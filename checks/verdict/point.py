@@ -18,9 +18,6 @@ from verigrad.checks.verdict.judge import judge_point, refine_where_autograd_dis
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.reference import BatchedObjective, FDEstimate, ForwardError, autograd_gradients, finite_differences, forward_value, forward_value_torch
 
-#: The single-point judgement under its former name, for scripts that re-judge a planted gradient.
-_judge = judge_point
-
 
 def error_report(rep: Report, message: str, started: float) -> Report:
     """``rep`` as an error with one line saying why the point could not be checked."""
