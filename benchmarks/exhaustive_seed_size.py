@@ -116,27 +116,30 @@ def exhaustive_rows(d: verigrad.Derivation, params: Mapping[str, np.ndarray]) ->
     return rows, len(entries)
 
 
-def measure(sizes: Mapping[str, int], exhaustive: bool = True) -> list[str]:
-    """The seed's-sizes table as Markdown lines."""
+def measure(sizes: Mapping[str, int], exhaustive: bool = True, echo=print) -> list[str]:
+    """The seed's-sizes table as Markdown lines, each ``echo``-ed as soon as it is measured."""
     d = verigrad.builtin("two_layer_relu")
     params = verigrad.draw_point(d, sizes, 0).params
     verigrad.check(d, at=verigrad.draw_point(d, {k: 1 for k in sizes}, 0).params)  # warm
-    rows = projection_rows(d, params)
     P = sum(params[k].size for k in d.check)
-    if exhaustive:
-        more, P = exhaustive_rows(d, params)
-        rows += more
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     spec = ", ".join(f"{k}={v}" for k, v in sizes.items())
-    return [
+    lines = [
         f"## The seed's sizes: two_layer_relu at {spec} (P = {P:,} checked entries)",
         "",
         "| measurement | seconds | forward evaluations | status | index found | target |",
         "|---|---|---|---|---|---|",
-        *rows,
-        "",
-        f"Peak resident memory of the benchmark process: {peak:.2f} GB.",
     ]
+    echo("\n".join(lines), flush=True)
+    rows = projection_rows(d, params)
+    echo("\n".join(rows), flush=True)
+    if exhaustive:
+        more, _ = exhaustive_rows(d, params)
+        echo("\n".join(more), flush=True)
+        rows += more
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    tail = ["", f"Peak resident memory of the benchmark process: {peak:.2f} GB."]
+    echo("\n".join(tail), flush=True)
+    return [*lines, *rows, *tail]
 
 
 def main(argv=None) -> None:
@@ -144,7 +147,7 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes", default=SEED_SPEC, help="e.g. N=8,D_in=50,H=10,D_out=3 to try the script quickly")
     ap.add_argument("--no-exhaustive", action="store_true", help="only the planted entry (projection), seconds")
     args = ap.parse_args(argv)
-    print("\n".join(measure(parse_sizes(args.sizes), exhaustive=not args.no_exhaustive)))
+    measure(parse_sizes(args.sizes), exhaustive=not args.no_exhaustive)
 
 
 if __name__ == "__main__":

@@ -297,9 +297,7 @@ def main(argv=None) -> None:
     print("\n".join(small), flush=True)
     lines += small
     if args.seed_size:
-        big = seed_size.measure(seed_size.parse_sizes(args.seed_sizes))
-        print("\n".join(big), flush=True)
-        lines += big
+        lines += seed_size.measure(seed_size.parse_sizes(args.seed_sizes))
     load = os.getloadavg()
     lines += ["", f"Load average at end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}.", ""]
     print(lines[-2])
