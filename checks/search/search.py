@@ -28,11 +28,11 @@ from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_prob
 from verigrad.checks.report import Diagnosis, Kind, Mode, Point, Problem, Report, Status
 from verigrad.checks.search.database import Entry, KnownFailures, known_failures, wanted
 from verigrad.checks.search.points import SEED_MAX, KinksError, draw_point, draw_points, infer_sizes, seeds, sizes_strategy
-from verigrad.checks.search.replay import parse_replay, replay_command
+from verigrad.checks.search.replay import replay_command
 from verigrad.checks.search.usercode import raised_in_user_code
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
 
-__all__ = ["CONFIRM_EXAMPLES", "DEFAULT_EXAMPLES", "MODES", "VALUES_PER_SIZE", "Method", "check", "check_points", "parse_replay", "safe_evaluate"]
+__all__ = ["CONFIRM_EXAMPLES", "DEFAULT_EXAMPLES", "MODES", "VALUES_PER_SIZE", "Method", "check", "check_points", "safe_evaluate"]
 
 #: Examples (sizes drawn by hypothesis) tried by default per derivation.
 DEFAULT_EXAMPLES = 30
