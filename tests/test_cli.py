@@ -136,13 +136,15 @@ def test_list_shows_the_builtins(capsys):
     assert "two_layer_sigmoid_mse" in out and "W1:(D_in, H)" in out
 
 
-def test_console_entry_point_runs_as_a_module():
-    proc = subprocess.run(
-        [sys.executable, "-m", "checks", "check", "relu_regression", "--examples", "3", "--seed", "1", "--no-database"],
+@pytest.mark.parametrize("module", ["verigrad", "verigrad.checks"])
+def test_console_entry_point_runs_as_a_module(module, tmp_path):
+    proc = subprocess.run(  # from elsewhere than the repository, as a user runs it
+        [sys.executable, "-m", module, "check", "relu_regression", "--examples", "3", "--seed", "1", "--no-database"],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     assert "1 passed, 0 failed" in proc.stdout

@@ -130,10 +130,14 @@ def test_random_cli_arguments_never_show_a_traceback(argv, tmp_path_factory):
 
 SLOW = '''
 import time
+from pathlib import Path
 import numpy as np
 from verigrad.analytic import Derivation
 
+STARTED = Path(__file__).with_suffix(".started")  # the run has reached this derivation: the one before it is done
+
 def forward(xp, X):
+    STARTED.touch()
     time.sleep(0.2)
     return xp.sum(X ** 2)
 
@@ -141,7 +145,12 @@ slow = Derivation(name="slow", shapes={"X": ("N",)}, forward=forward, gradients=
 '''
 
 
+#: Seconds the interrupted run may take to start and check relu_regression (a few, unless the machine is very busy).
+STARTUP_LIMIT = 300
+
+
 def test_ctrl_c_prints_what_was_checked_writes_complete_reports_and_exits_130(tmp_path):
+    """Interrupted once it is checking "slow" (minutes), after relu_regression passed: the summary so far, exit 130."""
     import signal
     import subprocess
     import sys
@@ -151,13 +160,16 @@ def test_ctrl_c_prints_what_was_checked_writes_complete_reports_and_exits_130(tm
     target.write_text(SLOW)
     report = tmp_path / "r.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "checks", "check", "relu_regression", str(target), "--seed", "0", "--no-database", "--json", str(report)],
+        [sys.executable, "-m", "verigrad", "check", "relu_regression", str(target), "--seed", "0", "--no-database", "--json", str(report)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(15)  # start-up and relu_regression take a few seconds; "slow" takes minutes
-    assert proc.poll() is None
+    started = target.with_suffix(".started")
+    deadline = time.monotonic() + STARTUP_LIMIT
+    while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert started.exists() and proc.poll() is None, "the run never reached the slow derivation"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
