@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,18 +31,30 @@ def _python_files():
     yield ROOT / "conftest.py"
 
 
+def _bare_names(node: ast.AST) -> list[str]:
+    """Bare folder names a node imports (``import checks``) or runs as a module: a bare name after ``-m`` in a
+    list of arguments or in a command string."""
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+        names = [node.module]
+    elif isinstance(node, ast.List | ast.Tuple):
+        words = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+        names = [after for before, after in itertools.pairwise(words) if before == "-m" and isinstance(after, str)]
+    elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+        names = re.findall(r"-m ([\w.]+)", node.value)
+    else:
+        names = []
+    return [n for n in names if n.split(".")[0] in BARE]
+
+
 def test_nothing_imports_the_bare_folder_names():
-    offenders = []
-    for path in _python_files():
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            else:
-                continue
-            offenders += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names if n.split(".")[0] in BARE]
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+        for path in _python_files()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+        for name in _bare_names(node)
+    ]
     assert not offenders, offenders
 
 
