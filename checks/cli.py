@@ -141,7 +141,8 @@ def _check_all(targets: list[Target], args: argparse.Namespace, replay: tuple[di
                     include_kinks=args.include_kinks,
                     replay=replay,
                     target=t.label,
-                    database=not args.no_database,
+                    # The seed is the run's own unless --seed named it: then the run must be reproducible.
+                    database=not args.no_database and args.seed is None,
                     progress=progress.update,
                     timeout=args.timeout or None,
                     device=args.device,

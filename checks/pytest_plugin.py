@@ -85,6 +85,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--verigrad-markdown", metavar="PATH", help="write verigrad's Markdown report here")
     group.addoption("--verigrad-examples", metavar="N", help=f"random sizes tried per derivation, {VALUES_PER_SIZE} value draws at each (default 30)")
     group.addoption("--verigrad-seed", metavar="N", help="seed of the search (default: fixed under CI, else random; printed)")
+    group.addoption(
+        "--verigrad-no-database",
+        action="store_true",
+        default=False,
+        help="do not read or write the example database (.hypothesis/verigrad) of known failures",
+    )
     group.addoption("--verigrad-timeout", metavar="SECONDS", type=float, help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)")
     parser.addini("verigrad_collect", "collect module-level Derivation objects of test modules as items", type="bool", default=True)
 
@@ -109,8 +115,9 @@ def pytest_configure(config: pytest.Config) -> None:
         seed_source=source,
         examples=None if examples is None else _positive(examples),
         timeout=timeout or None,
-        # Under CI the example database would make one run depend on the last: off, as in the ci profile.
-        database=not os.environ.get("CI"),
+        # Under CI the example database would make one run depend on the last: off, as in the ci profile;
+        # and a seed the user named must give the same run every time.
+        database=source == "random" and not os.environ.get("CI") and not config.getoption("verigrad_no_database"),
     )
 
 

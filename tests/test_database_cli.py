@@ -57,3 +57,14 @@ def test_no_database_neither_reads_nor_writes(target, capsys):
     checked(capsys, target)  # saves the failure
     code, again = checked(capsys, target, "--no-database")
     assert code == 1 and again["examples"] > 1  # the saved failure was not read
+
+
+def test_a_named_seed_is_reproducible_whatever_the_database_holds(target, capsys):
+    code, seeded = checked(capsys, target, "--seed", "3")
+    assert code == 1 and seeded["examples"] > 1
+    assert not os.path.exists(".hypothesis")  # a --seed run writes nothing either
+    checked(capsys, target)  # a run without --seed saves the failure
+    assert os.path.isdir(os.path.join(".hypothesis", "verigrad"))
+    code, again = checked(capsys, target, "--seed", "3")
+    assert code == 1
+    assert (again["examples"], again["points"], again["counterexample"]) == (seeded["examples"], seeded["points"], seeded["counterexample"])

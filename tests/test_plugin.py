@@ -81,6 +81,18 @@ def test_right_and_wrong_derivations_become_one_item_each(pytester):
     assert "verigrad: 1 passed, 1 failed (seed 7)" in out
 
 
+@pytest.mark.parametrize(
+    ("args", "kept"),
+    [([], True), (["--verigrad-no-database"], False), (["--verigrad-seed", "7"], False)],
+    ids=["random-seed", "no-database", "named-seed"],
+)
+def test_the_example_database_is_kept_only_for_a_random_seed(pytester, args, kept):
+    project(pytester, test_square=SQUARE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--verigrad-examples", "4", *args)
+    result.assert_outcomes(passed=2, failed=1)
+    assert (pytester.path / ".hypothesis" / "verigrad").is_dir() == kept
+
+
 RAISES = '''
 from verigrad.analytic import Derivation
 
