@@ -17,14 +17,12 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose.evidence import MATCH_RTOL, MATCH_SLACK, Case, Example, on_examples, shape_text
+from verigrad.checks.diagnose.evidence import Case, Example, on_examples, shape_text
 from verigrad.checks.report import Diagnosis, Kind
 from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, OBJECTIVE_FLOOR
 from verigrad.reference import ForwardError, autograd_gradients, np_xp, objective
 
-#: Broadcasting a parameter first must leave the objective f as it was, up to the rounding of a sum of n
-#: per-copy terms: |f₁ − f₀| ≤ MATCH_SLACK · u · √n · max(|f₀|, OBJECTIVE_FLOOR) (the floor: f₀ = 0 exactly).
-OBJECTIVE_FLOOR = 1e-300
 #: Exceptions a user forward may raise when a parameter is broadcast to a shape it was not written for.
 _BROADCAST_ERRORS = (ForwardError, ValueError, TypeError, RuntimeError, IndexError)
 

@@ -28,23 +28,10 @@ from verigrad.checks.report import GradientReport, Point, Problem, Report, Statu
 from verigrad.checks.search.points import draw_point
 from verigrad.checks.verdict import autograd_noise, evaluate, exact_tolerance, inner_length
 from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, PROBE_SIZES, SNAP_RTOL
 
-#: A relation "analytic = c · T(reference)" holds where |analytic − c · T(reference)| ≤ MATCH_SLACK · τ · max(1, |c|),
-#: τ being the gate's per-entry threshold: the analytic's own, differently ordered arithmetic and the
-#: transform add rounding of the order of τ, while real slips differ at O(1) relative.
-MATCH_SLACK = 16.0
-#: ... and never tighter than MATCH_RTOL · |c · T(reference)| per entry: τ scales with max|reference|, so it
-#: misses the rounding of a formula with cancellation (1 − tanh² near saturation is exact only to about
-#: u / (1 − tanh²) relative), whereas the slips told apart here differ at O(1) relative.
-MATCH_RTOL = 1e-9
-#: A fitted factor is named by a simple form (−1, 2, 1/N, ...) when within this relative distance of it;
-#: the named value must then pass the MATCH_SLACK test itself, so naming never hides a mismatch.
-SNAP_RTOL = 1e-6
 #: Plain constants a factor is named by: a dropped or doubled 2, a mean over 3 or 4 fixed entries.
 CONSTANTS = (2.0, 0.5, 3.0, 1 / 3, 4.0, 0.25)
-#: Sizes tried, in order, for a second point that tells dims apart: distinct primes first, so that N,
-#: D, N·D and their ratios take distinct values.
-PROBE_SIZES = (3, 2, 5, 7, 11, 13, 4, 6, 8, 9, 10, 12)
 
 #: A rearrangement T of a reference-shaped array (np.asarray: none).
 Transform = Callable[[np.ndarray], np.ndarray]

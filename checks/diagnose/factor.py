@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from verigrad.checks.diagnose.evidence import CONSTANTS, IDENTITY, MATCH_SLACK, SNAP_RTOL, Case, fit, on_examples
+from verigrad.checks.diagnose.evidence import CONSTANTS, IDENTITY, Case, fit, on_examples
 from verigrad.checks.report import Diagnosis, Kind
+from verigrad.checks.verdict.thresholds import MATCH_SLACK, SNAP_RTOL
 
 #: Forms of a size-dependent factor: (numerator constant, denominator constant); each combined with up
 #: to two dims split between numerator and denominator (N, 1/N, N·D, 1/(N·D), D/N, 2/N, ...).

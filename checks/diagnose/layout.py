@@ -16,9 +16,7 @@ import numpy as np
 
 from verigrad.checks.diagnose.evidence import Case, Example, Transform, fit, on_examples, shape_text
 from verigrad.checks.report import Diagnosis, Kind
-
-#: Layout search covers every axis permutation up to this rank (4! = 24 candidates).
-MAX_PERMUTED_RANK = 4
+from verigrad.checks.verdict.thresholds import MAX_PERMUTED_RANK
 
 
 def layouts(shape_r: tuple[int, ...], shape_a: tuple[int, ...]) -> Iterator[tuple[str, Transform]]:

@@ -17,7 +17,6 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 from verigrad.checks.diagnose.evidence import (
-    MATCH_SLACK,
     Case,
     Example,
     examples,
@@ -30,16 +29,9 @@ from verigrad.checks.diagnose.evidence import (
 from verigrad.checks.report import Diagnosis, Kind
 from verigrad.checks.search.points import draw_point
 from verigrad.checks.verdict import evaluate
+from verigrad.checks.verdict.thresholds import MATCH_SLACK, MAX_LISTED, MIN_PATTERN_ENTRIES, MORE_SEED_OFFSET
 from verigrad.reference import np_xp
 
-#: Wrong entries or slices listed in a partial diagnosis at most.
-MAX_LISTED = 8
-#: A kink pattern ("wrong exactly where the switch is ≤ 0") is tested on at least this many entries; when the
-#: counterexample is tiny (one entry, say), more examples are drawn at its sizes, so that a pattern that a few
-#: examples fit by chance is not claimed. They only refute: ``confirmed_on`` counts the evidence given.
-MIN_PATTERN_ENTRIES = 16
-#: Seeds of those further examples start this far from the counterexample's, clear of the evidence's own.
-MORE_SEED_OFFSET = 1_000_003
 
 def _index_names(symbols: Sequence[Any], taken: Sequence[str] = ()) -> list[str]:
     names: list[str] = []

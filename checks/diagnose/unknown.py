@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from verigrad.checks.diagnose.evidence import MATCH_SLACK, Case, wrong_entries
+from verigrad.checks.diagnose.evidence import Case, wrong_entries
 from verigrad.checks.report import Diagnosis, Kind
+from verigrad.checks.verdict.thresholds import MATCH_SLACK
 
 
 def unknown(case: Case) -> Diagnosis:

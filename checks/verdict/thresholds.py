@@ -2,7 +2,14 @@
 
 The verdict's own thresholds are defined here; the constants of the reference witnesses are defined in
 ``verigrad.reference.constants`` (``reference`` may not import ``checks``) and re-exported below with
-their reasons. The derivation of each bound is in docs/tolerances.md.
+their reasons. The derivation of each bound is in docs/tolerances.md. The diagnosis's thresholds
+(checks/diagnose/) are in the section "diagnosis" below.
+
+Two kinds of number stay with the code that uses them, because they are not tuning: the search's budget
+(checks/search/search.py: DEFAULT_EXAMPLES examples, VALUES_PER_SIZE points at each example's sizes,
+CONFIRM_EXAMPLES further examples a diagnosis is confirmed on — counts of work, not bounds of a judgement),
+and the vocabulary the diagnosis names factors by (checks/diagnose/evidence.py::CONSTANTS and
+checks/diagnose/factor.py::FORM_CONSTANTS — the forms a factor may take, not tolerances).
 """
 
 from __future__ import annotations
@@ -130,6 +137,35 @@ EVALUATIONS_PER_ENTRY = 6
 #: three ways, kinks found per entry); it is kept while it costs under ~0.5 s and ≲ 10× projection.
 CROSSOVER_ENTRIES = 1000
 
+# --- diagnosis (checks/diagnose/) -------------------------------------------------------------------------
+#: A relation "analytic = c · T(reference)" holds where |analytic − c · T(reference)| ≤ MATCH_SLACK · τ · max(1, |c|),
+#: τ being the gate's per-entry threshold: the analytic's own, differently ordered arithmetic and the
+#: transform add rounding of the order of τ, while real slips differ at O(1) relative.
+MATCH_SLACK = 16.0
+#: ... and never tighter than MATCH_RTOL · |c · T(reference)| per entry: τ scales with max|reference|, so it
+#: misses the rounding of a formula with cancellation (1 − tanh² near saturation is exact only to about
+#: u / (1 − tanh²) relative), whereas the slips told apart here differ at O(1) relative.
+MATCH_RTOL = 1e-9
+#: A fitted factor is named by a simple form (−1, 2, 1/N, ...) when within this relative distance of it;
+#: the named value must then pass the MATCH_SLACK test itself, so naming never hides a mismatch.
+SNAP_RTOL = 1e-6
+#: Sizes tried, in order, for a second point that tells dims apart: distinct primes first, so that N,
+#: D, N·D and their ratios take distinct values.
+PROBE_SIZES = (3, 2, 5, 7, 11, 13, 4, 6, 8, 9, 10, 12)
+#: Broadcasting a parameter first must leave the objective f as it was, up to the rounding of a sum of n
+#: per-copy terms: |f₁ − f₀| ≤ MATCH_SLACK · u · √n · max(|f₀|, OBJECTIVE_FLOOR) (the floor: f₀ = 0 exactly).
+OBJECTIVE_FLOOR = 1e-300
+#: Layout search covers every axis permutation up to this rank (4! = 24 candidates).
+MAX_PERMUTED_RANK = 4
+#: Wrong entries or slices listed in a partial diagnosis at most.
+MAX_LISTED = 8
+#: A kink pattern ("wrong exactly where the switch is ≤ 0") is tested on at least this many entries; when the
+#: counterexample is tiny (one entry, say), more examples are drawn at its sizes, so that a pattern that a few
+#: examples fit by chance is not claimed. They only refute: ``confirmed_on`` counts the evidence given.
+MIN_PATTERN_ENTRIES = 16
+#: Seeds of those further examples start this far from the counterexample's, clear of the evidence's own.
+MORE_SEED_OFFSET = 1_000_003
+
 __all__ = [
     "ANALYTIC_NOISE_CAP",
     "AUTOGRAD_JITTERS",
@@ -155,12 +191,21 @@ __all__ = [
     "KINK_NOISE",
     "KINK_RATIO",
     "K_FD",
+    "MATCH_RTOL",
+    "MATCH_SLACK",
     "MAX_CHUNK_ROWS",
     "MAX_ENTRY_FD",
+    "MAX_LISTED",
     "MAX_LOCALIZED",
+    "MAX_PERMUTED_RANK",
+    "MIN_PATTERN_ENTRIES",
+    "MORE_SEED_OFFSET",
     "NOISE_FLOOR_ULPS",
     "NOISE_JITTER",
+    "OBJECTIVE_FLOOR",
+    "PROBE_SIZES",
     "RICHARDSON_ROUNDING",
+    "SNAP_RTOL",
     "TINY",
     "U64",
     "UNRESOLVED_LISTED",
