@@ -42,6 +42,8 @@ def autograd_gradients(
     g = None if grad_output is None else torch.as_tensor(np.asarray(grad_output, dtype=np.float64), device=device)
     try:
         f = objective(derivation, torch_xp, leaves, g)
+    except ForwardError:
+        raise
     except Exception as e:  # the forward is user code: report, don't crash
         raise ForwardError(f"forward raised under torch: {type(e).__name__}: {e}") from e
     if not isinstance(f, torch.Tensor):

@@ -16,7 +16,7 @@ import torch
 
 from verigrad.analytic import Derivation
 
-__all__ = ["ForwardError", "np_xp", "objective", "torch_xp"]
+__all__ = ["ForwardError", "check_output", "np_xp", "objective", "torch_xp"]
 
 
 class ForwardError(RuntimeError):
@@ -24,13 +24,36 @@ class ForwardError(RuntimeError):
 
 
 def objective(derivation: Derivation, xp: Any, params: Mapping[str, Any], grad_output: Any = None) -> Any:
-    """Evaluate the scalar objective of ``derivation`` with namespace ``xp`` (no checks beyond shape)."""
+    """Evaluate the scalar objective of ``derivation`` with namespace ``xp``. A layer's output is checked
+    against ``grad_output``, which has the declared output shape (``check_output``)."""
     out = derivation.forward(xp, **params)
     if derivation.is_layer:
         if grad_output is None:
             raise ValueError("a layer derivation needs grad_output")
+        check_output(derivation, out, tuple(np.shape(grad_output)))
         return xp.sum(grad_output * out)
     return out
+
+
+def check_output(derivation: Derivation, out: Any, expected: tuple[int, ...]) -> None:
+    """ForwardError unless a layer's output has the declared shape and a real floating dtype.
+
+    Without it Σ G ⊙ out broadcasts a transposed or scalar output into some scalar, and its gradient,
+    not the one the hand-derived backward computes, would be blamed on the analytic side. Only the
+    shape and dtype are read (no values), so it holds under vmap, where both are those of one row.
+    """
+    shape = getattr(out, "shape", None)
+    if shape is None:
+        shape = np.shape(out)
+    if tuple(shape) != expected:
+        raise ForwardError(f"forward returned an array of shape {tuple(shape)}, expected {expected} (output={derivation.output!r})")
+    if isinstance(out, torch.Tensor):
+        if not out.is_floating_point():
+            raise ForwardError(f"forward returned an output of dtype {out.dtype}; a layer's output must be real floating point")
+        return
+    dtype = np.asarray(out).dtype
+    if dtype.kind != "f":
+        raise ForwardError(f"forward returned an output of dtype {dtype}; a layer's output must be real floating point")
 
 
 def check_scalar(derivation: Derivation, value: Any) -> float:
