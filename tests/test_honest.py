@@ -6,7 +6,7 @@ import pytest
 
 from verigrad import Derivation
 from verigrad.checks import check
-from verigrad.checks.report import ERROR, PASS
+from verigrad.checks.report import ERROR, FAIL, PASS, Blame, Problem
 from verigrad.checks.search import draw_point
 from verigrad.checks.verdict import evaluate, evaluate_group, evaluate_projection
 
@@ -83,3 +83,52 @@ def test_an_output_that_is_not_floating_point_is_the_forwards_error(forward, dty
         assert rep.status == ERROR, (path, rep.status, rep.message)
         assert rep.message == f"forward returned an output of dtype {dtype}; a layer's output must be real floating point", path
 
+
+class ArrayRaises:
+    """An object NumPy asks for an array, and which refuses."""
+
+    def __array__(self, dtype=None, copy=None):
+        raise RuntimeError("no array today")
+
+
+def ragged(X, W, grad_output):
+    return {**layer_gradients(X, W, grad_output), "W": [[1.0, 2.0], [3.0]]}
+
+
+def requires_grad(X, W, grad_output):
+    import torch
+
+    return {**layer_gradients(X, W, grad_output), "W": torch.tensor(X.T @ grad_output, requires_grad=True)}
+
+
+def array_raises(X, W, grad_output):
+    return {**layer_gradients(X, W, grad_output), "W": ArrayRaises()}
+
+
+MALFORMED = {
+    "ragged": (ragged, "ValueError: setting an array element with a sequence"),
+    "requires_grad": (requires_grad, "RuntimeError: Can't call numpy() on Tensor that requires grad"),
+    "array_raises": (array_raises, "RuntimeError: no array today"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_gradient_values_are_one_failure_line_on_every_path(case):
+    gradients, reason = MALFORMED[case]
+    for path, rep in every_path(layer(matmul, gradients, name=case)).items():
+        assert rep.status == FAIL, (path, rep.status, rep.message)
+        by_param = {g.param: g for g in rep.gradients}
+        assert by_param["X"].status == PASS, path  # the readable gradient is still judged
+        w = by_param["W"]
+        assert w.status == FAIL and w.problem == Problem.DTYPE and w.blame == Blame.ANALYTIC, path
+        assert w.message.startswith(f"gradient of W cannot be read as an array: {reason}"), (path, w.message)
+        assert "\n" not in w.message
+        assert rep.message == w.message
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_gradient_values_fail_the_search(case):
+    gradients, reason = MALFORMED[case]
+    rep = check(layer(matmul, gradients, name=case), examples=4, seed=0, database=False)
+    assert rep.status == FAIL
+    assert rep.message.startswith(f"gradient of W cannot be read as an array: {reason}"), rep.message

@@ -3,7 +3,8 @@ whether it wrote into its arguments."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,36 @@ def check_inputs(derivation: Derivation, point: Point) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A returned gradient NumPy cannot read as an array (a ragged list, a torch tensor that requires
+    grad, an object whose ``__array__`` raises): the exception, in one line."""
+
+    reason: str
+
+
+def readable(value: Any) -> Any:
+    """``value`` as a NumPy array (None stays None: no entry), or ``Unreadable`` saying why it is not one.
+    The only place returned gradient values are converted, so that every path judges the same arrays."""
+    if value is None:
+        return None
+    try:
+        return np.asarray(value)
+    except Exception as e:  # user code: the object's __array__, __len__ or __getitem__
+        text = str(e).strip().splitlines()
+        return Unreadable(f"{type(e).__name__}: {text[0]}" if text else type(e).__name__)
+
+
+def as_arrays(returned: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """The returned dict with the values of ``names`` (the derivation's parameters) read as arrays; other
+    keys, which the check ignores, are kept as they are."""
+    out = dict(returned)
+    for name in names:
+        if name in out:
+            out[name] = readable(out[name])
+    return out
+
+
 def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any] | None, str | None, list[str]]:
     """The hand-derived gradients at the point: (gradients, exception text, names modified in place)."""
     args = copies(point.params)
@@ -60,7 +91,7 @@ def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any]
     modified = changed_in_place(before, args)
     if not isinstance(out, Mapping):
         return None, f"gradients returned {type(out).__name__}, expected a dict {{param: array}}", modified
-    return dict(out), None, modified
+    return as_arrays(out, derivation.params), None, modified
 
 
 def gradients_at(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None) -> Mapping[str, Any] | None:
@@ -74,4 +105,4 @@ def gradients_at(derivation: Derivation, params: Mapping[str, np.ndarray], grad_
             there = derivation.gradients(**args)
     except Exception:  # user code
         return None
-    return there if isinstance(there, Mapping) else None
+    return as_arrays(there, derivation.params) if isinstance(there, Mapping) else None

@@ -26,6 +26,7 @@ import numpy as np
 
 from verigrad.checks.report import FAIL, PASS, Blame, GradientReport, Problem
 from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.calls import Unreadable
 from verigrad.reference import FDEstimate
 
 #: Entry verdicts as small integer codes (the blames of the result model, OK for none).
@@ -220,6 +221,8 @@ def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientRe
     fail = lambda message, problem: GradientReport(param=param, status=FAIL, blame=Blame.ANALYTIC, message=message, problem=problem)
     if analytic is None:
         return fail(f"gradients returned no entry for {param}", Problem.MISSING), []
+    if isinstance(analytic, Unreadable):
+        return fail(f"gradient of {param} cannot be read as an array: {analytic.reason}", Problem.DTYPE), []
     a = np.asarray(analytic)
     integer = np.issubdtype(a.dtype, np.integer)  # complex, bool and object are neither floating nor integer
     if not (a.dtype.kind == "f" or integer):
@@ -240,7 +243,7 @@ def judge_point(param: str, analytic: Any, auto: np.ndarray, fd: FDEstimate, sig
         refused.entries = int(auto.size)
         refused.reference = np.where(np.isfinite(auto), auto, fd.value)
         refused.nondiff_mask = fd.nondifferentiable
-        if refused.problem is not Problem.MISSING:
+        if refused.problem is not Problem.MISSING and not isinstance(analytic, Unreadable):
             refused.analytic, refused.dtype = np.asarray(analytic), str(np.asarray(analytic).dtype)
         return refused
     raw = np.asarray(analytic)

@@ -71,9 +71,8 @@ def analytic_noise(derivation: Derivation, analytic: Mapping[str, Any], probes, 
             continue
         for name in derivation.check:
             a0, a1 = analytic.get(name), there.get(name)
-            if a0 is None or a1 is None:
+            if not (isinstance(a0, np.ndarray) and isinstance(a1, np.ndarray)):  # missing or Unreadable (calls.readable)
                 continue
-            a0, a1 = np.asarray(a0), np.asarray(a1)
             if a0.shape != a1.shape or a0.shape != np.shape(linear[name]) or not all(_real(a) for a in (a0, a1)):
                 continue
             with np.errstate(all="ignore"):

@@ -50,8 +50,8 @@ def screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray],
         return None
     grads = {}
     for name in derivation.check:
-        a = np.asarray(analytic.get(name)) if name in analytic else None
-        if a is None or a.dtype != np.float64 or a.shape != np.shape(point.params[name]) or not np.all(np.isfinite(a)):
+        a = analytic.get(name)  # an array, None or Unreadable (calls.readable)
+        if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != np.shape(point.params[name]) or not np.all(np.isfinite(a)):
             return None
         grads[name] = a
     return grads, f1
