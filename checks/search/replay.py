@@ -25,6 +25,8 @@ def parse_replay(spec: str) -> tuple[dict[str, int], int]:
             number = int(value)
         except ValueError:
             raise ValueError(f"--replay: {key} must be an integer, got {value!r}") from None
+        if key in sizes or (key == "seed" and seed is not None):
+            raise ValueError(f"--replay: {key} is given twice")
         if key == "seed":
             seed = number
         elif number < 1:
@@ -36,6 +38,21 @@ def parse_replay(spec: str) -> tuple[dict[str, int], int]:
     return sizes, seed
 
 
+def check_replay(derivation: Derivation, sizes: Mapping[str, int]) -> None:
+    """ValueError (one line, naming the derivation) unless ``sizes`` gives exactly the derivation's dims."""
+    missing = [d for d in derivation.symbols if d not in sizes]
+    unknown = [d for d in sizes if d not in derivation.symbols]
+    if missing or unknown:
+        problem = f"no size for {', '.join(missing)}" if missing else f"unknown dim(s) {', '.join(unknown)}"
+        dims = ", ".join(derivation.symbols) or "none"
+        raise ValueError(f"--replay: {problem} for derivation {derivation.name!r} (its dims: {dims})")
+
+
+def _word(text: str) -> str:
+    """``text`` as one shell word that no command line parser takes for an option (a leading ``-`` made a path)."""
+    return shlex.quote(f"./{text}" if text.startswith("-") else text)
+
+
 def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[str, int], seed: int) -> str:
     """The command line that re-checks exactly this point (a built-in is named; a file is ``<file.py>`` if unknown)."""
     if target is None:
@@ -43,6 +60,8 @@ def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[st
             target = derivation.name if builtin(derivation.name) is derivation else None
         except KeyError:
             target = None
-    where = shlex.quote(target) if target else "<file.py>"
-    pick = "" if target == derivation.name else f" --only {shlex.quote(derivation.name)}"
+    where = _word(target) if target else "<file.py>"
+    # --only=NAME: a name beginning with "-" would otherwise be read as an option.
+    name = derivation.name
+    pick = "" if target == name else f" --only={shlex.quote(name)}" if name.startswith("-") else f" --only {shlex.quote(name)}"
     return f"verigrad check {where}{pick} --replay {replay_spec(sizes, seed)}"
