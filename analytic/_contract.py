@@ -15,6 +15,8 @@ Shape = tuple[Dim, ...]
 
 #: Default inclusive range of sizes drawn for every symbolic dimension.
 DEFAULT_DIM_RANGE = (1, 8)
+#: The one name a dim may not have: replay specs (``N=2,seed=7``) use it for the point's seed.
+RESERVED_DIM = "seed"
 
 
 class DerivationError(ValueError):
@@ -91,6 +93,10 @@ class Derivation:
         name = self.name
         if not isinstance(name, str) or not name.strip():
             raise DerivationError(name, "name must be a non-empty string")
+        unprintable = [c for c in name if not c.isprintable() and c != " "]
+        if unprintable:
+            # Such a name cannot be pasted into a replay command, nor read in a report.
+            raise DerivationError(name, f"name holds the unprintable character {unprintable[0]!r}; use printable characters")
         fail = lambda problem: DerivationError(name, problem)
 
         if not isinstance(self.shapes, Mapping) or not self.shapes:
@@ -213,6 +219,8 @@ def _shape(name: str, what: str, shape: object) -> Shape:
             raise DerivationError(name, f"{what}: fixed dim {d} must be >= 1")
         if isinstance(d, str) and not d.isidentifier():
             raise DerivationError(name, f"{what}: dim name {d!r} must be an identifier")
+        if d == RESERVED_DIM:
+            raise DerivationError(name, f"{what}: dim name {d!r} is reserved (replay specs use {RESERVED_DIM}=N); rename the dim")
         out.append(d)
     return tuple(out)
 
