@@ -17,10 +17,11 @@ import sys
 from collections.abc import Sequence
 
 from verigrad.checks import options
-from verigrad.checks.limits import DEFAULT_TIMEOUT
+from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
 from verigrad.checks.loader import Target, resolve_targets
 from verigrad.checks.report import Mode, Progress, RunReport, Status, print_run, write_reports
 from verigrad.checks.search import MODES, VALUES_PER_SIZE, check, parse_replay
+from verigrad.checks.search.replay import check_replay
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -32,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _checked(convert):
-    def parse(text: str) -> int:
+    def parse(text: str):
         try:
             return convert(text)
         except ValueError as e:
@@ -41,7 +42,7 @@ def _checked(convert):
     return parse
 
 
-_positive, _seed = _checked(options.positive), _checked(options.seed)
+_positive, _seed, _seconds = _checked(options.positive), _checked(options.seed), _checked(options.seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--only", metavar="NAME", action="append", help="check only the derivation(s) with this name")
     c.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         default=DEFAULT_TIMEOUT,
         help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)",
@@ -168,9 +169,20 @@ def _run_check(args: argparse.Namespace) -> int:
     if device_problem:
         print(f"verigrad: --device {args.device}: {device_problem}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        memory_limit()
+    except ValueError as e:
+        print(f"verigrad: {e}", file=sys.stderr)
+        return EXIT_USAGE
     targets, load_errors = _selected(args)
     if not targets and not load_errors:
         print("verigrad: nothing to check", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        for t in targets if replay else ():
+            check_replay(t.derivation, replay[0])
+    except ValueError as e:
+        print(f"verigrad: {e}", file=sys.stderr)
         return EXIT_USAGE
     seed = args.seed
     if seed is None:

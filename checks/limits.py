@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator, Mapping
 
 from verigrad.analytic import Derivation
+from verigrad.checks import options
 
 #: Default per-derivation time limit of the CLI, in seconds: a seed-sized exhaustive check takes ~2 min.
 DEFAULT_TIMEOUT = 600.0
@@ -18,6 +19,8 @@ DEFAULT_TIMEOUT = 600.0
 MEMORY_FACTOR = 16
 #: Share of the machine's available memory a point may take.
 MEMORY_SHARE = 0.5
+#: The environment variable that sets the memory a point may use, in bytes.
+MEMORY_VARIABLE = "VERIGRAD_MAX_MEMORY"
 
 
 class DerivationTimeout(BaseException):
@@ -52,11 +55,17 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 
 def memory_limit() -> int:
-    """Bytes a point may use: VERIGRAD_MAX_MEMORY (bytes) or half of what the machine has available."""
-    env = os.environ.get("VERIGRAD_MAX_MEMORY")
-    if env:
-        with contextlib.suppress(ValueError):
-            return int(float(env))
+    """Bytes a point may use: VERIGRAD_MAX_MEMORY (bytes) or half of what the machine has available.
+
+    A VERIGRAD_MAX_MEMORY that is not a finite number of bytes >= 1 raises ValueError (one line naming it):
+    a limit the user set and mistyped must not silently become another.
+    """
+    env = os.environ.get(MEMORY_VARIABLE)
+    if env is not None and env.strip():
+        try:
+            return options.byte_count(env)
+        except ValueError as e:
+            raise ValueError(f"{MEMORY_VARIABLE}: {e}") from None
     try:
         with open("/proc/meminfo", encoding="ascii") as fh:
             for line in fh:

@@ -33,7 +33,7 @@ import pytest
 from verigrad.analytic import NAMES, Derivation, builtin
 from verigrad.checks import options
 from verigrad.checks.assertion import failure_text
-from verigrad.checks.limits import DEFAULT_TIMEOUT
+from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
 from verigrad.checks.report import Report, RunReport, summary_line, warnings_of, write_reports
 from verigrad.checks.search import VALUES_PER_SIZE, check
 
@@ -65,7 +65,7 @@ _STATE = pytest.StashKey[_Session]()
 
 
 def _option(name: str, convert):
-    def parse(text: str) -> int:
+    def parse(text: str):
         try:
             return convert(text)
         except ValueError as e:
@@ -75,6 +75,7 @@ def _option(name: str, convert):
 
 
 _seed, _positive = _option("--verigrad-seed", options.seed), _option("--verigrad-examples", options.positive)
+_seconds = _option("--verigrad-timeout", options.seconds)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,7 +92,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="do not read or write the example database (.hypothesis/verigrad) of known failures",
     )
-    group.addoption("--verigrad-timeout", metavar="SECONDS", type=float, help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)")
+    group.addoption("--verigrad-timeout", metavar="SECONDS", help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)")
     parser.addini("verigrad_collect", "collect module-level Derivation objects of test modules as items", type="bool", default=True)
 
 
@@ -108,8 +109,11 @@ def pytest_configure(config: pytest.Config) -> None:
         seed, source = secrets.randbits(32), "random"
     examples = config.getoption("verigrad_examples")
     timeout = config.getoption("verigrad_timeout")
-    if timeout is None:
-        timeout = DEFAULT_TIMEOUT
+    timeout = DEFAULT_TIMEOUT if timeout is None else _seconds(timeout)
+    try:
+        memory_limit()
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
     config.stash[_STATE] = _Session(
         seed=seed,
         seed_source=source,
