@@ -132,3 +132,72 @@ def test_malformed_gradient_values_fail_the_search(case):
     rep = check(layer(matmul, gradients, name=case), examples=4, seed=0, database=False)
     assert rep.status == FAIL
     assert rep.message.startswith(f"gradient of W cannot be read as an array: {reason}"), rep.message
+
+
+class EveryNth:
+    """Gradients right on every call but the n-th ones, where ∂f/∂W is doubled."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+
+    def __call__(self, X, W, grad_output):
+        self.calls += 1
+        g = layer_gradients(X, W, grad_output)
+        return {**g, "W": 2 * g["W"]} if self.calls % self.n == 0 else g
+
+
+NOT_DETERMINISTIC = "gradients are not deterministic: ∂f/∂W differs between two calls at the same point"
+
+
+def test_gradients_that_change_between_calls_are_an_error_naming_the_gradient_on_every_path():
+    for path, rep in every_path(layer(matmul, EveryNth(2), name="alternating")).items():
+        assert rep.status == ERROR, (path, rep.status, rep.message)
+        assert rep.message == NOT_DETERMINISTIC, path
+
+
+def test_gradients_that_raise_on_a_second_call_are_not_deterministic():
+    calls = []
+
+    def once(X, W, grad_output):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("called twice")
+        return layer_gradients(X, W, grad_output)
+
+    rep = evaluate(layer(matmul, once), points(GOOD)[0])
+    assert rep.status == ERROR
+    assert rep.message == "gradients are not deterministic: a second call at the same point raised RuntimeError: called twice"
+
+
+@pytest.mark.parametrize("n", [3, 5, 7, 50])
+def test_a_gradient_wrong_on_one_call_in_n_never_passes_the_search(n):
+    rep = check(layer(matmul, EveryNth(n), name=f"every_{n}"), examples=60, seed=0, database=False)
+    assert rep.status == ERROR, (rep.status, rep.message)
+    assert rep.message == NOT_DETERMINISTIC
+
+
+class WrongOn:
+    """Gradients with ∂f/∂W doubled on the given calls (counted from 1), right on every other."""
+
+    def __init__(self, *calls):
+        self.wrong, self.calls = set(calls), 0
+
+    def __call__(self, X, W, grad_output):
+        self.calls += 1
+        g = layer_gradients(X, W, grad_output)
+        return {**g, "W": 2 * g["W"]} if self.calls in self.wrong else g
+
+
+def test_a_stacked_point_checked_again_alone_keeps_the_gradients_it_was_screened_with():
+    # The screen calls twice per point: calls 3 and 4 (the second point's, both wrong) agree, the stack
+    # fails that point, and its single check calls again (5, 6) and gets right values, which must not pass.
+    reports = list(evaluate_group(layer(matmul, WrongOn(3, 4)), points(GOOD, count=2)))
+    assert [r.status for r in reports] == [PASS, ERROR], [r.message for r in reports]
+    assert reports[1].message == NOT_DETERMINISTIC
+    assert not reports[1].gradients
+
+
+def test_deterministic_gradients_returned_in_a_new_array_each_call_pass():
+    fresh = lambda X, W, grad_output: {k: np.array(v, copy=True) for k, v in layer_gradients(X, W, grad_output).items()}
+    for path, rep in every_path(layer(matmul, fresh)).items():
+        assert rep.status == PASS, (path, rep.message)

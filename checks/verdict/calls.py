@@ -94,6 +94,33 @@ def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any]
     return as_arrays(out, derivation.params), None, modified
 
 
+def _same_values(a: Any, b: Any) -> bool:
+    """Two returned values are the same: equal arrays of one dtype (NaN equals NaN), or both no array."""
+    if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)):
+        return isinstance(a, np.ndarray) == isinstance(b, np.ndarray)  # None or Unreadable both times: admit says why
+    if a.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+        return a.dtype == b.dtype  # object or complex values fail admit whatever they hold; never call their __eq__
+    return a.dtype == b.dtype and _same(a, b)
+
+
+def differing(derivation: Derivation, first: Mapping[str, Any], second: Mapping[str, Any]) -> str | None:
+    """Why two calls of the gradients at the same point are not the same result (the first checked
+    parameter whose values differ), or None."""
+    for name in derivation.check:
+        if not _same_values(first.get(name), second.get(name)):
+            return f"gradients are not deterministic: ∂f/∂{name} differs between two calls at the same point"
+    return None
+
+
+def nondeterministic(derivation: Derivation, point: Point, first: Mapping[str, Any]) -> str | None:
+    """Why the hand-derived gradients are not a function of the point: called once more there, they give
+    other values or raise. One call more than the check needs, as the forward is evaluated again."""
+    again, raised, _ = call_gradients(derivation, point)
+    if raised is not None:
+        return f"gradients are not deterministic: a second call at the same point raised {raised}"
+    return differing(derivation, first, again)
+
+
 def gradients_at(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None) -> Mapping[str, Any] | None:
     """The hand-derived gradients at another point (a jittered copy), or None if they cannot be had there:
     the verdict at the point itself reports what the gradients do wrong."""

@@ -13,7 +13,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import ERROR, FAIL, PASS, Blame, GradientReport, Point, Problem, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies
+from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, nondeterministic
 from verigrad.checks.verdict.judge import judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.reference import BatchedObjective, FDEstimate, ForwardError, autograd_gradients, finite_differences, forward_value, forward_value_torch
@@ -84,12 +84,18 @@ def _notes(derivation: Derivation, analytic: Mapping[str, Any] | None, unused: l
     return out
 
 
+def blank_report(derivation: Derivation, point: Point, mode: str) -> Report:
+    """A passing report of ``derivation`` at ``point`` with nothing judged yet (the point's notes as warnings)."""
+    rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1, points=1, mode=mode)
+    rep.warnings.extend(point.notes)
+    return rep
+
+
 def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, device: str = "cpu") -> Prepared | Report:
     """The checks every mode shares: inputs, a finite deterministic forward that leaves its inputs
     alone, the analytic gradients, and autograd with its rounding noise. A Report if one fails."""
     started = time.perf_counter()
-    rep = Report(name=derivation.name, status=PASS, shapes=dict(point.sizes), point_seed=point.seed, examples=1, points=1, mode=mode)
-    rep.warnings.extend(point.notes)
+    rep = blank_report(derivation, point, mode)
     bad_input = check_inputs(derivation, point)
     if bad_input:
         return error_report(rep, bad_input, started)
@@ -101,6 +107,8 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
     analytic, raised, modified = call_gradients(derivation, point)
     if modified:
         return error_report(rep, f"gradients modified its argument(s) {', '.join(modified)} in place", started)
+    if raised is None and analytic is not None and (changing := nondeterministic(derivation, point, analytic)):
+        return error_report(rep, changing, started)
     try:
         unused: list[str] = []
         auto = autograd_gradients(derivation, params, g_out, unused=unused, device=device)

@@ -20,18 +20,18 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report import PASS, GradientReport, Point, Report
+from verigrad.checks.report import ERROR, PASS, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies
+from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, differing, nondeterministic
 from verigrad.checks.verdict.judge import judge_stack, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import with_analytic_noise
-from verigrad.checks.verdict.point import evaluate, inner_length
+from verigrad.checks.verdict.point import blank_report, error_report, evaluate, inner_length
 from verigrad.reference import U64, ForwardError, Stack, Unstackable, forward_value
 
 
-def screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | None:
+def screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | str | None:
     """(analytic gradients as float64 arrays, f in NumPy) when nothing about the point needs the single
-    check's messages; else None."""
+    check's messages; why the gradients are not deterministic, if a second call says so; else None."""
     if check_inputs(derivation, point) is not None:
         return None
     try:
@@ -48,6 +48,11 @@ def screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray],
     analytic, raised, modified = call_gradients(derivation, point)
     if raised is not None or modified or analytic is None or set(analytic) - set(derivation.params):
         return None
+    # Called twice, as the single check calls them: a point judged with the stack must not be a call
+    # that another call at the same point would contradict.
+    changing = nondeterministic(derivation, point, analytic)
+    if changing:
+        return changing
     grads = {}
     for name in derivation.check:
         a = analytic.get(name)  # an array, None or Unreadable (calls.readable)
@@ -109,7 +114,11 @@ def evaluate_group(
     stops at the first failure spares the points after it their single checks."""
     single = single or (lambda p: evaluate(derivation, p, fd_seed=fd_seed))
     reports: list[Report | None] = [None] * len(points)
-    screened = {i: s for i, p in enumerate(points) if (s := screen(derivation, p)) is not None}
+    looked = [screen(derivation, p) for p in points]
+    for i, s in enumerate(looked):
+        if isinstance(s, str):
+            reports[i] = error_report(blank_report(derivation, points[i], "exhaustive"), s, time.perf_counter())
+    screened = {i: s for i, s in enumerate(looked) if isinstance(s, tuple)}
     if len(screened) > 1:
         idx = list(screened)
         try:
@@ -118,5 +127,20 @@ def evaluate_group(
             got = [None] * len(idx)
         for i, rep in zip(idx, got, strict=True):
             reports[i] = rep
-    for rep, p in zip(reports, points, strict=True):
-        yield rep if rep is not None else single(p)
+    for i, (rep, p) in enumerate(zip(reports, points, strict=True)):
+        yield rep if rep is not None else agreeing(derivation, single(p), screened.get(i))
+
+
+def agreeing(derivation: Derivation, rep: Report, screened) -> Report:
+    """The single check's report, or an error if the gradients it judged are not those the screen was
+    given at the same point: a wrong gradient on one call in many must not pass by being called again."""
+    if screened is None or rep.status == ERROR:
+        return rep
+    judged = {g.param: g.analytic for g in rep.gradients if g.analytic is not None}
+    if set(judged) != set(derivation.check):
+        return rep
+    changing = differing(derivation, screened[0], judged)
+    if not changing:
+        return rep
+    rep.gradients = []
+    return error_report(rep, changing, time.perf_counter() - rep.duration_s)
