@@ -36,7 +36,14 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     """Interrupt the enclosed code with DerivationTimeout after ``seconds`` (main thread, POSIX only).
 
     A hang in pure Python is interrupted at once; one inside a single long C call when that call returns.
+    ``None`` or 0 is no limit; anything else that ``options.seconds`` would refuse (negative, not finite, too
+    long for the timer) raises ValueError before the enclosed code runs.
     """
+    if seconds is not None and seconds != 0:
+        try:
+            options.seconds(str(seconds))
+        except ValueError as e:
+            raise ValueError(f"timeout: {e}") from None
     usable = seconds is not None and seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not usable:
         yield

@@ -4,6 +4,7 @@ Every bad input is one line and exit 2 (a pytest usage error under the plugin); 
 command a report prints runs as printed, whatever the derivation is named.
 """
 
+import re
 import shlex
 import textwrap
 
@@ -66,10 +67,20 @@ def test_timeout_zero_still_means_no_limit(capsys):
     assert build_parser().parse_args(["check", "--timeout", "0"]).timeout == 0
 
 
+@pytest.mark.parametrize("seconds", [float("inf"), float("nan"), -1, 1e300])
+def test_the_library_refuses_a_bad_timeout_before_running_anything(seconds):
+    calls = []
+    d = Derivation(name="counted", shapes={"X": ("N",)}, forward=lambda xp, X: calls.append(1) or xp.sum(X), gradients=lambda X: {"X": X * 0 + 1})
+    with pytest.raises(ValueError, match=r"^timeout: .*" + re.escape(str(seconds))):
+        check(d, timeout=seconds, examples=1, database=False)
+    assert calls == []
+    assert check(d, timeout=0, examples=1, database=False).passed and calls  # 0: no limit
+
+
 @pytest.mark.parametrize("value", ["inf", "nan", "-1", "0", "lots", "1e999"])
 def test_a_bad_memory_limit_is_one_line_naming_the_variable(capsys, monkeypatch, value):
     monkeypatch.setenv("VERIGRAD_MAX_MEMORY", value)
-    with pytest.raises(ValueError, match=r"^VERIGRAD_MAX_MEMORY: .*" + value.replace("-", r"\-")):
+    with pytest.raises(ValueError, match=r"^VERIGRAD_MAX_MEMORY: .*" + re.escape(repr(value))):
         memory_limit()
     line = usage_error(capsys, "relu_regression")
     assert "VERIGRAD_MAX_MEMORY" in line and repr(value) in line
