@@ -201,3 +201,28 @@ def test_deterministic_gradients_returned_in_a_new_array_each_call_pass():
     fresh = lambda X, W, grad_output: {k: np.array(v, copy=True) for k, v in layer_gradients(X, W, grad_output).items()}
     for path, rep in every_path(layer(matmul, fresh)).items():
         assert rep.status == PASS, (path, rep.message)
+
+
+def tiny_square(scale, dtype, factor=1.0):
+    """f = scale·Σ X²/2, its gradient scale·X returned in ``dtype`` (times ``factor``: 1 is right)."""
+    return Derivation(
+        name=f"tiny_{np.dtype(dtype).name}",
+        shapes={"X": ("N",)},
+        forward=lambda xp, X: scale * xp.sum(X**2) / 2,
+        gradients=lambda X: {"X": (factor * scale * X).astype(dtype)},
+    )
+
+
+@pytest.mark.parametrize(("scale", "dtype"), [(1e-6, np.float16), (1e-40, np.float32)], ids=["float16", "float32"])
+def test_a_correct_low_precision_gradient_of_subnormal_values_passes(scale, dtype):
+    d = tiny_square(scale, dtype)
+    pt = draw_point(d, {"N": 4}, 0)
+    assert np.any((np.abs(d.gradients(**pt.params)["X"]) < np.finfo(dtype).tiny) & (pt.params["X"] != 0))  # subnormal indeed
+    rep = check(d, examples=20, seed=0, database=False)
+    assert rep.status == PASS, rep.message
+
+
+@pytest.mark.parametrize(("scale", "dtype"), [(1e-6, np.float16), (1e-40, np.float32), (1.0, np.float16)], ids=["float16", "float32", "normal"])
+def test_a_wrong_low_precision_gradient_still_fails(scale, dtype):
+    rep = check(tiny_square(scale, dtype, factor=2.0), examples=20, seed=0, database=False)
+    assert rep.status == FAIL, rep.message

@@ -39,6 +39,20 @@ def precision_of(a: np.ndarray) -> float:
     return tol.unit_roundoff(a.dtype) if a.dtype.kind == "f" else tol.U64
 
 
+#: The smallest positive normal number of each floating dtype coarser than float64, by its unit roundoff.
+_NORMAL_FLOOR = {tol.unit_roundoff(np.dtype(t)): float(np.finfo(t).tiny) for t in (np.float16, np.float32)}
+
+
+def normal_floor(u_a: float) -> float:
+    """The smallest normal number of the gradient's dtype (by its unit roundoff u_a), 0 for float64.
+
+    Below it the dtype's spacing stops shrinking with |x| (its subnormals lie 2·u_a·tiny apart), so a
+    correct float16 or float32 gradient of values that small is off by up to u_a·tiny, not u_a·|x|:
+    τ_ex's size term takes max|ref| no smaller than this. float64 keeps its τ_ex (TINY already floors it).
+    """
+    return _NORMAL_FLOOR.get(u_a, 0.0) if u_a > tol.U64 else 0.0
+
+
 def live_max(values: np.ndarray, differentiable: np.ndarray | None = None) -> np.ndarray:
     """Per point (leading axis), max |values| over the finite entries (and the differentiable ones, if given)."""
     v = np.asarray(values, dtype=np.float64)
@@ -61,7 +75,8 @@ def exact_tolerance(
     ``sigma``: the rounding noise σ per entry (or one per point), of which the largest over the
     ``differentiable`` entries counts: a switch within the jitter of 0 flips, and the jump it causes
     at a kink entry is not rounding noise. ``reference``: the exact witness whose largest finite
-    entry (``scale``, when the caller has it: ``live_max(reference)``) sets the size term.
+    entry (``scale``, when the caller has it: ``live_max(reference)``) sets the size term, no smaller
+    than ``normal_floor(u_a)``.
     """
     ref = np.asarray(reference)
     k = ref.shape[0]
@@ -69,7 +84,9 @@ def exact_tolerance(
     if sig.shape == ref.shape and differentiable is not None and not differentiable.all():
         sig = np.where(differentiable, sig, 0.0)
     sigma_live = np.max(sig.reshape(k, -1), axis=1, initial=0.0)
-    return tol.exact_bound(sigma_live, u_a, total_dims, live_max(ref) if scale is None else scale)
+    size = live_max(ref) if scale is None else scale
+    floor = normal_floor(u_a)
+    return tol.exact_bound(sigma_live, u_a, total_dims, np.maximum(size, floor) if floor else size)
 
 
 @dataclass
