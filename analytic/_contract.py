@@ -93,10 +93,9 @@ class Derivation:
         name = self.name
         if not isinstance(name, str) or not name.strip():
             raise DerivationError(name, "name must be a non-empty string")
-        unprintable = [c for c in name if not c.isprintable() and c != " "]
-        if unprintable:
-            # Such a name cannot be pasted into a replay command, nor read in a report.
-            raise DerivationError(name, f"name holds the unprintable character {unprintable[0]!r}; use printable characters")
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+            # A lone surrogate cannot be written to a UTF-8 report nor typed in a command line.
+            raise DerivationError(name, "name holds a lone surrogate character; use text that UTF-8 can encode")
         fail = lambda problem: DerivationError(name, problem)
 
         if not isinstance(self.shapes, Mapping) or not self.shapes:

@@ -48,9 +48,30 @@ def check_replay(derivation: Derivation, sizes: Mapping[str, int]) -> None:
         raise ValueError(f"--replay: {problem} for derivation {derivation.name!r} (its dims: {dims})")
 
 
-def _word(text: str) -> str:
-    """``text`` as one shell word that no command line parser takes for an option (a leading ``-`` made a path)."""
-    return shlex.quote(f"./{text}" if text.startswith("-") else text)
+def _ansi_c(text: str) -> str:
+    """``text`` in bash's ``$'...'`` quoting, every unprintable character escaped (an undecodable byte as itself)."""
+    out = []
+    for c in text:
+        o = ord(c)
+        if c in "\\'":
+            out.append("\\" + c)
+        elif c.isprintable():
+            out.append(c)
+        elif 0xDC80 <= o <= 0xDCFF:  # a byte the file system's encoding could not decode (surrogateescape)
+            out.append(f"\\x{o - 0xDC00:02x}")
+        else:
+            out.append(f"\\x{o:02x}" if o < 0x80 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}")
+    return "$'" + "".join(out) + "'"
+
+
+def _quoted(text: str) -> str:
+    """``text`` as one shell word; with unprintable characters in ``$'...'`` quoting, so it pastes as one line."""
+    return shlex.quote(text) if text.isprintable() else _ansi_c(text)
+
+
+def _path_word(text: str) -> str:
+    """A path as one shell word that no command line parser takes for an option (a leading ``-`` made ``./-``)."""
+    return _quoted(f"./{text}" if text.startswith("-") else text)
 
 
 def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[str, int], seed: int) -> str:
@@ -60,8 +81,8 @@ def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[st
             target = derivation.name if builtin(derivation.name) is derivation else None
         except KeyError:
             target = None
-    where = _word(target) if target else "<file.py>"
+    where = _path_word(target) if target else "<file.py>"
     # --only=NAME: a name beginning with "-" would otherwise be read as an option.
     name = derivation.name
-    pick = "" if target == name else f" --only={shlex.quote(name)}" if name.startswith("-") else f" --only {shlex.quote(name)}"
+    pick = "" if target == name else f" --only={_quoted(name)}" if name.startswith("-") else f" --only {_quoted(name)}"
     return f"verigrad check {where}{pick} --replay {replay_spec(sizes, seed)}"
