@@ -8,7 +8,7 @@ from verigrad import Derivation
 from verigrad.checks import check
 from verigrad.checks.report import ERROR, FAIL, PASS, Blame, Problem
 from verigrad.checks.search import draw_point
-from verigrad.checks.verdict import evaluate, evaluate_group, evaluate_projection
+from verigrad.checks.verdict import evaluate, evaluate_group, evaluate_projection, judged
 
 SHAPES = {"X": ("N", "D"), "W": ("D", "M")}
 SIZES = {"N": 3, "D": 4, "M": 2}
@@ -226,3 +226,26 @@ def test_a_correct_low_precision_gradient_of_subnormal_values_passes(scale, dtyp
 def test_a_wrong_low_precision_gradient_still_fails(scale, dtype):
     rep = check(tiny_square(scale, dtype, factor=2.0), examples=20, seed=0, database=False)
     assert rep.status == FAIL, rep.message
+
+
+def square(scale, factor=1.0, name="square"):
+    """f = scale·Σ X²/2 with the gradient scale·X (times ``factor``: 1 is right)."""
+    return Derivation(name=name, shapes={"X": ("N",)}, forward=lambda xp, X: scale * xp.sum(X**2) / 2, gradients=lambda X: {"X": factor * scale * X})
+
+
+def verdicts(d, count=4):
+    return [g for j in range(count) for g in evaluate(d, draw_point(d, {"N": 3}, j)).gradients]
+
+
+def test_a_gradient_with_some_reference_above_rounding_is_judged():
+    assert all(judged(g) for g in verdicts(square(1.0)))
+    assert all(judged(g) and g.status == FAIL for g in verdicts(square(1.0, factor=2.0)))
+
+
+@pytest.mark.parametrize(("scale", "why"), [(0.0, "zero"), (1e-320, "underflow")])
+def test_a_reference_zero_or_underflowing_everywhere_judges_nothing(scale, why):
+    wrong = verdicts(square(scale, factor=2.0, name=why))
+    # A wrong gradient passes at these points (nothing in the values can tell it): judged() says so.
+    assert all(g.status == PASS for g in wrong)
+    assert not any(judged(g) for g in wrong)
+    assert not any(judged(g) for g in verdicts(square(scale, name=why)))

@@ -284,6 +284,21 @@ def explain_non_finite(g: GradientReport) -> None:
         g.problem = Problem.NON_FINITE
 
 
+def judged(g: GradientReport) -> bool:
+    """Whether the verdict on ``g`` at its point says anything about the hand-derived values: it did not
+    pass, or some finite entry of the reference exceeds τ_ex, so that an analytic value wrong by that
+    entry's size would have been seen. Where the reference is 0 at every entry, or underflows below
+    τ_ex's floor, any gradient within τ_ex of 0 passes: a search that draws only such points for a
+    parameter has judged nothing of its gradient (an error of the search, not a pass)."""
+    if g.status != PASS:
+        return True
+    if g.reference is None:
+        return False
+    ref = np.abs(np.asarray(g.reference, dtype=np.float64))
+    tau = float((g.threshold or {}).get("analytic_vs_autograd", 0.0))
+    return bool(np.any(np.isfinite(ref) & (ref > tau)))
+
+
 def refine_where_autograd_disagrees(auto: Mapping[str, np.ndarray]) -> Callable[[str, FDEstimate], np.ndarray]:
     """The entries whose finite difference at step h does not already confirm autograd within K_FD·e
     (or where autograd is not finite): those get steps h/2 and h/4 (docs/tolerances.md §3)."""
