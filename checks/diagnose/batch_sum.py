@@ -137,14 +137,14 @@ def _batch_diagnosis(case: Case, found: tuple[str, Any], kept: bool) -> Diagnosi
         copies, label = what
         sentence = (f"∂f/∂{param} is summed over the wrong axis: analytic {shape_text(a_shape)} is the per-sample gradients "
                     f"{shape_text(copies)} summed over {label}; expected shape {expected}, {on_examples(n, n)}")
-        return Diagnosis(Kind.MISSING_BATCH_SUM, sentence, {**base, "summed_over": label}, n)
+        return Diagnosis(Kind.MISSING_BATCH_SUM, sentence, {**base, "summed_over": label}, n, names_param=True)
     if kept:
         sentence = (f"∂f/∂{param} keeps the summed batch axis: shape {shape_text(a_shape)} instead of {expected}; sum without "
                     f"keepdims (drop axis {what[0]}), {on_examples(n, n)}")
     else:
         sentence = (f"∂f/∂{param} is not summed over the batch: it is one gradient per sample, shape {shape_text(a_shape)}, "
                     f"instead of their sum over axis {', '.join(map(str, what))}, shape {expected}, {on_examples(n, n)}")
-    return Diagnosis(Kind.MISSING_BATCH_SUM, sentence, {**base, "sum_over_axes": what, "keepdims": kept}, n)
+    return Diagnosis(Kind.MISSING_BATCH_SUM, sentence, {**base, "sum_over_axes": what, "keepdims": kept}, n, names_param=True)
 
 
 # --- the entry of the table -----------------------------------------------------------------------------

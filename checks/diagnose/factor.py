@@ -92,7 +92,7 @@ def sign_flip(case: Case) -> Diagnosis | None:
         return None
     m = len(case.exs)
     return Diagnosis(Kind.SIGN_FLIP, f"∂f/∂{case.param} has the sign flipped: analytic = −1 × reference {on_examples(m, m)}",
-                     {"scale_factor": -1.0}, m)
+                     {"scale_factor": -1.0}, m, names_param=True)
 
 
 def zero(case: Case) -> Diagnosis | None:
@@ -100,7 +100,8 @@ def zero(case: Case) -> Diagnosis | None:
     if case.factor != 0:
         return None
     m = len(case.exs)
-    return Diagnosis(Kind.UNKNOWN, f"∂f/∂{case.param} is 0 everywhere while the reference is not, {on_examples(m, m)}", {"reason": "zero"}, m)
+    sentence = f"∂f/∂{case.param} is 0 everywhere while the reference is not, {on_examples(m, m)}"
+    return Diagnosis(Kind.UNKNOWN, sentence, {"reason": "zero"}, m, names_param=True)
 
 
 def precision(case: Case) -> Diagnosis | None:
@@ -110,7 +111,7 @@ def precision(case: Case) -> Diagnosis | None:
     m = len(case.exs)
     sentence = (f"∂f/∂{case.param} matches the reference to within {MATCH_SLACK:g} × the threshold but not within it: "
                 "a loss of precision, not a wrong formula")
-    return Diagnosis(Kind.UNKNOWN, sentence, {"reason": "precision"}, m)
+    return Diagnosis(Kind.UNKNOWN, sentence, {"reason": "precision"}, m, names_param=True)
 
 
 def scale(case: Case) -> Diagnosis | None:
@@ -122,4 +123,4 @@ def scale(case: Case) -> Diagnosis | None:
     form = scale_form(case, c)
     named = f", factor {form['scale_form_text']}" if form.get("scale_form_text") else ""
     sentence = f"∂f/∂{case.param} is off by a constant factor: analytic = {c:.6g} × reference{named}, {on_examples(m, m)}"
-    return Diagnosis(Kind.SCALE, sentence, {"scale_factor": c, **form}, m)
+    return Diagnosis(Kind.SCALE, sentence, {"scale_factor": c, **form}, m, names_param=True)

@@ -70,7 +70,7 @@ def transpose(case: Case) -> Diagnosis | None:
     details = {"layout": label, "analytic_shape": list(a_shape), "expected_shape": list(r_shape)}
     if c != 1:
         details["scale_factor"] = c
-    return Diagnosis(Kind.TRANSPOSE, sentence, details, len(exs))
+    return Diagnosis(Kind.TRANSPOSE, sentence, details, len(exs), names_param=True)
 
 
 def shape_mismatch(case: Case) -> Diagnosis | None:
@@ -81,4 +81,5 @@ def shape_mismatch(case: Case) -> Diagnosis | None:
     sentence = (f"∂f/∂{case.param} has shape {shape_text(a_shape)}, but {case.param} has shape "
                 f"{shape_text(case.derivation.shapes[case.param])} = {shape_text(r_shape)}; its numbers are no rearrangement, "
                 "per-sample form or batch sum of the reference")
-    return Diagnosis(Kind.SHAPE_MISMATCH, sentence, {"analytic_shape": list(a_shape), "expected_shape": list(r_shape)}, len(case.exs))
+    details = {"analytic_shape": list(a_shape), "expected_shape": list(r_shape)}
+    return Diagnosis(Kind.SHAPE_MISMATCH, sentence, details, len(case.exs), names_param=True)

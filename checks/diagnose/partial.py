@@ -231,4 +231,4 @@ def partial(case: Case) -> Diagnosis | None:
                 f"consistent {on_examples(support, len(exs))}")
     details = {"fraction_wrong": k / n if n else 0.0, "fraction_wrong_all": n_wrong / n_live, "pattern": pattern,
                "wrong_entries": [list(map(int, ix)) for ix in np.argwhere(wrong[0])[:MAX_LISTED]]}
-    return Diagnosis(Kind.PARTIAL, sentence, details, support)
+    return Diagnosis(Kind.PARTIAL, sentence, details, support, names_param=True)

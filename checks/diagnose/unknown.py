@@ -21,4 +21,4 @@ def unknown(case: Case) -> Diagnosis:
     spread = f"; analytic/reference ranges from {ratios.min():.3g} to {ratios.max():.3g}" if ratios.size else ""
     sentence = (f"∂f/∂{param} disagrees on {k} of {n} entries and fails {fails} of {len(exs)} examples{spread}: not a sign flip, "
                 f"constant factor, layout, batch-sum or partial (mask) error")
-    return Diagnosis(Kind.UNKNOWN, sentence, {"fraction_wrong": k / n if n else 0.0}, fails)
+    return Diagnosis(Kind.UNKNOWN, sentence, {"fraction_wrong": k / n if n else 0.0}, fails, names_param=True)

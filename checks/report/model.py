@@ -97,6 +97,9 @@ class Diagnosis:
     sentence: str  # one human sentence
     details: dict[str, Any] = field(default_factory=dict)  # e.g. scale_factor, fraction_wrong, pattern
     confirmed_on: int = 1  # number of examples at the counterexample's shapes that support it
+    # Whether the sentence opens by naming the gradient ("∂f/∂W has …"), so a view need not name it again.
+    # A question of wording only; not serialised.
+    names_param: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "sentence": self.sentence, **self.details, "confirmed_on": self.confirmed_on}

@@ -102,7 +102,7 @@ def names_its_gradient(g: GradientReport) -> bool:
 
     A question of wording only: whether to write ∂f/∂W once or twice; no verdict depends on it.
     """
-    return headline(g).startswith(f"∂f/∂{g.param} ")
+    return _has_sentence(g) and g.diagnosis.names_param
 
 
 def side_message(g: GradientReport) -> str | None:
