@@ -20,8 +20,7 @@ from verigrad.checks import options
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
 from verigrad.checks.loader import Target, resolve_targets
 from verigrad.checks.report import Mode, Progress, RunReport, Status, print_run, write_reports
-from verigrad.checks.search import MODES, VALUES_PER_SIZE, check, parse_replay
-from verigrad.checks.search.replay import check_replay
+from verigrad.checks.search import MODES, VALUES_PER_SIZE, check, check_replay, parse_replay
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
