@@ -165,7 +165,7 @@ def _diagnose(run: Run, report: Report, point: Point) -> None:
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=run.include_kinks)
         evidence.append((other, safe_evaluate(derivation, other, run.how)))
     for g in report.failures:
-        if g.message and g.problem not in (Problem.RAISED, Problem.SHAPE):
+        if g.problem not in (None, Problem.RAISED, Problem.SHAPE):
             # Not a numeric disagreement (a missing entry, a non-real dtype, NaN/inf): the message is the diagnosis.
             g.diagnosis = Diagnosis(Kind.UNKNOWN, g.message, {"reason": "invalid gradient"}, 1)
             continue
