@@ -85,7 +85,7 @@ def test_json_report_has_the_documented_shape(tmp_path, capsys):
         pytest.param(lambda p: write(p, "empty.py", "x = 1\n"), "defines no Derivation", id="no-derivation"),
         pytest.param(lambda p: "no_such_builtin", "not a built-in derivation", id="unknown-name"),
         pytest.param(
-            lambda p: write(p, "bad.py", "from analytic import Derivation\nD = Derivation(name='bad', shapes={}, forward=1, gradients=1)\n"),
+            lambda p: write(p, "bad.py", "from verigrad import Derivation\nD = Derivation(name='bad', shapes={}, forward=1, gradients=1)\n"),
             "derivation 'bad': shapes must be a non-empty mapping",
             id="malformed",
         ),

@@ -55,7 +55,7 @@ def test_each_broken_derivation_yields_its_line_and_the_good_one_still_passes(pa
 SNIPPETS = st.sampled_from(
     [
         "import numpy as np\n",
-        "from analytic import Derivation\n",
+        "from verigrad import Derivation\n",
         "D = Derivation(name='d', shapes={'X': ('N',)}, forward=lambda xp, X: xp.sum(X**2), gradients=lambda X: {'X': 2*X})\n",
         "raise SystemExit(3)\n",
         "import sys; sys.exit()\n",
