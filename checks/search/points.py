@@ -15,12 +15,9 @@ from hypothesis import strategies as st
 
 from verigrad.analytic import Derivation
 from verigrad.checks.report import Point
+from verigrad.checks.verdict.thresholds import KINK_MARGIN, KINK_REDRAWS
 from verigrad.reference import np_xp
 
-#: Draws keep every declared switch at least this far from 0, relative to the switch's rms.
-KINK_MARGIN = 1e-3
-#: Redraws allowed to find values that keep the margin.
-KINK_REDRAWS = 20
 SEED_MAX = 2**32 - 1
 
 

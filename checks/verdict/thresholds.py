@@ -166,6 +166,16 @@ MIN_PATTERN_ENTRIES = 16
 #: Seeds of those further examples start this far from the counterexample's, clear of the evidence's own.
 MORE_SEED_OFFSET = 1_000_003
 
+# --- draws: how far random points keep from the declared kinks ---------------------------------------
+
+#: Draws keep every declared switch at least this far from 0, relative to the switch's rms: about 200 times
+#: the relative finite-difference step H0 = u^(1/3) ≈ 4.8e-6, so the steps of a random point stay clear of
+#: its kinks (--include-kinks drops the margin, for tests about kinks).
+KINK_MARGIN = 1e-3
+#: Redraws allowed to find values that keep the margin (a note says so when none does).
+KINK_REDRAWS = 20
+
+
 __all__ = [
     "ANALYTIC_NOISE_CAP",
     "AUTOGRAD_JITTERS",
@@ -188,8 +198,10 @@ __all__ = [
     "INTERMEDIATE_FACTOR",
     "JITTER_POINTS",
     "JITTER_ULPS",
+    "KINK_MARGIN",
     "KINK_NOISE",
     "KINK_RATIO",
+    "KINK_REDRAWS",
     "K_FD",
     "MATCH_RTOL",
     "MATCH_SLACK",
