@@ -28,7 +28,7 @@ from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_prob
 from verigrad.checks.report import Diagnosis, Kind, Mode, Point, Problem, Report, Status
 from verigrad.checks.search.database import Entry, KnownFailures, known_failures, wanted
 from verigrad.checks.search.points import SEED_MAX, KinksError, draw_point, draw_points, infer_sizes, seeds, sizes_strategy
-from verigrad.checks.search.replay import replay_command
+from verigrad.checks.search.replay import check_replay, replay_command
 from verigrad.checks.search.usercode import raised_in_user_code
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
 
@@ -269,11 +269,10 @@ def _at_point(run: Run, at: Mapping[str, Any]) -> Report:
 def _replay(run: Run, sizes: Mapping[str, int], point_seed: int) -> Report:
     """Exactly the point a report named: drawn again at ``sizes`` from ``point_seed``."""
     derivation = run.derivation
-    missing = [d for d in derivation.symbols if d not in sizes]
-    unknown = [d for d in sizes if d not in derivation.symbols]
-    if missing or unknown:
-        problem = f"no size for {', '.join(missing)}" if missing else f"unknown dim(s) {', '.join(unknown)}"
-        return run.refuse(f"--replay: {problem}")
+    try:
+        check_replay(derivation, sizes)
+    except ValueError as e:
+        return run.refuse(str(e))
     too_big = memory_problem(derivation, sizes)
     if too_big:
         return run.refuse(too_big)
