@@ -84,9 +84,11 @@ def memory_limit() -> int:
 
 
 def point_bytes(derivation: Derivation, sizes: Mapping[str, int]) -> float:
-    """Estimated bytes to check ``derivation`` at ``sizes`` (float, so absurd sizes don't overflow)."""
+    """Estimated bytes to check ``derivation`` at ``sizes`` of its free dims (float, so absurd sizes don't
+    overflow). An expression dim counts at its largest over free dims from 1 to ``sizes``, so the estimate
+    bounds every point no larger than ``sizes`` too; a layer's output read off the forward is not counted."""
     def entries(shape) -> float:
-        return math.prod(float(d if isinstance(d, int) else sizes[d]) for d in shape)
+        return math.prod(derivation.space.upper(d, sizes) for d in shape)
 
     total = sum(entries(s) for s in derivation.shapes.values())
     if derivation.output is not None:
@@ -95,6 +97,7 @@ def point_bytes(derivation: Derivation, sizes: Mapping[str, int]) -> float:
 
 
 def largest_sizes(derivation: Derivation, max_size: int | None = None) -> dict[str, int]:
+    """The largest size the search may draw for each free dim."""
     return {d: (hi if max_size is None else max(lo, min(hi, max_size))) for d in derivation.symbols for lo, hi in [derivation.dim_range(d)]}
 
 

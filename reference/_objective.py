@@ -46,7 +46,8 @@ def check_output(derivation: Derivation, out: Any, expected: tuple[int, ...]) ->
     if shape is None:
         shape = np.shape(out)
     if tuple(shape) != expected:
-        raise ForwardError(f"forward returned an array of shape {tuple(shape)}, expected {expected} (output={derivation.output!r})")
+        declared = f"output={derivation.output!r}" if derivation.output is not None else "the shape it returned where the point was drawn"
+        raise ForwardError(f"forward returned an array of shape {tuple(shape)}, expected {expected} ({declared})")
     if isinstance(out, torch.Tensor):
         if not out.is_floating_point():
             raise ForwardError(f"forward returned an output of dtype {out.dtype}; a layer's output must be real floating point")
@@ -64,8 +65,12 @@ def check_scalar(derivation: Derivation, value: Any) -> float:
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise ForwardError(f"forward returned {type(value).__name__}, not a number")
     if arr.size != 1 or arr.ndim > 1 or (arr.ndim == 1 and not derivation.is_layer):
-        what = "layer objective" if derivation.is_layer else "forward"
-        raise ForwardError(f"{what} returned an array of shape {arr.shape}, expected a scalar")
+        if derivation.is_layer:
+            raise ForwardError(f"layer objective returned an array of shape {arr.shape}, expected a scalar")
+        raise ForwardError(
+            f"forward returned an array of shape {arr.shape}, expected a scalar; for a layer (an array output),"
+            " the gradients take grad_output (output= may declare its shape)"
+        )
     if np.iscomplexobj(arr):
         raise ForwardError("forward returned a complex value; only real objectives are supported")
     if not np.issubdtype(arr.dtype, np.floating):

@@ -191,7 +191,7 @@ def other_sizes(derivation: Derivation, sizes: dict[str, int]) -> dict[str, int]
         pick = next((v for v in options if v not in used), options[0] if options else sizes.get(d, lo))
         used.add(pick)
         out[d] = pick
-    return out
+    return derivation.space.near(out)  # an expression dim (H-K) may rule the picks out together
 
 
 # --- one gradient's case --------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ class KnownFailures:
         d = self.derivation
         if list(sizes) != list(d.symbols) or not 0 <= seed <= SEED_MAX:
             return False
-        return all(lo <= sizes[s] <= hi for s in d.symbols for lo, hi in [d.dim_range(s)])
+        return all(lo <= sizes[s] <= hi for s in d.symbols for lo, hi in [d.dim_range(s)]) and d.valid_sizes(sizes)
 
     def entries(self) -> list[Entry]:
         """Saved counterexamples, smallest first; unreadable ones and those the derivation's dims no longer

@@ -9,11 +9,13 @@ which is what makes a counterexample small and readable.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
-from verigrad.analytic import Derivation
+from verigrad.analytic import Derivation, dim_value, solve_sizes
 from verigrad.checks.report import Point
 from verigrad.checks.verdict.thresholds import KINK_MARGIN, KINK_REDRAWS
 from verigrad.reference import np_xp
@@ -22,11 +24,20 @@ SEED_MAX = 2**32 - 1
 
 
 def sizes_strategy(derivation: Derivation, max_size: int | None = None) -> st.SearchStrategy[dict[str, int]]:
+    """Sizes of the free dims (the expression dims follow from them), each in its range, shrinking toward
+    its low end; where the ranges alone cannot keep every expression dim >= 1 (``H-K``), a draw that
+    breaks one is redrawn, so shrinking too only ever meets consistent sizes."""
+
     def dim(d: str) -> st.SearchStrategy[int]:
         lo, hi = derivation.dim_range(d)
         return st.integers(lo, hi if max_size is None else max(lo, min(hi, max_size)))
 
-    return st.fixed_dictionaries({d: dim(d) for d in derivation.symbols})
+    names = derivation.symbols
+    sizes = st.fixed_dictionaries({d: dim(d) for d in names})
+    if derivation.space.exact:
+        return sizes
+    # A filtered fixed_dictionaries may give its keys in another order: replay specs and the database keep this one.
+    return sizes.filter(derivation.valid_sizes).map(lambda s: {d: s[d] for d in names})
 
 
 def seeds() -> st.SearchStrategy[int]:
@@ -37,21 +48,52 @@ class KinksError(Exception):
     """The derivation's ``kinks()`` raised, or returned something that is not arrays; the user's exception is the cause."""
 
 
-def _plan(derivation: Derivation, sizes: Mapping[str, int]):
-    """What each draw makes: (name, shape, uniform range or None) per parameter, and grad_output's shape."""
+@dataclass
+class _Plan:
+    """What each draw makes: (name, shape, uniform range or None) per parameter, and grad_output's shape
+    (None for a scalar objective; read off the forward at the first draw for a layer without output=)."""
+
+    params: list[tuple[str, tuple[int, ...], Any]]
+    output: tuple[int, ...] | None
+    infer: bool
+
+
+def _plan(derivation: Derivation, sizes: Mapping[str, int]) -> _Plan:
     params = [(name, derivation.shape_of(name, sizes), derivation.ranges.get(name)) for name in derivation.params]
-    return params, (derivation.output_shape(sizes) if derivation.is_layer else None)
+    infer = derivation.is_layer and derivation.output is None
+    declared = derivation.output_shape(sizes) if derivation.is_layer and not infer else None
+    return _Plan(params, declared, infer)
 
 
-def _values(plan, rng: np.random.Generator, scale: float):
+def forward_shape(derivation: Derivation, params: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+    """The shape of the forward's output at ``params`` (run in NumPy on copies): a layer's output shape when
+    ``output=`` is not declared. () if the forward raises there: the check runs it again and reports why."""
+    args = {k: np.array(v, copy=True) for k, v in params.items()}
+    try:
+        with np.errstate(all="ignore"):
+            out = derivation.forward(np_xp, **args)
+        shape = getattr(out, "shape", None)
+        return tuple(int(n) for n in (np.shape(out) if shape is None else shape))
+    except Exception:  # user code: the forward, or its output's shape
+        return ()
+
+
+def grad_output_shape(derivation: Derivation, sizes: Mapping[str, int], params: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+    """The shape of a layer's upstream gradient at ``sizes``: declared, or read off the forward at ``params``."""
+    return derivation.output_shape(sizes) if derivation.output is not None else forward_shape(derivation, params)
+
+
+def _values(derivation: Derivation, plan: _Plan, rng: np.random.Generator, scale: float):
     params = {}
-    for name, shape, bounds in plan[0]:
+    for name, shape, bounds in plan.params:
         if bounds is not None:
             params[name] = rng.uniform(bounds[0], bounds[1], shape)
         else:
             z = rng.standard_normal(shape)
             params[name] = z if scale == 1.0 else scale * z
-    g = rng.standard_normal(plan[1]) if plan[1] is not None else None
+    if plan.infer:
+        plan.output, plan.infer = forward_shape(derivation, params), False
+    g = rng.standard_normal(plan.output) if plan.output is not None else None
     return params, g
 
 
@@ -93,13 +135,13 @@ def draw_points(
     with np.errstate(all="ignore"):
         for seed in seeds:
             rng = np.random.default_rng(seed)
-            params, g = _values(plan, rng, scale)
+            params, g = _values(derivation, plan, rng, scale)
             notes = []
             if keep_off:
                 for _ in range(KINK_REDRAWS):
                     if _distance(derivation, params) >= KINK_MARGIN:
                         break
-                    params, g = _values(plan, rng, scale)
+                    params, g = _values(derivation, plan, rng, scale)
                 else:
                     notes.append(f"no draw kept a margin of {KINK_MARGIN:g} from the kinks in {KINK_REDRAWS} tries")
             points.append(Point(sizes=dict(ordered), params=params, grad_output=g, seed=seed, notes=notes))
@@ -122,16 +164,16 @@ def draw_point(
 
 
 def infer_sizes(derivation: Derivation, at: Mapping[str, object]) -> dict[str, int]:
-    """Sizes of the symbolic dims read off user-given arrays; ValueError naming the clash."""
+    """Sizes of the free dims read off user-given arrays (a dim that appears only inside an expression is
+    solved for); ValueError naming the clash."""
     sizes: dict[str, int] = {}
     where: dict[str, str] = {}
+    computed: list[tuple[str, str, tuple[int, ...], int]] = []
     specs = dict(derivation.shapes)
-    if derivation.is_layer and "grad_output" in at:
+    if derivation.output is not None and "grad_output" in at:
         specs["grad_output"] = derivation.output
     for name, spec in specs.items():
         if name not in at:
-            if name == "grad_output":
-                continue
             raise ValueError(f"at: no value for parameter {name!r}")
         shape = np.shape(at[name])
         if len(shape) != len(spec):
@@ -140,12 +182,28 @@ def infer_sizes(derivation: Derivation, at: Mapping[str, object]) -> dict[str, i
             if isinstance(d, int):
                 if n != d:
                     raise ValueError(f"at: {name} has shape {shape}, but its dim of fixed size {d} is {n}")
+            elif not d.isidentifier():
+                computed.append((name, d, shape, n))
             elif d in sizes and sizes[d] != n:
                 raise ValueError(f"at: dim {d} is {sizes[d]} in {where[d]} but {n} in {name}")
             else:
                 sizes.setdefault(d, n)
                 where.setdefault(d, name)
-    extra = [k for k in at if k not in specs]
+    extra = [k for k in at if k not in specs and not (k == "grad_output" and derivation.is_layer)]
     if extra:
         raise ValueError(f"at: unknown parameter(s) {', '.join(map(repr, extra))}")
-    return sizes
+    solve_sizes([(d, n) for _, d, _, n in computed], sizes)
+    for name, d, shape, n in computed:
+        _check_computed(derivation, sizes, name, d, shape, n)
+    return {k: sizes[k] for k in derivation.symbols if k in sizes}
+
+
+def _check_computed(derivation: Derivation, sizes: Mapping[str, int], name: str, d: str, shape: tuple[int, ...], n: int) -> None:
+    """ValueError unless the expression dim ``d`` of ``name`` is ``n`` at ``sizes``."""
+    try:
+        value = dim_value(d, sizes)
+    except KeyError as e:
+        raise ValueError(f"at: {name} has shape {shape}, but no size of {e.args[0]} makes its dim {d!r} {n}") from None
+    if value != n:
+        there = ", ".join(f"{k}={sizes[k]}" for k in derivation.symbols if k in sizes)
+        raise ValueError(f"at: {name} has shape {shape}, but its dim {d!r} is {value} at {there}")

@@ -39,13 +39,17 @@ def parse_replay(spec: str) -> tuple[dict[str, int], int]:
 
 
 def check_replay(derivation: Derivation, sizes: Mapping[str, int]) -> None:
-    """ValueError (one line, naming the derivation) unless ``sizes`` gives exactly the derivation's dims."""
+    """ValueError (one line, naming the derivation) unless ``sizes`` gives exactly the derivation's free dims,
+    at which every expression dim is >= 1."""
     missing = [d for d in derivation.symbols if d not in sizes]
     unknown = [d for d in sizes if d not in derivation.symbols]
     if missing or unknown:
         problem = f"no size for {', '.join(missing)}" if missing else f"unknown dim(s) {', '.join(unknown)}"
         dims = ", ".join(derivation.symbols) or "none"
         raise ValueError(f"--replay: {problem} for derivation {derivation.name!r} (its dims: {dims})")
+    if not derivation.valid_sizes(sizes):
+        bad = [f"{e}={v}" for e, v in derivation.all_sizes(sizes).items() if e in derivation.expressions and v < 1]
+        raise ValueError(f"--replay: these sizes make {', '.join(bad)} for derivation {derivation.name!r}; every size must be >= 1")
 
 
 def _ansi_c(text: str) -> str:

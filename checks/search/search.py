@@ -27,7 +27,16 @@ from verigrad.checks.diagnose import diagnose
 from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_problem, time_limit
 from verigrad.checks.report import Diagnosis, Kind, Mode, Point, Problem, Report, Status
 from verigrad.checks.search.database import Entry, KnownFailures, known_failures, wanted
-from verigrad.checks.search.points import SEED_MAX, KinksError, draw_point, draw_points, infer_sizes, seeds, sizes_strategy
+from verigrad.checks.search.points import (
+    SEED_MAX,
+    KinksError,
+    draw_point,
+    draw_points,
+    grad_output_shape,
+    infer_sizes,
+    seeds,
+    sizes_strategy,
+)
 from verigrad.checks.search.replay import check_replay, replay_command
 from verigrad.checks.search.usercode import raised_in_user_code
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
@@ -260,9 +269,10 @@ def _at_point(run: Run, at: Mapping[str, Any]) -> Report:
     except ValueError as e:
         return run.refuse(str(e))
     g = arrays.pop("grad_output", None)
+    params = {k: np.asarray(v) for k, v in arrays.items()}
     if derivation.is_layer and g is None:
-        g = np.random.default_rng(run.seed or 0).standard_normal(derivation.output_shape(sizes))
-    point = Point(sizes=sizes, params={k: np.asarray(v) for k, v in arrays.items()}, grad_output=g)
+        g = np.random.default_rng(run.seed or 0).standard_normal(grad_output_shape(derivation, sizes, params))
+    point = Point(sizes=sizes, params=params, grad_output=g)
     return _finish(run, safe_evaluate(derivation, point, run.how), point, (1, 1))
 
 

@@ -28,8 +28,9 @@ def error_report(rep: Report, message: str, started: float) -> Report:
 
 
 def inner_length(derivation: Derivation, sizes: Mapping[str, int]) -> int:
-    """L of τ_ex: the sum of all dims, symbolic and fixed (a bound on the forward's inner-product lengths)."""
-    return sum(sizes.values()) + sum(d for s in derivation.shapes.values() for d in s if isinstance(d, int))
+    """L of τ_ex: the sum of all dims, symbolic (expression dims included) and fixed (a bound on the forward's
+    inner-product lengths)."""
+    return sum(derivation.all_sizes(sizes).values()) + sum(d for s in derivation.shapes.values() for d in s if isinstance(d, int))
 
 
 @dataclass

@@ -1,0 +1,194 @@
+"""The checks a Derivation's fields pass when it is built: each returns the field normalised or raises
+DerivationError naming the derivation and the problem (see ``analytic/_contract.py`` for the contract)."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ._dims import DimExpressionError, SizeSpace, parse_dim, size_space
+
+Dim = str | int
+Shape = tuple[Dim, ...]
+
+#: Default inclusive range of sizes drawn for every symbolic dimension.
+DEFAULT_DIM_RANGE = (1, 8)
+#: The one name a dim may not have: replay specs (``N=2,seed=7``) use it for the point's seed.
+RESERVED_DIM = "seed"
+#: Argument names a parameter may not take: the forward's namespace and the layer's upstream gradient.
+RESERVED_ARGS = ("xp", "grad_output")
+
+
+class DerivationError(ValueError):
+    """A derivation is malformed; the message names the derivation and the problem."""
+
+    def __init__(self, name: object, problem: str) -> None:
+        self.derivation = name
+        self.problem = problem
+        super().__init__(f"derivation {name!r}: {problem}")
+
+
+def accepts(fn: Callable[..., Any], names: Sequence[str]) -> list[str]:
+    """The names in ``names`` that ``fn`` cannot take as keyword arguments."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: trust them
+        return []
+    kinds = {p.kind for p in sig.parameters.values()}
+    if inspect.Parameter.VAR_KEYWORD in kinds:
+        return []
+    keywordable = {
+        n
+        for n, p in sig.parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return [n for n in names if n not in keywordable]
+
+
+def names_argument(fn: Callable[..., Any], arg: str) -> bool:
+    """Whether ``fn``'s signature names ``arg`` as a keyword-able parameter (a ``**kwargs`` does not count)."""
+    try:
+        p = inspect.signature(fn).parameters.get(arg)
+    except (TypeError, ValueError):
+        return False
+    return p is not None and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise DerivationError(name, "name must be a non-empty string")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        # A lone surrogate cannot be written to a UTF-8 report nor typed in a command line.
+        raise DerivationError(name, "name holds a lone surrogate character; use text that UTF-8 can encode")
+    return name
+
+
+def _dim(name: str, what: str, d: object) -> Dim:
+    if isinstance(d, bool) or not isinstance(d, str | int):
+        raise DerivationError(name, f"{what}: dim {d!r} must be a name or a positive int (or an expression of names such as 'H-2')")
+    if isinstance(d, int):
+        if d < 1:
+            raise DerivationError(name, f"{what}: fixed dim {d} must be >= 1")
+        return d
+    text = d.strip()
+    if not text.isidentifier():
+        try:
+            expr = parse_dim(text)
+        except DimExpressionError as e:
+            raise DerivationError(name, f"{what}: dim {d!r} {e}") from None
+        if expr.op == "name":  # "(H)" is H
+            text = expr.args[0]
+        elif not expr.names:
+            raise DerivationError(name, f"{what}: dim {d!r} names no dim; write a fixed size as an int")
+        else:
+            if RESERVED_DIM in expr.names:
+                raise DerivationError(name, f"{what}: dim {d!r} uses the reserved name {RESERVED_DIM!r}; rename the dim")
+            return text
+    if text == RESERVED_DIM:
+        raise DerivationError(name, f"{what}: dim name {text!r} is reserved (replay specs use {RESERVED_DIM}=N); rename the dim")
+    return text
+
+
+def check_shape(name: str, what: str, shape: object) -> Shape:
+    if isinstance(shape, str | int):
+        shape = (shape,)
+    if not isinstance(shape, tuple | list):
+        raise DerivationError(name, f"{what} must be a tuple of dims, got {shape!r}")
+    return tuple(_dim(name, what, d) for d in shape)
+
+
+def check_shapes(name: str, shapes: object) -> dict[str, Shape]:
+    if not isinstance(shapes, Mapping) or not shapes:
+        raise DerivationError(name, "shapes must be a non-empty mapping {param: (dim, ...)}")
+    out: dict[str, Shape] = {}
+    for param, shape in shapes.items():
+        if not isinstance(param, str) or not param.isidentifier() or param in RESERVED_ARGS:
+            raise DerivationError(name, f"parameter name {param!r} must be a Python identifier other than 'xp' and 'grad_output'")
+        out[param] = check_shape(name, f"shape of {param!r}", shape)
+    return out
+
+
+def dim_names(shape: Shape) -> list[str]:
+    """The free names a shape uses: its named dims and the names inside its expressions."""
+    out: list[str] = []
+    for d in shape:
+        if isinstance(d, str):
+            out += [d] if d.isidentifier() else list(parse_dim(d).names)
+    return out
+
+
+def check_output(name: str, output: object, symbols: set[str]) -> Shape | None:
+    if output is None:
+        return None
+    out = check_shape(name, "output", output)
+    unknown = [d for d in dim_names(out) if d not in symbols]
+    if unknown:
+        raise DerivationError(name, f"output uses dim {unknown[0]!r}, which no parameter's shape declares")
+    return out
+
+
+def check_signatures(name: str, forward: object, gradients: object, params: list[str], layer: bool) -> None:
+    for role, fn in (("forward", forward), ("gradients", gradients)):
+        if not callable(fn):
+            raise DerivationError(name, f"{role} must be callable, got {type(fn).__name__}")
+    missing = accepts(forward, ["xp", *params])
+    if missing:
+        raise DerivationError(name, f"forward cannot take the argument(s) {', '.join(missing)}; write forward(xp, {', '.join(params)})")
+    grad_args = params + (["grad_output"] if layer else [])
+    missing = accepts(gradients, grad_args)
+    if missing:
+        raise DerivationError(name, f"gradients cannot take the argument(s) {', '.join(missing)}; write gradients({', '.join(grad_args)})")
+
+
+def check_checked(name: str, check: object, params: list[str]) -> tuple[str, ...]:
+    if isinstance(check, str):
+        raise DerivationError(name, "check must be a list of parameter names, not a string")
+    checked = list(params if check is None else check)
+    unknown = [p for p in checked if p not in params]
+    if unknown:
+        raise DerivationError(name, f"check names unknown parameter(s) {', '.join(map(repr, unknown))}; parameters are {', '.join(params)}")
+    if not checked:
+        raise DerivationError(name, "check is empty: nothing would be checked")
+    return tuple(dict.fromkeys(checked))
+
+
+def check_ranges(name: str, ranges: Mapping[str, Any] | None, params: list[str]) -> dict[str, tuple[float, float]]:
+    out = dict(ranges or {})
+    for param, rng in out.items():
+        if param not in params:
+            raise DerivationError(name, f"ranges names unknown parameter {param!r}")
+        try:
+            lo, hi = (float(v) for v in rng)
+        except (TypeError, ValueError):
+            raise DerivationError(name, f"ranges[{param!r}] must be (low, high), got {rng!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise DerivationError(name, f"ranges[{param!r}] must be finite with low < high, got {rng!r}")
+        out[param] = (lo, hi)
+    return out
+
+
+def check_dims(name: str, dims: Mapping[str, Any] | None, symbols: Sequence[str]) -> dict[str, tuple[int, int]]:
+    out = dict(dims or {})
+    for dim, rng in out.items():
+        if dim not in symbols:
+            raise DerivationError(name, f"dims names {dim!r}, which no parameter's shape uses")
+        if (
+            not isinstance(rng, tuple | list)
+            or len(rng) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in rng)
+            or not 1 <= rng[0] <= rng[1]
+        ):
+            raise DerivationError(name, f"dims[{dim!r}] must be (low, high) with 1 <= low <= high, got {rng!r}")
+        out[dim] = (rng[0], rng[1])
+    return out
+
+
+def check_space(name: str, shapes: Sequence[Shape], dims: Mapping[str, tuple[int, int]], symbols: Sequence[str]) -> SizeSpace:
+    """The sizes the search may draw; refused when no sizes in the ranges make every expression dim >= 1."""
+    ranges = {d: dims.get(d, DEFAULT_DIM_RANGE) for d in symbols}
+    try:
+        return size_space([d for s in shapes for d in s], ranges)
+    except DimExpressionError as e:
+        raise DerivationError(name, str(e)) from None
