@@ -8,8 +8,10 @@ Collected: derivations the module binds itself at top level (assignment, ``def``
 collected: derivations it imports, verigrad's built-ins, modules with ``__verigrad__ = False``,
 and everything when the ini option ``verigrad_collect = false`` (or ``-p no:verigrad``).
 
-Under pytest-xdist each worker hands its reports to the controller in ``workeroutput``; the
-controller merges them and writes the ``--verigrad-*`` report files once.
+The ``--verigrad-*`` report files list every collected derivation item by node id with its true status,
+written once by the process that sees every item's test report (the controller under pytest-xdist): an item
+whose check raised, whose xdist worker crashed or that never ran is an error, a module that failed to
+collect is an error entry (see ``plugin_records``).
 
 Loading the plugin imports verigrad, and with it the checker and torch (``verigrad/__init__.py`` makes real
 imports): every pytest run in an environment where verigrad is installed pays for that import, unless it
@@ -23,7 +25,9 @@ import os
 import pickle
 import secrets
 import shlex
+import sys
 import warnings
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from verigrad.analytic import NAMES, Derivation, builtin
 from verigrad.checks import options
 from verigrad.checks.assertion import failure_text
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
+from verigrad.checks.plugin_records import COLLECT_ERROR, ITEM_PREFIX, PAYLOAD, Entry, Records, collect_error_line
 from verigrad.checks.report import Report, RunReport, summary_line, warnings_of, write_reports
 from verigrad.checks.search import VALUES_PER_SIZE, check
 
@@ -44,8 +49,10 @@ CI_SEED = 0
 MARKER = "verigrad"
 #: Module-level variable that, set to False, keeps a test module's derivations from being collected.
 OPT_OUT = "__verigrad__"
-#: Key of the worker → controller hand-over in xdist's ``workeroutput``/``workerinput``.
+#: Key of the controller → worker hand-over in xdist's ``workerinput``.
 _WIRE = "verigrad"
+#: The report options, as ``--verigrad-<kind>``.
+_KINDS = ("json", "junit", "html", "markdown")
 
 
 @dataclass
@@ -57,8 +64,9 @@ class _Session:
     examples: int | None
     timeout: float | None
     database: bool
-    order: dict[str, int] = field(default_factory=dict)  # nodeid → position in the collection
-    reports: list[tuple[int, str, Report]] = field(default_factory=list)  # (position, nodeid, report)
+    records: Records = field(default_factory=Records)  # where the report files are written: every item's entry
+    run: RunReport | None = None  # what the report files say, once the session is over
+    written: list[str] = field(default_factory=list)  # the report files written
 
 
 _STATE = pytest.StashKey[_Session]()
@@ -123,6 +131,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # and a seed the user named must give the same run every time.
         database=source == "random" and not os.environ.get("CI") and not config.getoption("verigrad_no_database"),
     )
+    if wired is None:  # this process writes the report files: it keeps every item's entry
+        config.pluginmanager.register(config.stash[_STATE].records, "verigrad-records")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -192,14 +202,25 @@ def _is_builtin(derivation: Derivation) -> bool:
     return derivation.name in NAMES and builtin(derivation.name) is derivation
 
 
-def _item_name(derivation: Derivation) -> str:
-    """``verigrad[<name>]``, with what would break a node id (``::``, control characters) made harmless."""
+def _item_name(derivation: Derivation, bound_as: str, taken: set[str]) -> str:
+    """``verigrad[<name>]``, with what would break a node id (``::``, control characters) made harmless.
+
+    A second derivation of the same name in the module is ``verigrad[<name>@<variable>]`` (then ``#2``, …):
+    each item has its own node id, so neither hides the other in the reports.
+    """
     name = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in derivation.name).replace("::", ":_:")
-    return f"verigrad[{name}]"
+    item = f"{ITEM_PREFIX}{name}]"
+    k = 1
+    while item in taken:
+        k += 1
+        item = f"{ITEM_PREFIX}{name}@{bound_as}]" if k == 2 else f"{ITEM_PREFIX}{name}@{bound_as}#{k - 1}]"
+    taken.add(item)
+    return item
 
 
 _BOUND = pytest.StashKey[dict[str, int]]()
 _SEEN = pytest.StashKey[set[int]]()
+_TAKEN = pytest.StashKey[set[str]]()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -214,18 +235,29 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         # An alias of an imported derivation (``again = imported_one``) is not the module's own either.
         module = vars(collector.obj)
         collector.stash[_SEEN] = {id(module[n]) for n in imported if isinstance(module.get(n), Derivation)}
+        collector.stash[_TAKEN] = set()
     line = collector.stash[_BOUND].get(name)
     if line is None or _is_builtin(obj) or id(obj) in collector.stash[_SEEN]:
         return None
     collector.stash[_SEEN].add(id(obj))
-    item = DerivationItem.from_parent(collector, name=_item_name(obj), derivation=obj, line=line - 1)
+    item_name = _item_name(obj, name, collector.stash[_TAKEN])
+    item = DerivationItem.from_parent(collector, name=item_name, derivation=obj, line=line - 1)
     item.add_marker(MARKER)
     return item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    # Every xdist worker collects the same items in the same order: positions agree across workers.
-    session.config.stash[_STATE].order = {item.nodeid: k for k, item in enumerate(session.items)}
+    """Every derivation item this process collected (none on an xdist controller, which collects nothing)."""
+    records = session.config.stash[_STATE].records
+    for item in session.items:
+        if isinstance(item, DerivationItem):
+            records.expect(item.nodeid, item.derivation.name, item.target())
+
+
+def pytest_exception_interact(node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any], report: Any) -> None:
+    """A collection error: its one line rides on the report, to the process that writes the report files."""
+    if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
+        setattr(report, COLLECT_ERROR, collect_error_line(call.excinfo.value))
 
 
 # --- the item -----------------------------------------------------------------------------------
@@ -250,6 +282,7 @@ class DerivationItem(pytest.Item):
         super().__init__(**kwargs)
         self.derivation = derivation
         self.line = line
+        self.entry = Entry(derivation.name)  # its entry in the report files, phase by phase
 
     def target(self) -> str:
         """The test file as the replay command should name it: relative to where pytest was started."""
@@ -259,9 +292,10 @@ class DerivationItem(pytest.Item):
         except ValueError:  # another drive (Windows)
             return str(self.path)
 
-    def runtest(self) -> None:
+    def _check(self) -> Report:
+        """The check itself, and nothing else: recording, warnings and the failure stay in ``runtest``."""
         state = self.config.stash[_STATE]
-        report = check(
+        return check(
             self.derivation,
             examples=state.examples,
             seed=state.seed,
@@ -269,7 +303,9 @@ class DerivationItem(pytest.Item):
             database=state.database,
             timeout=state.timeout,
         )
-        state.reports.append((state.order.get(self.nodeid, len(state.order)), self.nodeid, report))
+
+    def runtest(self) -> None:
+        report = self.entry.checked = self._check()
         if not report.passed:
             raise DerivationFailed(report)
         for param, text in warnings_of(report):
@@ -287,48 +323,60 @@ class DerivationItem(pytest.Item):
         return self.path, self.line, f"verigrad {self.derivation.name}"
 
 
-# --- reports ------------------------------------------------------------------------------------
+# --- reports ---------------------------------------------------------------------------------
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A derivation item's test report carries its entry (after a passing teardown: unchanged, not sent again)."""
+    rep = yield
+    if isinstance(item, DerivationItem) and not (rep.when == "teardown" and rep.passed):
+        raised = call.excinfo.value if call.excinfo is not None else None
+        # Pickled whole, arrays included, so an xdist controller's HTML heatmaps are those of a local run.
+        setattr(rep, PAYLOAD, pickle.dumps(item.entry.after(rep.when, rep.outcome, raised, item.target())))
+    return rep
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash.get(_STATE, None)
-    if state is None:
+    if state is None or hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the files
         return
-    if hasattr(config, "workeroutput"):  # xdist worker: the controller writes the files
-        # Pickled whole, arrays included, so the controller's HTML heatmaps are those of a local run.
-        config.workeroutput[_WIRE] = [[pos, nodeid, pickle.dumps(r)] for pos, nodeid, r in state.reports]
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    state.run = state.records.run(state.seed, interrupted=interrupted, collect_only=config.option.collectonly)
+    if exitstatus == pytest.ExitCode.OK and not all(r.passed for r in state.run.reports):
+        # pytest itself was told all is well (``pytest.exit(returncode=0)`` from user code): the reports were not.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    paths = _report_paths(config)
+    if not paths:
         return
-    paths = {k: config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")}
-    if not any(paths.values()):
-        return
-    write_reports(RunReport(reports=_merged(state), seed=state.seed), **paths)
+    state.written = []
+    for kind, path in paths.items():  # each on its own: one that cannot be written does not stop the others
+        try:
+            write_reports(state.run, **{kind: path})
+        except OSError as e:  # one line; the exit status says the reports are not all there
+            _say(config, f"verigrad: --verigrad-{kind} {path}: the report could not be written: {' '.join(str(e.strerror or e).split())}")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        else:
+            state.written.append(path)
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: object) -> None:
-    """xdist controller: take over what a finished worker checked."""
-    state = node.config.stash.get(_STATE, None)
-    wired = getattr(node, "workeroutput", {}).get(_WIRE)
-    if state is None or not wired:
-        return
-    # Our own worker processes, same interpreter and package: their pickles are trusted.
-    state.reports.extend((pos, nodeid, pickle.loads(blob)) for pos, nodeid, blob in wired)
+def _say(config: pytest.Config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+    else:
+        print(line, file=sys.stderr)
 
 
-def _merged(state: _Session) -> list[Report]:
-    """Reports in collection order, one per item (a rerun item keeps its last report)."""
-    last: dict[str, tuple[int, Report]] = {}
-    for pos, nodeid, report in state.reports:
-        last[nodeid] = (pos, report)
-    return [report for _, report in sorted(last.values(), key=lambda pr: pr[0])]
+def _report_paths(config: pytest.Config) -> dict[str, str]:
+    return {k: p for k in _KINDS if (p := config.getoption(f"verigrad_{k}"))}
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
-    if state is None or hasattr(config, "workeroutput") or not state.reports:
+    if state is None or state.run is None or not state.run.reports:
         return
-    run = RunReport(reports=_merged(state), seed=state.seed)
-    written = [p for p in (config.getoption(f"verigrad_{k}") for k in ("json", "junit", "html", "markdown")) if p]
-    tail = f"; reports: {', '.join(written)}" if written else ""
-    terminalreporter.write_line(f"verigrad: {summary_line(run)} (seed {state.seed}){tail}")
+    tail = f"; reports: {', '.join(state.written)}" if state.written else ""
+    terminalreporter.write_line(f"verigrad: {summary_line(state.run)} (seed {state.seed}){tail}")
