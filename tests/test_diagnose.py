@@ -11,17 +11,20 @@ import tests.mutants
 from tests.mutants._objectives import CORRECT
 from verigrad import checks
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose import diagnose
-from verigrad.checks.report import Kind
+from verigrad.checks.diagnose import diagnose, table
+from verigrad.checks.diagnose.evidence import needed
+from verigrad.checks.report import Diagnosis, Kind
 from verigrad.checks.search import draw_point
 from verigrad.checks.verdict import evaluate
+from verigrad.checks.verdict.thresholds import CLAIM_MAJORITY
 
 #: Search budget per derivation: every slip in the corpus shows within a handful of examples.
 EXAMPLES = 20
 #: One fixed seed: the gate is deterministic (STYLE rule 12).
 SEED = 1234
 #: The kinds the corpus must cover, each on at least this many different objectives.
-KINDS = ("sign_flip", "scale", "transpose", "missing_batch_sum", "shape_mismatch", "partial", "raised", "unknown")
+KINDS = ("sign_flip", "scale", "transpose", "missing_batch_sum", "missing_sum", "shape_mismatch", "jacobian_diagonal", "subsample",
+         "assignment", "truncation", "partial", "raised", "unknown")
 MIN_OBJECTIVES_PER_KIND = 2
 #: Factor comparisons: the diagnosis names factors exactly up to rounding of a least-squares fit.
 FACTOR_RTOL = 1e-9
@@ -158,3 +161,68 @@ def test_diagnosis_serialises_with_kind_and_details():
     g = gradient(run("rr_half"), "W")
     data = g.to_dict()["diagnosis"]
     assert data["kind"] == "scale" and data["scale_factor"] == 0.5 and data["confirmed_on"] == 5
+
+
+# --- the claim rule: a kind is claimed only on a clear majority of the examples it was tried on ----------------
+
+#: The search's evidence: the counterexample and CONFIRM_EXAMPLES more at its sizes.
+TRIED = 1 + checks.search.search.CONFIRM_EXAMPLES
+
+
+def test_the_claim_rule_is_four_of_the_searchs_five():
+    assert CLAIM_MAJORITY == (4, 5) and TRIED == 5
+    assert [needed(n) for n in range(1, 6)] == [1, 2, 3, 4, 4]
+
+
+@pytest.mark.parametrize(("name", "param"), [(n, p) for n, p, _, _ in CASES], ids=[f"{n}-{p}" for n, p, _, _ in CASES])
+def test_every_claim_in_the_corpus_meets_the_rule(name, param):
+    d = gradient(run(name), param).diagnosis
+    if d.kind == Kind.UNKNOWN:
+        assert "tried_on" not in d.details  # nothing claimed
+        return
+    assert d.details["tried_on"] == TRIED, d.sentence
+    assert d.confirmed_on >= needed(TRIED) and 5 * d.confirmed_on >= 4 * TRIED, d.sentence
+
+
+def _planted(kind: Kind, support: int):
+    """A table whose first entry claims ``kind`` on ``support`` examples, whatever the evidence."""
+    claim = lambda case: Diagnosis(kind, f"∂f/∂{case.param} planted", {}, support, names_param=True)
+    return (table.Entry(kind, claim), *table.TABLE)
+
+
+@pytest.mark.parametrize("kind", [Kind.SIGN_FLIP, Kind.PARTIAL, Kind.JACOBIAN_DIAGONAL])
+def test_a_kind_below_the_rule_is_not_claimed(monkeypatch, kind):
+    d = DERIVATIONS["mean_sq_data_factor"]
+    evidence = _evidence(d, {"N": 2, "D": 2, "M": 2}, range(TRIED))
+    monkeypatch.setattr(table, "TABLE", _planted(kind, needed(TRIED) - 1))
+    below = diagnose(d, "W", evidence)
+    assert below.kind == Kind.UNKNOWN and below.details["unconfirmed"] == {str(kind): needed(TRIED) - 1}, below.sentence
+    assert f"held on only {needed(TRIED) - 1} of {TRIED} examples ({needed(TRIED)} needed" in below.sentence
+    monkeypatch.setattr(table, "TABLE", _planted(kind, needed(TRIED)))
+    at = diagnose(d, "W", evidence)
+    assert at.kind == kind and at.details["tried_on"] == TRIED
+
+
+def test_partial_says_partly_only_when_some_entry_of_the_counterexample_is_right():
+    partials = [gradient(run(n), p).diagnosis for n, p, k, _ in CASES if k == "partial"]
+    every = [d for d in partials if d.details["fraction_wrong"] == 1.0]
+    some = [d for d in partials if d.details["fraction_wrong"] < 1.0]
+    assert every and some  # both wordings are exercised
+    for d in every:
+        assert "partly" not in d.sentence and "wrong on every entry of the counterexample" in d.sentence, d.sentence
+    for d in some:
+        assert "is partly wrong" in d.sentence, d.sentence
+
+
+@pytest.mark.parametrize(("name", "param", "text"), [
+    ("attention_no_sqrt", "Q", lambda s: f"√D (={np.sqrt(s['D']):.6g} at D={s['D']})"),
+    ("attention_over_d", "K", lambda s: f"1/√D (={1 / np.sqrt(s['D']):.6g} at D={s['D']})"),
+    ("variance_unnormalised", "x", lambda s: f"N−1 (={s['N'] - 1:.6g} at N={s['N']})"),
+    ("variance_biased", "x", lambda s: f"(N−1)/N (={(s['N'] - 1) / s['N']:.6g} at N={s['N']})"),
+])
+def test_a_scale_form_is_named_with_its_value(name, param, text):
+    report = run(name)
+    text = text(report.shapes)
+    d = gradient(report, param).diagnosis
+    assert d.details["scale_form_text"] == text and f"factor {text}" in d.sentence, d.sentence
+    assert d.details["scale_form_checked_at"] is not None  # the form was confirmed at other sizes

@@ -18,17 +18,17 @@ shape before measuring τ, it is measured here by the verdict's ``exact_toleranc
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report import GradientReport, Point, Problem, Report, Status
+from verigrad.checks.report import Diagnosis, GradientReport, Point, Problem, Report, Status
 from verigrad.checks.search.points import draw_point
 from verigrad.checks.verdict import autograd_noise, evaluate, exact_tolerance, inner_length
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, PROBE_SIZES, SNAP_RTOL
+from verigrad.checks.verdict.thresholds import CLAIM_MAJORITY, MATCH_RTOL, MATCH_SLACK, PROBE_SIZES, SNAP_RTOL
 
 #: Plain constants a factor is named by: a dropped or doubled 2, a mean over 3 or 4 fixed entries.
 CONSTANTS = (2.0, 0.5, 3.0, 1 / 3, 4.0, 0.25)
@@ -48,6 +48,12 @@ class Example:
     r: np.ndarray  # the reference
     live: np.ndarray  # entries that can be compared: differentiable, finite reference
     tau: np.ndarray  # the gate's threshold per reference entry (NaN where ``a`` is None: never compared)
+
+
+def needed(tried: int) -> int:
+    """The claim rule: the fewest of ``tried`` examples a kind must hold on to be claimed (CLAIM_MAJORITY, rounded up)."""
+    k, n = CLAIM_MAJORITY
+    return -(-k * tried // n)
 
 
 def shape_text(shape: Sequence[object]) -> str:
@@ -206,6 +212,8 @@ class Case:
     derivation: Derivation
     param: str
     given: list[Example]  # every example with a reference, the counterexample first
+    unconfirmed: list[Diagnosis] = field(default_factory=list)  # kinds that held on too few examples (``needed``)
+    memo: dict[str, object] = field(default_factory=dict)  # what an entry computed, for the entries after it
 
     @property
     def first(self) -> Example:

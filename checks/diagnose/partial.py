@@ -192,7 +192,8 @@ def _pattern(case: Case, wrong: list[np.ndarray]) -> tuple[str, str, int]:
     found = _whole_slices(exs, wrong)
     if found:
         return (*found, n)
-    support = sum(bool(np.any(ex.live & ~w)) for w, ex in zip(wrong, exs, strict=True))
+    # No pattern predicts the examples: only one that is itself partly wrong (some entries right, some wrong) supports the claim.
+    support = sum(bool(np.any(ex.live & ~w)) and bool(np.any(w)) for w, ex in zip(wrong, exs, strict=True))
     return "scattered", "wrong entries follow no row, column or kink pattern", support
 
 
@@ -225,10 +226,14 @@ def partial(case: Case) -> Diagnosis | None:
         return None
     pattern, text, support = _pattern(case, wrong)
     k, n = int(wrong[0].sum()), int(exs[0].live.sum())
-    pooled = f" ({n_wrong} of {n_live} over the {len(exs)} examples)" if len(exs) > 1 else ""
     there = _there(exs, wrong) if pattern != "scattered" else ""
-    sentence = (f"∂f/∂{case.param} is partly wrong: {k} of {n} entries disagree{pooled}, {text}{there}; "
-                f"consistent {on_examples(support, len(exs))}")
+    if k < n:
+        pooled = f" ({n_wrong} of {n_live} over the {len(exs)} examples)" if len(exs) > 1 else ""
+        what = f"is partly wrong: {k} of {n} entries disagree{pooled}"
+    else:  # every entry of the counterexample is wrong: "partly" holds over the examples only
+        what = (f"is wrong on every entry of the counterexample ({k} of {n}) and right on some entries of the other examples "
+                f"({n_wrong} of {n_live} entries wrong over the {len(exs)} examples)")
+    sentence = f"∂f/∂{case.param} {what}, {text}{there}; consistent {on_examples(support, len(exs))}"
     details = {"fraction_wrong": k / n if n else 0.0, "fraction_wrong_all": n_wrong / n_live, "pattern": pattern,
                "wrong_entries": [list(map(int, ix)) for ix in np.argwhere(wrong[0])[:MAX_LISTED]]}
     return Diagnosis(Kind.PARTIAL, sentence, details, support, names_param=True)

@@ -8,6 +8,7 @@ the verdict's message says which (kind ``unknown``, reason: that message).
 from __future__ import annotations
 
 from verigrad.checks.diagnose.evidence import Case, on_examples
+from verigrad.checks.diagnose.unknown import unconfirmed_details, unconfirmed_text
 from verigrad.checks.report import Diagnosis, Kind, Problem
 
 
@@ -26,4 +27,5 @@ def not_comparable(case: Case) -> Diagnosis | None:
     if case.first.a is not None:
         return None
     message = case.first.report.message or ""
-    return Diagnosis(Kind.UNKNOWN, f"∂f/∂{case.param}: {message}", {"reason": message}, len(case.given))
+    return Diagnosis(Kind.UNKNOWN, f"∂f/∂{case.param}: {message}{unconfirmed_text(case)}",
+                     {"reason": message, **unconfirmed_details(case)}, len(case.given))

@@ -46,6 +46,11 @@ class Kind(StrEnum):
     SHAPE_MISMATCH = "shape_mismatch"
     SIGN_FLIP = "sign_flip"
     SCALE = "scale"
+    MISSING_SUM = "missing_sum"  # summed over some axes (the batch), not over others (a conv bias's spatial axes)
+    JACOBIAN_DIAGONAL = "jacobian_diagonal"  # only the diagonal of the layer's Jacobian (softmax backward as p(1 − p))
+    SUBSAMPLE = "subsample"  # one entry per block where the block's sum belongs (upsampling backward)
+    ASSIGNMENT = "assignment"  # assigned (=) where overlapping windows must accumulate (+=)
+    TRUNCATION = "truncation"  # right while a length is below some value, wrong beyond it (truncated backprop)
     PARTIAL = "partial"
     UNKNOWN = "unknown"
 

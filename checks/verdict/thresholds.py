@@ -9,7 +9,7 @@ Two kinds of number stay with the code that uses them, because they are not tuni
 (checks/search/search.py: DEFAULT_EXAMPLES examples, VALUES_PER_SIZE points at each example's sizes,
 CONFIRM_EXAMPLES further examples a diagnosis is confirmed on — counts of work, not bounds of a judgement),
 and the vocabulary the diagnosis names factors by (checks/diagnose/evidence.py::CONSTANTS and
-checks/diagnose/factor.py::FORM_CONSTANTS — the forms a factor may take, not tolerances).
+checks/diagnose/factor.py::FORM_CONSTANTS and TERMS — the forms a factor may take, not tolerances).
 """
 
 from __future__ import annotations
@@ -138,6 +138,13 @@ EVALUATIONS_PER_ENTRY = 6
 CROSSOVER_ENTRIES = 1000
 
 # --- diagnosis (checks/diagnose/) -------------------------------------------------------------------------
+#: The claim rule: a kind is claimed only when it holds on at least CLAIM_MAJORITY = (k, n), k/n, of the examples
+#: it was tried on (rounded up): 4 of the search's 5 — the counterexample and 3 of the 4 more at its sizes.
+#: Less than every example, because a slip can be invisible at one draw (a mask whose switch is on everywhere
+#: there), and more than a bare majority, because a one-entry gradient is right or wrong on each draw much
+#: like a coin toss, so 3 of 5 examples can fit a pattern by chance. Otherwise the kind is ``unknown``, and its
+#: sentence names the kind that held on too few examples (checks/diagnose/table.py: the one place it is applied).
+CLAIM_MAJORITY = (4, 5)
 #: A relation "analytic = c · T(reference)" holds where |analytic − c · T(reference)| ≤ MATCH_SLACK · τ · max(1, |c|),
 #: τ being the gate's per-entry threshold: the analytic's own, differently ordered arithmetic and the
 #: transform add rounding of the order of τ, while real slips differ at O(1) relative.
@@ -157,6 +164,16 @@ PROBE_SIZES = (3, 2, 5, 7, 11, 13, 4, 6, 8, 9, 10, 12)
 OBJECTIVE_FLOOR = 1e-300
 #: Layout search covers every axis permutation up to this rank (4! = 24 candidates).
 MAX_PERMUTED_RANK = 4
+#: The one-term kinds (checks/diagnose/jacobian.py) take the layer's Jacobian one autograd row per output entry:
+#: at most this many rows per example. The counterexamples a search shrinks to have a few dozen outputs at most;
+#: a larger layer is left to the other kinds rather than spending hundreds of backward passes on a diagnosis.
+MAX_JACOBIAN_OUTPUTS = 64
+#: A truncation ("right for T ≤ K, wrong from T = K + 1") is claimed only for K ≥ TRUNCATION_MIN_LENGTH: at
+#: K = 1 it says nothing, since many slips are invisible at a size of one (a missing sum over a batch of one).
+TRUNCATION_MIN_LENGTH = 2
+#: Draws at each smaller size that must all pass for "right below": one draw can pass a wrong gradient by
+#: chance (a mask that is on everywhere there); three all passing by chance is far less likely.
+TRUNCATION_SEEDS = 3
 #: Wrong entries or slices listed in a partial diagnosis at most.
 MAX_LISTED = 8
 #: A kink pattern ("wrong exactly where the switch is ≤ 0") is tested on at least this many entries; when the
@@ -180,6 +197,7 @@ __all__ = [
     "ANALYTIC_NOISE_CAP",
     "AUTOGRAD_JITTERS",
     "BACKEND_RTOL",
+    "CLAIM_MAJORITY",
     "CONVERGENCE_NOISE",
     "CONVERGENCE_RATIO",
     "CROSSOVER_ENTRIES",
@@ -207,6 +225,7 @@ __all__ = [
     "MATCH_SLACK",
     "MAX_CHUNK_ROWS",
     "MAX_ENTRY_FD",
+    "MAX_JACOBIAN_OUTPUTS",
     "MAX_LISTED",
     "MAX_LOCALIZED",
     "MAX_PERMUTED_RANK",
@@ -219,6 +238,8 @@ __all__ = [
     "RICHARDSON_ROUNDING",
     "SNAP_RTOL",
     "TINY",
+    "TRUNCATION_MIN_LENGTH",
+    "TRUNCATION_SEEDS",
     "U64",
     "UNRESOLVED_LISTED",
     "VMAP_AGREEMENT_ULPS",

@@ -159,7 +159,7 @@ EXPECT = {
     "quadratic_2Ax": {"x": ("unknown", {})},
     "quadratic_dA_squares": {"A": ("shape_mismatch", {})},
     "gate_no_mask": {"A": ("partial", {"pattern": "kinks()[0] ≤ 0"})},
-    "gate_mask_on_C": {"A": ("partial", {})},
+    "gate_mask_on_C": {"A": ("unknown", {"unconfirmed": {"partial": 0}})},  # 1 entry: right or wrong per draw
     "mean_sq_no_mean": {"W": ("scale", {"scale_form": "N", "scale_factor": lambda s: s["N"]})},
     "mean_sq_mean_twice": {"W": ("scale", {"scale_form": "1/N", "scale_factor": lambda s: 1 / s["N"]})},
     "mean_sq_transposed_back": {"W": ("transpose", {})},  # at D = M it is a plain transpose
