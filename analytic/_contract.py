@@ -7,10 +7,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _validate as v
 from ._dims import SizeSpace, dim_value
 from ._torch_function import function_gradients, is_torch_function
-from ._validate import DEFAULT_DIM_RANGE, RESERVED_DIM, DerivationError, Dim, Shape
+from ._validate import (
+    DEFAULT_DIM_RANGE,
+    RESERVED_DIM,
+    DerivationError,
+    Dim,
+    Shape,
+    check_checked,
+    check_dims,
+    check_name,
+    check_output,
+    check_ranges,
+    check_shapes,
+    check_signatures,
+    check_space,
+    dim_names,
+    names_argument,
+)
 
 __all__ = ["DEFAULT_DIM_RANGE", "RESERVED_DIM", "Derivation", "DerivationError", "Dim", "Shape", "resolve"]
 
@@ -67,26 +82,26 @@ class Derivation:
     space: SizeSpace = field(default=None, init=False, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        name = v.check_name(self.name)
-        shapes = v.check_shapes(name, self.shapes)
+        name = check_name(self.name)
+        shapes = check_shapes(name, self.shapes)
         object.__setattr__(self, "shapes", shapes)
-        declared = {d for s in shapes.values() for d in v.dim_names(s)}
-        object.__setattr__(self, "output", v.check_output(name, self.output, declared))
+        declared = {d for s in shapes.values() for d in dim_names(s)}
+        object.__setattr__(self, "output", check_output(name, self.output, declared))
         params = list(shapes)
         # A layer: an output shape is declared, or the gradients name grad_output (the output shape is then
         # read off the forward at each point's sizes).
-        layer = self.output is not None or (callable(self.gradients) and v.names_argument(self.gradients, "grad_output"))
+        layer = self.output is not None or (callable(self.gradients) and names_argument(self.gradients, "grad_output"))
         object.__setattr__(self, "layer", layer)
         if is_torch_function(self.gradients):
             object.__setattr__(self, "torch_function", self.gradients)
             object.__setattr__(self, "gradients", function_gradients(self.gradients, params, self.output is not None))
-        v.check_signatures(name, self.forward, self.gradients, params, layer)
-        object.__setattr__(self, "check", v.check_checked(name, self.check, params))
-        object.__setattr__(self, "ranges", v.check_ranges(name, self.ranges, params))
+        check_signatures(name, self.forward, self.gradients, params, layer)
+        object.__setattr__(self, "check", check_checked(name, self.check, params))
+        object.__setattr__(self, "ranges", check_ranges(name, self.ranges, params))
         symbols = self.symbols
-        dims = v.check_dims(name, self.dims, symbols)
+        dims = check_dims(name, self.dims, symbols)
         object.__setattr__(self, "dims", dims)
-        object.__setattr__(self, "space", v.check_space(name, [*shapes.values(), self.output or ()], dims, symbols))
+        object.__setattr__(self, "space", check_space(name, [*shapes.values(), self.output or ()], dims, symbols))
         if self.kinks is not None and not callable(self.kinks):
             raise DerivationError(name, "kinks must be callable or None")
         if not self.doc:
@@ -103,7 +118,7 @@ class Derivation:
         """The free (searched) dims in order of first appearance, the names inside expressions included."""
         seen: dict[str, None] = {}
         for shape in (*self.shapes.values(), self.output or ()):
-            for d in v.dim_names(shape):
+            for d in dim_names(shape):
                 seen.setdefault(d, None)
         return tuple(seen)
 
