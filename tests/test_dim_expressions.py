@@ -261,3 +261,13 @@ def test_an_array_forward_without_grad_output_says_a_layer_takes_grad_output():
     assert report.status == "error"
     text = " ".join(g.message or "" for g in report.gradients) + (report.message or "")
     assert "expected a scalar" in text and "grad_output" in text
+
+
+def test_a_layer_without_output_whose_forward_raises_is_reported_as_the_forward_raising():
+    def forward(xp, X):
+        raise ValueError("boom")
+
+    d = Derivation(name="raiser", shapes={"X": ("N", "H")}, forward=forward, gradients=lambda X, grad_output: {"X": X})
+    report = check(d, examples=3, seed=1, database=False)
+    assert report.status == "error"
+    assert report.message == "forward raised: ValueError: boom"
