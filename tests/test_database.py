@@ -10,6 +10,7 @@ from tests.helpers import altered
 from verigrad import Derivation, analytic
 from verigrad.checks import check
 from verigrad.checks.loader import load_file
+from verigrad.checks.search import VALUES_PER_SIZE
 from verigrad.checks.search.database import DATABASE_DIR, derivation_key, known_failures
 
 BASE = analytic.builtin("relu_regression")
@@ -52,7 +53,9 @@ def test_a_failure_found_is_the_first_example_tried_on_the_next_run(wrong):
 
     second = check(wrong, examples=EXAMPLES)
     assert second.status == "fail"
-    assert (second.examples, second.points) == (1, 1)  # the saved point, tried first, fails at once
+    # The saved point, tried first, fails at once (1 example, 1 point); then the gradients that pass there
+    # get their whole budget, none of it spent yet (checks/search/explore.py).
+    assert (second.examples, second.points) == (1 + EXAMPLES, 1 + VALUES_PER_SIZE * EXAMPLES)
     assert (second.shapes, second.point_seed) == (first.shapes, first.point_seed)
     assert second.seed != first.seed  # a new random run all the same
     g0, g1 = first.failures[0], second.failures[0]

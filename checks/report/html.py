@@ -24,10 +24,13 @@ from verigrad.checks.report.model import GradientReport, Report, RunReport, Stat
 from verigrad.checks.report.words import (
     disagreement,
     fmt,
+    gradient_point_text,
+    gradient_replay,
     headline,
     headline_is_disagreement,
     nondiff_text,
     note,
+    own_points,
     point_text,
     side_message,
     summary_line,
@@ -279,8 +282,17 @@ def _summary_table(run: RunReport) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def _gradient(k: int, j: int, r: Report, g: GradientReport) -> str:
+def _own_point(r: Report, g: GradientReport, run_seed: int | None) -> list[str]:
+    """Where ``g`` was found failing, and its replay, when that is a point of its own."""
+    where, replay = gradient_point_text(r, g, run_seed), gradient_replay(g)
+    out = [f'<p class="note">{esc(where)}</p>'] if where else []
+    return out + ([f"<p>replay:</p><pre>{esc(replay)}</pre>"] if replay else [])
+
+
+def _gradient(k: int, j: int, r: Report, g: GradientReport, run_seed: int | None = None) -> str:
     parts = [f'<h3 id="d{k}g{j}">∂f/∂{esc(g.param)} {_badge(g.status)} <span class="note">{esc(note(g))}</span></h3>']
+    if g.status != Status.PASS and own_points(r):
+        parts += _own_point(r, g, run_seed)
     if g.status != Status.PASS:
         parts.append(f'<p class="sentence">{esc(headline(g))}</p>')
         extra = side_message(g)
@@ -318,14 +330,16 @@ def _derivation(k: int, r: Report, run_seed: int | None) -> str:
     if r.status == Status.ERROR and not r.failures:
         parts.append(f'<p class="sentence">could not be checked</p><pre>{esc(r.message or "(no message)")}</pre>')
     where = point_text(r, run_seed)
+    if where and own_points(r):  # each failing gradient gives its own point below
+        where = "first failure " + where
     if where:
         parts.append(f'<p class="note">{esc(where)}; {_count(r.examples, "example")} ({_count(r.points, "point")}) checked</p>')
     parts += [f'<p class="note">warning: {esc(w)}</p>' for w in r.warnings]
-    grads = [_gradient(k, j, r, g) for j, g in enumerate(r.gradients)]
+    grads = [_gradient(k, j, r, g, run_seed) for j, g in enumerate(r.gradients)]
     failing = [s for s, g in zip(grads, r.gradients, strict=True) if g.status != Status.PASS]
     passing = [s for s, g in zip(grads, r.gradients, strict=True) if g.status == Status.PASS]
     parts += failing
-    if r.status != Status.PASS and r.replay:
+    if r.status != Status.PASS and r.replay and not own_points(r):
         parts.append(f"<p>replay:</p><pre>{esc(r.replay)}</pre>")
     if passing:
         label = "all gradients" if not failing else f"{len(passing)} passing gradient{'s' if len(passing) > 1 else ''}"

@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
-from verigrad.checks.report.words import facts, headline, names_its_gradient, point_text, side_message, visible, warnings_of, window_lines, worst_text
+from verigrad.checks.report.words import (
+    facts,
+    gradient_point_text,
+    gradient_replay,
+    headline,
+    names_its_gradient,
+    point_text,
+    side_message,
+    visible,
+    warnings_of,
+    window_lines,
+    worst_text,
+)
 
 SUITE = "verigrad"
 #: Name of the testcase standing for a derivation that could not be checked at all.
@@ -47,11 +59,14 @@ def _body(r: Report, g: GradientReport | None, run_seed: int | None) -> str:
         lines += window_lines(g)
     elif r.message:
         lines.append(r.message)
-    where = point_text(r, run_seed)
+    # A gradient found failing at a point of its own is shown there; any other at the derivation's point.
+    own = g is not None and g.counterexample is not None
+    where = gradient_point_text(r, g, run_seed) if own else point_text(r, run_seed)
+    replay = gradient_replay(g) if own else r.replay
     if where:
         lines.append(where)
-    if r.replay:
-        lines.append(f"replay: {r.replay}")
+    if replay:
+        lines.append(f"replay: {replay}")
     return "\n".join(lines)
 
 

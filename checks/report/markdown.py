@@ -13,9 +13,12 @@ from verigrad.checks.report.words import (
     counts,
     facts,
     fmt,
+    gradient_point_text,
+    gradient_replay,
     headline,
     index_text,
     note,
+    own_points,
     point_text,
     side_message,
     summary_line,
@@ -100,20 +103,27 @@ def _derivation(r: Report, run_seed: int | None, budget: int) -> tuple[list[str]
     out: list[str] = []
     if r.status == Status.ERROR and not r.failures:
         out += [f"#### {_ICON[Status.ERROR]} {escape(r.name)} could not be checked", "", escape(r.message or "(no message)"), ""]
+    separate = own_points(r)
     for g in r.failures:
         if budget <= 0:
             break
         out += _gradient(r, g)
+        if separate:
+            out += _point(gradient_point_text(r, g, run_seed), gradient_replay(g))
         budget -= 1
-    if r.status != Status.PASS:
-        where = point_text(r, run_seed)
-        if where:
-            out += [escape(where[0].upper() + where[1:]) + ".", ""]
-        if r.replay and _INERT_IN_TEXT.isdisjoint(r.replay):
-            out += ["Replay:", "", *code_block(r.replay, "sh"), ""]
-        elif r.replay:  # a name that would be markup outside a code block: shown escaped, still copyable as rendered
-            out += [f"Replay: {escape(r.replay)}", ""]
+    if r.status != Status.PASS and not separate:
+        out += _point(point_text(r, run_seed), r.replay)
     return out, budget
+
+
+def _point(where: str | None, replay: str | None) -> list[str]:
+    """Where a failure was found, as a sentence, and the command that replays it."""
+    out = [escape(where[0].upper() + where[1:]) + ".", ""] if where else []
+    if replay and _INERT_IN_TEXT.isdisjoint(replay):
+        out += ["Replay:", "", *code_block(replay, "sh"), ""]
+    elif replay:  # a name that would be markup outside a code block: shown escaped, still copyable as rendered
+        out += [f"Replay: {escape(replay)}", ""]
+    return out
 
 
 def _warnings(run: RunReport) -> list[str]:

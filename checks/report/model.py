@@ -133,6 +133,9 @@ class GradientReport:
     message: str | None = None  # for status error: one line
     problem: Problem | None = None  # set when the values could not be compared entry by entry
     raised: str | None = None  # with Problem.RAISED: the exception, "TypeError: ..."
+    # Where the search found this gradient failing, its own smallest point: {"shapes": {...}, "seed": ..., "replay": "..."}
+    # (a gradient that fails only at sizes where the others pass is reported there, not at the derivation's counterexample).
+    counterexample: dict[str, Any] | None = None
     # Arrays at the point, for heatmaps; not serialised.
     analytic: np.ndarray | None = field(default=None, repr=False)
     reference: np.ndarray | None = field(default=None, repr=False)
@@ -162,6 +165,7 @@ class GradientReport:
             "dtype": self.dtype,
             "warnings": list(self.warnings),
             "message": self.message,
+            "counterexample": self.counterexample,
         }
 
 
@@ -176,7 +180,8 @@ class Report:
     seed: int | None = None  # seed of the run (property search)
     shapes: dict[str, int] = field(default_factory=dict)  # sizes of the symbolic dims at the reported point
     point_seed: int | None = None  # seed the reported point's values were drawn from (None: given by the user)
-    counterexample: dict[str, Any] | None = None  # {"shapes": {...}, "seed": ...} for failures found by search
+    # {"shapes": {...}, "seed": ...}: the first failure the search found (each failing gradient has its own too)
+    counterexample: dict[str, Any] | None = None
     examples: int = 0  # sizes the search tried (hypothesis examples); 1 for a single point
     points: int = 0  # points checked: several value draws at each size
     evaluations: int = 0  # forward evaluations spent by finite differences

@@ -16,9 +16,12 @@ from verigrad.checks.report.model import GradientReport, Report, RunReport, Stat
 from verigrad.checks.report.words import (
     facts,
     fmt,
+    gradient_point_text,
+    gradient_replay,
     headline,
     names_its_gradient,
     note,
+    own_points,
     point_text,
     side_message,
     summary_line,
@@ -128,20 +131,27 @@ def _gradient_lines(name: str, g: GradientReport, paint: Paint) -> list[str]:
     return out
 
 
+def _point_lines(where: str | None, replay: str | None) -> list[str]:
+    """Where a failure was found and the command that replays it."""
+    out = ["  " + where] if where else []
+    if replay:
+        out.append("  replay: " + visible(replay, newline=False))
+    return out
+
+
 def detail_lines(r: Report, run_seed: int | None, paint: Paint) -> list[str]:
     """What a derivation that did not pass got wrong, where, and how to replay it; then its warnings."""
     out: list[str] = []
     name = visible(r.name)
     if r.status == Status.ERROR and not r.failures:
         out.append(_indent(paint(_COLORS[Status.ERROR], "ERROR ") + paint(_BOLD, name) + ": " + visible(r.message or "(no message)"), "  "))
+    separate = own_points(r)
     for g in r.failures:
         out.extend(_gradient_lines(name, g, paint))
-    if r.status != Status.PASS:
-        where = point_text(r, run_seed)
-        if where:
-            out.append("  " + where)
-        if r.replay:
-            out.append("  replay: " + visible(r.replay, newline=False))
+        if separate:
+            out.extend(_point_lines(gradient_point_text(r, g, run_seed), gradient_replay(g)))
+    if r.status != Status.PASS and not separate:
+        out.extend(_point_lines(point_text(r, run_seed), r.replay))
     for param, w in warnings_of(r):
         about = name if param is None else f"{name} ∂f/∂{visible(param)}"
         out.append(_indent(paint(_COLORS[Status.ERROR], "warning") + f" ({about}): {visible(w)}", "  "))

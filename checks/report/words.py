@@ -147,17 +147,40 @@ def worst_text(g: GradientReport) -> str | None:
 # --- one derivation, one run ----------------------------------------------------------------
 
 
-def point_text(r: Report, run_seed: int | None = None) -> str | None:
-    """Sizes of the reported point and the seeds it came from."""
+def _point_words(shapes: dict[str, int], point_seed: int | None, seed: int | None) -> str | None:
     parts = []
-    if r.shapes:
-        parts.append("at " + ", ".join(f"{k}={v}" for k, v in r.shapes.items()))
-    if r.point_seed is not None:
-        parts.append(f"point seed {r.point_seed}")
-    seed = r.seed if r.seed is not None else run_seed
+    if shapes:
+        parts.append("at " + ", ".join(f"{k}={v}" for k, v in shapes.items()))
+    if point_seed is not None:
+        parts.append(f"point seed {point_seed}")
     if seed is not None:
         parts.append(f"run seed {seed}")
     return "; ".join(parts) or None
+
+
+def point_text(r: Report, run_seed: int | None = None) -> str | None:
+    """Sizes of the reported point and the seeds it came from."""
+    return _point_words(r.shapes, r.point_seed, r.seed if r.seed is not None else run_seed)
+
+
+def own_points(r: Report) -> bool:
+    """Whether the failing gradients of ``r`` were found at different points: then each is shown at its own
+    point, with its own replay, and the derivation's point is not repeated after them."""
+    here = (r.shapes, r.point_seed)
+    return any(g.counterexample is not None and (g.counterexample["shapes"], g.counterexample["seed"]) != here for g in r.failures)
+
+
+def gradient_point_text(r: Report, g: GradientReport, run_seed: int | None = None) -> str | None:
+    """Sizes and seeds of the point where ``g`` was found failing (None: it has no point of its own)."""
+    c = g.counterexample
+    if c is None:
+        return None
+    return _point_words(c["shapes"], c["seed"], r.seed if r.seed is not None else run_seed)
+
+
+def gradient_replay(g: GradientReport) -> str | None:
+    """The command that replays the point where ``g`` was found failing."""
+    return None if g.counterexample is None else g.counterexample.get("replay")
 
 
 def counts(run: RunReport) -> tuple[int, int, int]:

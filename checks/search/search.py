@@ -1,16 +1,17 @@
-"""Property-based search for a counterexample, shrunk by hypothesis to the smallest sizes.
+"""Property-based search for a counterexample per gradient, shrunk by hypothesis to the smallest sizes.
 
-One hypothesis example is a set of sizes for the symbolic dims and a point seed s; the points drawn
-from seeds s, s + 1, …, s + VALUES_PER_SIZE − 1 at those sizes are checked together
-(checks/verdict/stacked.py). The first point that does not pass ends the example as a failure, and
-hypothesis shrinks the sizes (and the seed) to the smallest example that still fails; the report is
-taken at that point, whose sizes and seed replay it exactly (checks/search/replay.py). Known failures
-are tried first (checks/search/database.py).
+The search runs in rounds (checks/search/explore.py). The first looks for any failure: hypothesis shrinks
+the first example that does not pass to the smallest that still fails, and the derivation is reported
+there, the point whose sizes and seed replay it exactly (checks/search/replay.py). A gradient that passed
+at that point may still be wrong elsewhere, so the search goes on for the gradients that still pass, over
+what is left of the budget they would have had alone: each round watches those gradients only, and each
+gradient found failing is reported at its own smallest counterexample, with its own figures, diagnosis and
+replay. Known failures are tried first (checks/search/database.py). A gradient that no point judged (its
+reference 0 or underflowing everywhere) is an error, not a pass (checks/search/coverage.py).
 """
 
 from __future__ import annotations
 
-import functools
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -18,25 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, example, given, settings
-from hypothesis import seed as hseed
-from hypothesis.errors import Flaky
 
 from verigrad.analytic import Derivation
 from verigrad.checks.diagnose import diagnose
 from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_problem, time_limit
-from verigrad.checks.report import Diagnosis, Kind, Mode, Point, Problem, Report, Status
+from verigrad.checks.report import Diagnosis, GradientReport, Kind, Mode, Point, Problem, Report, Status
+from verigrad.checks.search.coverage import Coverage, mark_unjudged
 from verigrad.checks.search.database import Entry, KnownFailures, known_failures, wanted
-from verigrad.checks.search.points import (
-    SEED_MAX,
-    KinksError,
-    draw_point,
-    draw_points,
-    grad_output_shape,
-    infer_sizes,
-    seeds,
-    sizes_strategy,
-)
+from verigrad.checks.search.explore import VALUES_PER_SIZE, Outcome, Round, explore
+from verigrad.checks.search.points import KinksError, draw_point, grad_output_shape, infer_sizes
 from verigrad.checks.search.replay import check_replay, replay_command
 from verigrad.checks.search.usercode import raised_in_user_code
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
@@ -45,9 +36,6 @@ __all__ = ["CONFIRM_EXAMPLES", "DEFAULT_EXAMPLES", "MODES", "VALUES_PER_SIZE", "
 
 #: Examples (sizes drawn by hypothesis) tried by default per derivation.
 DEFAULT_EXAMPLES = 30
-#: Points drawn at each example's sizes. Checked as one stack (checks/verdict/stacked.py), 16 points cost
-#: about what two checked alone do, and each size is tried on as many random values.
-VALUES_PER_SIZE = 16
 #: Further examples at the counterexample's sizes that a diagnosis must be confirmed on.
 CONFIRM_EXAMPLES = 4
 
@@ -134,46 +122,23 @@ class Run:
             message = f"kinks raised {_what(e)}"
             return Report(name=self.derivation.name, status=Status.ERROR, shapes=dict(sizes), point_seed=seed, message=message)
 
-
-class _Found(Exception):
-    def __init__(self, point: Point | Report, report: Report) -> None:
-        super().__init__(report.message)
-        self.point, self.report = point, report
-
-
-@dataclass
-class Tally:
-    """What the search has checked: examples (sizes, shrinking included) and points; the last point and
-    the first that did not pass, each with its report."""
-
-    examples: int = 0
-    points: int = 0
-    last: tuple[Point | Report, Report] | None = None
-    first_bad: tuple[Point | Report, Report] | None = None
-
-    def seen(self, point: Point | Report, report: Report) -> None:
-        """Count one checked point; a point that does not pass ends the example (raises _Found)."""
-        self.points += 1
-        self.last = (point, report)
-        if report.status != Status.PASS:
-            if self.first_bad is None:
-                self.first_bad = (point, report)
-            raise _Found(point, report) from None
-
-    @property
-    def counts(self) -> tuple[int, int]:
-        return self.examples, self.points
+    def round(self, seed: int | str, budget: int, known: Sequence[Entry], watched: frozenset[str] | None) -> Round:
+        """A round of the search (checks/search/explore.py) that checks points as this run does."""
+        d = self.derivation
+        check = lambda points: check_points(d, points, self.how)
+        return Round(d, seed, self.max_size, self.include_kinks, budget, known, watched, self.draw, check, self.how.progress)
 
 
-def _diagnose(run: Run, report: Report, point: Point) -> None:
-    """Attach a diagnosis to every failing gradient, confirmed on more examples at the same sizes."""
+def _diagnose(run: Run, point: Point, report: Report, failing: Sequence[GradientReport]) -> None:
+    """Attach a diagnosis to each of the ``failing`` gradients of ``report``, confirmed on more examples at
+    ``point``'s sizes."""
     derivation = run.derivation
     evidence = [(point, report)]
     base = point.seed if point.seed is not None else 0
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=run.include_kinks)
         evidence.append((other, safe_evaluate(derivation, other, run.how)))
-    for g in report.failures:
+    for g in failing:
         if g.problem not in (None, Problem.RAISED, Problem.SHAPE):
             # Not a numeric disagreement (a missing entry, a non-real dtype, NaN/inf): the message is the diagnosis.
             g.diagnosis = Diagnosis(Kind.UNKNOWN, g.message, {"reason": "invalid gradient"}, 1)
@@ -186,17 +151,26 @@ def _diagnose(run: Run, report: Report, point: Point) -> None:
             g.diagnosis = Diagnosis(Kind.UNKNOWN, f"∂f/∂{g.param}: the diagnosis could not be made ({_what(e)})", {}, 0)
 
 
+def _found_at(run: Run, point: Point, failing: Sequence[GradientReport]) -> str | None:
+    """Each of the ``failing`` gradients found at ``point`` gets it as its counterexample; the replay command."""
+    if point.seed is None:
+        return None
+    replay = replay_command(run.derivation, run.target, point.sizes, point.seed)
+    for g in failing:
+        g.counterexample = {"shapes": dict(point.sizes), "seed": point.seed, "replay": replay}
+    return replay
+
+
 def _finish(run: Run, report: Report, point: Point, counts: tuple[int, int]) -> Report:
     """The report as the search gives it; ``counts``: (examples, points) checked."""
     report.seed = run.seed
     report.examples, report.points = counts
-    if point.seed is not None:
-        report.replay = replay_command(run.derivation, run.target, point.sizes, point.seed)
+    report.replay = _found_at(run, point, report.failures)
     report.target = run.target
     if report.status == Status.FAIL:
         if point.seed is not None:
             report.counterexample = {"shapes": dict(point.sizes), "seed": point.seed}
-        _diagnose(run, report, point)
+        _diagnose(run, point, report, report.failures)
     report.duration_s = time.perf_counter() - run.started
     return report
 
@@ -249,7 +223,7 @@ def check(
                 return _at_point(run, at)
             if replay is not None:
                 return _replay(run, *replay)
-            return _search(run, DEFAULT_EXAMPLES if examples is None else examples, progress, use_database)
+            return _search(run, DEFAULT_EXAMPLES if examples is None else examples, use_database)
     except DerivationTimeout as e:
         return Report(
             name=derivation.name,
@@ -292,96 +266,102 @@ def _replay(run: Run, sizes: Mapping[str, int], point_seed: int) -> Report:
     return _finish(run, safe_evaluate(derivation, point, run.how), point, (1, 1))
 
 
-@functools.cache
-def _settings(budget: int) -> settings:
-    # hypothesis's own database stays off: the search keeps known failures itself (checks/search/database.py).
-    return settings(
-        max_examples=budget,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.explicit, Phase.generate, Phase.shrink),
-        derandomize=False,
-        print_blob=False,
-        report_multiple_bugs=False,
-    )
-
-
-def _draw_example(run: Run, tally: Tally, sizes: Mapping[str, int], point_seed: int) -> list[Point]:
-    """The VALUES_PER_SIZE points of one example; one whose kinks() raised ends it as a failure."""
-    every = [(point_seed + j) % (SEED_MAX + 1) for j in range(VALUES_PER_SIZE)]
-    try:
-        return draw_points(run.derivation, sizes, every, include_kinks=run.include_kinks)
-    except KinksError:
-        pass  # draw them one at a time: the first that raised is the example's failure
-    points = []
-    for s in every:
-        point = run.draw(sizes, s)
-        if isinstance(point, Report):
-            tally.seen(point, point)
-        points.append(point)
-    return points
-
-
-def _property(run: Run, tally: Tally, budget: int, progress: Progress | None, known: Sequence[Entry]) -> Callable[[], None]:
-    """The hypothesis test of the search, seeded with the run's seed; ``known`` failures are tried first, in order."""
-    derivation = run.derivation
-
-    def one_example(sizes: dict[str, int], point_seed: int) -> None:
-        tally.examples += 1
-        points = _draw_example(run, tally, sizes, point_seed)
-        for point, report in zip(points, check_points(derivation, points, run.how), strict=False):
-            tally.seen(point, report)
-        if progress is not None:
-            progress(derivation.name, tally.examples, budget)
-
-    test = given(sizes=sizes_strategy(derivation, run.max_size), point_seed=seeds())(one_example)
-    for sizes, point_seed in reversed(known):  # hypothesis tries explicit examples last-added first
-        test = example(sizes=sizes, point_seed=point_seed)(test)
-    return hseed(run.seed)(_settings(budget)(test))
-
-
 def _drawable(derivation: Derivation, max_size: int | None, entries: Sequence[Entry]) -> list[Entry]:
     """The saved failures this search could draw itself (``max_size`` may rule some out for this run)."""
     top = largest_sizes(derivation, max_size)
     return [e for e in entries if all(n <= top[d] for d, n in e[0].items())]
 
 
-def _search(run: Run, budget: int, progress: Progress | None, use_database: bool) -> Report:
+def _search(run: Run, budget: int, use_database: bool) -> Report:
     derivation = run.derivation
     too_big = memory_problem(derivation, largest_sizes(derivation, run.max_size), "the largest point the search may draw")
     if too_big:
         return run.refuse(too_big)
     store = known_failures(derivation, run.target) if use_database else None
     known = _drawable(derivation, run.max_size, store.entries()) if store is not None else []
-    tally = Tally()
-    try:
-        _property(run, tally, budget, progress, known)()
-    except _Found as found:
-        _remember(store, known, tally, found.report)
-        if isinstance(found.point, Report):
-            return found.point
-        return _finish(run, found.report, found.point, tally.counts)
-    except Flaky as e:
-        # The failure did not come back when hypothesis replayed it: report the first one seen.
-        point, report = tally.first_bad or tally.last
-        if isinstance(point, Report):
-            return point
-        report.warnings.append(f"the failure did not reproduce on replay ({type(e).__name__}); the forward may be nondeterministic")
-        return _finish(run, report, point, tally.counts)
-    _remember(store, known, tally, None)
-    point, report = tally.last
+    coverage = Coverage()
+    first = explore(run.round(run.seed, budget, known, None), coverage)
+    point, report = first.found or first.last
+    if first.flaky is None:
+        _remember(store, first)
     if isinstance(point, Report):
         return point
-    return _finish(run, report, point, tally.counts)
+    if first.flaky is not None:
+        report.warnings.append(first.flaky)
+    report = _finish(run, report, point, (first.examples, first.points))
+    if report.status == Status.FAIL:
+        _go_on(run, report, Budget(budget - first.clean, first.known_untried, store), coverage)
+    if report.status != Status.ERROR:
+        mark_unjudged(report, coverage)
+    report.duration_s = time.perf_counter() - run.started
+    return report
 
 
-def _remember(store: KnownFailures | None, known: Sequence[Entry], tally: Tally, failure: Report | None) -> None:
-    """Forget the known failures that passed this run (the first examples tried); save the one reported."""
+@dataclass
+class Budget:
+    """What the rounds after the first have left: generated examples, known failures not yet tried, the store."""
+
+    examples: int
+    known: Sequence[Entry]
+    store: KnownFailures | None
+
+
+def _go_on(run: Run, report: Report, left: Budget, coverage: Coverage) -> None:
+    """After the first failure, further rounds for the gradients that still pass, each over the examples they
+    have left (those that passed for them in earlier rounds count), until none passes, none is left, or a
+    round finds no failure; each gradient found failing replaces its entry in ``report``."""
+    watched = frozenset(g.param for g in report.gradients if g.status == Status.PASS)
+    rounds = 1
+    try:
+        while watched and left.examples > 0:
+            rounds += 1
+            out = explore(run.round(f"{run.seed}.{rounds}", left.examples, left.known, watched), coverage)
+            report.examples += out.examples
+            report.points += out.points
+            if out.found is None:
+                return
+            left.examples -= out.clean
+            left.known = out.known_untried
+            found = _adopt(run, report, watched, out, left.store)
+            if not found:
+                return
+            watched -= found
+    except DerivationTimeout as e:  # the failures found stand; the time limit cut the search for the others short
+        report.warnings.append(f"the search went on for {_names(report, watched)} after the first failure and {e} (the time limit per derivation)")
+
+
+def _names(report: Report, params: frozenset[str]) -> str:
+    return ", ".join(f"∂f/∂{g.param}" for g in report.gradients if g.param in params)
+
+
+def _adopt(run: Run, report: Report, watched: frozenset[str], out: Outcome, store: KnownFailures | None) -> frozenset[str]:
+    """The watched gradients that failed at a later round's point, diagnosed there and put in ``report``;
+    a point where the derivation could not be checked at all ends the search with a warning (empty result)."""
+    point, found = out.found
+    failing = [g for g in found.gradients if g.param in watched and g.status != Status.PASS]
+    if isinstance(point, Report) or not failing:
+        where = ", ".join(f"{k}={v}" for k, v in found.shapes.items())
+        stop = f"stopped at {where} (point seed {found.point_seed}): {found.message}"
+        report.warnings.append(f"the search went on for {_names(report, watched)} after the first failure and {stop}")
+        return frozenset()
+    if out.flaky is None and store is not None and point.seed is not None:
+        store.save(dict(point.sizes), point.seed)
+    for g in failing:
+        if out.flaky is not None:
+            g.warnings.append(out.flaky)
+    _diagnose(run, point, found, failing)
+    _found_at(run, point, failing)
+    mine = {g.param: g for g in failing}
+    report.gradients = [mine.get(g.param, g) for g in report.gradients]
+    return frozenset(mine)
+
+
+def _remember(store: KnownFailures | None, first: Outcome) -> None:
+    """Forget the known failures that passed the first round (the first examples tried); save the one it reported."""
     if store is None:
         return
-    passed = known if failure is None else known[: max(0, tally.examples - 1)]
-    for sizes, point_seed in passed:
+    for sizes, point_seed in first.known_passed:
         store.forget(sizes, point_seed)
+    failure = first.found[1] if first.found is not None else None
     if failure is not None and failure.point_seed is not None:
         store.save(failure.shapes, failure.point_seed)

@@ -1,0 +1,59 @@
+"""What the search has judged of each gradient: one it never judged is an error, not a pass.
+
+A verdict at a point says something about the hand-derived values of ∂f/∂p only where some entry of the
+reference exceeds τ_ex (checks/verdict/judge.py, ``judged``): where the reference is exactly 0 at every
+entry, or underflows below τ_ex's floor, any gradient within τ_ex of 0 passes, right or wrong. A search
+that drew only such points for a parameter has judged nothing of its gradient, and says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from verigrad.checks.report import Report, Status
+from verigrad.checks.verdict import judged
+
+
+@dataclass
+class Coverage:
+    """Per parameter, over every point the search checked: whether some verdict judged its values, and
+    whether some reference entry was finite and not 0 (told apart: a zero reference from an underflowing one)."""
+
+    judged: set[str] = field(default_factory=set)
+    nonzero: set[str] = field(default_factory=set)
+    points: int = 0
+
+    def see(self, report: Report) -> None:
+        self.points += 1
+        for g in report.gradients:
+            if g.param in self.judged:
+                continue
+            if judged(g):
+                self.judged.add(g.param)
+            elif g.reference is not None:
+                ref = np.asarray(g.reference, dtype=np.float64)
+                if np.any(np.isfinite(ref) & (ref != 0)):
+                    self.nonzero.add(g.param)
+
+    def why_not(self, param: str) -> str:
+        """The one line saying that nothing of ∂f/∂``param`` could be judged, and why (the view names the gradient)."""
+        points = f"{self.points} point{'' if self.points == 1 else 's'}"
+        if param in self.nonzero:
+            reason = f"its reference stays within rounding (τ_ex) of 0 at every entry of the {points} drawn (the values underflow)"
+        else:
+            reason = f"its reference is exactly 0 at every entry of the {points} drawn"
+        return f"nothing could be judged: {reason}, where any gradient near 0 passes, right or wrong"
+
+
+def mark_unjudged(report: Report, coverage: Coverage) -> None:
+    """Every passing gradient of ``report`` that no point judged becomes an error with its line; the
+    derivation too, unless another gradient failed."""
+    lines = []
+    for g in report.gradients:
+        if g.status == Status.PASS and g.param not in coverage.judged:
+            g.status, g.message = Status.ERROR, coverage.why_not(g.param)
+            lines.append(f"∂f/∂{g.param}: {g.message}")
+    if lines and report.status == Status.PASS:
+        report.status, report.message = Status.ERROR, "; ".join(lines)
