@@ -2,10 +2,19 @@
 
 ``model``: the result model and its named constants (Status, Blame, Kind, Problem, Mode); ``words``: the
 sentences every view shares; ``terminal``, ``markdown``, ``junit``, ``html``: the views (JSON is
-``RunReport.to_dict``); ``files`` and ``atomic``: writing them; ``progress``: progress on stderr.
+``RunReport.to_dict``); ``paths``: report paths checked before a run; ``files`` and ``atomic``: writing them
+(each on its own, atomically, Ctrl-C deferred); ``progress``: progress on stderr.
 """
 
-from verigrad.checks.report.files import write_reports
+from verigrad.checks.report.files import (
+    ReportWriteError,
+    Written,
+    deferred_interrupt,
+    load_failure_report,
+    stdout_to_devnull,
+    write_each,
+    write_reports,
+)
 from verigrad.checks.report.model import (
     ERROR,
     FAIL,
@@ -22,6 +31,7 @@ from verigrad.checks.report.model import (
     RunReport,
     Status,
 )
+from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
 from verigrad.checks.report.terminal import detail_lines, print_run, render
 from verigrad.checks.report.words import summary_line, visible, warnings_of
@@ -29,6 +39,7 @@ from verigrad.checks.report.words import summary_line, visible, warnings_of
 __all__ = [
     "ERROR",
     "FAIL",
+    "KINDS",
     "PASS",
     "REPORT_VERSION",
     "Blame",
@@ -40,13 +51,20 @@ __all__ = [
     "Problem",
     "Progress",
     "Report",
+    "ReportWriteError",
     "RunReport",
     "Status",
+    "Written",
+    "deferred_interrupt",
     "detail_lines",
+    "load_failure_report",
     "print_run",
     "render",
+    "report_path_problem",
+    "stdout_to_devnull",
     "summary_line",
     "visible",
     "warnings_of",
+    "write_each",
     "write_reports",
 ]

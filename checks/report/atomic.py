@@ -1,19 +1,32 @@
-"""Atomic report writing: a temporary file beside the target, then a rename, so no reader ever sees half a report."""
+"""Atomic report writing: a temporary file beside the target, then a rename, so no reader ever sees half a report.
+
+A path that is a symbolic link is written through: the file it points to is replaced, the link is kept. A path
+that exists and is not a regular file (a directory, a device, a FIFO) is never replaced: OSError.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 import tempfile
 from typing import Any
 
 
 def write_text(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path)) or "."
+    path = os.path.realpath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise OSError(errno.EEXIST, "exists and is not a regular file, so it is not replaced by the report", path)
+    folder = os.path.dirname(path) or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".verigrad-", suffix=".tmp", dir=folder)
     umask = os.umask(0)
     os.umask(umask)
+    fd, tmp = tempfile.mkstemp(prefix=".verigrad-", suffix=".tmp", dir=folder)
     try:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is as readable as any file written here
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
