@@ -151,9 +151,7 @@ def test_a_report_through_a_symbolic_link_keeps_the_link(tmp_path):
 
 
 def test_a_target_that_failed_to_load_is_in_every_report_with_its_line(tmp_path):
-    done = verigrad(
-        tmp_path, "relu_regression", "absent.py", "--json", "r.json", "--markdown", "r.md", "--junit", "r.xml", "--html", "r.html"
-    )
+    done = verigrad(tmp_path, "relu_regression", "absent.py", "--json", "r.json", "--markdown", "r.md", "--junit", "r.xml", "--html", "r.html")
     assert done.returncode == 2, done.stderr
     assert one_line(done.stderr) == "verigrad: absent.py: no such file"
     by_name = {d["name"]: d for d in json.loads((tmp_path / "r.json").read_text())["derivations"]}

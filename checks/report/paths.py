@@ -74,9 +74,7 @@ def _own_problem(path: str) -> str | None:
     return _folder_problem(real)
 
 
-def report_path_problem(
-    paths: Mapping[str, str | None], targets: Sequence[str], *, prefix: str = "--"
-) -> str | None:
+def report_path_problem(paths: Mapping[str, str | None], targets: Sequence[str], *, prefix: str = "--") -> str | None:
     """One line naming the first unusable report path (``{prefix}json PATH: why``), or None when all can be written.
 
     ``paths`` maps report kinds (``KINDS``) to the requested paths (None: not requested); ``targets`` are what the
