@@ -39,7 +39,7 @@ from verigrad.checks import options
 from verigrad.checks.assertion import failure_text
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
 from verigrad.checks.plugin_records import COLLECT_ERROR, ITEM_PREFIX, PAYLOAD, Entry, Records, collect_error_line
-from verigrad.checks.report import Report, RunReport, summary_line, warnings_of, write_reports
+from verigrad.checks.report import Report, RunReport, report_path_problem, summary_line, warnings_of, write_each
 from verigrad.checks.search import VALUES_PER_SIZE, check
 
 #: Seed of the search when the CI environment variable is set and no --verigrad-seed is given:
@@ -53,6 +53,7 @@ OPT_OUT = "__verigrad__"
 _WIRE = "verigrad"
 #: The report options, as ``--verigrad-<kind>``.
 _KINDS = ("json", "junit", "html", "markdown")
+_OPTION = "--verigrad-"
 
 
 @dataclass
@@ -131,7 +132,11 @@ def pytest_configure(config: pytest.Config) -> None:
         # and a seed the user named must give the same run every time.
         database=source == "random" and not os.environ.get("CI") and not config.getoption("verigrad_no_database"),
     )
-    if wired is None:  # this process writes the report files: it keeps every item's entry
+    if wired is None:  # this process writes the report files: their paths checked now, and every item's entry kept
+        targets = [a for a in config.args if os.path.isfile(a)]
+        problem = report_path_problem(_report_paths(config), targets, prefix=_OPTION)
+        if problem:
+            raise pytest.UsageError(problem)
         config.pluginmanager.register(config.stash[_STATE].records, "verigrad-records")
 
 
@@ -352,14 +357,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     state.written = []
     for kind, path in paths.items():  # each on its own: one that cannot be written does not stop the others
-        try:
-            write_reports(state.run, **{kind: path})
-        except OSError as e:  # one line; the exit status says the reports are not all there
-            _say(config, f"verigrad: --verigrad-{kind} {path}: the report could not be written: {' '.join(str(e.strerror or e).split())}")
-            if session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-        else:
+        written = write_each(state.run, {kind: path}, prefix=_OPTION)
+        for line in written.problems:  # one line each; the exit status says the reports are not all there
+            _say(config, f"verigrad: {line}")
+        if written.problems and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        if not written.problems:
             state.written.append(path)
+        if written.interrupted:  # Ctrl-C waited until the reports were written
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
 
 
 def _say(config: pytest.Config, line: str) -> None:

@@ -392,3 +392,24 @@ def test_a_report_that_cannot_be_written_is_one_line_and_the_others_are_written(
     assert len(said) == 1 and said[0].startswith("verigrad: "), said
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert "one" in markdown.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--verigrad-json=out"], "--verigrad-json out: is a directory"),
+        (["--verigrad-json=same.txt", "--verigrad-markdown=same.txt"], "--verigrad-markdown same.txt: the same file as --verigrad-json"),
+        (["--verigrad-html=test_good.py", "test_good.py"], "--verigrad-html test_good.py: is a file being checked"),
+    ],
+    ids=["directory", "same-file-twice", "the-test-file"],
+)
+def test_a_bad_report_path_is_a_usage_error_before_anything_runs(pytester, options, said):
+    project(pytester, test_good="one = right('one')\n")
+    (pytester.path / "out").mkdir()
+    before = (pytester.path / "test_good.py").read_text(encoding="utf-8")
+    result = pytester.runpytest(*FAST, *options)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1 and said in errors[0], errors
+    assert (pytester.path / "test_good.py").read_text(encoding="utf-8") == before
+    assert not (pytester.path / "same.txt").exists()
