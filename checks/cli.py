@@ -6,6 +6,13 @@ Exit codes:
   2  usage error, or a target could not be loaded (nothing wrong was found in what did load)
   3  a derivation could not be checked (its forward raised, is not deterministic, ...), none failed
   130 interrupted (Ctrl-C); the summary of what was checked so far is printed and reports are written
+
+A usage error (2) includes a report path that cannot be used (checked before anything is loaded: the same file
+twice, a directory, a file being checked, something that is not a regular file, a folder that cannot be written)
+and a requested report that could not be written: the other reports are still written, and the exit code is 2
+unless a failure (1) or Ctrl-C (130) says more. Ctrl-C while the reports are written is deferred until they are
+all written, then the run exits 130. A target that could not be loaded is in every report, status error. A closed
+or broken standard output (``| head -1``, ``>&-``) changes neither the reports nor the exit code.
 """
 
 from __future__ import annotations
@@ -18,9 +25,20 @@ from collections.abc import Sequence
 
 from verigrad.checks import options
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
-from verigrad.checks.loader import Target, resolve_targets
-from verigrad.checks.report import Mode, Progress, RunReport, Status, print_run, write_reports
-from verigrad.checks.search import MODES, VALUES_PER_SIZE, check, check_replay, parse_replay
+from verigrad.checks.report import (
+    KINDS,
+    Mode,
+    Progress,
+    RunReport,
+    Status,
+    load_failure_report,
+    print_run,
+    report_path_problem,
+    stdout_to_devnull,
+    write_each,
+)
+from verigrad.checks.runner import Plan, Settings, check_planned, plan
+from verigrad.checks.search import MODES, VALUES_PER_SIZE, parse_replay
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -82,12 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def exit_code(run: RunReport, load_errors: Sequence[str]) -> int:
+def exit_code(run: RunReport, load_errors: Sequence[str], unwritten: Sequence[str] = ()) -> int:
+    """The exit code of a run (see the module docstring); ``unwritten``: requested reports that could not be written."""
     if run.interrupted:
         return EXIT_INTERRUPTED
     if any(r.status == Status.FAIL for r in run.reports):
         return EXIT_FAIL
-    if load_errors:
+    if load_errors or unwritten:
         return EXIT_USAGE
     if any(r.status == Status.ERROR for r in run.reports):
         return EXIT_ERROR
@@ -112,43 +131,27 @@ def _device_problem(device: str) -> str | None:
     return None
 
 
-def _selected(args: argparse.Namespace) -> tuple[list[Target], list[str]]:
-    """The targets to check and the one-line load errors (each printed), ``--only`` applied."""
-    targets, load_errors = resolve_targets(args.targets)
-    for line in load_errors:
-        print(f"verigrad: {line}", file=sys.stderr)
-    if args.only:
-        known = {t.derivation.name for t in targets}
-        for name in args.only:
-            if name not in known:
-                print(f"verigrad: --only {name!r}: no such derivation among the targets", file=sys.stderr)
-                load_errors.append(name)
-        targets = [t for t in targets if t.derivation.name in args.only]
-    return targets, load_errors
+def _settings(args: argparse.Namespace, replay: tuple[dict[str, int], int] | None, seed: int, memory: int) -> Settings:
+    timeout = args.timeout or None
+    options = {
+        "examples": args.examples,
+        "seed": seed,
+        "include_kinks": args.include_kinks,
+        # The seed is the run's own unless --seed named it: then the run must be reproducible.
+        "database": not args.no_database and args.seed is None,
+        "timeout": timeout,
+        "device": args.device,
+        "mode": args.mode,
+    }
+    return Settings(only=tuple(args.only) if args.only else None, replay=replay, timeout=timeout, memory=memory, options=options)
 
 
-def _check_all(targets: list[Target], args: argparse.Namespace, replay: tuple[dict[str, int], int] | None, seed: int) -> RunReport:
-    """Check every target in turn; Ctrl-C ends the run with what was checked so far."""
+def _check_all(found: Plan, settings: Settings, seed: int) -> RunReport:
+    """Check every planned derivation in turn, each in its worker; Ctrl-C ends the run with what was checked so far."""
     run = RunReport(reports=[], seed=seed)
     progress = Progress(sys.stderr)
     try:
-        for t in targets:
-            run.reports.append(
-                check(
-                    t.derivation,
-                    examples=args.examples,
-                    seed=seed,
-                    include_kinks=args.include_kinks,
-                    replay=replay,
-                    target=t.label,
-                    # The seed is the run's own unless --seed named it: then the run must be reproducible.
-                    database=not args.no_database and args.seed is None,
-                    progress=progress.update,
-                    timeout=args.timeout or None,
-                    device=args.device,
-                    mode=args.mode,
-                )
-            )
+        check_planned(found, settings, run.reports, progress.update)
     except KeyboardInterrupt:
         run.interrupted = True
     finally:
@@ -157,6 +160,13 @@ def _check_all(targets: list[Target], args: argparse.Namespace, replay: tuple[di
 
 
 def _run_check(args: argparse.Namespace) -> int:
+    if sys.stdout is None:  # started with standard output closed: keep descriptor 1 from becoming a report's file
+        stdout_to_devnull()
+    paths = {kind: getattr(args, kind) for kind in KINDS}
+    path_problem = report_path_problem(paths, args.targets)
+    if path_problem:
+        print(f"verigrad: {path_problem}", file=sys.stderr)
+        return EXIT_USAGE
     replay = None
     if args.replay:
         try:
@@ -169,17 +179,7 @@ def _run_check(args: argparse.Namespace) -> int:
         print(f"verigrad: --device {args.device}: {device_problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        memory_limit()
-    except ValueError as e:
-        print(f"verigrad: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    targets, load_errors = _selected(args)
-    if not targets and not load_errors:
-        print("verigrad: nothing to check", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        for t in targets if replay else ():
-            check_replay(t.derivation, replay[0])
+        memory = memory_limit()
     except ValueError as e:
         print(f"verigrad: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -187,10 +187,35 @@ def _run_check(args: argparse.Namespace) -> int:
     if seed is None:
         # Under CI the gate is derandomized: the same examples every run, no flaky verdict.
         seed = 0 if os.environ.get("CI") else secrets.randbits(32)
-    run = _check_all(targets, args, replay, seed)
-    print_run(run, sys.stdout, color=args.color)
-    write_reports(run, json=args.json, markdown=args.markdown, junit=args.junit, html=args.html)
-    return exit_code(run, load_errors)
+    settings = _settings(args, replay, seed, memory)
+    try:
+        found = plan(args.targets, settings)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    if found.usage:
+        print(f"verigrad: {found.usage}", file=sys.stderr)
+        return EXIT_USAGE
+    load_errors = [line for _, line in found.load_errors]
+    for line in load_errors:
+        print(f"verigrad: {line}", file=sys.stderr)
+    if not found.checks and not load_errors:
+        print("verigrad: nothing to check", file=sys.stderr)
+        return EXIT_USAGE
+    run = _check_all(found, settings, seed)
+    run.reports.extend(load_failure_report(target, line) for target, line in found.load_errors)
+    # The reports first, Ctrl-C deferred meanwhile; then the summary, which a closed stdout or Ctrl-C may cut short.
+    written = write_each(run, paths)
+    for line in written.problems:
+        print(f"verigrad: {line}", file=sys.stderr)
+    interrupted = written.interrupted
+    try:
+        print_run(run, sys.stdout, color=args.color)
+        sys.stdout.flush()
+    except OSError:  # BrokenPipeError and the like: nobody reads the summary, the run's outcome is unchanged
+        stdout_to_devnull()
+    except KeyboardInterrupt:
+        interrupted = True
+    return EXIT_INTERRUPTED if interrupted else exit_code(run, load_errors, written.problems)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,14 +53,28 @@ def _execute(path: str, name: str) -> ModuleType:
     return module
 
 
+def target_problem(target: str) -> str | None:
+    """Why ``target`` cannot be loaded, found without executing anything (None: a built-in, or a file to load)."""
+    if target in NAMES:
+        return None
+    if not target.endswith(".py") and not os.path.exists(target):
+        return f"{target}: not a built-in derivation ({', '.join(NAMES)}) nor a file"
+    if not os.path.exists(target):
+        return f"{target}: no such file"
+    if os.path.isdir(target):
+        return f"{target}: is a directory, expected a .py file or a built-in name"
+    if not target.endswith(".py"):
+        return f"{target}: not a Python file (expected a .py file or one of: {', '.join(NAMES)})"
+    if not os.path.isfile(target):  # a FIFO or a device: reading it could block or never end
+        return f"{target}: not a regular file"
+    return None
+
+
 def load_file(path: str) -> list[Derivation]:
     """Execute ``path`` and return its module-level derivations, in definition order."""
-    if not os.path.exists(path):
-        raise LoadError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise LoadError(f"{path}: is a directory, expected a .py file or a built-in name")
-    if not path.endswith(".py"):
-        raise LoadError(f"{path}: not a Python file (expected a .py file or one of: {', '.join(NAMES)})")
+    problem = target_problem(path)
+    if problem:
+        raise LoadError(problem)
     module = _execute(path, "verigrad_user_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path)))
     found: dict[int, Derivation] = {}
     for value in vars(module).values():
@@ -71,21 +85,22 @@ def load_file(path: str) -> list[Derivation]:
     return list(found.values())
 
 
+def load_target(target: str) -> list[Derivation]:
+    """The derivations of a built-in name or a file (executed); LoadError with one line if there are none."""
+    if target in NAMES:
+        return [builtin(target)]
+    return load_file(target)
+
+
 def resolve_targets(targets: list[str]) -> tuple[list[Target], list[str]]:
-    """(derivations to check, one-line load errors). No target means every built-in."""
+    """(derivations to check, one-line load errors), loaded in this process. No target means every built-in."""
     if not targets:
         return [Target(d.name, d) for d in builtins()], []
     found: list[Target] = []
     errors: list[str] = []
     for t in targets:
-        if t in NAMES:
-            found.append(Target(t, builtin(t)))
-            continue
-        if not t.endswith(".py") and not os.path.exists(t):
-            errors.append(f"{t}: not a built-in derivation ({', '.join(NAMES)}) nor a file")
-            continue
         try:
-            found.extend(Target(t, d) for d in load_file(t))
+            found.extend(Target(t, d) for d in load_target(t))
         except LoadError as e:
             errors.append(str(e))
     return found, errors

@@ -1,0 +1,220 @@
+"""User code runs in worker processes, never in the process that owns verdicts, reports and the exit code.
+
+Each job — loading a target to learn its derivations, or checking one derivation — runs in a fresh
+process forked from a ``forkserver`` that has numpy, torch, hypothesis and verigrad imported (so a
+worker starts in milliseconds, not seconds). A fresh process per derivation is what keeps global state
+from leaking from one derivation into the next: the working directory, torch's grad mode and default
+dtype, the random generators, numpy's error state and threads started by user code all end with the
+worker.
+
+The parent watches each worker:
+
+- a hard wall-clock limit per job (``timeout`` plus ``GRACE``): past it the worker is killed, whatever
+  the user code does with signals or exceptions, and the neighbours go on;
+- a memory limit on the worker (``RLIMIT_AS``: its address space at start plus
+  ``limits.memory_limit()``), so an allocation beyond it raises MemoryError inside the user code;
+- an exit, a crash or a signal before the job's answer arrives (``sys.exit``, ``os._exit``, a
+  segfault, SIGKILL from the kernel) is one line for that job.
+
+A worker ignores SIGINT: Ctrl-C is the parent's, which stops the worker and ends the run.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+import os
+import resource
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+#: Modules the fork server imports once, so that a worker starts without importing them again.
+PRELOAD = ["numpy", "torch", "hypothesis", "verigrad", "verigrad.checks.workers"]
+#: Seconds a worker gets beyond the derivation's time limit before it is killed: the check's own timer
+#: fires at the limit and writes a report; the kill is for code that swallows or blocks that timer.
+GRACE = 5.0
+#: Seconds between the parent's looks at a worker that has not answered yet.
+POLL = 0.05
+#: Seconds a worker that answered may take to exit before it is killed (a thread of the user's keeps it up).
+EXIT_WAIT = 2.0
+
+# Kinds of the messages a worker sends (the first element of each tuple).
+NAMES, LOAD_ERROR, USAGE, PROGRESS, REPORT, RAISED = "names", "load_error", "usage", "progress", "report", "raised"
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one worker does: load ``target`` and, with ``index`` set, check the selected derivation there."""
+
+    target: str  # a built-in name or a .py file, as the user wrote it
+    only: tuple[str, ...] | None = None  # names to keep, in the target's order (None: all)
+    index: int | None = None  # position among the kept derivations to check (None: load only)
+    expect: str | None = None  # the name loading found at ``index``: a target that loads differently is refused
+    replay: tuple[dict[str, int], int] | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of check()
+    cwd: str = ""
+    path: tuple[str, ...] = ()  # the parent's sys.path, so the target imports what it would import there
+    memory: int | None = None  # bytes the worker may add to its address space
+
+
+@dataclass
+class Outcome:
+    """What a job came back with: the messages it sent, and, when it did not finish, why (one line)."""
+
+    messages: list[tuple[Any, ...]]
+    problem: str | None = None
+
+    def first(self, kind: str) -> tuple[Any, ...] | None:
+        return next((m for m in self.messages if m[0] == kind), None)
+
+
+@functools.cache
+def context() -> Any:
+    """The forkserver context, its preload set once (the server itself starts with the first worker)."""
+    forkserver = multiprocessing.get_context("forkserver")
+    forkserver.set_forkserver_preload(PRELOAD)
+    return forkserver
+
+
+def run_job(job: Job, timeout: float | None, progress: Callable[..., None] | None = None) -> Outcome:
+    """Run ``job`` in a fresh worker; return once it answered, died or ran out of time."""
+    receive, send = context().Pipe(duplex=False)
+    worker = context().Process(target=_work, args=(job, send), daemon=True, name=f"verigrad {job.target}")
+    worker.start()
+    send.close()
+    deadline = None if timeout is None else time.monotonic() + timeout + GRACE
+    outcome = Outcome(messages=[])
+    wait = 0.0  # unless the worker answered in time, it is killed at once
+    try:
+        if _watch(worker, receive, deadline, outcome.messages, progress):
+            outcome.problem = f"timed out: did not finish within its time limit of {timeout:g} s (its worker was stopped at {timeout + GRACE:g} s)"
+        else:
+            wait = EXIT_WAIT
+    finally:  # a normal end, Ctrl-C or a harness bug: no worker outlives its job
+        receive.close()
+        code = _stop(worker, wait)
+    if outcome.problem is None and not _answered(outcome.messages, job):
+        outcome.problem = _death(code)
+    return outcome
+
+
+def _answered(messages: list[tuple[Any, ...]], job: Job) -> bool:
+    kinds = {m[0] for m in messages}
+    if kinds & {LOAD_ERROR, USAGE, RAISED}:
+        return True
+    return REPORT in kinds if job.index is not None else NAMES in kinds
+
+
+def _watch(worker: Any, receive: Connection, deadline: float | None, messages: list, progress) -> bool:
+    """Collect the worker's messages until its answer, its end or the deadline; True when the deadline came first."""
+    while True:
+        wait = POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic()))
+        if receive.poll(wait):
+            try:
+                message = receive.recv()
+            except EOFError:  # the worker closed its end: it has exited (or is exiting)
+                return False
+            if message[0] == PROGRESS:
+                if progress is not None:
+                    progress(*message[1:])
+                continue
+            messages.append(message)
+            if message[0] in (REPORT, LOAD_ERROR, USAGE, RAISED):
+                return False
+        elif deadline is not None and time.monotonic() >= deadline:
+            return True
+        elif not worker.is_alive() and not receive.poll(0):
+            return False
+
+
+def _stop(worker: Any, wait: float) -> int | None:
+    """End the worker (killed if it lingers past ``wait`` seconds) and return its exit code."""
+    worker.join(wait)
+    if worker.is_alive():
+        worker.kill()
+        worker.join()
+    code = worker.exitcode
+    worker.close()
+    return code
+
+
+def _death(code: int | None) -> str:
+    """One line for a worker that ended without its answer."""
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the worker process was killed by {name} (user code crashed, or the system stopped it)"
+    return f"user code ended the worker process (exit code {code}: sys.exit, os._exit or a crash) before the check finished"
+
+
+# --- inside the worker ----------------------------------------------------------------------------
+
+
+def _work(job: Job, send: Connection) -> None:
+    """The worker's whole life: set up, load, answer, and leave without running anything of the user's after."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if job.cwd:
+        os.chdir(job.cwd)
+    if job.path:
+        sys.path[:] = list(job.path)
+    if job.memory is not None:
+        _limit_memory(job.memory)
+    try:
+        _answer(job, send)
+    except BaseException as e:  # user code's SystemExit, GeneratorExit or own BaseException, escaping the check
+        send.send((RAISED, f"{type(e).__name__}: {' '.join(str(e).split()) or '(no message)'}"))
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):  # the user's code closed or replaced the stream
+                pass
+        os._exit(0)  # no atexit handler or lingering thread of the user's runs after the answer
+
+
+def _limit_memory(extra: int) -> None:
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        size = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    soft = size + extra if hard == resource.RLIM_INFINITY else min(hard, size + extra)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _answer(job: Job, send: Connection) -> None:
+    from verigrad.checks.loader import LoadError, load_target
+    from verigrad.checks.search import check, check_replay
+
+    try:
+        found = load_target(job.target)
+    except LoadError as e:
+        send.send((LOAD_ERROR, str(e)))
+        return
+    kept = [d for d in found if job.only is None or d.name in job.only]
+    send.send((NAMES, [d.name for d in found]))
+    if job.replay is not None:
+        try:
+            for d in kept:
+                check_replay(d, job.replay[0])
+        except ValueError as e:
+            send.send((USAGE, str(e)))
+            return
+    if job.index is None:
+        return
+    if job.index >= len(kept) or kept[job.index].name != job.expect:
+        send.send((LOAD_ERROR, f"{job.target}: defines other derivations each time it is loaded (expected {job.expect!r})"))
+        return
+    report = check(
+        kept[job.index],
+        replay=job.replay,
+        target=job.target,
+        progress=lambda *a: send.send((PROGRESS, *a)),
+        **job.options,
+    )
+    send.send((REPORT, report))
