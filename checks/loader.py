@@ -85,6 +85,20 @@ def load_file(path: str) -> list[Derivation]:
     return list(found.values())
 
 
+def load_binding(path: str, module: str, binding: str) -> Derivation:
+    """The derivation a test module binds to ``binding``: the module imported by its name when that finds the
+    same file (as pytest imported it, package and relative imports included), else executed from its file."""
+    try:
+        found = importlib.import_module(module)
+    except Exception:  # user code: the module's top level, or a name importable only the way pytest set it up
+        found = None
+    same = found is not None and os.path.realpath(getattr(found, "__file__", "") or "") == os.path.realpath(path)
+    value = getattr(found if same else _execute(path, module), binding, None)
+    if not isinstance(value, Derivation):
+        raise LoadError(f"{path}: {binding} is not a Derivation when the module is loaded again")
+    return value
+
+
 def load_target(target: str) -> list[Derivation]:
     """The derivations of a built-in name or a file (executed); LoadError with one line if there are none."""
     if target in NAMES:

@@ -40,7 +40,9 @@ from verigrad.checks.assertion import failure_text
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
 from verigrad.checks.plugin_records import COLLECT_ERROR, ITEM_PREFIX, PAYLOAD, Entry, Records, collect_error_line
 from verigrad.checks.report import Report, RunReport, report_path_problem, summary_line, warnings_of, write_each
-from verigrad.checks.search import VALUES_PER_SIZE, check
+from verigrad.checks.runner import report_of
+from verigrad.checks.search import VALUES_PER_SIZE
+from verigrad.checks.workers import Job, run_job
 
 #: Seed of the search when the CI environment variable is set and no --verigrad-seed is given:
 #: the same examples on every CI run, so a red build is never a lucky draw.
@@ -246,7 +248,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         return None
     collector.stash[_SEEN].add(id(obj))
     item_name = _item_name(obj, name, collector.stash[_TAKEN])
-    item = DerivationItem.from_parent(collector, name=item_name, derivation=obj, line=line - 1)
+    item = DerivationItem.from_parent(collector, name=item_name, derivation=obj, line=line - 1, binding=name)
     item.add_marker(MARKER)
     return item
 
@@ -283,9 +285,10 @@ class DerivationFailed(Exception):
 class DerivationItem(pytest.Item):
     """One module-level Derivation, checked like ``verigrad check <test file> --only <name>``."""
 
-    def __init__(self, *, derivation: Derivation, line: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *, derivation: Derivation, line: int = 0, binding: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.derivation = derivation
+        self.binding = binding  # the module-level variable bound to it: how a worker finds it again
         self.line = line
         self.entry = Entry(derivation.name)  # its entry in the report files, phase by phase
 
@@ -298,16 +301,20 @@ class DerivationItem(pytest.Item):
             return str(self.path)
 
     def _check(self) -> Report:
-        """The check itself, and nothing else: recording, warnings and the failure stay in ``runtest``."""
+        """The check itself, in a worker process (user code never runs in pytest's own), and nothing else:
+        recording, warnings and the failure stay in ``runtest``."""
         state = self.config.stash[_STATE]
-        return check(
-            self.derivation,
-            examples=state.examples,
-            seed=state.seed,
+        job = Job(
             target=self.target(),
-            database=state.database,
-            timeout=state.timeout,
+            options={"examples": state.examples, "seed": state.seed, "database": state.database, "timeout": state.timeout},
+            cwd=os.getcwd(),
+            path=tuple(sys.path),
+            memory=memory_limit(),
+            file=str(self.path),
+            module=self.getparent(pytest.Module).obj.__name__,
+            binding=self.binding,
         )
+        return report_of(run_job(job, state.timeout), self.derivation.name, self.target(), state.seed)
 
     def runtest(self) -> None:
         report = self.entry.checked = self._check()

@@ -18,7 +18,7 @@ from verigrad.analytic import NAMES, builtin
 from verigrad.checks.loader import target_problem
 from verigrad.checks.report import Report, Status
 from verigrad.checks.search import check_replay
-from verigrad.checks.workers import LOAD_ERROR, RAISED, REPORT, USAGE, Job, run_job
+from verigrad.checks.workers import LOAD_ERROR, RAISED, REPORT, USAGE, Job, Outcome, run_job
 from verigrad.checks.workers import NAMES as NAMES_MESSAGE
 
 Replay = tuple[dict[str, int], int]
@@ -103,13 +103,17 @@ def check_planned(found: Plan, settings: Settings, done: list[Report], progress:
     """Phase two: each planned derivation checked in its own worker, its report appended to ``done`` as it comes."""
     for target, index, name in found.checks:
         outcome = run_job(settings.job(target, index, name), settings.timeout, progress)
-        if (m := outcome.first(REPORT)) is not None:
-            done.append(m[1])
-            continue
-        if (m := outcome.first(RAISED)) is not None:
-            line = f"user code raised {m[1]}, which ends a check (not an Exception)"
-        elif (m := outcome.first(LOAD_ERROR) or outcome.first(USAGE)) is not None:
-            line = m[1]
-        else:
-            line = outcome.problem or "the worker ended without a report"
-        done.append(Report(name=name, status=Status.ERROR, message=line, target=target, seed=settings.options.get("seed")))
+        done.append(report_of(outcome, name, target, settings.options.get("seed")))
+
+
+def report_of(outcome: Outcome, name: str, target: str, seed: int | None) -> Report:
+    """The report a check job sent, or an error report saying in one line why there is none."""
+    if (m := outcome.first(REPORT)) is not None:
+        return m[1]
+    if (m := outcome.first(RAISED)) is not None:
+        line = f"user code raised {m[1]}, which ends a check (not an Exception)"
+    elif (m := outcome.first(LOAD_ERROR) or outcome.first(USAGE)) is not None:
+        line = m[1]
+    else:
+        line = outcome.problem or "the worker ended without a report"
+    return Report(name=name, status=Status.ERROR, message=line, target=target, seed=seed)

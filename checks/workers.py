@@ -60,6 +60,10 @@ class Job:
     cwd: str = ""
     path: tuple[str, ...] = ()  # the parent's sys.path, so the target imports what it would import there
     memory: int | None = None  # bytes the worker may add to its address space
+    # A test module's derivation (the pytest plugin): the module's file and name, and the variable bound to it.
+    file: str | None = None
+    module: str | None = None
+    binding: str | None = None
 
 
 @dataclass
@@ -107,7 +111,7 @@ def _answered(messages: list[tuple[Any, ...]], job: Job) -> bool:
     kinds = {m[0] for m in messages}
     if kinds & {LOAD_ERROR, USAGE, RAISED}:
         return True
-    return REPORT in kinds if job.index is not None else NAMES in kinds
+    return REPORT in kinds if job.index is not None or job.binding is not None else NAMES in kinds
 
 
 def _watch(worker: Any, receive: Connection, deadline: float | None, messages: list, progress) -> bool:
@@ -188,10 +192,17 @@ def _limit_memory(extra: int) -> None:
 
 
 def _answer(job: Job, send: Connection) -> None:
-    from verigrad.checks.loader import LoadError, load_target
+    from verigrad.checks.loader import LoadError, load_binding, load_target
     from verigrad.checks.search import check, check_replay
 
+    def checked(derivation) -> None:
+        progress = lambda *a: send.send((PROGRESS, *a))
+        send.send((REPORT, check(derivation, replay=job.replay, target=job.target, progress=progress, **job.options)))
+
     try:
+        if job.binding is not None:
+            checked(load_binding(job.file, job.module, job.binding))
+            return
         found = load_target(job.target)
     except LoadError as e:
         send.send((LOAD_ERROR, str(e)))
@@ -210,11 +221,4 @@ def _answer(job: Job, send: Connection) -> None:
     if job.index >= len(kept) or kept[job.index].name != job.expect:
         send.send((LOAD_ERROR, f"{job.target}: defines other derivations each time it is loaded (expected {job.expect!r})"))
         return
-    report = check(
-        kept[job.index],
-        replay=job.replay,
-        target=job.target,
-        progress=lambda *a: send.send((PROGRESS, *a)),
-        **job.options,
-    )
-    send.send((REPORT, report))
+    checked(kept[job.index])

@@ -335,20 +335,45 @@ def test_a_derivation_the_session_stopped_before_is_an_error(pytester):
 
 
 def test_ctrl_c_during_a_check_leaves_reports_that_say_so(pytester):
+    """A real Ctrl-C (SIGINT to the pytest process) while a derivation is being checked in its worker."""
+    conftest = """
+    import os
+
+    os.environ["VERIGRAD_TEST_PYTEST_PID"] = str(os.getpid())
+    """
+    body = """
+    import os, signal, time
+
+    def interrupt():
+        os.kill(int(os.environ["VERIGRAD_TEST_PYTEST_PID"]), signal.SIGINT)
+        time.sleep(60)
+
+    first = right("first")
+    stopped = hostile("stopped", interrupt)
+    never = right("never")
+    """
+    project(pytester, test_interrupted=body, conftest=conftest)
+    result, reports = run(pytester, *FAST, subprocess=True)
+    assert_not_green(result, reports)
+    status = dict(reports.entries)
+    assert status["first"] == "pass" and status["stopped"] == "error" and status["never"] == "error"
+    assert reports.doc["interrupted"] is True
+
+
+def test_a_keyboard_interrupt_raised_by_user_code_is_that_derivation_s_error_and_the_others_go_on(pytester):
     body = """
     def interrupt():
         raise KeyboardInterrupt
 
     first = right("first")
     stopped = hostile("stopped", interrupt)
-    never = right("never")
+    after = right("after")
     """
-    project(pytester, test_interrupted=body)
+    project(pytester, test_raises=body)
     result, reports = run(pytester, *FAST, subprocess=True)
     assert_not_green(result, reports)
-    status = dict(reports.entries)
-    assert status["first"] == "pass" and status["stopped"] == "error" and status["never"] == "error"
-    assert reports.doc["interrupted"] is True
+    assert dict(reports.entries) == {"first": "pass", "stopped": "error", "after": "pass"}
+    assert "KeyboardInterrupt" in reports.message("stopped")
 
 
 def test_skipped_and_deselected_derivations_are_not_checked_and_not_listed(pytester):
