@@ -25,13 +25,17 @@ import functools
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
+
+import hypothesis.configuration
 
 #: Modules the fork server imports once, so that a worker starts without importing them again.
 PRELOAD = ["numpy", "torch", "hypothesis", "verigrad", "verigrad.checks.workers"]
@@ -58,6 +62,7 @@ class Job:
     replay: tuple[dict[str, int], int] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of check()
     cwd: str = ""
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))  # the caller's, not the fork server's
     path: tuple[str, ...] = ()  # the parent's sys.path, so the target imports what it would import there
     memory: int | None = None  # bytes the worker may add to its address space
     # A test module's derivation (the pytest plugin): the module's file and name, and the variable bound to it.
@@ -164,12 +169,18 @@ def _death(code: int | None) -> str:
 def _work(job: Job, send: Connection) -> None:
     """The worker's whole life: set up, load, answer, and leave without running anything of the user's after."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.clear()
+    os.environ.update(job.environ)
     if job.cwd:
         os.chdir(job.cwd)
     if job.path:
         sys.path[:] = list(job.path)
     if job.memory is not None:
         _limit_memory(job.memory)
+    # hypothesis caches what it reads of the user's modules under its home folder: not in the user's tree
+    # (the example database, .hypothesis/verigrad, has its own path and rules).
+    scratch = tempfile.mkdtemp(prefix="verigrad-worker-")
+    hypothesis.configuration.set_hypothesis_home_dir(scratch)
     try:
         _answer(job, send)
     except BaseException as e:  # user code's SystemExit, GeneratorExit or own BaseException, escaping the check
@@ -180,6 +191,7 @@ def _work(job: Job, send: Connection) -> None:
                 stream.flush()
             except (AttributeError, OSError, ValueError):  # the user's code closed or replaced the stream
                 pass
+        shutil.rmtree(scratch, ignore_errors=True)
         os._exit(0)  # no atexit handler or lingering thread of the user's runs after the answer
 
 
