@@ -21,8 +21,10 @@ A worker ignores SIGINT: Ctrl-C is the parent's, which stops the worker and ends
 
 from __future__ import annotations
 
+import atexit
 import functools
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import resource
 import shutil
@@ -37,8 +39,10 @@ from typing import Any
 
 import hypothesis.configuration
 
+from verigrad.checks.warm import SCRATCH_VARIABLE
+
 #: Modules the fork server imports once, so that a worker starts without importing them again.
-PRELOAD = ["numpy", "torch", "hypothesis", "verigrad", "verigrad.checks.workers"]
+PRELOAD = ["numpy", "torch", "hypothesis", "verigrad", "verigrad.checks.workers", "verigrad.checks.warm"]
 #: Seconds a worker gets beyond the derivation's time limit before it is killed: the check's own timer
 #: fires at the limit and writes a report; the kill is for code that swallows or blocks that timer.
 GRACE = 5.0
@@ -49,6 +53,14 @@ EXIT_WAIT = 2.0
 
 # Kinds of the messages a worker sends (the first element of each tuple).
 NAMES, LOAD_ERROR, USAGE, PROGRESS, REPORT, RAISED = "names", "load_error", "usage", "progress", "report", "raised"
+
+
+@functools.cache
+def scratch_folder() -> str:
+    """This run's scratch folder for the workers' hypothesis caches, removed when the run ends."""
+    folder = tempfile.mkdtemp(prefix="verigrad-workers-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class Job:
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))  # the caller's, not the fork server's
     path: tuple[str, ...] = ()  # the parent's sys.path, so the target imports what it would import there
     memory: int | None = None  # bytes the worker may add to its address space
+    scratch: str = field(default_factory=scratch_folder)  # where hypothesis keeps its caches of the user's modules
     # A test module's derivation (the pytest plugin): the module's file and name, and the variable bound to it.
     file: str | None = None
     module: str | None = None
@@ -84,9 +97,14 @@ class Outcome:
 
 @functools.cache
 def context() -> Any:
-    """The forkserver context, its preload set once (the server itself starts with the first worker)."""
+    """The forkserver context; its server started here, warmed (checks/warm.py) with the scratch folder."""
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(PRELOAD)
+    os.environ[SCRATCH_VARIABLE] = scratch_folder()
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        del os.environ[SCRATCH_VARIABLE]
     return forkserver
 
 
@@ -179,8 +197,7 @@ def _work(job: Job, send: Connection) -> None:
         _limit_memory(job.memory)
     # hypothesis caches what it reads of the user's modules under its home folder: not in the user's tree
     # (the example database, .hypothesis/verigrad, has its own path and rules).
-    scratch = tempfile.mkdtemp(prefix="verigrad-worker-")
-    hypothesis.configuration.set_hypothesis_home_dir(scratch)
+    hypothesis.configuration.set_hypothesis_home_dir(job.scratch)
     try:
         _answer(job, send)
     except BaseException as e:  # user code's SystemExit, GeneratorExit or own BaseException, escaping the check
@@ -191,7 +208,6 @@ def _work(job: Job, send: Connection) -> None:
                 stream.flush()
             except (AttributeError, OSError, ValueError):  # the user's code closed or replaced the stream
                 pass
-        shutil.rmtree(scratch, ignore_errors=True)
         os._exit(0)  # no atexit handler or lingering thread of the user's runs after the answer
 
 
