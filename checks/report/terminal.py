@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import TextIO
 
-from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
+from verigrad.checks.report.model import GradientReport, Kind, Report, RunReport, Status
 from verigrad.checks.report.words import (
     facts,
     fmt,
@@ -123,8 +123,10 @@ def _gradient_lines(name: str, g: GradientReport, paint: Paint) -> list[str]:
     if worst:
         out.append(_indent("  " + visible(worst), "    "))
     said = facts(g)
-    if g.diagnosis is not None and g.diagnosis.confirmed_on > 1:
-        said.append(f"diagnosis confirmed on {g.diagnosis.confirmed_on} examples")
+    if g.diagnosis is not None and g.diagnosis.kind != Kind.UNKNOWN and g.diagnosis.confirmed_on > 1:
+        tried = g.diagnosis.details.get("tried_on")
+        of = f" of {tried}" if tried else ""
+        said.append(f"diagnosis confirmed on {g.diagnosis.confirmed_on}{of} examples")
     if said:
         out.append("  " + "; ".join(said))
     out.extend("    " + w for w in window_lines(g))
