@@ -37,6 +37,7 @@ from verigrad.checks.report import (
     stdout_to_devnull,
     write_each,
 )
+from verigrad.checks.report.annotations import FORMATS, github_annotations
 from verigrad.checks.runner import Plan, Settings, check_planned, plan
 from verigrad.checks.search import MODES, VALUES_PER_SIZE, parse_replay
 
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default="cpu", metavar="DEVICE", help="where the autograd reference runs: cpu (default), cuda, cuda:N")
     c.add_argument("--include-kinks", action="store_true", help="do not keep random points away from declared kinks")
     c.add_argument("--no-database", action="store_true", help="do not read or write hypothesis's example database")
+    c.add_argument(
+        "--annotations",
+        choices=FORMATS,
+        help="also print one CI annotation per failing gradient at the gradients' file and line (github: workflow commands)",
+    )
     col = c.add_mutually_exclusive_group()
     col.add_argument("--color", dest="color", action="store_true", default=None, help="force coloured output")
     col.add_argument("--no-color", dest="color", action="store_false", help="no colours")
@@ -210,6 +216,8 @@ def _run_check(args: argparse.Namespace) -> int:
     interrupted = written.interrupted
     try:
         print_run(run, sys.stdout, color=args.color)
+        for line in github_annotations(run) if args.annotations else ():
+            print(line, file=sys.stdout)
         sys.stdout.flush()
     except OSError:  # BrokenPipeError and the like: nobody reads the summary, the run's outcome is unchanged
         stdout_to_devnull()

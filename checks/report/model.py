@@ -190,6 +190,8 @@ class Report:
     target: str | None = None  # what the CLI was given to find this derivation (builtin name or file)
     duration_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    # Where the hand-derived gradients are written: {"file": absolute path, "line": first line} (CI annotations).
+    location: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -214,6 +216,7 @@ class Report:
             "replay": self.replay,
             "duration_s": round(self.duration_s, 4),
             "warnings": list(self.warnings),
+            "location": None if self.location is None else dict(self.location),
             "gradients": [g.to_dict() for g in self.gradients],
         }
 

@@ -29,7 +29,7 @@ from verigrad.checks.search.database import Entry, KnownFailures, known_failures
 from verigrad.checks.search.explore import VALUES_PER_SIZE, Outcome, Round, explore
 from verigrad.checks.search.points import KinksError, draw_point, grad_output_shape, infer_sizes
 from verigrad.checks.search.replay import check_replay, replay_command
-from verigrad.checks.search.usercode import raised_in_user_code
+from verigrad.checks.search.usercode import raised_in_user_code, source_location
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
 
 __all__ = ["CONFIRM_EXAMPLES", "DEFAULT_EXAMPLES", "MODES", "VALUES_PER_SIZE", "Method", "check", "check_points", "safe_evaluate"]
@@ -220,12 +220,13 @@ def check(
     try:
         with time_limit(timeout):
             if at is not None:
-                return _at_point(run, at)
-            if replay is not None:
-                return _replay(run, *replay)
-            return _search(run, DEFAULT_EXAMPLES if examples is None else examples, use_database)
+                report = _at_point(run, at)
+            elif replay is not None:
+                report = _replay(run, *replay)
+            else:
+                report = _search(run, DEFAULT_EXAMPLES if examples is None else examples, use_database)
     except DerivationTimeout as e:
-        return Report(
+        report = Report(
             name=derivation.name,
             status=Status.ERROR,
             seed=seed,
@@ -233,6 +234,8 @@ def check(
             message=f"{e} (the time limit per derivation; raise it with --timeout)",
             duration_s=time.perf_counter() - started,
         )
+    report.location = source_location(derivation)
+    return report
 
 
 def _at_point(run: Run, at: Mapping[str, Any]) -> Report:

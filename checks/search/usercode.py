@@ -34,6 +34,17 @@ def _autograd_dir() -> str:
     return os.path.dirname(os.path.abspath(torch.autograd.__file__)) + os.sep
 
 
+def source_location(derivation: Derivation) -> dict[str, object] | None:
+    """File and first line of the hand-derived gradients (a Function's ``backward``); None for a builtin callable."""
+    fn = derivation.gradients
+    if isinstance(fn, type):
+        fn = getattr(fn, "backward", None)
+    code = getattr(fn, "__code__", None) or getattr(vars(type(fn)).get("__call__"), "__code__", None)
+    if code is None:
+        return None
+    return {"file": os.path.abspath(code.co_filename), "line": code.co_firstlineno}
+
+
 def raised_in_user_code(derivation: Derivation, error: BaseException) -> bool:
     """Whether ``error`` came out of ``derivation``'s own code (see the module docstring)."""
     if isinstance(error, KinksError):
