@@ -7,14 +7,18 @@ every smaller size of the dim (the other dims as at the counterexample, TRUNCATI
 pass; and at v + 1 (where the dim's range allows) it must fail. ``confirmed_on`` counts the examples at v that
 fail. Below TRUNCATION_MIN_LENGTH + 1 a passing smaller size says nothing: at a batch of one a missing sum over
 the batch is invisible, so most slips are "right below 2".
+
+Only at a counterexample small enough to be checked entry by entry (``choose_mode`` says exhaustive): every
+smaller size is a full check, and at a large point (projection mode) those would cost minutes for a claim
+about lengths that the search's own small sizes make.
 """
 
 from __future__ import annotations
 
 from verigrad.checks.diagnose.evidence import Case, on_examples
-from verigrad.checks.report import Diagnosis, Kind, Status
+from verigrad.checks.report import Diagnosis, Kind, Mode, Status
 from verigrad.checks.search.points import draw_point
-from verigrad.checks.verdict import evaluate
+from verigrad.checks.verdict import choose_mode, evaluate
 from verigrad.checks.verdict.thresholds import MORE_SEED_OFFSET, TRUNCATION_MIN_LENGTH, TRUNCATION_SEEDS
 
 
@@ -27,6 +31,8 @@ def status_at(case: Case, sizes: dict[str, int], seed: int) -> Status | None:
 
 def truncated_dim(case: Case) -> tuple[str, int] | None:
     """(dim, v): the first dim right at every size below v and wrong at v + 1, v its size at the counterexample."""
+    if choose_mode(case.derivation, case.first.point) != Mode.EXHAUSTIVE:
+        return None
     sizes = dict(case.first.point.sizes)
     base = (case.first.point.seed or 0) + MORE_SEED_OFFSET
     for d, v in sizes.items():
