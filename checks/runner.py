@@ -18,8 +18,7 @@ from verigrad.analytic import NAMES, builtin
 from verigrad.checks.loader import target_problem
 from verigrad.checks.report import Report, Status
 from verigrad.checks.search import check_replay
-from verigrad.checks.workers import LOAD_ERROR, RAISED, REPORT, USAGE, Job, Outcome, run_job
-from verigrad.checks.workers import NAMES as NAMES_MESSAGE
+from verigrad.checks.workers import DEFINED, LOAD_ERROR, RAISED, REPORT, USAGE, Job, Outcome, run_job
 
 Replay = tuple[dict[str, int], int]
 
@@ -95,7 +94,7 @@ def _names(target: str, settings: Settings, found: Plan) -> list[str]:
     elif outcome.problem is not None:
         found.load_errors.append((target, f"{target}: loading it {outcome.problem}"))
     else:
-        return list(outcome.first(NAMES_MESSAGE)[1])
+        return list(outcome.first(DEFINED)[1])
     return []
 
 

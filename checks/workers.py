@@ -52,7 +52,7 @@ POLL = 0.05
 EXIT_WAIT = 2.0
 
 # Kinds of the messages a worker sends (the first element of each tuple).
-NAMES, LOAD_ERROR, USAGE, PROGRESS, REPORT, RAISED = "names", "load_error", "usage", "progress", "report", "raised"
+DEFINED, LOAD_ERROR, USAGE, PROGRESS, REPORT, RAISED = "names", "load_error", "usage", "progress", "report", "raised"
 
 
 @functools.cache
@@ -134,7 +134,7 @@ def _answered(messages: list[tuple[Any, ...]], job: Job) -> bool:
     kinds = {m[0] for m in messages}
     if kinds & {LOAD_ERROR, USAGE, RAISED}:
         return True
-    return REPORT in kinds if job.index is not None or job.binding is not None else NAMES in kinds
+    return REPORT in kinds if job.index is not None or job.binding is not None else DEFINED in kinds
 
 
 def _watch(worker: Any, receive: Connection, deadline: float | None, messages: list, progress) -> bool:
@@ -236,7 +236,7 @@ def _answer(job: Job, send: Connection) -> None:
         send.send((LOAD_ERROR, str(e)))
         return
     kept = [d for d in found if job.only is None or d.name in job.only]
-    send.send((NAMES, [d.name for d in found]))
+    send.send((DEFINED, [d.name for d in found]))
     if job.replay is not None:
         try:
             for d in kept:
