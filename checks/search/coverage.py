@@ -4,16 +4,22 @@ A verdict at a point says something about the hand-derived values of ∂f/∂p o
 reference exceeds τ_ex (checks/verdict/judge.py, ``judged``): where the reference is exactly 0 at every
 entry, or underflows below τ_ex's floor, any gradient within τ_ex of 0 passes, right or wrong. A search
 that drew only such points for a parameter has judged nothing of its gradient, and says so.
+
+The search reports one point, but gradients that write into their arguments may do so at some points
+only (``dx[x <= 0] = 0`` changes nothing where x > 0): the warning of every point that showed it is carried
+into the report (``carry_warnings``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from verigrad.checks.report import Report, Status
 from verigrad.checks.verdict import judged
+from verigrad.checks.verdict.calls import is_mutation_warning
 
 
 @dataclass
@@ -24,9 +30,11 @@ class Coverage:
     judged: set[str] = field(default_factory=set)
     nonzero: set[str] = field(default_factory=set)
     points: int = 0
+    mutations: list[str] = field(default_factory=list)  # the warnings of gradients that wrote into their arguments
 
     def see(self, report: Report) -> None:
         self.points += 1
+        self.mutations.extend(w for w in report.warnings if is_mutation_warning(w) and w not in self.mutations)
         for g in report.gradients:
             if g.param in self.judged:
                 continue
@@ -57,3 +65,11 @@ def mark_unjudged(report: Report, coverage: Coverage) -> None:
             lines.append(f"∂f/∂{g.param}: {g.message}")
     if lines and report.status == Status.PASS:
         report.status, report.message = Status.ERROR, "; ".join(lines)
+
+
+def carry_warnings(report: Report, warnings: Iterable[str]) -> None:
+    """The ``warnings`` of gradients that wrote into their arguments (at other points: ``Coverage.mutations``, the
+    diagnosis's examples), added to ``report`` once each."""
+    for w in warnings:
+        if is_mutation_warning(w) and w not in report.warnings:
+            report.warnings.append(w)

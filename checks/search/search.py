@@ -24,7 +24,7 @@ from verigrad.analytic import Derivation
 from verigrad.checks.diagnose import diagnose
 from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_problem, time_limit
 from verigrad.checks.report import Diagnosis, GradientReport, Kind, Mode, Point, Problem, Report, Status
-from verigrad.checks.search.coverage import Coverage, mark_unjudged
+from verigrad.checks.search.coverage import Coverage, carry_warnings, mark_unjudged
 from verigrad.checks.search.database import Entry, KnownFailures, known_failures, wanted
 from verigrad.checks.search.explore import VALUES_PER_SIZE, Outcome, Round, explore
 from verigrad.checks.search.points import KinksError, draw_point, grad_output_shape, infer_sizes
@@ -138,6 +138,7 @@ def _diagnose(run: Run, point: Point, report: Report, failing: Sequence[Gradient
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=run.include_kinks)
         evidence.append((other, safe_evaluate(derivation, other, run.how)))
+    carry_warnings(report, (w for _, r in evidence for w in r.warnings))
     for g in failing:
         if g.problem not in (None, Problem.RAISED, Problem.SHAPE):
             # Not a numeric disagreement (a missing entry, a non-real dtype, NaN/inf): the message is the diagnosis.
@@ -294,6 +295,7 @@ def _search(run: Run, budget: int, use_database: bool) -> Report:
     report = _finish(run, report, point, (first.examples, first.points))
     if report.status == Status.FAIL:
         _go_on(run, report, Budget(budget - first.clean, first.known_untried, store), coverage)
+    carry_warnings(report, coverage.mutations)
     if report.status != Status.ERROR:
         mark_unjudged(report, coverage)
     report.duration_s = time.perf_counter() - run.started

@@ -76,8 +76,32 @@ def as_arrays(returned: Mapping[str, Any], names: Iterable[str]) -> dict[str, An
     return out
 
 
+#: How every warning about gradients that wrote into their arguments begins (``is_mutation_warning``).
+MUTATION_HEAD = "gradients modified "
+
+
+def mutation_warnings(modified: Iterable[str]) -> list[str]:
+    """One warning per argument the gradients wrote into. The verdict is on their values all the same (they
+    were handed copies), but a caller who hands them its own arrays gets those arrays changed."""
+    out = []
+    for name in modified:
+        if name == "grad_output":
+            out.append(f"{MUTATION_HEAD}grad_output in place (dx = dout; dx[...] = ...): its caller's upstream gradient is changed;"
+                       " write into a copy (dx = dout.copy())")
+        else:
+            out.append(f"{MUTATION_HEAD}their input {name} in place ({name}[...] = ..., {name} *= ...): its caller's {name} is changed;"
+                       f" write into a copy ({name}.copy())")
+    return out
+
+
+def is_mutation_warning(text: str) -> bool:
+    """Whether ``text`` is one of ``mutation_warnings`` (the search carries them from every point it checked)."""
+    return text.startswith(MUTATION_HEAD) and " in place " in text
+
+
 def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any] | None, str | None, list[str]]:
-    """The hand-derived gradients at the point: (gradients, exception text, names modified in place)."""
+    """The hand-derived gradients at the point, called on copies of its arrays: (gradients, exception text,
+    names modified in place). Values written into the copies change nothing the check compares with."""
     args = copies(point.params)
     before = dict(point.params)  # never handed to user code: what the arguments must still be
     if derivation.is_layer:

@@ -13,7 +13,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import ERROR, FAIL, PASS, Blame, GradientReport, Point, Problem, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, nondeterministic
+from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, mutation_warnings, nondeterministic
 from verigrad.checks.verdict.judge import judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.reference import BatchedObjective, FDEstimate, ForwardError, autograd_gradients, finite_differences, forward_value, forward_value_torch
@@ -106,8 +106,7 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
     if problem:
         return error_report(rep, problem, started)
     analytic, raised, modified = call_gradients(derivation, point)
-    if modified:
-        return error_report(rep, f"gradients modified its argument(s) {', '.join(modified)} in place", started)
+    rep.warnings.extend(mutation_warnings(modified))  # judged all the same: they were handed copies
     if raised is None and analytic is not None and (changing := nondeterministic(derivation, point, analytic)):
         return error_report(rep, changing, started)
     try:
