@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._dims import SizeSpace, dim_value
+from ._outputs import check_namespaces, output_parts, wrap_forward
 from ._torch_function import function_gradients, is_torch_function
 from ._validate import (
     DEFAULT_DIM_RANGE,
@@ -77,6 +78,10 @@ class Derivation:
     dims: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     kinks: Callable[..., Sequence[Any]] | None = None
     doc: str = ""
+    namespaces: Sequence[str] | None = None
+    torch_forward: Callable[..., Any] | None = field(default=None, repr=False)
+    numpy_forward: Callable[..., Any] | None = field(default=None, repr=False)
+    outputs: Any = field(default=None, init=False, repr=False)  # several outputs: analytic/_outputs.py
     torch_function: Any = field(default=None, init=False, repr=False)
     layer: bool = field(default=False, init=False, repr=False)
     space: SizeSpace = field(default=None, init=False, repr=False)  # type: ignore[assignment]
@@ -86,7 +91,9 @@ class Derivation:
         shapes = check_shapes(name, self.shapes)
         object.__setattr__(self, "shapes", shapes)
         declared = {d for s in shapes.values() for d in dim_names(s)}
-        object.__setattr__(self, "output", check_output(name, self.output, declared))
+        outputs, output = output_parts(name, self.output)  # a tuple or dict of shapes: several outputs
+        object.__setattr__(self, "outputs", outputs)
+        object.__setattr__(self, "output", check_output(name, output, declared))
         params = list(shapes)
         # A layer: an output shape is declared, or the gradients name grad_output (the output shape is then
         # read off the forward at each point's sizes).
@@ -96,12 +103,20 @@ class Derivation:
             object.__setattr__(self, "torch_function", self.gradients)
             object.__setattr__(self, "gradients", function_gradients(self.gradients, params, self.output is not None))
         check_signatures(name, self.forward, self.gradients, params, layer)
+        extra = {"torch": self.torch_forward, "numpy": self.numpy_forward}
+        object.__setattr__(self, "namespaces", check_namespaces(name, self.namespaces, extra))
+        for fn in (self.torch_forward, self.numpy_forward):
+            check_signatures(name, fn or self.forward, self.gradients, params, layer)
+        forward, gradients = wrap_forward(self, self.torch_forward, self.numpy_forward)  # one flat output; by namespace
+        object.__setattr__(self, "forward", forward)
+        object.__setattr__(self, "gradients", gradients)
         object.__setattr__(self, "check", check_checked(name, self.check, params))
         object.__setattr__(self, "ranges", check_ranges(name, self.ranges, params))
         symbols = self.symbols
         dims = check_dims(name, self.dims, symbols)
         object.__setattr__(self, "dims", dims)
-        object.__setattr__(self, "space", check_space(name, [*shapes.values(), self.output or ()], dims, symbols))
+        every = [*shapes.values(), self.output or (), *(self.outputs.shapes if self.outputs else ())]
+        object.__setattr__(self, "space", check_space(name, every, dims, symbols))
         if self.kinks is not None and not callable(self.kinks):
             raise DerivationError(name, "kinks must be callable or None")
         if not self.doc:
