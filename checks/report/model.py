@@ -41,6 +41,7 @@ class Kind(StrEnum):
     """What kind of mistake a failing gradient shows (checks/diagnose)."""
 
     RAISED = "raised"
+    KEPT_AXIS = "kept_axis"  # values right, with length-1 axes too many ((1, D) for (D,): a sum with keepdims)
     MISSING_BATCH_SUM = "missing_batch_sum"
     TRANSPOSE = "transpose"
     SHAPE_MISMATCH = "shape_mismatch"
