@@ -17,6 +17,7 @@ NAMES: tuple[str, ...] = (
     "softmax_cross_entropy",
     "tanh_regression",
     "leaky_relu_regression",
+    "batch_norm_train",
 )
 
 
