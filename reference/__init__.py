@@ -10,6 +10,7 @@ from ._autograd import autograd_gradients, rounding_noise
 from ._batched import BatchedObjective, forward_value, forward_value_torch
 from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
 from ._heap import Heap
+from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 from ._stacked import Stack, Unstackable
@@ -17,6 +18,8 @@ from .constants import H0, U64
 
 __all__ = [
     "H0",
+    "NUMPY",
+    "TORCH",
     "U64",
     "BatchedObjective",
     "DirectionalFD",
@@ -28,6 +31,7 @@ __all__ = [
     "Measurement",
     "Stack",
     "Support",
+    "TorchObjective",
     "Unstackable",
     "autograd_gradients",
     "check_scalar",
@@ -36,12 +40,15 @@ __all__ = [
     "finite_differences",
     "forward_noise",
     "forward_value",
+    "forward_value_in",
     "forward_value_torch",
+    "namespaces",
     "np_xp",
     "objective",
     "random_direction",
     "refine_entries",
     "rounding_noise",
+    "runs_in",
     "steps_for",
     "torch_xp",
 ]

@@ -193,6 +193,10 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     # Where the hand-derived gradients are written: {"file": absolute path, "line": first line} (CI annotations).
     location: dict[str, Any] | None = None
+    # A forward that runs in one array namespace only ("numpy" or "torch"; None: both). Under NumPy alone autograd
+    # is not available and finite differences are the only reference (checks/verdict/fd_only.py).
+    namespace: str | None = None
+    autograd_available: bool = True
 
     @property
     def passed(self) -> bool:
@@ -218,6 +222,8 @@ class Report:
             "duration_s": round(self.duration_s, 4),
             "warnings": list(self.warnings),
             "location": None if self.location is None else dict(self.location),
+            "namespace": self.namespace,
+            "autograd_available": self.autograd_available,
             "gradients": [g.to_dict() for g in self.gradients],
         }
 

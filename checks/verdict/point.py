@@ -100,6 +100,10 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
     bad_input = check_inputs(derivation, point)
     if bad_input:
         return error_report(rep, bad_input, started)
+    from verigrad.checks.verdict.fd_only import one_namespace  # here: fd_only builds on this module
+
+    if (alone := one_namespace(derivation, point)) is not None:  # a forward that runs under NumPy or torch only
+        return alone
     params = copies(point.params)
     g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
     f0, problem = forward_problem(derivation, params, g_out)

@@ -1,0 +1,193 @@
+"""A forward that runs in one array namespace only, checked there (reference/_namespace.py finds which).
+
+* **NumPy only** (the original code as written: ``np.pad``, in-place writes, ``np.add.at``, ``int(...)`` on
+  arrays): autograd is not available, so two witnesses remain — the hand-derived gradient and central
+  finite differences in NumPy float64 with the error model of reference/_fd.py. Each entry must agree
+  within K_FD·e + τ (e the difference's own error estimate; τ the size term of τ_ex, the analytic's own
+  rounding), the judgement of an entry where autograd is not finite (checks/verdict/judge.py), applied to
+  every entry. Entries whose difference at step h does not already confirm the analytic value within
+  K_FD·e get steps h/2 and h/4 (Richardson, truncation estimate, kink test) before they are judged. The
+  report says that autograd was not available (``Report.autograd_available``, and a warning in every view).
+* **torch only** (``torch.nn.functional``): the three witnesses, without NumPy — autograd, and finite
+  differences evaluated in torch float64 (``reference.TorchObjective``).
+
+In either, the forward must leave its inputs alone and give the same finite value every time
+(DETERMINISM_REPEATS more evaluations in its own namespace), as in the three-way check.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from verigrad.analytic import Derivation
+from verigrad.checks.report import GradientReport, Point, Report
+from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, mutation_warnings, nondeterministic
+from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
+from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
+from verigrad.checks.verdict.point import Prepared, blank_report, conclude, error_report, inner_length, judge_param
+from verigrad.reference import (
+    NUMPY,
+    TORCH,
+    BatchedObjective,
+    FDEstimate,
+    ForwardError,
+    TorchObjective,
+    autograd_gradients,
+    finite_differences,
+    forward_value_in,
+    namespaces,
+)
+
+__all__ = ["NO_AUTOGRAD", "one_namespace"]
+
+#: The warning every report of a NumPy-only forward carries (the field is ``Report.autograd_available``).
+NO_AUTOGRAD = (
+    "autograd was not available: the forward runs under NumPy only, so it was checked against finite differences"
+    " alone (two witnesses); give torch_forward= for the third"
+)
+
+
+def one_namespace(derivation: Derivation, point: Point, *, mode: str = "exhaustive", seed: int = 0, device: str = "cpu") -> Report | None:
+    """The report at ``point`` of a forward that runs in one namespace only; None when it runs in both (the
+    three-way check applies)."""
+    g_out = None if point.grad_output is None else np.asarray(point.grad_output, dtype=np.float64)
+    if check_inputs(derivation, point) is not None:
+        return None  # the three-way check says what is wrong with the inputs
+    found = namespaces(derivation, point.params, g_out)
+    if len(found) > 1:
+        return None
+    if found == (NUMPY,):
+        return numpy_only(derivation, point, seed=seed)
+    return torch_only(derivation, point, seed=seed, device=device)
+
+
+def forward_problem_in(derivation: Derivation, namespace: str, params: dict[str, np.ndarray], g_out) -> tuple[float | None, str | None]:
+    """(f at the point, None), or (None, why the forward cannot be a witness there): it raises, writes into
+    its arguments, is not finite, or not deterministic — all in ``namespace``."""
+    try:
+        args = copies(params)
+        f1 = forward_value_in(derivation, namespace, args, g_out)
+        modified = changed_in_place(params, args)
+        if modified:
+            return None, f"forward modified its argument(s) {', '.join(modified)} in place"
+        again = [forward_value_in(derivation, namespace, copies(params), g_out) for _ in range(tol.DETERMINISM_REPEATS)]
+    except ForwardError as e:
+        return None, str(e)
+    if not np.isfinite(f1):
+        return None, f"forward is not finite at the point (f = {f1})"
+    differs = [f for f in again if f != f1]
+    if differs:
+        return None, f"forward is not deterministic: evaluations at the same point gave {f1!r} and {differs[0]!r}"
+    return f1, None
+
+
+def _gradients(derivation: Derivation, point: Point, rep: Report, started: float):
+    """(analytic gradients, exception text) at the point (a warning if they wrote into their arguments), or
+    the error report if they are not a function of the point."""
+    analytic, raised, modified = call_gradients(derivation, point)
+    rep.warnings.extend(mutation_warnings(modified))  # judged all the same: they were handed copies
+    if raised is None and analytic is not None and (changing := nondeterministic(derivation, point, analytic)):
+        return error_report(rep, changing, started)
+    return analytic, raised
+
+
+def refine_where_analytic_disagrees(analytic) -> object:
+    """Without autograd the analytic value stands in for it: the entries whose difference at step h does not
+    confirm it within K_FD·e (all of a gradient that cannot be compared) get steps h/2 and h/4."""
+
+    def refine(name: str, est: FDEstimate) -> np.ndarray:
+        a = None if analytic is None else analytic.get(name)
+        if not isinstance(a, np.ndarray) or a.shape != est.value.shape or a.dtype.kind not in "fiu":
+            return np.ones(est.value.shape, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            return ~(np.abs(est.value - a.astype(np.float64)) <= tol.K_FD * est.error)
+
+    return refine
+
+
+def two_witnesses(name: str, analytic, fd: FDEstimate, total_dims: int) -> GradientReport:
+    """The verdict on ``name`` by the analytic gradient and finite differences alone: the judgement of an
+    entry where autograd is not finite, at every entry; the threshold reported is the differences' own."""
+    nowhere = np.full(fd.value.shape, np.nan)
+    g = judge_point(name, analytic, nowhere, fd, np.zeros(fd.value.shape), total_dims)
+    refused, warnings = admit(name, analytic, fd.value.shape)
+    g.warnings = warnings  # the judgement's note on non-finite autograd does not apply: there is none
+    if refused is not None or not g.threshold:
+        tau = exact_tolerance(np.zeros((1, *fd.value.shape)), tol.U64, total_dims, fd.value[None])[0]
+        thr = tol.K_FD * fd.error + tau
+        g.threshold = {
+            "finite_differences_max": float(np.max(thr, initial=0.0)),
+            "finite_differences_median": float(np.median(thr)) if thr.size else 0.0,
+        }
+    # What the analytic values were judged against at every entry: the finite differences' threshold.
+    g.threshold["analytic_vs_autograd"] = g.threshold["finite_differences_max"]
+    g.decided_by_fd = [tuple(int(i) for i in ix) for ix in np.argwhere(~np.asarray(fd.nondifferentiable, bool))]
+    return g
+
+
+def numpy_only(derivation: Derivation, point: Point, *, seed: int = 0) -> Report:
+    """Two witnesses: the hand-derived gradients and finite differences in NumPy float64."""
+    started = time.perf_counter()
+    rep = blank_report(derivation, point, "exhaustive")
+    rep.autograd_available, rep.namespace = False, NUMPY
+    rep.warnings.append(NO_AUTOGRAD)
+    params = copies(point.params)
+    g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
+    f0, problem = forward_problem_in(derivation, NUMPY, params, g_out)
+    if problem:
+        return error_report(rep, problem, started)
+    got = _gradients(derivation, point, rep, started)
+    if isinstance(got, Report):
+        return got
+    analytic, raised = got
+    try:
+        ev = BatchedObjective(derivation, params, g_out, f0=f0)
+        refine = refine_where_analytic_disagrees(None if raised else analytic)
+        fd = finite_differences(derivation, params, g_out, refine=refine, seed=seed, evaluator=ev)
+    except ForwardError as e:
+        return error_report(rep, str(e), started)
+    rep.evaluations = fd.evaluations
+    total = inner_length(derivation, point.sizes)
+    for name in derivation.check:
+        if raised is not None:  # the reference shown is the finite difference
+            prep = Prepared(rep=rep, started=started, params=params, grad_output=g_out, analytic=None, raised=raised,
+                            auto={name: fd.gradients[name].value}, sigma={}, total_dims=total, f0=f0)
+            g = judge_param(prep, name, fd.gradients[name])
+        else:
+            g = two_witnesses(name, analytic.get(name), fd.gradients[name], total)
+        rep.gradients.append(g)
+    return conclude(rep, started)
+
+
+def torch_only(derivation: Derivation, point: Point, *, seed: int = 0, device: str = "cpu") -> Report:
+    """Three witnesses without NumPy: autograd, and finite differences evaluated in torch float64."""
+    started = time.perf_counter()
+    rep = blank_report(derivation, point, "exhaustive")
+    rep.namespace = TORCH
+    params = copies(point.params)
+    g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
+    f0, problem = forward_problem_in(derivation, TORCH, params, g_out)
+    if problem:
+        return error_report(rep, problem, started)
+    got = _gradients(derivation, point, rep, started)
+    if isinstance(got, Report):
+        return got
+    analytic, raised = got
+    try:
+        auto = autograd_gradients(derivation, params, g_out, device=device)
+        probes: list = []
+        sigma = autograd_noise(derivation, point, np.random.default_rng(seed), device, probes, at_base=auto)
+        if analytic is not None and raised is None:
+            sigma = with_analytic_noise(derivation, sigma, analytic, probes, auto)
+        ev = TorchObjective(derivation, params, g_out, f0=f0)
+        fd = finite_differences(derivation, params, g_out, refine=refine_where_autograd_disagrees(auto), seed=seed, evaluator=ev)
+    except ForwardError as e:
+        return error_report(rep, str(e), started)
+    prep = Prepared(rep=rep, started=started, params=params, grad_output=g_out, analytic=analytic, raised=raised, auto=auto,
+                    sigma=sigma, total_dims=inner_length(derivation, point.sizes), f0=f0)
+    rep.evaluations = fd.evaluations
+    rep.gradients.extend(judge_param(prep, name, fd.gradients[name]) for name in derivation.check)
+    return conclude(rep, started)

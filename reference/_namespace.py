@@ -1,0 +1,100 @@
+"""Which array namespaces a forward runs in, and the objective evaluated in one of them.
+
+A forward written against ``xp`` runs under NumPy and under torch, and each reference runs it where it
+needs: autograd under torch, finite differences batched under torch's vmap or one NumPy call at a time.
+Code written for one library only — ``np.pad``, in-place writes into NumPy arrays, ``np.add.at``,
+``int(...)`` on arrays, or ``torch.nn.functional`` — runs in one. ``namespaces`` finds out which, by
+running the forward once in each (under torch with its inputs requiring a gradient, so that code which
+quietly converts a tensor to NumPy counts as NumPy-only), unless the derivation declares them
+(``Derivation(namespaces=...)``). ``TorchObjective`` evaluates a torch-only forward's finite differences
+in torch float64, without NumPy.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from verigrad.analytic import Derivation
+
+from ._batched import BatchedObjective, forward_value
+from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
+
+__all__ = ["NUMPY", "TORCH", "TorchObjective", "forward_value_in", "namespaces", "runs_in"]
+
+NUMPY, TORCH = "numpy", "torch"
+BOTH = (NUMPY, TORCH)
+
+#: Derivations whose forward was found to run in both namespaces (the common case is tried once per process).
+_BOTH_FOUND: weakref.WeakKeyDictionary[Derivation, bool] = weakref.WeakKeyDictionary()
+
+
+def _tensors(values: Mapping[str, Any], grad: bool) -> dict[str, torch.Tensor]:
+    return {k: torch.tensor(np.array(v, dtype=np.float64), requires_grad=grad) for k, v in values.items()}
+
+
+def runs_in(derivation: Derivation, namespace: str, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None) -> bool:
+    """Whether the forward gives its objective in ``namespace`` at the point: under NumPy a number, under
+    torch a tensor that depends on the parameters (so autograd can differentiate it)."""
+    g = None if grad_output is None else np.array(grad_output, dtype=np.float64)
+    try:
+        if namespace == NUMPY:
+            forward_value(derivation, {k: np.array(v, dtype=np.float64) for k, v in params.items()}, g)
+            return True
+        f = objective(derivation, torch_xp, _tensors(params, True), None if g is None else torch.from_numpy(g))
+        return isinstance(f, torch.Tensor) and f.requires_grad and f.is_floating_point()
+    except Exception:  # user code: the forward does not run in that namespace
+        return False
+
+
+def namespaces(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None) -> tuple[str, ...]:
+    """The namespaces the forward runs in: as the derivation declares, else found out at this point. A
+    forward that runs in neither gives both: the check then reports why it fails."""
+    if derivation.namespaces is not None:
+        return tuple(derivation.namespaces)
+    if _BOTH_FOUND.get(derivation):
+        return BOTH
+    found = tuple(ns for ns in BOTH if runs_in(derivation, ns, params, grad_output))
+    if found == BOTH:
+        _BOTH_FOUND[derivation] = True
+    return found or BOTH
+
+
+def forward_value_in(derivation: Derivation, namespace: str, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None) -> float:
+    """The objective at ``params`` in ``namespace``, float64 (ForwardError as ``forward_value``)."""
+    if namespace == NUMPY:
+        return forward_value(derivation, params, grad_output)
+    # Tensors sharing the arrays' memory: a forward that writes into its inputs changes ``params``.
+    shared = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) and v.dtype == np.float64 else torch.as_tensor(v) for k, v in params.items()}
+    g = None if grad_output is None else torch.from_numpy(np.array(grad_output, dtype=np.float64))
+    try:
+        with torch.no_grad():
+            value = objective(derivation, torch_xp, shared, g)
+    except ForwardError:
+        raise
+    except Exception as e:  # user code
+        raise ForwardError(f"forward raised under torch: {type(e).__name__}: {e}") from e
+    return check_scalar(derivation, value)
+
+
+class TorchObjective(BatchedObjective):
+    """``BatchedObjective`` for a forward that runs only under torch: every evaluation outside vmap (the
+    point itself, the fallback loop, the switches) in torch float64 instead of NumPy."""
+
+    def _f_numpy(self, params: Mapping[str, np.ndarray]) -> float:
+        self.evaluations += 1
+        g = None if self.grad_output is None else torch.from_numpy(self.grad_output.copy())
+        with torch.no_grad():
+            return check_scalar(self.derivation, objective(self.derivation, torch_xp, _tensors(params, False), g))
+
+    def _switches(self, xp: Any, params: Mapping[str, np.ndarray]) -> list:
+        if self.derivation.kinks is None:
+            return []
+        if xp is not np_xp:  # already tensors (the vmapped rows)
+            return list(self.derivation.kinks(xp, **params))
+        with torch.no_grad():
+            return [np.asarray(torch.as_tensor(s).numpy()) for s in self.derivation.kinks(torch_xp, **_tensors(params, False))]
