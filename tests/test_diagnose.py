@@ -23,7 +23,7 @@ EXAMPLES = 20
 #: One fixed seed: the gate is deterministic (STYLE rule 12).
 SEED = 1234
 #: The kinds the corpus must cover, each on at least this many different objectives.
-KINDS = ("sign_flip", "scale", "transpose", "missing_batch_sum", "missing_sum", "shape_mismatch", "jacobian_diagonal", "subsample",
+KINDS = ("sign_flip", "scale", "transpose", "kept_axis", "missing_batch_sum", "missing_sum", "shape_mismatch", "jacobian_diagonal", "subsample",
          "assignment", "truncation", "partial", "raised", "unknown")
 MIN_OBJECTIVES_PER_KIND = 2
 #: Factor comparisons: the diagnosis names factors exactly up to rounding of a least-squares fit.

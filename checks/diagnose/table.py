@@ -8,6 +8,8 @@ those it was tried on; a kind below the rule is not claimed and the table goes o
 can say what held on too few. The entries of ``TABLE`` are tried in this order, first match wins:
 
 * ``raised``            the gradient function raised;
+* ``kept_axis``         the values right, in a shape with length-1 axes too many (``(1, D)`` or ``(D, 1)`` for
+                        ``(D,)``: a sum with keepdims), here and at other sizes (where a batch of one is not 1);
 * ``missing_batch_sum`` a broadcast parameter's gradient given per copy (``(N, M)`` or ``(1, M)`` for
                         ``(M,)``), or summed over the wrong axis; recognised by differentiating the forward
                         with the parameter broadcast first (``autograd_gradients(expand=...)``);
@@ -42,7 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose import axis_sum, batch_sum, factor, jacobian, layout, partial, raised, truncation, unknown
+from verigrad.checks.diagnose import axis_sum, batch_sum, factor, jacobian, kept_axis, layout, partial, raised, truncation, unknown
 from verigrad.checks.diagnose.evidence import Case, examples, needed
 from verigrad.checks.report import Diagnosis, Kind, Point, Report
 
@@ -58,6 +60,7 @@ class Entry(NamedTuple):
 TABLE: tuple[Entry, ...] = (
     Entry(Kind.RAISED, raised.raised),
     Entry(Kind.UNKNOWN, raised.not_comparable),
+    Entry(Kind.KEPT_AXIS, kept_axis.kept_axis),
     Entry(Kind.MISSING_BATCH_SUM, batch_sum.missing_batch_sum),
     Entry(Kind.MISSING_SUM, axis_sum.missing_sum),
     Entry(Kind.TRANSPOSE, layout.transpose),

@@ -96,8 +96,9 @@ def _gradient_case(suite: ET.Element, r: Report, g: GradientReport, share: float
         tally.errors += 1
         kind, tag = Status.ERROR, "error"
     else:
-        if g.warnings:
-            ET.SubElement(case, "system-out").text = _xml("\n".join(g.warnings))
+        notes = [*r.warnings, *g.warnings]  # the derivation's warnings concern each of its gradients
+        if notes:
+            ET.SubElement(case, "system-out").text = _xml("\n".join(notes))
         return
     element = ET.SubElement(case, tag, message=_xml(_named(g)), type=_xml(kind))
     element.text = _xml(_body(r, g, run_seed))

@@ -117,7 +117,7 @@ EXPECT = {
     "tlr_dW2_transposed": {"W2": ("transpose", {"layout": "transposed"})},
     "tlr_mask_on_upstream": {"W1": ("unknown", {"unconfirmed": {"partial": 0}}), "X": ("unknown", {"unconfirmed": {"partial": 0}})},
     "tls_bias_not_summed": {"b1": ("missing_batch_sum", {"keepdims": False}), "b2": ("missing_batch_sum", {"keepdims": False})},
-    "tls_bias_keepdims": {"b1": ("missing_batch_sum", {"keepdims": True})},
+    "tls_bias_keepdims": {"b1": ("kept_axis", {"kept_axes": [0]})},
     "tls_sigmoid_at_h": {"W1": ("unknown", {}), "b1": ("unknown", {})},
     "tls_residual_flipped": {"W2": ("sign_flip", {}), "b2": ("sign_flip", {})},
     "tls_dW2_without_s": {"W2": ("shape_mismatch", {})},
