@@ -10,6 +10,7 @@ from ._autograd import autograd_gradients, rounding_noise
 from ._batched import BatchedObjective, forward_value, forward_value_torch
 from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
 from ._heap import Heap
+from ._intermediates import Intermediates, Quantity, intermediates
 from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
@@ -27,8 +28,10 @@ __all__ = [
     "FDResult",
     "ForwardError",
     "Heap",
+    "Intermediates",
     "Localization",
     "Measurement",
+    "Quantity",
     "Stack",
     "Support",
     "TorchObjective",
@@ -42,6 +45,7 @@ __all__ = [
     "forward_value",
     "forward_value_in",
     "forward_value_torch",
+    "intermediates",
     "namespaces",
     "np_xp",
     "objective",

@@ -24,12 +24,15 @@ from verigrad.checks.report.model import (
     Diagnosis,
     GradientReport,
     Kind,
+    Mark,
     Mode,
     Point,
     Problem,
     Report,
     RunReport,
+    Slip,
     Status,
+    TraceStep,
 )
 from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
@@ -46,6 +49,7 @@ __all__ = [
     "Diagnosis",
     "GradientReport",
     "Kind",
+    "Mark",
     "Mode",
     "Point",
     "Problem",
@@ -53,7 +57,9 @@ __all__ = [
     "Report",
     "ReportWriteError",
     "RunReport",
+    "Slip",
     "Status",
+    "TraceStep",
     "Written",
     "deferred_interrupt",
     "detail_lines",

@@ -33,8 +33,10 @@ from verigrad.checks.report.words import (
     own_points,
     point_text,
     side_message,
+    slip_text,
     summary_line,
     threshold,
+    trace_rows,
     visible,
     warnings_of,
     window_lines,
@@ -312,12 +314,27 @@ def _gradient(k: int, j: int, r: Report, g: GradientReport, run_seed: int | None
         window = window_lines(g)
         if window:
             parts.append("<pre>" + esc("\n".join(window)) + "</pre>")
+        parts += _trace(g)
     figures, notes = heatmaps(g)
     parts += [f'<p class="note">{esc(n)}</p>' for n in notes]
     if figures:
         parts.append('<div class="maps">' + "".join(figures) + "</div>")
     parts += [f'<p class="note">warning: {esc(w)}</p>' for w in g.warnings]
     return "\n".join(parts)
+
+
+def _trace(g: GradientReport) -> list[str]:
+    """The slip's sentence and the derivation trace, a row per step (✓ right, ✗ wrong, · unchecked)."""
+    out = []
+    slip = slip_text(g)
+    if slip:
+        out.append(f'<p class="sentence">{esc(slip)}</p>')
+    rows = trace_rows(g)
+    if rows:
+        cells = "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>"
+        body = "".join(cells.format(*(esc(c) for c in row)) for row in rows)
+        out.append(f'<table class="trace"><tr><th></th><th>line</th><th>step</th><th>matched</th></tr>{body}</table>')
+    return out
 
 
 def _count(n: int, what: str) -> str:

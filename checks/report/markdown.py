@@ -21,8 +21,10 @@ from verigrad.checks.report.words import (
     own_points,
     point_text,
     side_message,
+    slip_text,
     summary_line,
     threshold,
+    trace_lines,
     value,
     visible,
     warnings_of,
@@ -96,6 +98,11 @@ def _gradient(r: Report, g: GradientReport) -> list[str]:
     window = window_lines(g)
     if window:
         out += ["", *code_block("\n".join(window), "text")]
+    slip = slip_text(g)
+    if slip:
+        out += ["", escape(slip)]
+    if g.trace:
+        out += ["", "Derivation trace at the counterexample:", "", *code_block("\n".join(trace_lines(g)), "text")]
     return [*out, ""]
 
 

@@ -137,6 +137,53 @@ class GradientReport:
     # Where the search found this gradient failing, its own smallest point: {"shapes": {...}, "seed": ..., "replay": "..."}
     # (a gradient that fails only at sizes where the others pass is reported there, not at the derivation's counterexample).
     counterexample: dict[str, Any] | None = None
+class Mark(StrEnum):
+    """How one step of a traced derivation compares with the reference quantities (checks/diagnose/slip.py)."""
+
+    RIGHT = "right"  # equals a reference quantity: a forward intermediate, or ∂f/∂ one of them
+    WRONG = "wrong"  # the slip, or a step that inherits it on the way to the failing gradient
+    UNCHECKED = "unchecked"  # equals no reference quantity (a partial product, say): neither right nor wrong
+
+
+@dataclass
+class TraceStep:
+    """One step of a failing gradient's derivation trace: a line of the hand-derived gradients and what it matched."""
+
+    file: str
+    line: int
+    source: str
+    mark: Mark
+    matched: str  # "∂f/∂h_sigmoid", "−1 × ∂f/∂Y_pred", "" when nothing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "source": self.source, "mark": self.mark, "matched": self.matched}
+
+
+@dataclass
+class Slip:
+    """The first wrong line of a derivation behind a failing gradient: wrong while the values it reads are right."""
+
+    file: str
+    line: int
+    source: str
+    finding: str  # what is wrong there: "is −1 × ∂f/∂Y_pred", ": ∂f/∂s used where ∂f/∂h belongs"
+    own: bool = False  # the line computes this gradient's returned value itself (it does not inherit the slip)
+    inherited_by: list[str] = field(default_factory=list)  # the failing gradients that inherit it
+
+    @property
+    def sentence(self) -> str:
+        gap = "" if self.finding.startswith(":") else " "
+        text = f"line {self.line} `{self.source}`{gap}{self.finding}"
+        if self.inherited_by:
+            names = [f"∂f/∂{p}" for p in self.inherited_by]
+            listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+            text += f"; {listed} inherit{'s' if len(names) == 1 else ''} it"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "source": self.source, "sentence": self.sentence}
+
+
     # Arrays at the point, for heatmaps; not serialised.
     analytic: np.ndarray | None = field(default=None, repr=False)
     reference: np.ndarray | None = field(default=None, repr=False)
@@ -163,6 +210,10 @@ class GradientReport:
             "nondifferentiable_count": len(self.nondifferentiable),
             "decided_by_finite_differences": idx(self.decided_by_fd),
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
+    # The first wrong line of the derivation (checks/diagnose/slip.py); None with ``slip_reason`` when none is named.
+    slip: Slip | None = None
+    slip_reason: str | None = None
+    trace: list[TraceStep] = field(default_factory=list)  # the steps the returned value was computed from
             "dtype": self.dtype,
             "warnings": list(self.warnings),
             "message": self.message,
@@ -193,6 +244,9 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     # Where the hand-derived gradients are written: {"file": absolute path, "line": first line} (CI annotations).
     location: dict[str, Any] | None = None
+            "slip": None if self.slip is None else self.slip.to_dict(),
+            "slip_reason": self.slip_reason,
+            "trace": [t.to_dict() for t in self.trace],
     # A forward that runs in one array namespace only ("numpy" or "torch"; None: both). Under NumPy alone autograd
     # is not available and finite differences are the only reference (checks/verdict/fd_only.py).
     namespace: str | None = None

@@ -24,8 +24,10 @@ from verigrad.checks.report.words import (
     own_points,
     point_text,
     side_message,
+    slip_text,
     summary_line,
     threshold,
+    trace_lines,
     visible,
     warnings_of,
     window_lines,
@@ -130,6 +132,12 @@ def _gradient_lines(name: str, g: GradientReport, paint: Paint) -> list[str]:
     if said:
         out.append("  " + "; ".join(said))
     out.extend("    " + w for w in window_lines(g))
+    slip = slip_text(g)
+    if slip:
+        out.append(_indent("  " + visible(slip), "    "))
+    if g.trace:
+        out.append("  derivation trace at the counterexample:")
+        out.extend("    " + visible(t) for t in trace_lines(g))
     return out
 
 

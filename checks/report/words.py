@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
+from verigrad.checks.report.model import GradientReport, Mark, Report, RunReport, Status
 
 #: Rows and columns of the analytic/reference window shown around the worst entry.
 WINDOW = 3
@@ -259,3 +259,50 @@ def window_lines(g: GradientReport) -> list[str]:
     for k, p in enumerate(rows):
         out.append(line(f"[{p}]" if a.ndim > 1 else "", blocks[0][k], blocks[1][k]))
     return [x.rstrip() for x in out]
+
+
+# --- the slip and the derivation trace ---------------------------------------------------------------
+
+#: How a step of the derivation trace is marked.
+MARKS = {Mark.RIGHT: "✓", Mark.WRONG: "✗", Mark.UNCHECKED: "·"}
+#: Widest source text of a trace step; longer statements are cut with an ellipsis.
+TRACE_SOURCE = 60
+
+
+def slip_text(g: GradientReport) -> str | None:
+    """``slip: line 23 `…` is −1 × ∂f/∂Y_pred; …``, or why no line is named (None for a gradient never traced)."""
+    if g.slip is not None:
+        return f"slip: {g.slip.sentence}"
+    if g.slip_reason:
+        return f"no slip named: {g.slip_reason}"
+    return None
+
+
+def matched_text(mark: Mark, matched: str) -> str:
+    """What a trace step matched, as the trace shows it."""
+    if mark == Mark.RIGHT:
+        return f"= {matched}"
+    if mark == Mark.WRONG:
+        return matched
+    return f"({matched})" if matched else "matches no reference quantity"
+
+
+def trace_rows(g: GradientReport) -> list[tuple[str, str, str, str]]:
+    """(mark, ``line N``, source, what it matched) for each step of ``g``'s derivation trace."""
+    rows = []
+    for t in g.trace:
+        source = t.source if len(t.source) <= TRACE_SOURCE else t.source[: TRACE_SOURCE - 1] + "…"
+        at = g.slip is not None and t.line == g.slip.line and t.file == g.slip.file
+        rows.append((MARKS[t.mark], f"line {t.line}", source, matched_text(t.mark, t.matched) + ("   ← slip" if at else "")))
+    return rows
+
+
+def trace_lines(g: GradientReport) -> list[str]:
+    """The derivation trace as aligned text lines (terminal, Markdown code block); [] without one."""
+    rows = trace_rows(g)
+    if not rows:
+        return []
+    wl = max(len(r[1]) for r in rows)
+    ws = max(len(r[2]) for r in rows)
+    return [f"{m} {line:<{wl}}  {src:<{ws}}  {what}".rstrip() for m, line, src, what in rows]
+

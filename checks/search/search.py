@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose import diagnose
+from verigrad.checks.diagnose import diagnose, join_slips, locate_slips
 from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_problem, time_limit
 from verigrad.checks.report import Diagnosis, GradientReport, Kind, Mode, Point, Problem, Report, Status
 from verigrad.checks.search.coverage import Coverage, carry_warnings, mark_unjudged
@@ -150,6 +150,7 @@ def _diagnose(run: Run, point: Point, report: Report, failing: Sequence[Gradient
             if not raised_in_user_code(derivation, e):
                 raise
             g.diagnosis = Diagnosis(Kind.UNKNOWN, f"∂f/∂{g.param}: the diagnosis could not be made ({_what(e)})", {}, 0)
+    locate_slips(derivation, point, failing)  # the first wrong line of the derivation (checks/diagnose/slip.py)
 
 
 def _found_at(run: Run, point: Point, failing: Sequence[GradientReport]) -> str | None:
@@ -172,6 +173,7 @@ def _finish(run: Run, report: Report, point: Point, counts: tuple[int, int]) -> 
         if point.seed is not None:
             report.counterexample = {"shapes": dict(point.sizes), "seed": point.seed}
         _diagnose(run, point, report, report.failures)
+        join_slips(report)
     report.duration_s = time.perf_counter() - run.started
     return report
 
@@ -295,6 +297,7 @@ def _search(run: Run, budget: int, use_database: bool) -> Report:
     report = _finish(run, report, point, (first.examples, first.points))
     if report.status == Status.FAIL:
         _go_on(run, report, Budget(budget - first.clean, first.known_untried, store), coverage)
+        join_slips(report)
     carry_warnings(report, coverage.mutations)
     if report.status != Status.ERROR:
         mark_unjudged(report, coverage)

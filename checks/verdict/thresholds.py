@@ -183,6 +183,21 @@ MIN_PATTERN_ENTRIES = 16
 #: Seeds of those further examples start this far from the counterexample's, clear of the evidence's own.
 MORE_SEED_OFFSET = 1_000_003
 
+# --- the slip: the first wrong line of a derivation (checks/diagnose/slip.py) ---------------------------
+#: A step of the traced gradients function equals a reference quantity q (a forward intermediate or ∂f/∂it) up
+#: to c · T when |step − c · T(q)| ≤ MATCH_SLACK · ρ · max|q| · max(1, |c|) + MATCH_RTOL · |c · T(q)| per entry,
+#: ρ = τ_ex / max|reference| being the failing gradient's own threshold relative to its size at the point: the
+#: step and q are computed by different code (NumPy vs torch, other orders), which rounds like the gradient
+#: itself, while a slip differs at O(1) relative. No constant of its own besides the budgets below.
+#: Statements recorded per trace at most: a counterexample after shrinking runs a gradients function of a few
+#: dozen statements (a loop over a short sequence a few hundred); beyond this the trace is cut, and says so.
+MAX_TRACE_STEPS = 2000
+#: Reference quantities tried in place of one input of a statement when asking "which value would have made
+#: this line right" (the search for an input used where another belongs): the few of the right shape.
+MAX_SUBSTITUTES = 64
+#: Steps shown in a gradient's derivation trace (the steps its value was computed from, in order).
+MAX_TRACE_SHOWN = 40
+
 # --- draws: how far random points keep from the declared kinks ---------------------------------------
 
 #: Draws keep every declared switch at least this far from 0, relative to the switch's rms: about 200 times
@@ -229,6 +244,9 @@ __all__ = [
     "MAX_LISTED",
     "MAX_LOCALIZED",
     "MAX_PERMUTED_RANK",
+    "MAX_SUBSTITUTES",
+    "MAX_TRACE_SHOWN",
+    "MAX_TRACE_STEPS",
     "MIN_PATTERN_ENTRIES",
     "MORE_SEED_OFFSET",
     "NOISE_FLOOR_ULPS",

@@ -1,0 +1,226 @@
+"""Locate the slip: the first line of the hand-derived gradients whose value is wrong while the values it was
+computed from are right.
+
+For a failing gradient, the gradients function is traced once at its counterexample (``slip_trace``: every
+local array after each statement, in-place writes and helpers of the same file included) and the forward's
+intermediates are taken at the same point (``verigrad.reference.intermediates``: each intermediate's value and
+∂f/∂it). Each step is compared with those reference quantities (``slip_match``: equal within the failing
+gradient's own threshold, up to a sign, a constant factor or a transpose).
+
+From the returned value, whose target is ∂f/∂param, the search goes back through the statements:
+
+* an input of the statement that equals a reference quantity is right, and so are the parameters;
+* an input that does not is followed when putting the value it should have had in its place (the quantity it
+  is c × or transposed of; or a quantity of its shape, rescaled, for one that matches nothing) makes the
+  statement give its target: that input's own statement is then searched, with that value as its target;
+* otherwise this statement is the slip. Its finding says which right input was used where another quantity
+  belongs (the statement run again with that quantity in its place gives the target), else how its value
+  relates to its target ("is −1 × ∂f/∂Y_pred"), else that it is not it.
+
+Gradients whose slip is the same line share it: the sentence says which of them inherit it (``join``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from verigrad.analytic import Derivation
+from verigrad.checks.diagnose.slip_match import Matcher, Ref, factor_text, references
+from verigrad.checks.diagnose.slip_trace import ALIAS, INPUT, Step, Tracer, rerun, trace
+from verigrad.checks.report import GradientReport, Mark, Point, Problem, Report, Slip, TraceStep
+from verigrad.checks.verdict.thresholds import MAX_SUBSTITUTES, MAX_TRACE_SHOWN
+from verigrad.reference import intermediates
+
+__all__ = ["join", "locate_slips"]
+
+
+def _top_code(derivation: Derivation):
+    fn = derivation.gradients
+    if derivation.torch_function is not None:
+        fn = getattr(derivation.torch_function, "backward", None)
+    return getattr(fn, "__code__", None) or getattr(vars(type(fn)).get("__call__"), "__code__", None)
+
+
+def _call(derivation: Derivation, point: Point):
+    args = {k: np.array(v, dtype=np.float64, copy=True) for k, v in point.params.items()}
+    if derivation.is_layer:
+        args["grad_output"] = np.array(point.grad_output, dtype=np.float64, copy=True)
+    return lambda: derivation.gradients(**args)
+
+
+def _one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split()) or '(no message)'}"
+
+
+def locate_slips(derivation: Derivation, point: Point, failing: Sequence[GradientReport]) -> None:
+    """Give each of the ``failing`` gradients (all found at ``point``) its slip and derivation trace, or a reason."""
+    numeric = [g for g in failing if g.problem in (None, Problem.SHAPE)]
+    for g in failing:
+        if g not in numeric:
+            g.slip_reason = "no line is named for a gradient whose values could not be compared" + (
+                " (the gradients function raised)" if g.problem == Problem.RAISED else "")
+    if not numeric:
+        return
+    top = _top_code(derivation)
+    if top is None:
+        for g in numeric:
+            g.slip_reason = "the hand-derived gradients are not Python code that can be traced"
+        return
+    refs = intermediates(derivation, point.params, point.grad_output)
+    try:
+        traced = trace(top, _call(derivation, point))
+    except Exception as e:  # the user's gradients, called once more under the trace
+        for g in numeric:
+            g.slip_reason = f"the gradients function raised while traced: {_one_line(e)}"
+        return
+    matcher = Matcher(references(refs), numeric, derivation, point)
+    for g in numeric:
+        _one(derivation, g, traced, refs, matcher)
+
+
+def _one(derivation: Derivation, g: GradientReport, traced: Tracer, refs, matcher: Matcher) -> None:
+    key = g.param if derivation.torch_function is None else derivation.params.index(g.param)
+    entries = traced.entries or {}
+    final = entries.get(key)
+    if final is None:
+        g.slip_reason = f"the returned ∂f/∂{g.param} was not computed by a traced line of {traced.file}"
+        return
+    if refs.problem is not None:
+        g.trace = _steps(final, matcher, {})
+        g.slip_reason = f"{refs.problem}: the steps could not be compared with reference quantities"
+        return
+    target = matcher.target(g)
+    try:
+        root, chain = _locate(final, target, matcher, set())
+        finding = _finding(root, chain[root], matcher)
+    except Exception as e:  # a statement of the user's, run again with one input replaced
+        g.slip_reason = f"a line could not be run again to tell right from wrong: {_one_line(e)}"
+        g.trace = _steps(final, matcher, {})
+        return
+    g.slip = Slip(root.file, root.line, root.source, finding, own=_resolve(final) is root)
+    g.trace = _steps(final, matcher, chain)
+    if traced.cut:
+        g.slip_reason = "the trace was cut after its first steps (MAX_TRACE_STEPS)"
+
+
+def _resolve(step: Step) -> Step:
+    while step.kind == ALIAS and step.alias is not None:
+        step = step.alias
+    return step
+
+
+def _locate(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, dict[Step, Ref]]:
+    """The slip behind ``step`` (whose value should be ``target``), and the chain of steps followed, each with its target."""
+    chain: dict[Step, Ref] = {}
+    while True:
+        step = _resolve(step)
+        chain[step] = target
+        seen.add(id(step))
+        nxt = _follow(step, target, m, seen)
+        if nxt is None:
+            return step, chain
+        step, target = nxt
+
+
+def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, Ref] | None:
+    """The input of ``step`` to follow (see the module docstring), with the value it should have had."""
+    for name, read in step.inputs.items():
+        inp = _resolve(read)
+        if inp.kind == INPUT or id(inp) in seen or m.right(inp.value, inp.name) is not None:
+            continue
+        for value in _corrections(inp, m):
+            out = rerun(step, {name: value.array})
+            if out is None:
+                break
+            if m.same(out, target.array):
+                return inp, value
+            c = m.factor(out, target.array)
+            if c is not None and c != 0:
+                scaled = Ref(f"{factor_text(1 / c)} × {value.label}", value.array / c)
+                if m.same(rerun(step, {name: scaled.array}), target.array):
+                    return inp, scaled
+    return None
+
+
+def _corrections(inp: Step, m: Matcher) -> Iterator[Ref]:
+    """Values ``inp`` might have been meant to have: the quantity it relates to first, then those of its shape."""
+    related = m.related(inp.value, inp.name)
+    if related is not None:
+        yield related.ref
+    yield from (r for r in m.of_shape(inp.value.shape)[:MAX_SUBSTITUTES] if related is None or r is not related.ref)
+
+
+def _finding(step: Step, target: Ref, m: Matcher) -> str:
+    """What is wrong at the slip: a right input used where another quantity belongs, or the value's relation to its target."""
+    for name, read in step.inputs.items():
+        inp = _resolve(read)
+        here = m.right(inp.value, None if inp.kind == INPUT else inp.name)
+        if here is None:
+            continue
+        for other in m.of_shape(inp.value.shape)[:MAX_SUBSTITUTES]:
+            if other is here.ref or m.same(other.array, inp.value):
+                continue
+            if m.same(rerun(step, {name: other.array}), target.array):
+                return f": {here.ref.label} used where {other.label} belongs"
+    rel = m.relation(step.value, target)
+    if rel is not None:
+        return "is " + rel.text()
+    if step.value.shape != target.array.shape:
+        return f"has shape {step.value.shape} where {target.label} has {target.array.shape}"
+    wrong = m.differing(step.value, target.array)
+    return f"is not {target.label}: {wrong} of {step.value.size} entries differ"
+
+
+def _ancestors(final: Step) -> list[Step]:
+    out: dict[int, Step] = {}
+    todo = [final]
+    while todo:
+        s = _resolve(todo.pop())
+        if id(s) in out or s.kind == INPUT:
+            continue
+        out[id(s)] = s
+        todo.extend(s.inputs.values())
+    return sorted(out.values(), key=lambda s: s.order)
+
+
+def _steps(final: Step, m: Matcher, chain: dict[Step, Ref]) -> list[TraceStep]:
+    """The derivation trace of one gradient: the steps its value was computed from, each marked."""
+    steps = _ancestors(final)
+    if len(steps) > MAX_TRACE_SHOWN:
+        keep = {id(s) for s in chain} | {id(s) for s in steps[-MAX_TRACE_SHOWN:]}
+        steps = [s for s in steps if id(s) in keep][-MAX_TRACE_SHOWN:]
+    out = []
+    for s in steps:
+        if s in chain:
+            rel = m.relation(s.value, chain[s])
+            text = rel.text() if rel is not None else f"not {chain[s].label}"
+            out.append(TraceStep(s.file, s.line, s.source, Mark.WRONG, text))
+            continue
+        match = m.right(s.value, s.name) if m.refs else None
+        if match is not None:
+            out.append(TraceStep(s.file, s.line, s.source, Mark.RIGHT, match.ref.label))
+            continue
+        rel = m.related(s.value, s.name) if m.refs else None
+        out.append(TraceStep(s.file, s.line, s.source, Mark.UNCHECKED, rel.text() if rel is not None else ""))
+    return out
+
+
+@dataclass(frozen=True)
+class _Where:
+    file: str
+    line: int
+
+
+def join(report: Report) -> None:
+    """Tell each failing gradient which others share its slip's line (``Slip.inherited_by``)."""
+    by_line: dict[_Where, list[GradientReport]] = {}
+    for g in report.failures:
+        if g.slip is not None:
+            by_line.setdefault(_Where(g.slip.file, g.slip.line), []).append(g)
+    for group in by_line.values():
+        heirs = [g.param for g in group if not g.slip.own]
+        for g in group:
+            g.slip.inherited_by = heirs

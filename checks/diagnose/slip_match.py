@@ -1,0 +1,180 @@
+"""Which reference quantity a step of a traced derivation equals, up to a sign, a constant factor or a transpose.
+
+The reference quantities (``references``) are the forward's intermediates and parameters at the point, each as
+its value (``h``) and as ∂f/∂it (``∂f/∂h``), named ones first. A step equals c · T(q) when, per entry,
+
+    |step − c · T(q)| ≤ MATCH_SLACK · ρ · max|q| · max(1, |c|) + MATCH_RTOL · |c · T(q)|,
+
+ρ = τ_ex / max|reference| the failing gradients' own threshold relative to their size at the point (the
+loosest of them; never below the size term of τ_ex alone). See checks/verdict/thresholds.py, "the slip".
+
+Values alone can be ambiguous: f depends on Y − Y_pred, so ∂f/∂Y = −∂f/∂Y_pred, and a sign slip in
+``grad_Y_pred`` would equal ∂f/∂Y. A step's variable name settles it when it names a quantity the way
+backprop is written (``grad_Y_pred``, ``grad_h``, ``dW1``, ``d_h``, ``dL_dh``, ``h_grad``): such a step is
+right only when it equals ∂f/∂(that quantity), and is compared with it first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from verigrad.analytic import Derivation
+from verigrad.checks.diagnose.evidence import snap
+from verigrad.checks.report import GradientReport, Point
+from verigrad.checks.verdict import inner_length
+from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, U64, exact_bound
+
+__all__ = ["Matcher", "Ref", "Relation", "factor_text", "references"]
+
+#: How backprop names ∂f/∂q: a prefix or a suffix around the quantity's name.
+_PREFIXES = ("grad_", "grad", "dL_d", "dL_d_", "df_d", "df_d_", "d_", "d", "g_", "delta_")
+_SUFFIX = re.compile(r"^(.+?)_grad$")
+_FRACTIONS = {0.5: "1/2", 1 / 3: "1/3", 0.25: "1/4"}
+
+
+def factor_text(c: float) -> str:
+    """A factor as a sentence writes it: −1, 2, 1/2, 0.731."""
+    sign = "−" if c < 0 else ""
+    a = abs(c)
+    if a in _FRACTIONS:
+        return sign + _FRACTIONS[a]
+    return sign + (f"{a:g}" if a == round(a) else f"{a:.6g}")
+
+
+@dataclass(frozen=True, eq=False)
+class Ref:
+    """A reference quantity: its label (``∂f/∂h``, ``h``) and its value at the point."""
+
+    label: str
+    array: np.ndarray
+
+
+@dataclass(frozen=True)
+class Relation:
+    """value = c · T(ref), T the identity or a transpose."""
+
+    ref: Ref
+    c: float
+    transposed: bool = False
+
+    @property
+    def identity(self) -> bool:
+        return self.c == 1.0 and not self.transposed
+
+    def text(self) -> str:
+        base = self.ref.label + (" transposed" if self.transposed else "")
+        return base if self.c == 1.0 else f"{factor_text(self.c)} × {base}"
+
+
+def references(found) -> list[Ref]:
+    """The reference quantities of ``verigrad.reference.intermediates``'s result, in the order they are preferred:
+    ∂f/∂(named intermediates), ∂f/∂(parameters), named values, parameters' values, then the unnamed ones."""
+    named = [q for q in found.quantities if not q.param and not q.name.startswith("(")]
+    params = [q for q in found.quantities if q.param]
+    unnamed = [q for q in found.quantities if not q.param and q.name.startswith("(")]
+    out = [Ref(f"∂f/∂{q.name}", q.grad) for q in (*named, *params)]
+    out += [Ref(q.name, q.value) for q in (*named, *params)]
+    out += [Ref(f"∂f/∂{q.name}", q.grad) for q in unnamed] + [Ref(q.name, q.value) for q in unnamed]
+    return [r for r in out if r.array.size and np.all(np.isfinite(r.array)) and np.any(r.array != 0)]
+
+
+class Matcher:
+    """Compares step values with the reference quantities (module docstring)."""
+
+    def __init__(self, refs: list[Ref], failing: Sequence[GradientReport], derivation: Derivation, point: Point) -> None:
+        self.refs = refs
+        self.by_param = {r.label[len("∂f/∂"):]: r for r in refs if r.label.startswith("∂f/∂")}
+        floor = float(exact_bound(0.0, U64, inner_length(derivation, point.sizes), 1.0))
+        rhos = [floor]
+        for g in failing:
+            tau = g.threshold.get("analytic_vs_autograd")
+            if tau is not None and g.reference is not None:
+                size = float(np.max(np.abs(np.where(np.isfinite(g.reference), g.reference, 0.0)), initial=0.0))
+                if size > 0:
+                    rhos.append(float(tau) / size)
+        self.rho = max(rhos)
+
+    def intended(self, name: str | None) -> Ref | None:
+        """∂f/∂q for a variable whose name says it holds ∂f/∂q (module docstring), or None."""
+        if not name:
+            return None
+        m = _SUFFIX.match(name)
+        if m and m.group(1) in self.by_param:
+            return self.by_param[m.group(1)]
+        for prefix in _PREFIXES:
+            if name.startswith(prefix) and name[len(prefix):] in self.by_param:
+                return self.by_param[name[len(prefix):]]
+        return None
+
+    def target(self, g: GradientReport) -> Ref:
+        """∂f/∂param, what the returned gradient should be (autograd at the point; the verdict's reference without it)."""
+        own = self.by_param.get(g.param)
+        if own is not None and own.array.shape == np.shape(g.reference):
+            return Ref(f"∂f/∂{g.param}", own.array)
+        return Ref(f"∂f/∂{g.param}", np.asarray(g.reference, dtype=np.float64))
+
+    def _holds(self, v: np.ndarray, t: np.ndarray, c: float) -> bool:
+        tau = MATCH_SLACK * self.rho * float(np.max(np.abs(t), initial=0.0)) * max(1.0, abs(c))
+        with np.errstate(invalid="ignore", over="ignore"):
+            return bool(np.all(np.abs(v - c * t) <= tau + MATCH_RTOL * np.abs(c * t)))
+
+    def same(self, v: np.ndarray | None, t: np.ndarray) -> bool:
+        """Whether ``v`` equals ``t`` (same shape, within the tolerance)."""
+        return v is not None and v.shape == t.shape and self._holds(v, t, 1.0)
+
+    def factor(self, v: np.ndarray | None, t: np.ndarray) -> float | None:
+        """c with v = c · t, or None."""
+        if v is None or v.shape != t.shape or not np.all(np.isfinite(v)):
+            return None
+        tt = float(np.vdot(t, t))
+        if tt == 0.0:
+            return None
+        c = snap(float(np.vdot(v, t)) / tt)
+        return c if self._holds(v, t, c) else None
+
+    def relation(self, v: np.ndarray, ref: Ref) -> Relation | None:
+        """value = c · T(ref) for the identity or a transpose (a 2-d array), or None; the identity first."""
+        c = self.factor(v, ref.array)
+        if c is not None and c != 0.0:
+            return Relation(ref, c)
+        if ref.array.ndim == 2 and ref.array.T.shape == v.shape:
+            c = self.factor(v, ref.array.T)
+            if c is not None and c != 0.0:
+                return Relation(ref, c, True)
+        return None
+
+    def right(self, v: np.ndarray, name: str | None = None) -> Relation | None:
+        """The first reference quantity ``v`` equals (only ∂f/∂q for a variable ``name`` that names q), or None."""
+        meant = self.intended(name)
+        if meant is not None:
+            return Relation(meant, 1.0) if self.same(v, meant.array) else None
+        for r in self.refs:
+            if self.same(v, r.array):
+                return Relation(r, 1.0)
+        return None
+
+    def related(self, v: np.ndarray, name: str | None = None) -> Relation | None:
+        """The first reference quantity ``v`` is −1 ×, transposed of or c × (preferred in that order; the quantity
+        a variable ``name`` names first), or None."""
+        meant = self.intended(name)
+        rel = None if meant is None else self.relation(v, meant)
+        if rel is not None and not rel.identity:
+            return rel
+        found = [rel for r in self.refs if (rel := self.relation(v, r)) is not None and not rel.identity]
+        for rank in (lambda x: x.c == -1.0 and not x.transposed, lambda x: abs(x.c) == 1.0, lambda x: True):
+            pick = next((x for x in found if rank(x)), None)
+            if pick is not None:
+                return pick
+        return None
+
+    def of_shape(self, shape: tuple[int, ...]) -> list[Ref]:
+        return [r for r in self.refs if r.array.shape == shape]
+
+    def differing(self, v: np.ndarray, t: np.ndarray) -> int:
+        tau = MATCH_SLACK * self.rho * float(np.max(np.abs(t), initial=0.0))
+        with np.errstate(invalid="ignore"):
+            return int(np.sum(~(np.abs(v - t) <= tau + MATCH_RTOL * np.abs(t))))

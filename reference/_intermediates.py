@@ -1,0 +1,165 @@
+"""The forward's intermediates at one point, with autograd's gradient of f with respect to each.
+
+The forward runs once under torch in float64 inside a ``TorchFunctionMode`` that keeps every tensor an
+operation returns while the innermost frame of the user's code is in the forward's file (the forward and
+helpers of the same file it calls); a trace of those frames names each tensor after the local variable
+that holds it (``h``, ``Y_pred``), else after the source text of the expression that made it
+(``(X @ W1 + b1)``, read off the frame's instruction positions). One ``torch.autograd.grad`` then gives
+∂f/∂(each of them). The parameters are quantities too (their values and ∂f/∂param), and so is the upstream
+gradient G of a layer (∂f/∂out). The hand-derived gradients are compared step by step with these values
+(checks/diagnose/slip.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import numpy as np
+import torch
+from torch.overrides import TorchFunctionMode
+
+from verigrad.analytic import Derivation
+
+from ._objective import objective, torch_xp
+
+__all__ = ["MAX_INTERMEDIATES", "Intermediates", "Quantity", "intermediates"]
+
+#: Tensors kept from one forward at most: the counterexamples a search shrinks to run a forward of a few dozen
+#: operations; a forward with loops over long sequences keeps its first MAX_INTERMEDIATES results (enough to name
+#: the early steps) rather than holding an unbounded graph's worth of copies.
+MAX_INTERMEDIATES = 512
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One reference quantity: a parameter or an intermediate of the forward, its value and ∂f/∂it."""
+
+    name: str  # the forward's local variable, the parameter, or the expression's source text in parentheses
+    value: np.ndarray
+    grad: np.ndarray  # ∂f/∂(this quantity), autograd in float64
+    line: int | None = None  # its line in the forward's file (None: a parameter)
+    param: bool = False
+
+
+@dataclass
+class Intermediates:
+    """What the forward computed at the point: its quantities (parameters first), or why none could be taken."""
+
+    quantities: list[Quantity] = field(default_factory=list)
+    problem: str | None = None  # the forward raised, or f does not depend on any intermediate through torch
+    cut: bool = False  # MAX_INTERMEDIATES reached: later intermediates were not kept
+
+
+class _Keep(TorchFunctionMode):
+    """Keeps each tensor an operation returns inside the forward's file, with the frame and instruction that made it."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__()
+        self.file = file
+        self.kept: list[tuple[torch.Tensor, str | None, int]] = []  # tensor, source text, line
+        self.cut = False
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():
+            frame = _user_frame(sys._getframe(1), self.file)
+            if frame is not None:
+                if len(self.kept) < MAX_INTERMEDIATES:
+                    self.kept.append((out, _expression(frame), frame.f_lineno))
+                else:
+                    self.cut = True
+        return out
+
+
+def _user_frame(frame: FrameType | None, file: str) -> FrameType | None:
+    while frame is not None and frame.f_code.co_filename != file:
+        frame = frame.f_back
+    return frame
+
+
+def _expression(frame: FrameType) -> str | None:
+    """The source text of the expression the frame is evaluating (one line, or None)."""
+    positions = list(frame.f_code.co_positions())
+    k = frame.f_lasti // 2
+    if not 0 <= k < len(positions):
+        return None
+    l0, l1, c0, c1 = positions[k]
+    if l0 is None or l0 != l1 or c0 is None or c1 is None:
+        return None
+    import linecache
+
+    text = linecache.getline(frame.f_code.co_filename, l0)[c0:c1]
+    try:
+        ast.parse(text, mode="eval")
+    except SyntaxError:
+        return None
+    return text
+
+
+class _Names:
+    """A trace of the forward's frames: the first local variable name each kept tensor was bound to."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.names: dict[int, str] = {}
+        self.alive: list[Any] = []
+
+    def _scan(self, frame: FrameType) -> None:
+        for name, v in frame.f_locals.items():
+            if isinstance(v, torch.Tensor) and id(v) not in self.names:
+                self.names[id(v)] = name
+                self.alive.append(v)
+
+    def _local(self, frame: FrameType, event: str, arg: Any):
+        if event in ("line", "return"):
+            self._scan(frame)
+        return self._local
+
+    def __call__(self, frame: FrameType, event: str, arg: Any):
+        if event == "call" and frame.f_code.co_filename == self.file:
+            return self._local
+        return None
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float64, copy=True)
+
+
+def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None) -> Intermediates:
+    """The reference quantities of ``derivation`` at ``params`` (module docstring). The forward is user code: an
+    exception it raises is the result's ``problem``, never raised."""
+    file = getattr(getattr(derivation.forward, "__code__", None), "co_filename", None)
+    leaves = {n: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for n, v in params.items()}
+    g = None if grad_output is None else torch.as_tensor(np.asarray(grad_output, dtype=np.float64))
+    keep, names = _Keep(file or "<none>"), _Names(file or "<none>")
+    previous = sys.gettrace()
+    try:
+        sys.settrace(names)
+        with keep:
+            f = objective(derivation, torch_xp, leaves, g)
+    except Exception as e:  # the forward is user code
+        return Intermediates(problem=f"the forward raised under torch: {type(e).__name__}: {' '.join(str(e).split())}")
+    finally:
+        sys.settrace(previous)
+    if not isinstance(f, torch.Tensor) or not f.requires_grad:
+        return Intermediates(problem="the forward computes no torch intermediates that f depends on")
+    kept = [(t, text, line) for t, text, line in keep.kept if t is not f]
+    wrt = [*leaves.values(), *(t for t, _, _ in kept)]
+    grads = torch.autograd.grad(f.reshape(()), wrt, allow_unused=True)
+    out = [
+        Quantity(n, _numpy(t), _numpy(gr) if gr is not None else np.zeros(t.shape), None, True)
+        for (n, t), gr in zip(leaves.items(), grads, strict=False)
+    ]
+    for (t, text, line), gr in zip(kept, grads[len(leaves):], strict=True):
+        if gr is None:
+            continue  # not on the way to f
+        name = names.names.get(id(t)) or (f"({text})" if text else f"(line {line})")
+        out.append(Quantity(name, _numpy(t), _numpy(gr), line))
+    if len(out) == len(leaves):
+        return Intermediates(out, problem="the forward computes no torch intermediates that f depends on")
+    return Intermediates(out, cut=keep.cut)
