@@ -19,7 +19,7 @@ from verigrad.checks.verdict import evaluate
 DIAGNOSE = Path(table.__file__).parent
 MODULES = sorted(DIAGNOSE.glob("*.py"))
 #: The order the table promises (its module docstring lists the kinds the same way).
-ORDER = [Kind.RAISED, Kind.MISSING_BATCH_SUM, Kind.MISSING_SUM, Kind.TRANSPOSE, Kind.SHAPE_MISMATCH, Kind.SIGN_FLIP, Kind.SCALE,
+ORDER = [Kind.RAISED, Kind.KEPT_AXIS, Kind.MISSING_BATCH_SUM, Kind.MISSING_SUM, Kind.TRANSPOSE, Kind.SHAPE_MISMATCH, Kind.SIGN_FLIP, Kind.SCALE,
          Kind.JACOBIAN_DIAGONAL, Kind.SUBSAMPLE, Kind.ASSIGNMENT, Kind.TRUNCATION, Kind.PARTIAL, Kind.UNKNOWN]
 #: Evidence for the entry test: every dim at this size (clipped to its range), these seeds.
 SIZE = 2

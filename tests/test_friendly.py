@@ -99,6 +99,14 @@ def test_a_point_is_judged_on_the_values_with_a_warning(gradients, status, warni
         assert SPELLED[name](warning) in text, name
 
 
+@pytest.mark.parametrize(("gradients", "status"), [(relu_into_dout, PASS), (relu_into_dout_doubled, FAIL)], ids=["right", "wrong"])
+def test_projection_mode_judges_them_on_the_values_too(gradients, status):
+    X, G = at_point()
+    report = check(layer(gradients), at={"X": X, "grad_output": G}, mode="projection")
+    assert report.mode == "projection" and report.status == status, report.message
+    assert any(w.startswith(INTO_DOUT) for w in report.warnings), report.warnings
+
+
 def test_the_warning_is_one_line_in_the_json_and_the_terminal():
     X, G = at_point()
     report = check(layer(relu_into_dout), at={"X": X, "grad_output": G})

@@ -10,12 +10,13 @@ from verigrad.checks.report import Diagnosis, Kind, Status
 from verigrad.checks.verdict.thresholds import MATCH_SLACK
 
 #: The kinds of the table, in the words of the sentence that rules them out.
-RULED_OUT = ("sign flip, constant factor, layout, batch or axis sum, Jacobian diagonal, one-term (subsample or "
+RULED_OUT = ("sign flip, constant factor, layout, kept axis, batch or axis sum, Jacobian diagonal, one-term (subsample or "
              "assignment), truncation or partial (mask) error")
 
 #: Each kind as the sentence names it when it held on too few examples.
 KIND_WORDS = {
     Kind.RAISED: "a raise",
+    Kind.KEPT_AXIS: "a kept axis",
     Kind.MISSING_BATCH_SUM: "a missing batch sum",
     Kind.TRANSPOSE: "a layout",
     Kind.SHAPE_MISMATCH: "a shape mismatch",
