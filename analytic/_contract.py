@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._adapters import from_forward_backward, from_layer, from_loss
 from ._dims import SizeSpace, dim_value
 from ._outputs import check_namespaces, output_parts, wrap_forward
 from ._torch_function import function_gradients, is_torch_function
@@ -170,6 +171,24 @@ class Derivation:
 
     def __repr__(self) -> str:
         return f"Derivation({self.name!r}, params={list(self.shapes)})"
+
+    # --- code in the usual conventions, pasted unchanged (analytic/_adapters.py) ---------
+    @classmethod
+    def from_forward_backward(cls, name: str, forward: Callable[..., Any], backward: Callable[..., Any], **kw: Any) -> Derivation:
+        """``forward(x, w, b, conv_param) -> (out, cache)`` and ``backward(dout, cache) -> (dx, dw, db)``: arguments
+        matched by name to ``shapes``/``data``/``hyper``, the backward's tuple in the order of ``shapes``;
+        ``outputs=2`` for ``(next_h, next_c, cache)`` and ``backward(dnext_h, dnext_c, cache)``."""
+        return from_forward_backward(cls, name, forward, backward, **kw)
+
+    @classmethod
+    def from_loss(cls, name: str, loss: Callable[..., Any], **kw: Any) -> Derivation:
+        """``loss(x, y) -> (loss, dx)``: the scalar loss and the gradients of ``shapes`` in its order."""
+        return from_loss(cls, name, loss, **kw)
+
+    @classmethod
+    def from_layer(cls, name: str, layer: Any, **kw: Any) -> Derivation:
+        """A class (a fresh instance per call) or an instance (copied per call) with ``forward``/``backward``."""
+        return from_layer(cls, name, layer, **kw)
 
 
 def resolve(shape: Shape, sizes: Mapping[str, int], name: str = "?") -> tuple[int, ...]:

@@ -16,6 +16,7 @@ it is handed, so both references run the user's own code.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from ._dims import dim_value
 from ._validate import DerivationError, Shape, check_shape
 
-__all__ = ["NAMESPACES", "Outputs", "by_namespace", "check_namespaces", "output_parts", "part_names", "wrap_forward"]
+__all__ = ["NAMESPACES", "Outputs", "by_namespace", "check_namespaces", "output_parts", "part_names", "standing_for", "wrap_forward"]
 
 #: The array namespaces a forward can be run in, by the names ``namespaces=`` takes.
 NAMESPACES = ("numpy", "torch")
@@ -116,10 +117,14 @@ def _is_torch_namespace(xp: Any) -> bool:
     return "torch" in getattr(xp, "__name__", "")
 
 
-def _adopt_code(wrapper: Callable[..., Any], inner: Callable[..., Any]) -> Callable[..., Any]:
+def standing_for(wrapper: Callable[..., Any], inner: Callable[..., Any], *, own_signature: bool = False) -> Callable[..., Any]:
     """``wrapper`` taking the name, module and code object of ``inner``: reports locate the user's function
-    and tell its exceptions from the harness's by that code (checks/search/usercode.py)."""
-    return _Wrapped(wrapper, inner)
+    and tell its exceptions from the harness's by that code (checks/search/usercode.py). Its signature is
+    ``inner``'s, or (``own_signature``) the wrapper's own."""
+    out = _Wrapped(wrapper, inner)
+    if own_signature:
+        out.__signature__ = inspect.signature(wrapper)
+    return out
 
 
 class _Wrapped:
@@ -259,7 +264,7 @@ def wrap_outputs(derivation: Any, forward: Callable[..., Any], gradients: Callab
         structured = dict(zip(names, split, strict=True)) if kind == "dict" else tuple(split)
         return gradients(grad_output=structured, **kwargs)
 
-    return _adopt_code(flat_forward, forward), _adopt_code(structured_gradients, gradients)
+    return standing_for(flat_forward, forward), standing_for(structured_gradients, gradients)
 
 
 def _run_once(flat_forward: Callable[..., Any], kwargs: Mapping[str, Any]) -> None:
@@ -287,7 +292,7 @@ def by_namespace(forward: Callable[..., Any], other: Callable[..., Any], other_n
         use_other = torch_given if other_namespace == "torch" else not torch_given
         return (other if use_other else forward)(xp, **kwargs)
 
-    return _adopt_code(either, forward)
+    return standing_for(either, forward)
 
 
 Fn = Callable[..., Any]

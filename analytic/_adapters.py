@@ -1,0 +1,259 @@
+"""Derivations from code written in the usual conventions, pasted unchanged.
+
+* ``Derivation.from_forward_backward(name, forward, backward, shapes=...)`` — the course convention
+  ``forward(x, w, b, conv_param) -> (out, cache)``, ``backward(dout, cache) -> (dx, dw, db)``; with
+  ``outputs=2``, ``forward(...) -> (next_h, next_c, cache)`` and ``backward(dnext_h, dnext_c, cache)``.
+* ``Derivation.from_loss(name, loss, shapes=...)`` — ``loss(x, y) -> (loss, dx)`` (one gradient per
+  parameter of ``shapes``, in its order, after the loss).
+* ``Derivation.from_layer(name, layer, shapes=...)`` — a class (or an instance) with ``forward`` and
+  ``backward`` methods and its state on the object: a fresh instance for every call.
+
+The user's forward takes its arguments by name from ``shapes``, ``data`` and ``hyper`` (matched to its
+signature, so their order does not matter); the tuple ``backward`` returns is read in the order of
+``shapes``. Such code calls NumPy itself (``np.pad``, in-place writes): the derivation runs in NumPy
+only (``namespaces=("numpy",)``) and is checked against finite differences alone, unless
+``torch_forward=`` gives a forward for autograd. Misuse — a forward that returns no cache, a backward
+that returns another number of arrays — is one line naming the function and what it returned.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ._outputs import standing_for
+from ._validate import DerivationError
+
+__all__ = ["from_forward_backward", "from_layer", "from_loss"]
+
+#: Attribute names a layer's backward may leave a parameter P's gradient in, tried in this order.
+GRADIENT_ATTRIBUTES = ("d{}", "grad_{}", "{}_grad", "d_{}")
+
+
+class AdapterError(ValueError):
+    """User code given to an adapter returned something other than its convention says."""
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return f"a {type(value).__name__} of {len(value)}"
+    shape = getattr(value, "shape", None)
+    return f"an array of shape {tuple(shape)}" if shape is not None else type(value).__name__
+
+
+def _title(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def _arguments(name: str, fn: Callable[..., Any], role: str) -> tuple[list[str], bool]:
+    """(the names ``fn`` takes, whether it takes ``**kwargs``), refusing ``*args``-only signatures we cannot match."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        raise DerivationError(name, f"{role} has no signature to match its arguments by name") from None
+    names, var_kw = [], False
+    for p in sig.parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            var_kw = True
+        elif p.kind is not inspect.Parameter.VAR_POSITIONAL:
+            names.append(p.name)
+    return names, var_kw
+
+
+def _required(fn: Callable[..., Any]) -> list[str]:
+    sig = inspect.signature(fn)
+    kinds = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    return [p.name for p in sig.parameters.values() if p.default is inspect.Parameter.empty and p.kind not in kinds]
+
+
+def _bind(name: str, fn: Callable[..., Any], role: str, declared: Sequence[str], *, all_declared: bool) -> list[str]:
+    """The declared names ``fn`` takes (in ``declared``'s order); DerivationError for a required argument
+    nothing declares, or (``all_declared``) a declared name ``fn`` does not take."""
+    taken, var_kw = _arguments(name, fn, role)
+    missing = [a for a in _required(fn) if a not in declared]
+    if missing:
+        raise DerivationError(
+            name, f"{role}({', '.join(taken)}) takes {', '.join(map(repr, missing))}, which shapes, data and hyper do not declare"
+        )
+    if var_kw:
+        return list(declared)
+    extra = [d for d in declared if d not in taken]
+    if all_declared and extra:
+        raise DerivationError(name, f"{role}({', '.join(taken)}) does not take {', '.join(map(repr, extra))}, which are declared")
+    return [d for d in declared if d in taken]
+
+
+def _declared(shapes: Mapping[str, Any], data: Mapping[str, Any] | None, hyper: Mapping[str, Any] | None) -> list[str]:
+    return [*shapes, *(data or {}), *(hyper or {})]
+
+
+def _pick(kwargs: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    return {n: kwargs[n] for n in names if n in kwargs}
+
+
+def _inputs(data: Mapping[str, Any] | None, hyper: Mapping[str, Any] | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The Derivation keywords: data= and hyper= only when given; NumPy only unless the caller says otherwise."""
+    out = dict(options)
+    if data:
+        out["data"] = data
+    if hyper:
+        out["hyper"] = hyper
+    if out.get("torch_forward") is None:
+        out.setdefault("namespaces", ("numpy",))
+    return out
+
+
+def _split(fn_name: str, returned: Any, outputs: int, what: str) -> tuple[list[Any], Any]:
+    """(the outputs, the cache) of a forward's return value ``(out..., cache)``; AdapterError otherwise."""
+    if not isinstance(returned, tuple | list) or len(returned) != outputs + 1:
+        raise AdapterError(f"{fn_name} returned {_describe(returned)}; expected {what}")
+    return list(returned[:outputs]), returned[outputs]
+
+
+def _gradient_tuple(fn_name: str, returned: Any, params: Sequence[str]) -> dict[str, Any]:
+    """``{param: array}`` from the tuple a backward returned in the order of ``params``; AdapterError otherwise."""
+    if len(params) == 1 and not isinstance(returned, tuple | list):
+        returned = (returned,)
+    if not isinstance(returned, tuple | list) or len(returned) != len(params):
+        raise AdapterError(
+            f"{fn_name} returned {_describe(returned)}; expected {len(params)} array(s), the gradients of {', '.join(params)} in the order of shapes"
+        )
+    return dict(zip(params, returned, strict=True))
+
+
+def _check_outputs(name: str, outputs: object) -> int:
+    if isinstance(outputs, bool) or not isinstance(outputs, int) or outputs < 1:
+        raise DerivationError(name, f"outputs= must be the number of arrays the forward returns before its cache (1, 2, ...), got {outputs!r}")
+    return outputs
+
+
+def from_forward_backward(cls: type, name: str, forward: Callable[..., Any], backward: Callable[..., Any], *, shapes: Mapping[str, Any],
+                          data: Mapping[str, Any] | None = None, hyper: Mapping[str, Any] | None = None, outputs: int = 1,
+                          **options: Any) -> Any:
+    """A Derivation of ``forward(...) -> (out..., cache)`` and ``backward(dout..., cache) -> (dparam, ...)``."""
+    for role, fn in (("forward", forward), ("backward", backward)):
+        if not callable(fn):
+            raise DerivationError(name, f"{role} must be callable, got {type(fn).__name__}")
+    outputs = _check_outputs(name, outputs)
+    taken = _bind(name, forward, f"forward {_title(forward)}", _declared(shapes, data, hyper), all_declared=True)
+    params, f_name, b_name = list(shapes), _title(forward), _title(backward)
+    what = "(out, cache)" if outputs == 1 else f"({', '.join(f'out{i + 1}' for i in range(outputs))}, cache)"
+
+    def run(kwargs: Mapping[str, Any]) -> tuple[list[Any], Any]:
+        return _split(f_name, forward(**_pick(kwargs, taken)), outputs, what)
+
+    def adapted_forward(xp: Any, **kwargs: Any) -> Any:
+        outs, _ = run(kwargs)
+        return outs[0] if outputs == 1 else tuple(outs)
+
+    def adapted_gradients(grad_output: Any, **kwargs: Any) -> dict[str, Any]:
+        _, cache = run(kwargs)
+        douts = [grad_output] if outputs == 1 else list(grad_output)
+        return _gradient_tuple(b_name, backward(*douts, cache), params)
+
+    return cls(name=name, shapes=shapes, forward=standing_for(adapted_forward, forward, own_signature=True),
+               gradients=standing_for(adapted_gradients, backward, own_signature=True), **_inputs(data, hyper, options))
+
+
+def from_loss(cls: type, name: str, loss: Callable[..., Any], *, shapes: Mapping[str, Any], data: Mapping[str, Any] | None = None,
+              hyper: Mapping[str, Any] | None = None, **options: Any) -> Any:
+    """A Derivation of ``loss(...) -> (loss, dparam, ...)``: the scalar loss and its gradients in the order of ``shapes``."""
+    if not callable(loss):
+        raise DerivationError(name, f"loss must be callable, got {type(loss).__name__}")
+    taken = _bind(name, loss, f"loss {_title(loss)}", _declared(shapes, data, hyper), all_declared=True)
+    params, l_name = list(shapes), _title(loss)
+    what = f"(loss, {', '.join('d' + p for p in params)})"
+
+    def run(kwargs: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        returned = loss(**_pick(kwargs, taken))
+        if not isinstance(returned, tuple | list) or len(returned) != len(params) + 1:
+            raise AdapterError(f"{l_name} returned {_describe(returned)}; expected {what}")
+        return returned[0], dict(zip(params, returned[1:], strict=True))
+
+    def adapted_forward(xp: Any, **kwargs: Any) -> Any:
+        return run(kwargs)[0]
+
+    def adapted_gradients(**kwargs: Any) -> dict[str, Any]:
+        return run(kwargs)[1]
+
+    return cls(name=name, shapes=shapes, forward=standing_for(adapted_forward, loss, own_signature=True),
+               gradients=standing_for(adapted_gradients, loss, own_signature=True), **_inputs(data, hyper, options))
+
+
+def _method(layer: Any, method: str) -> Callable[..., Any]:
+    """``layer``'s method as a callable whose signature leaves out ``self`` (for a class as for an instance)."""
+    fn = getattr(layer, method, None)
+    if not callable(fn):
+        raise AttributeError(method)
+    return functools.partial(fn, None) if isinstance(layer, type) else fn  # the signature without self
+
+
+def _attribute_gradient(obj: Any, param: str, where: str | Callable[[Any], Any] | None, layer_name: str) -> Any:
+    """The gradient of ``param`` the layer's backward left on ``obj``: where ``grads=`` says, else the first of
+    GRADIENT_ATTRIBUTES present; AdapterError naming what was looked for."""
+    if callable(where):
+        return where(obj)
+    tried = [where] if where else [pattern.format(param) for pattern in GRADIENT_ATTRIBUTES]
+    for attr in tried:
+        if hasattr(obj, attr):
+            return getattr(obj, attr)
+    looked = ", ".join(tried)
+    raise AdapterError(
+        f"{layer_name}.backward left no gradient of {param} on the layer (looked for {looked}); say where with grads={{{param!r}: 'name'}}"
+    )
+
+
+def from_layer(cls: type, name: str, layer: Any, *, shapes: Mapping[str, Any], data: Mapping[str, Any] | None = None,
+               hyper: Mapping[str, Any] | None = None, outputs: int = 1, grads: Mapping[str, Any] | None = None, **options: Any) -> Any:
+    """A Derivation of a layer object: ``forward(inputs...)`` and ``backward(dout...)``, state on the object.
+
+    Each declared name goes where the layer takes it: to the constructor (a class: a fresh instance per call)
+    or to ``forward`` by name, else it is set as an attribute (a parameter living on the layer, ``self.W``).
+    ``backward`` returns the gradients of the ``shapes`` parameters ``forward`` takes (a tuple in the order of
+    ``shapes``, or one array); those of the attribute parameters are read off the layer afterwards, from
+    ``grads={param: attribute}`` or the first of dW, grad_W, W_grad, d_W present."""
+    layer_name = _title(layer if isinstance(layer, type) else type(layer))
+    try:
+        forward, _ = _method(layer, "forward"), _method(layer, "backward")
+    except AttributeError as e:
+        raise DerivationError(name, f"layer {layer_name} has no {e.args[0]}() method") from None
+    outputs = _check_outputs(name, outputs)
+    declared = _declared(shapes, data, hyper)
+    init = _bind(name, layer, f"layer {layer_name}", declared, all_declared=False) if isinstance(layer, type) else []
+    taken = _bind(name, forward, f"{layer_name}.forward", [d for d in declared if d not in init], all_declared=False)
+    attrs = [d for d in declared if d not in init and d not in taken]
+    returned_for = [p for p in shapes if p in taken]
+    unknown = sorted(set(grads or {}) - set(shapes))
+    if unknown:
+        raise DerivationError(name, f"grads= names {', '.join(map(repr, unknown))}, which shapes does not declare")
+
+    def fresh(kwargs: Mapping[str, Any]) -> Any:
+        obj = layer(**_pick(kwargs, init)) if isinstance(layer, type) else copy.deepcopy(layer)
+        for a in attrs:
+            setattr(obj, a, kwargs[a])
+        return obj
+
+    def run(obj: Any, kwargs: Mapping[str, Any]) -> Any:
+        out = obj.forward(**_pick(kwargs, taken))
+        if outputs > 1 and (not isinstance(out, tuple | list) or len(out) != outputs):
+            raise AdapterError(f"{layer_name}.forward returned {_describe(out)}; expected {outputs} outputs")
+        return tuple(out) if outputs > 1 else out
+
+    def adapted_forward(xp: Any, **kwargs: Any) -> Any:
+        return run(fresh(kwargs), kwargs)
+
+    def adapted_gradients(grad_output: Any, **kwargs: Any) -> dict[str, Any]:
+        obj = fresh(kwargs)
+        run(obj, kwargs)
+        back = obj.backward(*([grad_output] if outputs == 1 else list(grad_output)))
+        out = _gradient_tuple(f"{layer_name}.backward", back, returned_for) if returned_for else {}
+        for p in shapes:
+            if p not in out:
+                out[p] = _attribute_gradient(obj, p, (grads or {}).get(p), layer_name)
+        return out
+
+    return cls(name=name, shapes=shapes, forward=standing_for(adapted_forward, layer.forward, own_signature=True),
+               gradients=standing_for(adapted_gradients, layer.backward, own_signature=True), **_inputs(data, hyper, options))
