@@ -209,13 +209,16 @@ def _flatten(xp: Any, parts: Sequence[Any]) -> Any:
     return flat[0] if len(flat) == 1 else xp.concat(flat)
 
 
-def _check_parts(derivation: Any, outputs: Outputs, found: tuple, parts: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-    """ValueError unless the forward returned the declared structure with the declared shapes."""
-    kind, names, _ = found
+def _check_structure(outputs: Outputs, kind: str, names: tuple[str, ...]) -> None:
+    """ValueError unless the forward returned the declared structure (a tuple of as many, a dict of the keys)."""
     if kind != outputs.kind or (kind == "dict" and set(names) != set(outputs.names)) or len(names) != len(outputs.names):
         what = f"a dict with keys {', '.join(map(repr, names))}" if kind == "dict" else f"a tuple of {len(names)}"
         want = f"a dict with keys {', '.join(map(repr, outputs.names))}" if outputs.kind == "dict" else f"a tuple of {len(outputs.names)}"
         raise ValueError(f"forward returned {what}; output= declares {want}")
+
+
+def _check_shapes(derivation: Any, outputs: Outputs, parts: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """ValueError unless each part (in the declared order) has its declared shape where the sizes tell it."""
     for i, expected in enumerate(_declared(derivation, outputs, kwargs)):
         got = _shape_of(parts[i]) or ()
         if expected is not None and got != expected:
@@ -238,9 +241,10 @@ def wrap_outputs(derivation: Any, forward: Callable[..., Any], gradients: Callab
             return out
         kind, names, parts = found
         if outputs is not None:
-            _check_parts(derivation, outputs, found, parts, kwargs)
+            _check_structure(outputs, kind, names)
             parts = [parts[names.index(n)] for n in outputs.names] if kind == "dict" else parts
             names = outputs.names
+            _check_shapes(derivation, outputs, parts, kwargs)
         seen.remember(kwargs, (kind, names, tuple(_shape_of(p) or () for p in parts)))
         return _flatten(xp, parts)
 
