@@ -162,6 +162,10 @@ class Stack:
         per_row = 8 * INTERMEDIATE_FACTOR * max(self._total, 1)
         return max(1, self.memory_budget // per_row - self.k)
 
+    def fd_rows(self, check: Sequence[str]) -> int:
+        """Rows of the first batched call of ``finite_differences`` (two per entry, the jittered ones)."""
+        return self.k * (2 * sum(self.x[n][0].size for n in check) + JITTER_POINTS)
+
     def rows(self, point: np.ndarray, edits: Sequence[Edit], jitter: tuple[np.ndarray, float, np.random.Generator] | None = None):
         """f at rows: row r is point ``point[r]`` with ``edits`` applied; ``jitter=(rows, δ, rng)`` moves
         every parameter entry of those rows to x(1 + δ·U(−1, 1)). Returns (f per row, f(x) per point,

@@ -16,7 +16,18 @@ from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, mutation_warnings, nondeterministic
 from verigrad.checks.verdict.judge import judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
-from verigrad.reference import BatchedObjective, FDEstimate, ForwardError, autograd_gradients, finite_differences, forward_value, forward_value_torch
+from verigrad.checks.verdict.references import fits_one_call, stacked_references
+from verigrad.reference import (
+    BatchedObjective,
+    FDEstimate,
+    ForwardError,
+    Stack,
+    Unstackable,
+    autograd_gradients,
+    finite_differences,
+    forward_value,
+    forward_value_torch,
+)
 
 
 def error_report(rep: Report, message: str, started: float) -> Report:
@@ -34,8 +45,9 @@ def inner_length(derivation: Derivation, sizes: Mapping[str, int]) -> int:
 
 
 @dataclass
-class Prepared:
-    """What every mode needs before differencing: the point checked, the analytic and autograd gradients."""
+class Checked:
+    """A point that every check before the references passed: its arrays, the analytic gradients (or the
+    exception they raised), L of τ_ex and f at the point in NumPy (deterministic: the same value every time)."""
 
     rep: Report
     started: float
@@ -43,10 +55,16 @@ class Prepared:
     grad_output: np.ndarray | None
     analytic: dict[str, Any] | None
     raised: str | None
+    total_dims: int
+    f0: float
+
+
+@dataclass
+class Prepared(Checked):
+    """What every mode needs before differencing: the checked point, autograd and its rounding noise σ."""
+
     auto: dict[str, np.ndarray]
     sigma: dict[str, Any]
-    total_dims: int
-    f0: float  # f at the point in NumPy, already evaluated (deterministic: the same value every time)
 
 
 def forward_problem(derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None) -> tuple[float | None, str | None]:
@@ -92,9 +110,9 @@ def blank_report(derivation: Derivation, point: Point, mode: str) -> Report:
     return rep
 
 
-def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, device: str = "cpu") -> Prepared | Report:
-    """The checks every mode shares: inputs, a finite deterministic forward that leaves its inputs
-    alone, the analytic gradients, and autograd with its rounding noise. A Report if one fails."""
+def check_point(derivation: Derivation, point: Point, *, mode: str) -> Checked | Report:
+    """The checks every mode shares before the references: inputs, a finite deterministic forward that
+    leaves its inputs alone, the analytic gradients called twice. A Report if one fails."""
     started = time.perf_counter()
     rep = blank_report(derivation, point, mode)
     bad_input = check_inputs(derivation, point)
@@ -113,17 +131,36 @@ def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, d
     rep.warnings.extend(mutation_warnings(modified))  # judged all the same: they were handed copies
     if raised is None and analytic is not None and (changing := nondeterministic(derivation, point, analytic)):
         return error_report(rep, changing, started)
+    return Checked(rep, started, params, g_out, analytic, raised, inner_length(derivation, point.sizes), f0)
+
+
+def _measurable(c: Checked) -> dict[str, Any] | None:
+    """The analytic gradients whose own rounding noise σ_a joins σ (none when they raised)."""
+    return c.analytic if c.analytic is not None and c.raised is None else None
+
+
+def with_references(derivation: Derivation, point: Point, c: Checked, *, seed: int = 0, device: str = "cpu") -> Prepared | Report:
+    """``c`` with autograd and its rounding noise, one point alone (reference.autograd_gradients and
+    reference.rounding_noise): where a stack cannot run, and for projection mode. A Report if the forward fails."""
     try:
         unused: list[str] = []
-        auto = autograd_gradients(derivation, params, g_out, unused=unused, device=device)
+        auto = autograd_gradients(derivation, c.params, c.grad_output, unused=unused, device=device)
         probes: list = []
         sigma = autograd_noise(derivation, point, np.random.default_rng(seed), device, probes, at_base=auto)
     except ForwardError as e:
-        return error_report(rep, str(e), started)
-    if analytic is not None and raised is None:
+        return error_report(c.rep, str(e), c.started)
+    analytic = _measurable(c)
+    if analytic is not None:
         sigma = with_analytic_noise(derivation, sigma, analytic, probes, auto)
-    rep.warnings.extend(_notes(derivation, analytic, unused))
-    return Prepared(rep, started, params, g_out, analytic, raised, auto, sigma, inner_length(derivation, point.sizes), f0)
+    c.rep.warnings.extend(_notes(derivation, c.analytic, unused))
+    return Prepared(**vars(c), auto=auto, sigma=sigma)
+
+
+def prepare(derivation: Derivation, point: Point, *, mode: str, seed: int = 0, device: str = "cpu") -> Prepared | Report:
+    """``check_point``, then ``with_references``: the checks every mode shares, and autograd with its
+    rounding noise. A Report if one fails."""
+    c = check_point(derivation, point, mode=mode)
+    return c if isinstance(c, Report) else with_references(derivation, point, c, seed=seed, device=device)
 
 
 def judge_param(prep: Prepared, name: str, fd: FDEstimate) -> GradientReport:
@@ -158,9 +195,45 @@ def _batches(derivation: Derivation, progress) -> Callable[[int, int], None] | N
     return lambda done, planned: progress(label, done, planned, "forward evaluations")
 
 
+def _judged(derivation: Derivation, prep: Prepared, fd: Mapping[str, FDEstimate], evaluations: int) -> Report:
+    prep.rep.evaluations = evaluations
+    prep.rep.gradients.extend(judge_param(prep, name, fd[name]) for name in derivation.check)
+    return conclude(prep.rep, prep.started)
+
+
+def stack_of_one(derivation: Derivation, c: Checked, fd_seed: int, progress) -> Report | None:
+    """The verdict at the point from a stack of one (checks/verdict/references.py), as the search's points
+    get theirs; None where the stack cannot serve it (``Unstackable``; finite differences beyond one batched
+    call; a batched forward that does not reproduce f in NumPy): the caller checks it alone."""
+    stack = Stack(derivation, [c.params], [c.grad_output] if derivation.is_layer else None)
+    if not fits_one_call(stack, derivation.check):
+        return None
+    try:
+        refs = stacked_references(derivation, stack, [_measurable(c)], fd_seed)
+    except Unstackable:
+        return None
+    if not refs.agrees(np.array([c.f0]))[0]:
+        return None
+    auto, sigma, fd = refs.at(0)
+    c.rep.warnings.extend(_notes(derivation, c.analytic, []))  # a parameter the forward ignores is Unstackable
+    evaluations = int(refs.evaluations[0])
+    batches = _batches(derivation, progress)
+    if batches is not None:
+        batches(evaluations, 2 * sum(np.size(c.params[n]) for n in derivation.check))
+    return _judged(derivation, Prepared(**vars(c), auto=auto, sigma=sigma), fd, evaluations)
+
+
 def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu", progress=None) -> Report:
-    """Check ``derivation`` at one point with all three witnesses, every entry by finite differences."""
-    prep = prepare(derivation, point, mode="exhaustive", seed=fd_seed, device=device)
+    """Check ``derivation`` at one point with all three witnesses, every entry by finite differences: as a
+    stack of one where it can (``stack_of_one``), else alone (reference.finite_differences)."""
+    c = check_point(derivation, point, mode="exhaustive")
+    if isinstance(c, Report):
+        return c
+    if device == "cpu":
+        rep = stack_of_one(derivation, c, fd_seed, progress)
+        if rep is not None:
+            return rep
+    prep = with_references(derivation, point, c, seed=fd_seed, device=device)
     if isinstance(prep, Report):
         return prep
     refine = refine_where_autograd_disagrees(prep.auto)
@@ -170,6 +243,4 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: 
         fd = finite_differences(derivation, prep.params, prep.grad_output, refine=refine, seed=fd_seed, evaluator=ev, progress=batches)
     except ForwardError as e:
         return error_report(prep.rep, str(e), prep.started)
-    prep.rep.evaluations = fd.evaluations
-    prep.rep.gradients.extend(judge_param(prep, name, fd.gradients[name]) for name in derivation.check)
-    return conclude(prep.rep, prep.started)
+    return _judged(derivation, prep, fd.gradients, fd.evaluations)

@@ -23,10 +23,10 @@ from verigrad.analytic import Derivation
 from verigrad.checks.report import ERROR, PASS, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, differing, nondeterministic
-from verigrad.checks.verdict.judge import judge_stack, refine_where_autograd_disagrees
-from verigrad.checks.verdict.noise import with_analytic_noise
+from verigrad.checks.verdict.judge import judge_stack
 from verigrad.checks.verdict.point import blank_report, error_report, evaluate, inner_length
-from verigrad.reference import U64, ForwardError, Stack, Unstackable, forward_value
+from verigrad.checks.verdict.references import stacked_references
+from verigrad.reference import ForwardError, Stack, Unstackable, forward_value
 
 
 def screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | str | None:
@@ -72,15 +72,9 @@ def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, 
     """A passing Report for each point that is clean by the stacked references, None for the others."""
     started = time.perf_counter()
     stack = Stack(derivation, [p.params for p in points], None if not derivation.is_layer else [p.grad_output for p in points])
-    rng = np.random.default_rng(fd_seed)
-    auto, sigma = stack.autograd(rng, jitters=tol.AUTOGRAD_JITTERS, relative=tol.NOISE_JITTER)
-    for i, ((grads, _), probes) in enumerate(zip(screened, stack.probes, strict=True)):
-        own = with_analytic_noise(derivation, {n: s[i] for n, s in sigma.items()}, grads, probes, {n: t[i] for n, t in auto.items()})
-        for name, s in own.items():
-            sigma[name][i] = s
-    est, noise, f0 = stack.finite_differences(list(derivation.check), refine_where_autograd_disagrees(auto), rng)
-    f1 = np.array([f for _, f in screened])
-    ok = np.abs(f0 - f1) <= np.maximum(tol.VMAP_AGREEMENT_ULPS * 2 * U64 * np.abs(f1), tol.K_FD * noise)
+    refs = stacked_references(derivation, stack, [grads for grads, _ in screened], fd_seed)
+    auto, est, sigma = refs.auto, refs.fd, refs.sigma
+    ok = refs.agrees(np.array([f for _, f in screened]))
     total_dims = inner_length(derivation, points[0].sizes)
     parts: dict[str, list[GradientReport]] = {}
     for name in derivation.check:
@@ -95,7 +89,7 @@ def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, 
             continue
         rep = Report(name=derivation.name, status=PASS, shapes=dict(p.sizes), point_seed=p.seed, examples=1, points=1, mode="exhaustive")
         rep.warnings.extend(p.notes)
-        rep.evaluations = int(stack.evaluations[i])
+        rep.evaluations = int(refs.evaluations[i])
         rep.gradients = [per_point[i] for per_point in parts.values()]
         rep.duration_s = each
         out.append(rep)
