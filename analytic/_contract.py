@@ -56,7 +56,11 @@ class Derivation:
                  output. Its gradients then receive the upstream gradient ``grad_output`` and
                  return ∂⟨G, forward⟩/∂param (the vector-Jacobian product). A derivation
                  whose gradients name ``grad_output`` is a layer even without ``output``: its
-                 output shape is then read off the forward at each point.
+                 output shape is then read off the forward at each point. Several outputs: a
+                 forward may return a tuple or a dict of arrays (an LSTM step's ``(next_h,
+                 next_c)``); ``output`` is then a tuple or dict of shapes (or left out: read off
+                 the forward), and ``grad_output`` comes in the same structure, each part drawn at
+                 random: f = Σ_k ⟨G_k, out_k⟩ (analytic/_outputs.py).
       check      the parameters whose gradients are checked (default: all). Parameters not
                  listed are still drawn and passed; their gradients may be omitted.
       ranges     ``{param: (low, high)}``: draw that parameter uniformly in the range
@@ -67,6 +71,22 @@ class Derivation:
                  Used to keep random points away from kinks and to mark entries whose
                  finite-difference step crosses one.
       doc        one paragraph shown in reports; defaults to the forward's module docstring.
+      namespaces ``("numpy",)`` or ``("torch",)``: the array namespaces the forward runs in
+                 (default: found out by running it in each). A NumPy-only forward (``np.pad``,
+                 in-place writes, ``np.add.at``) is checked against finite differences alone and
+                 every report says autograd was not available; a torch-only one
+                 (``torch.nn.functional``) gets finite differences in torch float64.
+      torch_forward / numpy_forward
+                 the same forward for the namespace ``forward`` cannot run in (``forward(xp,
+                 **params)`` as well): each witness then runs the user's own code, and both are
+                 checked to agree.
+
+    Code in the usual conventions, pasted unchanged (analytic/_adapters.py):
+    ``Derivation.from_forward_backward(name, forward, backward, shapes=..., outputs=1)`` for
+    ``forward(x, w, b, conv_param) -> (out, cache)`` / ``backward(dout, cache) -> (dx, dw, db)``,
+    ``Derivation.from_loss(name, loss, shapes=...)`` for ``loss(x, y) -> (loss, dx)``, and
+    ``Derivation.from_layer(name, cls_or_instance, shapes=...)`` for a class with ``forward`` and
+    ``backward`` methods. Arguments are matched by name to ``shapes``, ``data`` and ``hyper``.
     """
 
     name: str
