@@ -45,7 +45,8 @@ def test_each_failing_gradient_is_one_annotation_at_the_line_of_its_gradients(tm
     out = capsys.readouterr().out
     assert code == 1
     commands = [line for line in out.splitlines() if line.startswith("::")]
-    wrong_line, right_line = _line_of(text, "def wrong_gradients"), _line_of(text, "def right_gradients")
+    # ∂f/∂W's annotation is at its slip, the return statement's entry; "broken" has none: the line of its gradients.
+    wrong_line, right_line = _line_of(text, '"W": -(X.T @ r)'), _line_of(text, "def right_gradients")
     assert len(commands) == 2, commands  # ∂f/∂W of "wrong", and "broken", which could not be checked
     assert commands[0].startswith(f"::error file=mine.py,line={wrong_line},title=verigrad%3A wrong ∂f/∂W is wrong::")
     assert "sign flipped" in commands[0] and "%0Areplay: verigrad check mine.py --only wrong" in commands[0]

@@ -29,7 +29,7 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 from verigrad.checks.diagnose.slip_match import Matcher, Ref, factor_text, references
-from verigrad.checks.diagnose.slip_trace import ALIAS, INPUT, Step, Tracer, rerun, trace
+from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, Tracer, rerun, trace, writes_into
 from verigrad.checks.report import GradientReport, Mark, Point, Problem, Report, Slip, TraceStep
 from verigrad.checks.verdict.thresholds import MAX_SUBSTITUTES, MAX_TRACE_SHOWN
 from verigrad.reference import intermediates
@@ -95,7 +95,7 @@ def _one(derivation: Derivation, g: GradientReport, traced: Tracer, refs, matche
     target = matcher.target(g)
     try:
         root, chain = _locate(final, target, matcher, set())
-        finding = _finding(root, chain[root], matcher)
+        root, finding = _finding(root, chain, matcher)
     except Exception as e:  # a statement of the user's, run again with one input replaced
         g.slip_reason = f"a line could not be run again to tell right from wrong: {_one_line(e)}"
         g.trace = _steps(final, matcher, {})
@@ -146,32 +146,42 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
 
 
 def _corrections(inp: Step, m: Matcher) -> Iterator[Ref]:
-    """Values ``inp`` might have been meant to have: the quantity it relates to first, then those of its shape."""
+    """Values ``inp`` might have been meant to have: the quantity its name says, the one it relates to, then
+    those of its shape."""
+    meant = m.intended(inp.name)
     related = m.related(inp.value, inp.name)
-    if related is not None:
-        yield related.ref
-    yield from (r for r in m.of_shape(inp.value.shape)[:MAX_SUBSTITUTES] if related is None or r is not related.ref)
+    first = [r for r in (meant, None if related is None else related.ref) if r is not None and r.array.shape == inp.value.shape]
+    yield from first
+    yield from (r for r in m.of_shape(inp.value.shape)[:MAX_SUBSTITUTES] if all(r is not f for f in first))
 
 
-def _finding(step: Step, target: Ref, m: Matcher) -> str:
-    """What is wrong at the slip: a right input used where another quantity belongs, or the value's relation to its target."""
+def _finding(step: Step, chain: dict[Step, Ref], m: Matcher) -> tuple[Step, str]:
+    """What is wrong at the slip: a right input used where another quantity belongs, or the value's relation to its
+    target. A right value read where another belongs, as left by an in-place write (``grad_h[h > 0] = 0`` that
+    changed nothing, or the wrong entries), makes that write the slip: it should have made the other value."""
+    target = chain[step]
     for name, read in step.inputs.items():
         inp = _resolve(read)
         here = m.right(inp.value, None if inp.kind == INPUT else inp.name)
         if here is None:
             continue
-        for other in m.of_shape(inp.value.shape)[:MAX_SUBSTITUTES]:
+        meant = m.intended(None if inp.kind == INPUT else inp.name)
+        others = [r for r in (meant, *m.of_shape(inp.value.shape)[:MAX_SUBSTITUTES]) if r is not None and r.array.shape == inp.value.shape]
+        for other in others:
             if other is here.ref or m.same(other.array, inp.value):
                 continue
             if m.same(rerun(step, {name: other.array}), target.array):
-                return f": {here.ref.label} used where {other.label} belongs"
+                if inp.kind == ASSIGN and writes_into(inp):
+                    chain[inp] = other
+                    return inp, f"is {here.ref.label} where {other.label} belongs"
+                return step, f": {here.ref.label} used where {other.label} belongs"
     rel = m.relation(step.value, target)
     if rel is not None:
-        return "is " + rel.text()
+        return step, "is " + rel.text()
     if step.value.shape != target.array.shape:
-        return f"has shape {step.value.shape} where {target.label} has {target.array.shape}"
+        return step, f"has shape {step.value.shape} where {target.label} has {target.array.shape}"
     wrong = m.differing(step.value, target.array)
-    return f"is not {target.label}: {wrong} of {step.value.size} entries differ"
+    return step, f"is not {target.label}: {wrong} of {step.value.size} entries differ"
 
 
 def _ancestors(final: Step) -> list[Step]:

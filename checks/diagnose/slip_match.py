@@ -10,8 +10,10 @@ loosest of them; never below the size term of τ_ex alone). See checks/verdict/t
 
 Values alone can be ambiguous: f depends on Y − Y_pred, so ∂f/∂Y = −∂f/∂Y_pred, and a sign slip in
 ``grad_Y_pred`` would equal ∂f/∂Y. A step's variable name settles it when it names a quantity the way
-backprop is written (``grad_Y_pred``, ``grad_h``, ``dW1``, ``d_h``, ``dL_dh``, ``h_grad``): such a step is
-right only when it equals ∂f/∂(that quantity), and is compared with it first.
+backprop is written (``grad_Y_pred``, ``grad_h``, ``dW1``, ``d_h``, ``dL_dh``, ``h_grad``): it is compared
+with ∂f/∂(that quantity) first, and a step that is a sign, factor or transpose of it is not right, whatever
+else it equals. (A step that is none of these may still equal another quantity: ``grad_h`` before its mask
+is applied in place is ∂f/∂h_relu.)
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose.evidence import snap
+from verigrad.checks.diagnose.evidence import CONSTANTS, snap
 from verigrad.checks.report import GradientReport, Point
 from verigrad.checks.verdict import inner_length
 from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, U64, exact_bound
@@ -33,6 +35,8 @@ __all__ = ["Matcher", "Ref", "Relation", "factor_text", "references"]
 #: How backprop names ∂f/∂q: a prefix or a suffix around the quantity's name.
 _PREFIXES = ("grad_", "grad", "dL_d", "dL_d_", "df_d", "df_d_", "d_", "d", "g_", "delta_")
 _SUFFIX = re.compile(r"^(.+?)_grad$")
+#: The factors a one-entry value may be related by (evidence.snap's vocabulary).
+SIMPLE = frozenset((1.0, -1.0, *CONSTANTS, *(-k for k in CONSTANTS)))
 _FRACTIONS = {0.5: "1/2", 1 / 3: "1/3", 0.25: "1/4"}
 
 
@@ -79,15 +83,24 @@ def references(found) -> list[Ref]:
     out = [Ref(f"∂f/∂{q.name}", q.grad) for q in (*named, *params)]
     out += [Ref(q.name, q.value) for q in (*named, *params)]
     out += [Ref(f"∂f/∂{q.name}", q.grad) for q in unnamed] + [Ref(q.name, q.value) for q in unnamed]
-    return [r for r in out if r.array.size and np.all(np.isfinite(r.array)) and np.any(r.array != 0)]
+    return [r for r in out if r.array.size and np.all(np.isfinite(r.array))]
+
+
+def _informative(r: Ref) -> bool:
+    """A quantity a value may be matched with: not all zeros (every zero value would equal it)."""
+    return bool(np.any(r.array != 0))
 
 
 class Matcher:
     """Compares step values with the reference quantities (module docstring)."""
 
     def __init__(self, refs: list[Ref], failing: Sequence[GradientReport], derivation: Derivation, point: Point) -> None:
-        self.refs = refs
-        self.by_param = {r.label[len("∂f/∂"):]: r for r in refs if r.label.startswith("∂f/∂")}
+        self.refs = [r for r in refs if _informative(r)]
+        self.zeros = [r for r in refs if not _informative(r)]  # substitutes only, after the others
+        self.by_param: dict[str, Ref] = {}  # ∂f/∂q by the name q, zeros included (a variable may name one)
+        for r in refs:
+            if r.label.startswith("∂f/∂"):
+                self.by_param.setdefault(r.label[len("∂f/∂"):], r)
         floor = float(exact_bound(0.0, U64, inner_length(derivation, point.sizes), 1.0))
         rhos = [floor]
         for g in failing:
@@ -134,6 +147,8 @@ class Matcher:
         if tt == 0.0:
             return None
         c = snap(float(np.vdot(v, t)) / tt)
+        if t.size == 1 and c not in SIMPLE:
+            return None  # one entry is some multiple of any other: only a simple constant says something there
         return c if self._holds(v, t, c) else None
 
     def relation(self, v: np.ndarray, ref: Ref) -> Relation | None:
@@ -148,10 +163,14 @@ class Matcher:
         return None
 
     def right(self, v: np.ndarray, name: str | None = None) -> Relation | None:
-        """The first reference quantity ``v`` equals (only ∂f/∂q for a variable ``name`` that names q), or None."""
+        """The first reference quantity ``v`` equals, or None; for a variable ``name`` that names ∂f/∂q, ∂f/∂q first,
+        and none when ``v`` is a sign, factor or transpose of ∂f/∂q (the name says which of two equal values it is)."""
         meant = self.intended(name)
         if meant is not None:
-            return Relation(meant, 1.0) if self.same(v, meant.array) else None
+            if self.same(v, meant.array):
+                return Relation(meant, 1.0)
+            if self.relation(v, meant) is not None:
+                return None
         for r in self.refs:
             if self.same(v, r.array):
                 return Relation(r, 1.0)
@@ -172,7 +191,8 @@ class Matcher:
         return None
 
     def of_shape(self, shape: tuple[int, ...]) -> list[Ref]:
-        return [r for r in self.refs if r.array.shape == shape]
+        """The quantities of ``shape`` (to put in an input's place), those that are all zeros last."""
+        return [r for r in (*self.refs, *self.zeros) if r.array.shape == shape]
 
     def differing(self, v: np.ndarray, t: np.ndarray) -> int:
         tau = MATCH_SLACK * self.rho * float(np.max(np.abs(t), initial=0.0))

@@ -98,17 +98,23 @@ def _source(file: str, node: ast.AST) -> str:
     return " ".join(text.split())
 
 
-def _read(node: ast.AST) -> list[str]:
-    """The names a statement or expression reads, in order, each once; an in-place write (``g[m] = 0``,
-    ``g += d``) reads the array it writes into."""
-    seen: dict[str, None] = {}
+def _in_place(node: ast.AST) -> set[str]:
+    """The arrays a statement writes into (``g[m] = 0``, ``g += d``, ``g.fill(0)`` is not seen)."""
     targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
+    out = set()
     for t in targets:
         base = t
         while isinstance(base, ast.Subscript | ast.Attribute):
             base = base.value
         if isinstance(base, ast.Name) and (base is not t or isinstance(node, ast.AugAssign)):
-            seen.setdefault(base.id, None)
+            out.add(base.id)
+    return out
+
+
+def _read(node: ast.AST) -> list[str]:
+    """The names a statement or expression reads, in order, each once; an in-place write reads the array it
+    writes into."""
+    seen: dict[str, None] = dict.fromkeys(sorted(_in_place(node)))
     for n in ast.walk(node):
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
             seen.setdefault(n.id, None)
@@ -199,15 +205,17 @@ class Tracer:
     def _finish(self, frame: FrameType, state: _Frame) -> None:
         if state.node is None:
             return
+        written = _in_place(state.node)  # a new version even where the write changed nothing at this point
         for name, obj in list(frame.f_locals.items()):
             value = as_float(obj)
             if value is None:
                 continue
             before = state.known.get(name)
-            if before is not None and before[0] == id(obj) and before[1].shape == value.shape and np.array_equal(before[1], value, equal_nan=True):
+            same = before is not None and before[0] == id(obj) and before[1].shape == value.shape
+            if same and name not in written and np.array_equal(before[1], value, equal_nan=True):
                 continue
             state.known[name] = (id(obj), value)
-            made = self._made(obj, value)
+            made = None if name in written else self._made(obj, value)
             if made is not None:
                 self._add(Step(ALIAS, self.file, state.line, name, _source(self.file, state.node), value, alias=made), obj)
                 continue
@@ -257,6 +265,11 @@ def _dict_nodes(expr: ast.AST | None) -> dict[Any, ast.AST]:
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "dict":
         return {kw.arg: kw.value for kw in expr.keywords if kw.arg is not None}
     return {}
+
+
+def writes_into(step: Step) -> bool:
+    """Whether ``step`` is an in-place write into its variable (``grad_h[h < 0] = 0``, ``grad_h *= mask``)."""
+    return step.node is not None and step.name in _in_place(step.node)
 
 
 def trace(top: CodeType, call: Any) -> Tracer:

@@ -1,16 +1,17 @@
 """CI annotations: one line per failing gradient (and per derivation that could not be checked) in the form a CI
 service turns into a note on the pull request's diff.
 
-``github``: GitHub Actions workflow commands, ``::error file=F,line=L,title=T::message``, printed on stdout. The
-line is where the derivation's hand-derived gradients are written (the function, or a Function's ``backward``);
-without a location (a derivation that failed to load) the annotation names the target file alone.
+``github``: GitHub Actions workflow commands, ``::error file=F,line=L,title=T::message``, printed on stdout. A failing
+gradient's line is its slip's (checks/diagnose/slip.py: the first wrong line of the derivation), else where the
+derivation's hand-derived gradients are written (the function, or a Function's ``backward``); without a location
+(a derivation that failed to load) the annotation names the target file alone.
 """
 
 from __future__ import annotations
 
 import os
 
-from verigrad.checks.report.model import Report, RunReport, Status
+from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
 from verigrad.checks.report.words import gradient_replay, headline
 
 #: Annotation formats ``--annotations`` accepts.
@@ -36,6 +37,13 @@ def _where(r: Report, here: str) -> str:
     return ""
 
 
+def _at_slip(g: GradientReport, here: str) -> str | None:
+    """file=F,line=L of the gradient's slip, or None when none is named."""
+    if g.slip is None:
+        return None
+    return f"file={_property(os.path.relpath(g.slip.file, here))},line={int(g.slip.line)}"
+
+
 def _command(where: str, title: str, message: str) -> str:
     props = ",".join(p for p in (where, f"title={_property(title)}") if p)
     return f"::error {props}::{_data(message)}"
@@ -54,6 +62,7 @@ def github_annotations(run: RunReport, here: str | None = None) -> list[str]:
             lines.append(_command(where, f"verigrad: {r.name} could not be checked", r.message or "error"))
         for g in failing:
             replay = gradient_replay(g) or r.replay
-            message = headline(g) + (f"\nreplay: {replay}" if replay else "")
-            lines.append(_command(where, f"verigrad: {r.name} ∂f/∂{g.param} is wrong", message))
+            slip = f"\nslip: {g.slip.sentence}" if g.slip is not None else ""
+            message = headline(g) + slip + (f"\nreplay: {replay}" if replay else "")
+            lines.append(_command(_at_slip(g, here) or where, f"verigrad: {r.name} ∂f/∂{g.param} is wrong", message))
     return lines

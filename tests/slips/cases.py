@@ -1,0 +1,129 @@
+"""Derivations with one slip each, written as backprop is written, for tests/test_slip.py (the note's own two
+slips are in examples/note_two_layer.py). Each slip's line is found by its text, so the tests name the line."""
+
+import numpy as np
+import torch
+
+from verigrad import Derivation
+
+
+# --- a layer (grad_output): tanh's derivative written 1 − t where 1 − t² belongs ----------------------------
+def tanh_forward(xp, X, W):
+    h = X @ W
+    return xp.tanh(h)
+
+
+def tanh_gradients(X, W, grad_output):
+    t = np.tanh(X @ W)
+    grad_h = grad_output * (1.0 - t)
+    grad_W = X.T @ grad_h
+    grad_X = grad_h @ W.T
+    return {"X": grad_X, "W": grad_W}
+
+
+tanh_layer = Derivation(name="tanh_layer", shapes={"X": ("N", "D"), "W": ("D", "M")}, forward=tanh_forward, gradients=tanh_gradients)
+
+
+# --- an in-place write: the ReLU mask zeroes the wrong entries ------------------------------------------------
+def relu_forward(xp, X, W1, W2, Y):
+    h = X @ W1
+    h_relu = h * (h > 0)
+    Y_pred = h_relu @ W2
+    return xp.sum((Y_pred - Y) ** 2)
+
+
+def relu_gradients(X, W1, W2, Y):
+    h = X @ W1
+    h_relu = np.maximum(h, 0.0)
+    grad_Y_pred = 2.0 * (h_relu @ W2 - Y)
+    grad_W2 = h_relu.T @ grad_Y_pred
+    grad_h = grad_Y_pred @ W2.T
+    grad_h[h > 0] = 0
+    grad_W1 = X.T @ grad_h
+    return {"W1": grad_W1, "W2": grad_W2}
+
+
+RELU_SHAPES = {"X": ("N", "D_in"), "W1": ("D_in", "H"), "W2": ("H", "D_out"), "Y": ("N", "D_out")}
+relu_inplace = Derivation(
+    name="relu_inplace", shapes=RELU_SHAPES, forward=relu_forward, gradients=relu_gradients, check=("W1", "W2"),
+    kinks=lambda xp, X, W1, W2, Y: [X @ W1],
+)
+
+
+# --- a helper of the same file: the slip is inside it ---------------------------------------------------------
+def sigmoid_forward(xp, X, W1, W2, Y):
+    h = X @ W1
+    s = 1.0 / (1.0 + xp.exp(-h))
+    Y_pred = s @ W2
+    return xp.sum((Y_pred - Y) ** 2)
+
+
+def _back_through_sigmoid(grad_s, s):
+    grad_h = grad_s * s
+    return grad_h
+
+
+def helper_gradients(X, W1, W2, Y):
+    s = 1.0 / (1.0 + np.exp(-(X @ W1)))
+    grad_Y_pred = 2.0 * (s @ W2 - Y)
+    grad_s = grad_Y_pred @ W2.T
+    grad_h = _back_through_sigmoid(grad_s, s)
+    return {"X": grad_h @ W1.T, "W1": X.T @ grad_h, "W2": s.T @ grad_Y_pred}
+
+
+SIGMOID_SHAPES = {"X": ("N", "D_in"), "W1": ("D_in", "H"), "W2": ("H", "D_out"), "Y": ("N", "D_out")}
+helper_slip = Derivation(name="helper_slip", shapes=SIGMOID_SHAPES, forward=sigmoid_forward, gradients=helper_gradients,
+                         check=("X", "W1", "W2"))
+
+
+# --- the wrong value built inside the return statement, one entry per line -----------------------------------
+def return_gradients(X, W1, W2, Y):
+    s = 1.0 / (1.0 + np.exp(-(X @ W1)))
+    grad_Y_pred = 2.0 * (s @ W2 - Y)
+    grad_s = grad_Y_pred @ W2.T
+    grad_h = grad_s * s * (1.0 - s)
+    return {
+        "X": grad_h @ W1.T,
+        "W1": X.T @ grad_s,
+        "W2": s.T @ grad_Y_pred,
+    }
+
+
+return_slip = Derivation(name="return_slip", shapes=SIGMOID_SHAPES, forward=sigmoid_forward, gradients=return_gradients,
+                         check=("X", "W1", "W2"))
+
+
+# --- a torch.autograd.Function whose backward forgets a transpose's sign ----------------------------------------
+def linear_forward(xp, X, W):
+    return X @ W
+
+
+class LinearBackward(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, X, W):
+        ctx.save_for_backward(X, W)
+        return X @ W
+
+    @staticmethod
+    def backward(ctx, G):
+        X, W = ctx.saved_tensors
+        grad_X = G @ W.T
+        grad_W = -(X.T @ G)
+        return grad_X, grad_W
+
+
+function_slip = Derivation(name="function_slip", shapes={"X": ("N", "D"), "W": ("D", "M")}, forward=linear_forward,
+                           gradients=LinearBackward, output=("N", "M"))
+
+
+# --- a forward with no torch intermediates f depends on ---------------------------------------------------------
+def sum_forward(xp, X):
+    return xp.sum(X)
+
+
+def sum_gradients(X):
+    grad_X = -np.ones_like(X)
+    return {"X": grad_X}
+
+
+no_intermediates = Derivation(name="no_intermediates", shapes={"X": ("N",)}, forward=sum_forward, gradients=sum_gradients)
