@@ -11,7 +11,7 @@ from ._batched import BatchedObjective, forward_value, forward_value_torch
 from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
 from ._heap import Heap
 from ._intermediates import Intermediates, Quantity, intermediates
-from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in
+from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_output_shape
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 from ._stacked import Stack, Unstackable
@@ -54,5 +54,6 @@ __all__ = [
     "rounding_noise",
     "runs_in",
     "steps_for",
+    "torch_output_shape",
     "torch_xp",
 ]

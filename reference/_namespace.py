@@ -24,7 +24,7 @@ from verigrad.analytic import Derivation
 from ._batched import BatchedObjective, forward_value
 from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
 
-__all__ = ["NUMPY", "TORCH", "TorchObjective", "forward_value_in", "namespaces", "runs_in"]
+__all__ = ["NUMPY", "TORCH", "TorchObjective", "forward_value_in", "namespaces", "runs_in", "torch_output_shape"]
 
 NUMPY, TORCH = "numpy", "torch"
 BOTH = (NUMPY, TORCH)
@@ -79,6 +79,17 @@ def forward_value_in(derivation: Derivation, namespace: str, params: Mapping[str
     except Exception as e:  # user code
         raise ForwardError(f"forward raised under torch: {type(e).__name__}: {e}") from e
     return check_scalar(derivation, value)
+
+
+def torch_output_shape(derivation: Derivation, params: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+    """The shape of the forward's output under torch at ``params`` (a layer without ``output=`` whose forward
+    runs under torch only); () if it raises there too: the check runs it again and reports why."""
+    try:
+        with torch.no_grad():
+            out = derivation.forward(torch_xp, **_tensors(params, False))
+        return tuple(int(n) for n in out.shape)
+    except Exception:  # user code: the forward, or its output's shape
+        return ()
 
 
 class TorchObjective(BatchedObjective):

@@ -223,3 +223,10 @@ def test_unknown_namespaces_are_refused_when_built(given):
 def test_torch_forward_must_be_callable():
     with pytest.raises(ValueError, match="torch_forward must be callable"):
         padded(name="bad", torch_forward=3)
+
+
+def test_a_torch_only_layer_without_output_has_its_output_shape_read_under_torch():
+    d = Derivation(name="conv1d_inferred", shapes=CONV, forward=conv_forward, gradients=conv_gradients, dims=CONV_DIMS)
+    r = run(d, examples=2)
+    assert r.status == PASS, r.message
+    assert r.namespace == TORCH

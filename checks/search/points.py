@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from verigrad.analytic import Derivation, dim_value, solve_sizes
 from verigrad.checks.report import Point
 from verigrad.checks.verdict.thresholds import KINK_MARGIN, KINK_REDRAWS
-from verigrad.reference import np_xp
+from verigrad.reference import np_xp, torch_output_shape
 
 SEED_MAX = 2**32 - 1
 
@@ -75,7 +75,7 @@ def forward_shape(derivation: Derivation, params: Mapping[str, np.ndarray]) -> t
         shape = getattr(out, "shape", None)
         return tuple(int(n) for n in (np.shape(out) if shape is None else shape))
     except Exception:  # user code: the forward, or its output's shape
-        return ()
+        return torch_output_shape(derivation, params)  # a forward that runs under torch only; () if neither
 
 
 def grad_output_shape(derivation: Derivation, sizes: Mapping[str, int], params: Mapping[str, np.ndarray]) -> tuple[int, ...]:
