@@ -33,6 +33,7 @@ from verigrad.analytic import Derivation
 from ._fd import FDEstimate, noise_from_jitter, richardson, steps_for
 from ._heap import Heap
 from ._objective import objective, torch_xp
+from ._threads import serial_if_small
 from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, JITTER_POINTS, JITTER_ULPS, U64
 
 __all__ = ["Stack", "Unstackable"]
@@ -115,23 +116,8 @@ class Stack:
             g_jit = g + g * relative * rng.uniform(-1, 1, (j, *g.shape))
             g_leaf = torch.from_numpy(np.concatenate([g, g_jit.reshape(j * k, *g.shape[1:])])).requires_grad_(True)
             g_step = torch.from_numpy((g_jit - g).reshape(j * k, *g.shape[1:]))
-        f, _ = self._vmapped([*leaves, g_leaf])
-        if not f.requires_grad:
-            raise Unstackable("the forward does not depend on the parameters")
-        wrt = leaves + ([g_leaf] if g_leaf is not None else [])
-        try:
-            grads = torch.autograd.grad(f.sum(), wrt, create_graph=True, allow_unused=True)
-            if any(gr is None for gr in grads[: len(leaves)]):
-                raise Unstackable("the forward does not use every parameter")
-            pairs = [(gr[k:], torch.from_numpy(steps[n])) for n, gr in zip(self.names, grads, strict=False)]
-            if g_leaf is not None and grads[-1] is not None:
-                pairs.append((grads[-1][k:], g_step))
-            inner = sum((torch.sum(gr * s) for gr, s in pairs if gr.requires_grad), torch.zeros((), dtype=torch.float64))
-            hv = torch.autograd.grad(inner, leaves, allow_unused=True) if inner.requires_grad else [None] * len(leaves)
-        except Unstackable:
-            raise
-        except Exception as e:  # user code: the forward's graph (no double backward through some op, a custom backward)
-            raise Unstackable(f"autograd through the vmapped forward failed: {e}") from e
+        with serial_if_small(len(leaves[0]) * self._total):
+            grads, hv = self._gradients(leaves, g_leaf, g_step, steps)
         auto, sigma, linear = {}, {}, {}
         for n, gr, h in zip(self.names, grads, hv, strict=False):
             full = gr.detach().numpy()
@@ -155,6 +141,29 @@ class Stack:
             for i in range(k)
         ]
         return auto, sigma
+
+    def _gradients(self, leaves, g_leaf, g_step, steps):
+        """Autograd at every row (one backward of the sum) and the Hessian-vector products along the jitter
+        steps of the jittered rows (one double backward)."""
+        k = self.k
+        f, _ = self._vmapped([*leaves, g_leaf])
+        if not f.requires_grad:
+            raise Unstackable("the forward does not depend on the parameters")
+        wrt = leaves + ([g_leaf] if g_leaf is not None else [])
+        try:
+            grads = torch.autograd.grad(f.sum(), wrt, create_graph=True, allow_unused=True)
+            if any(gr is None for gr in grads[: len(leaves)]):
+                raise Unstackable("the forward does not use every parameter")
+            pairs = [(gr[k:], torch.from_numpy(steps[n])) for n, gr in zip(self.names, grads, strict=False)]
+            if g_leaf is not None and grads[-1] is not None:
+                pairs.append((grads[-1][k:], g_step))
+            inner = sum((torch.sum(gr * s) for gr, s in pairs if gr.requires_grad), torch.zeros((), dtype=torch.float64))
+            hv = torch.autograd.grad(inner, leaves, allow_unused=True) if inner.requires_grad else [None] * len(leaves)
+        except Unstackable:
+            raise
+        except Exception as e:  # user code: the forward's graph (no double backward through some op, a custom backward)
+            raise Unstackable(f"autograd through the vmapped forward failed: {e}") from e
+        return grads, hv
 
     # --- batched forward rows ----------------------------------------------------------------
     def chunk_rows(self) -> int:
@@ -193,6 +202,10 @@ class Stack:
         return f, f0, flipped
 
     def _call(self, point: np.ndarray, edits: Sequence[Edit], jitter):
+        with serial_if_small((len(point) + self.k) * self._total):  # the rows' copies and edits too
+            return self._evaluate_rows(point, edits, jitter)
+
+    def _evaluate_rows(self, point: np.ndarray, edits: Sequence[Edit], jitter):
         r = len(point)
         # Every call ends with the K unperturbed points: f(x) and the switch signs each row is compared
         # with come from the same batched kernels as the row itself.
