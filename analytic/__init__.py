@@ -18,6 +18,7 @@ Glossary (every derivation's docstring uses these words):
 
 from ._contract import DEFAULT_DIM_RANGE, Derivation, DerivationError, resolve
 from ._dims import dim_value, solve_sizes
+from ._outputs import flat_grad_output
 from ._registry import NAMES, builtin, builtins
 
-__all__ = ["DEFAULT_DIM_RANGE", "NAMES", "Derivation", "DerivationError", "builtin", "builtins", "dim_value", "resolve", "solve_sizes"]
+__all__ = ["DEFAULT_DIM_RANGE", "NAMES", "Derivation", "DerivationError", "builtin", "builtins", "dim_value", "flat_grad_output", "resolve", "solve_sizes"]

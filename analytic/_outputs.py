@@ -24,7 +24,17 @@ from typing import Any
 from ._dims import dim_value
 from ._validate import DerivationError, Shape, check_shape
 
-__all__ = ["NAMESPACES", "Outputs", "by_namespace", "check_namespaces", "output_parts", "part_names", "standing_for", "wrap_forward"]
+__all__ = [
+    "NAMESPACES",
+    "Outputs",
+    "by_namespace",
+    "check_namespaces",
+    "flat_grad_output",
+    "output_parts",
+    "part_names",
+    "standing_for",
+    "wrap_forward",
+]
 
 #: The array namespaces a forward can be run in, by the names ``namespaces=`` takes.
 NAMESPACES = ("numpy", "torch")
@@ -313,3 +323,33 @@ def wrap_forward(derivation: Any, torch_forward: Fn | None, numpy_forward: Fn | 
     if derivation.outputs is not None or (derivation.layer and derivation.output is None):
         forward, gradients = wrap_outputs(derivation, forward, gradients)
     return forward, gradients
+
+
+def flat_grad_output(derivation: Any, at: Mapping[str, Any]) -> dict[str, Any]:
+    """``at`` (the arrays of ``check(d, at=...)``) with a ``grad_output`` given in the forward's structure (a
+    tuple, or a dict for declared outputs) flattened as the witnesses see it; ValueError naming the mismatch."""
+    out = dict(at)
+    g = out.get("grad_output")
+    structured = isinstance(g, Mapping) or (isinstance(g, tuple | list) and len(g) > 0 and all(hasattr(p, "shape") for p in g))
+    if not structured:
+        return out
+    outputs: Outputs | None = getattr(derivation, "outputs", None)
+    if isinstance(g, Mapping):
+        if outputs is None or outputs.kind != "dict":
+            raise ValueError("at: grad_output is a dict, but output= declares no dict of outputs (declare it to give one)")
+        if set(g) != set(outputs.names):
+            raise ValueError(f"at: grad_output has keys {', '.join(map(repr, g))}; output= declares {', '.join(map(repr, outputs.names))}")
+        parts = [g[n] for n in outputs.names]
+    else:
+        parts = list(g)
+        if outputs is not None and len(parts) != len(outputs.names):
+            raise ValueError(f"at: grad_output has {len(parts)} parts; output= declares {len(outputs.names)} outputs")
+    import numpy as np  # the caller's arrays, flattened
+
+    arrays = [np.asarray(p, dtype=np.float64) for p in parts]
+    if outputs is not None:
+        for i, expected in enumerate(_declared(derivation, outputs, at)):
+            if expected is not None and arrays[i].shape != expected:
+                raise ValueError(f"at: grad_output's part for {outputs.label(i)} has shape {arrays[i].shape}, expected {expected}")
+    out["grad_output"] = np.concatenate([a.reshape(-1) for a in arrays])
+    return out

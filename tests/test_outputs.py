@@ -129,3 +129,21 @@ def test_output_expressions_of_parts_are_kept_at_least_one():
     d = Derivation(name="crop", shapes={"x": ("N", "D")}, output=(("N", "D-2"), ("N", "D-2")), forward=fwd, gradients=grads)
     assert d.dim_range("D")[0] == 3
     assert run(d).status == PASS
+
+
+def test_grad_output_may_be_given_at_a_point_in_the_forwards_structure():
+    x, W = np.arange(6.0).reshape(2, 3) / 7, np.ones((3, 2)) / 3
+    G_h, G_s = np.array([[1.0, -2.0], [0.5, 3.0]]), np.array([2.0, -1.0])
+    seen = []
+
+    def spy(x, W, grad_output):
+        seen.append(grad_output)
+        return grads_tuple(x, W, grad_output)
+
+    d = Derivation(name="at_tuple", shapes=SHAPES, output=(("N", "H"), ("N",)), forward=forward_tuple, gradients=spy)
+    assert check(d, at={"x": x, "W": W, "grad_output": (G_h, G_s)}).status == PASS
+    assert np.array_equal(seen[0][0], G_h) and np.array_equal(seen[0][1], G_s)
+    d = Derivation(name="at_dict", shapes=SHAPES, output={"h": ("N", "H"), "s": ("N",)}, forward=forward_dict, gradients=grads_dict)
+    assert check(d, at={"x": x, "W": W, "grad_output": {"s": G_s, "h": G_h}}).status == PASS
+    r = check(d, at={"x": x, "W": W, "grad_output": {"h": G_h, "s": G_h}})
+    assert r.status == ERROR and "grad_output's part for output 's' has shape (2, 2), expected (2,)" in r.message

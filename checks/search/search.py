@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from verigrad.analytic import Derivation
+from verigrad.analytic import Derivation, flat_grad_output
 from verigrad.checks.diagnose import diagnose, join_slips, locate_slips
 from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_problem, time_limit
 from verigrad.checks.report import Diagnosis, GradientReport, Kind, Mode, Point, Problem, Report, Status
@@ -245,6 +245,7 @@ def _at_point(run: Run, at: Mapping[str, Any]) -> Report:
     """One point the caller gave (a layer without ``grad_output`` gets one drawn from the run's seed)."""
     derivation, arrays = run.derivation, dict(at)
     try:
+        arrays = flat_grad_output(derivation, arrays)  # a grad_output given in the forward's structure (several outputs)
         sizes = infer_sizes(derivation, arrays)
     except ValueError as e:
         return run.refuse(str(e))
