@@ -18,6 +18,7 @@ NAMES: tuple[str, ...] = (
     "tanh_regression",
     "leaky_relu_regression",
     "batch_norm_train",
+    "lstm_step",
 )
 
 
