@@ -1,8 +1,8 @@
 """The forward's intermediates at one point, with autograd's gradient of f with respect to each.
 
 The forward runs once under torch in float64 inside a ``TorchFunctionMode`` that keeps every tensor an
-operation returns while the innermost frame of the user's code is in the forward's file (the forward and
-helpers of the same file it calls); a trace of those frames names each tensor after the local variable
+operation returns inside the forward (in its own frames or in helpers it calls, of its file or another; not
+inside torch, NumPy or array-api-compat); a trace of those frames names each tensor after the local variable
 that holds it (``h``, ``Y_pred``), else after the source text of the expression that made it
 (``(X @ W1 + b1)``, read off the frame's instruction positions). One ``torch.autograd.grad`` then gives
 ∂f/∂(each of them). The parameters are quantities too (their values and ∂f/∂param), and so is the upstream
@@ -13,6 +13,8 @@ gradient G of a layer (∂f/∂out). The hand-derived gradients are compared ste
 from __future__ import annotations
 
 import ast
+import functools
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -76,10 +78,30 @@ class _Keep(TorchFunctionMode):
         return out
 
 
+@functools.cache
+def _library_dirs() -> tuple[str, ...]:
+    """Where the code that is not the user's lives: torch, NumPy, array-api-compat, and this package (the objective)."""
+    import array_api_compat
+
+    return tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, np, array_api_compat, sys.modules[__package__]))
+
+
+def _is_user(file: str) -> bool:
+    return not os.path.abspath(file).startswith(_library_dirs())
+
+
 def _user_frame(frame: FrameType | None, file: str) -> FrameType | None:
-    while frame is not None and frame.f_code.co_filename != file:
+    """The innermost frame of the user's code (the forward's file, or a helper of another file it calls) under the
+    forward's own frame; None outside the forward."""
+    inner = None
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if inner is None and _is_user(name):
+            inner = frame
+        if name == file:
+            return inner
         frame = frame.f_back
-    return frame
+    return None
 
 
 def _expression(frame: FrameType) -> str | None:
@@ -121,7 +143,7 @@ class _Names:
         return self._local
 
     def __call__(self, frame: FrameType, event: str, arg: Any):
-        if event == "call" and frame.f_code.co_filename == self.file:
+        if event == "call" and _is_user(frame.f_code.co_filename):
             return self._local
         return None
 

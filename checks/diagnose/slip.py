@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose.slip_match import Matcher, Ref, factor_text, references
-from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, Tracer, rerun, trace, writes_into
+from verigrad.checks.diagnose.slip_match import Matcher, Ref, references
+from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, Tracer, passes_through, rerun, trace, writes_into
 from verigrad.checks.report import GradientReport, Mark, Point, Problem, Report, Slip, TraceStep
 from verigrad.checks.verdict.thresholds import MAX_SUBSTITUTES, MAX_TRACE_SHOWN
 from verigrad.reference import intermediates
@@ -100,16 +100,21 @@ def _one(derivation: Derivation, g: GradientReport, traced: Tracer, refs, matche
         g.slip_reason = f"a line could not be run again to tell right from wrong: {_one_line(e)}"
         g.trace = _steps(final, matcher, {})
         return
-    g.slip = Slip(root.file, root.line, root.source, finding, own=_resolve(final) is root)
+    g.slip = Slip(root.file, root.line, root.source, finding, own=root is _resolve(final))
     g.trace = _steps(final, matcher, chain)
     if traced.cut:
         g.slip_reason = "the trace was cut after its first steps (MAX_TRACE_STEPS)"
 
 
 def _resolve(step: Step) -> Step:
-    while step.kind == ALIAS and step.alias is not None:
-        step = step.alias
-    return step
+    """The step that made ``step``'s value: through aliases and entries that only hand a value on."""
+    while True:
+        if step.kind == ALIAS and step.alias is not None:
+            step = step.alias
+        elif passes_through(step) is not None and passes_through(step).kind != INPUT:
+            step = passes_through(step)
+        else:
+            return step
 
 
 def _locate(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, dict[Step, Ref]]:
@@ -126,20 +131,31 @@ def _locate(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
 
 
 def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, Ref] | None:
-    """The input of ``step`` to follow (see the module docstring), with the value it should have had."""
+    """The input of ``step`` to follow (see the module docstring), with the value it should have had. Inputs that
+    equal no gradient are tried first; one that equals a forward value may still be a gradient with a slip that
+    makes it equal a value by chance (2 · (Y_pred − Y) / N at N = 2 is Y_pred − Y), so it is tried after them,
+    with gradients in its place only, as they are (not rescaled)."""
+    candidates = []
     for name, read in step.inputs.items():
         inp = _resolve(read)
-        if inp.kind == INPUT or id(inp) in seen or m.right(inp.value, inp.name) is not None:
+        if inp.kind == INPUT or id(inp) in seen:
             continue
-        for value in _corrections(inp, m):
+        here = m.right(inp.value, inp.name)
+        if here is None:
+            candidates.append((name, inp, _corrections(inp, m), True))
+        elif not here.ref.grad:
+            candidates.append((name, inp, iter(m.of_shape(inp.value.shape, True)[:MAX_SUBSTITUTES]), False))
+    candidates.sort(key=lambda c: not c[3])
+    for name, inp, values, rescale in candidates:
+        for value in values:
             out = rerun(step, {name: value.array})
             if out is None:
                 break
             if m.same(out, target.array):
                 return inp, value
-            c = m.factor(out, target.array)
+            c = m.factor(out, target.array) if rescale else None
             if c is not None and c != 0:
-                scaled = Ref(f"{factor_text(1 / c)} × {value.label}", value.array / c)
+                scaled = value.times(1 / c)
                 if m.same(rerun(step, {name: scaled.array}), target.array):
                     return inp, scaled
     return None
@@ -156,32 +172,49 @@ def _corrections(inp: Step, m: Matcher) -> Iterator[Ref]:
 
 
 def _finding(step: Step, chain: dict[Step, Ref], m: Matcher) -> tuple[Step, str]:
-    """What is wrong at the slip: a right input used where another quantity belongs, or the value's relation to its
-    target. A right value read where another belongs, as left by an in-place write (``grad_h[h > 0] = 0`` that
-    changed nothing, or the wrong entries), makes that write the slip: it should have made the other value."""
+    """What is wrong at the slip: a right input used where another gradient belongs (``_substituted``); else a sign,
+    transpose or plain factor of its target; else a forward value used where another belongs; else another
+    relation, its shape, or that it is not its target. (A value put in a value's place can fit by chance where a
+    ReLU is off, so a plain relation to the target goes first there.)"""
     target = chain[step]
-    for name, read in step.inputs.items():
-        inp = _resolve(read)
-        here = m.right(inp.value, None if inp.kind == INPUT else inp.name)
-        if here is None:
-            continue
-        meant = m.intended(None if inp.kind == INPUT else inp.name)
-        others = [r for r in (meant, *m.of_shape(inp.value.shape)[:MAX_SUBSTITUTES]) if r is not None and r.array.shape == inp.value.shape]
-        for other in others:
-            if other is here.ref or m.same(other.array, inp.value):
-                continue
-            if m.same(rerun(step, {name: other.array}), target.array):
-                if inp.kind == ASSIGN and writes_into(inp):
-                    chain[inp] = other
-                    return inp, f"is {here.ref.label} where {other.label} belongs"
-                return step, f": {here.ref.label} used where {other.label} belongs"
+    found = _substituted(step, target, m)
     rel = m.relation(step.value, target)
+    if found is not None and (found[2].grad or rel is None or not rel.simple):
+        at, text, other = found
+        chain[at] = other
+        return at, text
     if rel is not None:
         return step, "is " + rel.text()
     if step.value.shape != target.array.shape:
         return step, f"has shape {step.value.shape} where {target.label} has {target.array.shape}"
     wrong = m.differing(step.value, target.array)
     return step, f"is not {target.label}: {wrong} of {step.value.size} entries differ"
+
+
+def _substituted(step: Step, target: Ref, m: Matcher) -> tuple[Step, str, Ref] | None:
+    """(the slip, its finding, the quantity that belongs there) for a right input of ``step`` whose place another
+    quantity of its kind (a value for a value, a gradient for a gradient) would have made ``step`` right. The slip
+    moves to the input's own line when that line made it: an in-place write that left it (``grad_h[h > 0] = 0``
+    changing nothing, or the wrong entries), or a statement whose value is a sign or plain factor of the gradient
+    that belongs (``dy = 2 (Y − Y_pred)``, read as ∂f/∂Y where ∂f/∂Y_pred belongs)."""
+    for name, read in step.inputs.items():
+        inp = _resolve(read)
+        here = m.right(inp.value, None if inp.kind == INPUT else inp.name)
+        if here is None:
+            continue
+        meant = m.intended(None if inp.kind == INPUT else inp.name)
+        shape = inp.value.shape
+        others = [r for r in (meant, *m.of_shape(shape, here.ref.grad)[:MAX_SUBSTITUTES]) if r is not None and r.array.shape == shape]
+        for other in others:
+            if other is here.ref or m.same(other.array, inp.value) or not m.same(rerun(step, {name: other.array}), target.array):
+                continue
+            if inp.kind == ASSIGN and writes_into(inp):
+                return inp, f"is {here.ref.label} where {other.label} belongs", other
+            rel = m.relation(inp.value, other) if inp.kind == ASSIGN and other.grad else None
+            if rel is not None and rel.simple:
+                return inp, "is " + rel.text(), other
+            return step, f": {here.ref.label} used where {other.label} belongs", other
+    return None
 
 
 def _ancestors(final: Step) -> list[Step]:
@@ -204,6 +237,8 @@ def _steps(final: Step, m: Matcher, chain: dict[Step, Ref]) -> list[TraceStep]:
         steps = [s for s in steps if id(s) in keep][-MAX_TRACE_SHOWN:]
     out = []
     for s in steps:
+        if passes_through(s) is not None and s not in chain:
+            continue  # "W": grad_W says nothing the step of grad_W does not
         if s in chain:
             rel = m.relation(s.value, chain[s])
             text = rel.text() if rel is not None else f"not {chain[s].label}"

@@ -51,10 +51,20 @@ def factor_text(c: float) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Ref:
-    """A reference quantity: its label (``∂f/∂h``, ``h``) and its value at the point."""
+    """A reference quantity: its name (``∂f/∂h``, ``h``), its value at the point, whether it is a gradient, and
+    the factor it was taken with (``1/2 × ∂f/∂h``: the value a step should have had to make a later line right)."""
 
-    label: str
+    name: str
     array: np.ndarray
+    grad: bool = True
+    scale: float = 1.0
+
+    @property
+    def label(self) -> str:
+        return self.name if self.scale == 1.0 else f"{factor_text(self.scale)} × {self.name}"
+
+    def times(self, k: float) -> Ref:
+        return Ref(self.name, self.array * k, self.grad, self.scale * k)
 
 
 @dataclass(frozen=True)
@@ -70,8 +80,14 @@ class Relation:
         return self.c == 1.0 and not self.transposed
 
     def text(self) -> str:
-        base = self.ref.label + (" transposed" if self.transposed else "")
-        return base if self.c == 1.0 else f"{factor_text(self.c)} × {base}"
+        base = self.ref.name + (" transposed" if self.transposed else "")
+        c = snap(self.c * self.ref.scale)
+        return base if c == 1.0 else f"{factor_text(c)} × {base}"
+
+    @property
+    def simple(self) -> bool:
+        """A sign, a transpose or a plain constant: a relation that names a slip by itself."""
+        return self.c in SIMPLE
 
 
 def references(found) -> list[Ref]:
@@ -81,8 +97,8 @@ def references(found) -> list[Ref]:
     params = [q for q in found.quantities if q.param]
     unnamed = [q for q in found.quantities if not q.param and q.name.startswith("(")]
     out = [Ref(f"∂f/∂{q.name}", q.grad) for q in (*named, *params)]
-    out += [Ref(q.name, q.value) for q in (*named, *params)]
-    out += [Ref(f"∂f/∂{q.name}", q.grad) for q in unnamed] + [Ref(q.name, q.value) for q in unnamed]
+    out += [Ref(q.name, q.value, False) for q in (*named, *params)]
+    out += [Ref(f"∂f/∂{q.name}", q.grad) for q in unnamed] + [Ref(q.name, q.value, False) for q in unnamed]
     return [r for r in out if r.array.size and np.all(np.isfinite(r.array))]
 
 
@@ -99,8 +115,8 @@ class Matcher:
         self.zeros = [r for r in refs if not _informative(r)]  # substitutes only, after the others
         self.by_param: dict[str, Ref] = {}  # ∂f/∂q by the name q, zeros included (a variable may name one)
         for r in refs:
-            if r.label.startswith("∂f/∂"):
-                self.by_param.setdefault(r.label[len("∂f/∂"):], r)
+            if r.grad:
+                self.by_param.setdefault(r.name[len("∂f/∂"):], r)
         floor = float(exact_bound(0.0, U64, inner_length(derivation, point.sizes), 1.0))
         rhos = [floor]
         for g in failing:
@@ -184,15 +200,17 @@ class Matcher:
         if rel is not None and not rel.identity:
             return rel
         found = [rel for r in self.refs if (rel := self.relation(v, r)) is not None and not rel.identity]
-        for rank in (lambda x: x.c == -1.0 and not x.transposed, lambda x: abs(x.c) == 1.0, lambda x: True):
+        ranks = (lambda x: x.c == -1.0 and not x.transposed, lambda x: abs(x.c) == 1.0, lambda x: x.c > 0, lambda x: True)
+        for rank in ranks:
             pick = next((x for x in found if rank(x)), None)
             if pick is not None:
                 return pick
         return None
 
-    def of_shape(self, shape: tuple[int, ...]) -> list[Ref]:
-        """The quantities of ``shape`` (to put in an input's place), those that are all zeros last."""
-        return [r for r in (*self.refs, *self.zeros) if r.array.shape == shape]
+    def of_shape(self, shape: tuple[int, ...], grad: bool | None = None) -> list[Ref]:
+        """The quantities of ``shape`` (to put in an input's place; only gradients or only values when ``grad`` says),
+        those that are all zeros last."""
+        return [r for r in (*self.refs, *self.zeros) if r.array.shape == shape and (grad is None or r.grad == grad)]
 
     def differing(self, v: np.ndarray, t: np.ndarray) -> int:
         tau = MATCH_SLACK * self.rho * float(np.max(np.abs(t), initial=0.0))

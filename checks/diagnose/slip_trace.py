@@ -241,7 +241,7 @@ class Tracer:
                 continue
             made = self._made(obj, arr)
             node = nodes.get(key)
-            if made is not None and not (made.kind == INPUT and node is not None):
+            if made is not None and node is None:
                 entries[key] = made
             elif node is not None:
                 reads = self._reads_at_return(frame, state, node)
@@ -265,6 +265,13 @@ def _dict_nodes(expr: ast.AST | None) -> dict[Any, ast.AST]:
     if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "dict":
         return {kw.arg: kw.value for kw in expr.keywords if kw.arg is not None}
     return {}
+
+
+def passes_through(step: Step) -> Step | None:
+    """The step an entry only hands on (``"W": grad_W``, ``return grad_X, grad_W``), or None."""
+    if step.kind == ENTRY and isinstance(step.node, ast.Name) and len(step.inputs) == 1:
+        return next(iter(step.inputs.values()))
+    return None
 
 
 def writes_into(step: Step) -> bool:
