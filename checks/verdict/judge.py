@@ -217,12 +217,49 @@ def _conclude(g: GradientReport, e: Entries, i: int) -> None:
         g.warnings.append(f"at {int(off.sum())} kink entries the analytic subgradient differs from autograd's convention (see the glossary)")
 
 
+def _plain_summaries(param: str, a: np.ndarray, e: Entries, nondiff: np.ndarray) -> list[GradientReport]:
+    """``_summary`` of every point of a plain stack (every entry finite, differentiable and ok) at once:
+    the same numbers, by reductions along the point axis (the median as ``_median`` takes it, row by row)."""
+    k = a.shape[0]
+    err, thr = e.err.reshape(k, -1), e.thr_fd.reshape(k, -1)
+    m = err.shape[1]
+    out = [GradientReport(param=param, status=PASS, entries=m, dtype="float64") for _ in range(k)]
+    for i, g in enumerate(out):
+        g.analytic, g.reference, g.nondiff_mask = a[i], e.reference[i], nondiff[i]
+    if m == 0:
+        for i, g in enumerate(out):
+            g.threshold = {"analytic_vs_autograd": float(e.tau[i]), "finite_differences_max": 0.0, "finite_differences_median": 0.0}
+        return out
+    h = m // 2
+    part = np.partition(thr, h, axis=1) if m % 2 else np.partition(thr, (h - 1, h), axis=1)
+    median = part[:, h] if m % 2 else (part[:, h - 1] + part[:, h]) / 2
+    median = np.where(np.isnan(thr).any(axis=1), np.nan, median)
+    thr_max, worst, max_err = np.max(thr, axis=1, initial=0.0), np.argmax(err, axis=1), np.max(err, axis=1, initial=0.0)
+    ref, shape = e.reference.reshape(k, -1), a.shape[1:]
+    flat_a = a.reshape(k, -1)
+    for i, g in enumerate(out):
+        g.threshold = {
+            "analytic_vs_autograd": float(e.tau[i]),
+            "finite_differences_max": float(thr_max[i]),
+            "finite_differences_median": float(median[i]),
+        }
+        w = int(worst[i])
+        g.worst_index = tuple(int(j) for j in np.unravel_index(w, shape))
+        g.analytic_value, g.reference_value = float(flat_a[i, w]), float(ref[i, w])
+        g.max_abs_err = float(max_err[i])
+        max_ref = float(e.scale[i])
+        g.max_rel_err = g.max_abs_err / max_ref if max_ref > 0 else (0.0 if g.max_abs_err == 0 else float("inf"))
+    return out
+
+
 def judge_stack(
     param: str, a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, total_dims: int, u_a: float = tol.U64
 ) -> list[GradientReport]:
     """The verdict on ``param`` at each of k stacked points: ``a`` (the hand-derived gradient, already
     admitted and in float64), ``auto``, ``fd`` and ``sigma`` with a leading point axis."""
     e = judge_entries(a, auto, fd, sigma, u_a, total_dims)
+    if e.plain:
+        return _plain_summaries(param, a, e, fd.nondifferentiable)
     out = []
     for i in range(auto.shape[0]):
         g = GradientReport(param=param, status=PASS, entries=int(auto[i].size), dtype="float64")
