@@ -68,9 +68,7 @@ class Stack:
         self.k = len(params)
         self.names = list(derivation.params)
         self.x = {n: np.stack([np.asarray(p[n], dtype=np.float64) for p in params]) for n in self.names}
-        self._t = {n: torch.from_numpy(v) for n, v in self.x.items()}
         self.g = None if grad_outputs is None else np.stack([np.asarray(g, dtype=np.float64) for g in grad_outputs])
-        self._g = None if self.g is None else torch.from_numpy(self.g)
         self._total = sum(v[0].size for v in self.x.values()) + (0 if self.g is None else self.g[0].size)
         self.memory_budget = memory_budget
         self._heap = Heap(memory_budget)
@@ -157,7 +155,9 @@ class Stack:
             pairs = [(gr[k:], torch.from_numpy(steps[n])) for n, gr in zip(self.names, grads, strict=False)]
             if g_leaf is not None and grads[-1] is not None:
                 pairs.append((grads[-1][k:], g_step))
-            inner = sum((torch.sum(gr * s) for gr, s in pairs if gr.requires_grad), torch.zeros((), dtype=torch.float64))
+            # Σ_q ⟨∂f/∂q, Δq⟩ as one dot product: its backward hands every gradient exactly its step Δq.
+            live = [(gr, s) for gr, s in pairs if gr.requires_grad]
+            inner = torch.dot(torch.cat([gr.reshape(-1) for gr, _ in live]), torch.cat([s.reshape(-1) for _, s in live])) if live else torch.zeros(())
             hv = torch.autograd.grad(inner, leaves, allow_unused=True) if inner.requires_grad else [None] * len(leaves)
         except Unstackable:
             raise
@@ -209,20 +209,20 @@ class Stack:
         r = len(point)
         # Every call ends with the K unperturbed points: f(x) and the switch signs each row is compared
         # with come from the same batched kernels as the row itself.
-        take = torch.from_numpy(np.concatenate([point, np.arange(self.k)]).astype(np.int64))
-        stacks = {n: t.reshape(self.k, -1).index_select(0, take) for n, t in self._t.items()}
+        # The rows are built in NumPy (fancy indexing of small arrays costs a fraction of torch's), the same
+        # float64 values: copies, single entries replaced, and jittered rows x·(1 + δ·U(−1, 1)).
+        take = np.concatenate([point, np.arange(self.k)]).astype(np.int64)
+        stacks = {n: v.reshape(self.k, -1)[take] for n, v in self.x.items()}
         for e in edits:
-            stacks[e.name][torch.from_numpy(e.rows.astype(np.int64)), torch.from_numpy(e.flat.astype(np.int64))] = torch.from_numpy(
-                np.asarray(e.values, dtype=np.float64)
-            )
+            stacks[e.name][e.rows.astype(np.int64), e.flat.astype(np.int64)] = np.asarray(e.values, dtype=np.float64)
         if jitter is not None:
             rows, rel, rng = jitter
-            idx = torch.from_numpy(rows.astype(np.int64))
+            idx = rows.astype(np.int64)
             for stack in stacks.values():
                 v = stack[idx]
-                stack[idx] = v * (1.0 + rel * torch.from_numpy(rng.uniform(-1.0, 1.0, tuple(v.shape))))
-        args = [stacks[n].reshape(r + self.k, *self.x[n].shape[1:]) for n in self.names]
-        g = None if self._g is None else self._g.reshape(self.k, -1).index_select(0, take).reshape(r + self.k, *self.g.shape[1:])
+                stack[idx] = v * (1.0 + rel * rng.uniform(-1.0, 1.0, v.shape))
+        args = [torch.from_numpy(stacks[n]).reshape(r + self.k, *self.x[n].shape[1:]) for n in self.names]
+        g = None if self.g is None else torch.from_numpy(self.g.reshape(self.k, -1)[take]).reshape(r + self.k, *self.g.shape[1:])
         with torch.no_grad():
             f, signs = self._vmapped([*args, g], signs=True)
         f = f.numpy().copy()
