@@ -148,6 +148,17 @@ class _Names:
         return None
 
 
+def _innermost_file(e: BaseException) -> str | None:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return None if tb is None else tb.tb_frame.f_code.co_filename
+
+
+def _one_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split()) or '(no message)'}"
+
+
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float64, copy=True)
 
@@ -164,15 +175,20 @@ def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad
         sys.settrace(names)
         with keep:
             f = objective(derivation, torch_xp, leaves, g)
-    except Exception as e:  # the forward is user code
-        return Intermediates(problem=f"the forward raised under torch: {type(e).__name__}: {' '.join(str(e).split())}")
+    except Exception as e:  # the forward is user code (a bug of the recording here propagates)
+        if _innermost_file(e) == __file__:
+            raise
+        return Intermediates(problem=f"the forward raised under torch: {_one_line(e)}")
     finally:
         sys.settrace(previous)
     if not isinstance(f, torch.Tensor) or not f.requires_grad:
         return Intermediates(problem="the forward computes no torch intermediates that f depends on")
     kept = [(t, text, line) for t, text, line in keep.kept if t is not f]
     wrt = [*leaves.values(), *(t for t, _, _ in kept)]
-    grads = torch.autograd.grad(f.reshape(()), wrt, allow_unused=True)
+    try:
+        grads = torch.autograd.grad(f.reshape(()), wrt, allow_unused=True)
+    except RuntimeError as e:  # torch cannot differentiate an operation of the user's forward
+        return Intermediates(problem=f"autograd could not differentiate the forward's intermediates: {_one_line(e)}")
     out = [
         Quantity(n, _numpy(t), _numpy(gr) if gr is not None else np.zeros(t.shape), None, True)
         for (n, t), gr in zip(leaves.items(), grads, strict=False)

@@ -14,6 +14,7 @@ from verigrad.checks import check
 from verigrad.checks.cli import main
 from verigrad.checks.report import Mark, RunReport, Status
 from verigrad.checks.report.annotations import github_annotations
+from verigrad.checks.report.html import render_html
 from verigrad.checks.report.markdown import render_markdown
 from verigrad.checks.report.terminal import render
 from verigrad.checks.search.points import draw_point
@@ -103,6 +104,8 @@ def test_the_trace_marks_each_step_and_what_it_matched():
     text = render(RunReport([report]))
     assert "✗ line" in text and "✓ line" in text and "← slip" in text
     assert "slip: line" in render_markdown(RunReport([report]))
+    html = render_html(RunReport([report]))
+    assert '<table class="trace">' in html and "<td>✗</td>" in html and "← slip" in html
 
 
 # --- where a slip can be ----------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from verigrad.analytic import Derivation
+from verigrad.checks.diagnose import slip_trace
 from verigrad.checks.diagnose.slip_match import Matcher, Ref, references
 from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, Tracer, passes_through, rerun, trace, writes_into
 from verigrad.checks.report import GradientReport, Mark, Point, Problem, Report, Slip, TraceStep
@@ -51,6 +52,14 @@ def _call(derivation: Derivation, point: Point):
     return lambda: derivation.gradients(**args)
 
 
+def _raised_by_tracer(e: BaseException) -> bool:
+    """Whether the innermost frame of ``e`` is the tracer's own code (a harness bug), not the user's."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename == slip_trace.__file__
+
+
 def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {' '.join(str(e).split()) or '(no message)'}"
 
@@ -72,7 +81,9 @@ def locate_slips(derivation: Derivation, point: Point, failing: Sequence[Gradien
     refs = intermediates(derivation, point.params, point.grad_output)
     try:
         traced = trace(top, _call(derivation, point))
-    except Exception as e:  # the user's gradients, called once more under the trace
+    except Exception as e:  # the user's gradients, called once more under the trace (a bug of the tracer propagates)
+        if _raised_by_tracer(e):
+            raise
         for g in numeric:
             g.slip_reason = f"the gradients function raised while traced: {_one_line(e)}"
         return
@@ -92,14 +103,8 @@ def _one(derivation: Derivation, g: GradientReport, traced: Tracer, refs, matche
         g.trace = _steps(final, matcher, {})
         g.slip_reason = f"{refs.problem}: the steps could not be compared with reference quantities"
         return
-    target = matcher.target(g)
-    try:
-        root, chain = _locate(final, target, matcher, set())
-        root, finding = _finding(root, chain, matcher)
-    except Exception as e:  # a statement of the user's, run again with one input replaced
-        g.slip_reason = f"a line could not be run again to tell right from wrong: {_one_line(e)}"
-        g.trace = _steps(final, matcher, {})
-        return
+    root, chain = _locate(final, matcher.target(g), matcher, set())
+    root, finding = _finding(root, chain, matcher)
     g.slip = Slip(root.file, root.line, root.source, finding, own=root is _resolve(final))
     g.trace = _steps(final, matcher, chain)
     if traced.cut:

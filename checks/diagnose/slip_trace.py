@@ -293,7 +293,7 @@ def trace(top: CodeType, call: Any) -> Tracer:
 
 def rerun(step: Step, replace: Mapping[str, np.ndarray]) -> np.ndarray | None:
     """The value ``step`` would have had with the locals in ``replace`` given those values (None: it cannot be run
-    again: an alias, an input, a statement that raised or assigns nothing readable). Runs user code."""
+    again: an alias, an input, a statement that raised so, or one that assigns nothing readable). Runs user code."""
     if step.node is None or step.env is None:
         return None
     env = {k: _copy(v) for k, v in step.env.items()}
@@ -301,10 +301,17 @@ def rerun(step: Step, replace: Mapping[str, np.ndarray]) -> np.ndarray | None:
         env[name] = _like(env.get(name), value)
     if isinstance(step.node, ast.stmt):
         code = compile(ast.Module(body=[_at_zero(step.node)], type_ignores=[]), step.file, "exec")
-        exec(code, step.globals or {}, env)
+        try:
+            exec(code, step.globals or {}, env)
+        except Exception:  # the user's statement, run with another value in one input's place: no value then
+            return None
         return as_float(env.get(step.name))
     code = compile(ast.Expression(body=_at_zero(step.node)), step.file, "eval")
-    return as_float(eval(code, step.globals or {}, env))
+    try:
+        out = eval(code, step.globals or {}, env)
+    except Exception:  # the user's expression, as above
+        return None
+    return as_float(out)
 
 
 def _at_zero(node: ast.AST) -> Any:
