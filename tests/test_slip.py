@@ -219,3 +219,13 @@ def test_an_annotation_without_a_slip_stays_at_the_gradients_line(tmp_path):
     report = at_larger(cases.no_intermediates)
     (line,) = github_annotations(RunReport([report]), here=str(CASES.parent))
     assert line.startswith(f"::error file=cases.py,line={line_of(CASES, 'def sum_gradients')},")
+
+
+def test_gradients_found_failing_at_different_sizes_each_point_at_their_own_line():
+    report = check(cases.two_slips, seed=2, examples=20, database=False)
+    found = slips(report)
+    assert sorted(found) == ["W", "X"]
+    assert found["X"][0] == line_of(CASES, "grad_X = -(r @ W.T)")
+    assert found["W"][0] == line_of(CASES, "grad_W = X[:2].T @ r[:2]")
+    assert report.gradients[1].counterexample["shapes"]["N"] >= 3  # W is right for N ≤ 2: found in a later round
+    assert all("inherit" not in sentence for _, sentence in found.values())

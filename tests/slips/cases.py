@@ -127,3 +127,18 @@ def sum_gradients(X):
 
 
 no_intermediates = Derivation(name="no_intermediates", shapes={"X": ("N",)}, forward=sum_forward, gradients=sum_gradients)
+
+
+# --- two slips, found at different sizes: each gradient at its own line --------------------------------------
+def square_forward(xp, X, W):
+    return xp.sum((X @ W) ** 2)
+
+
+def two_slips_gradients(X, W):
+    r = 2.0 * (X @ W)
+    grad_X = -(r @ W.T)
+    grad_W = X[:2].T @ r[:2]
+    return {"X": grad_X, "W": grad_W}
+
+
+two_slips = Derivation(name="two_slips", shapes={"X": ("N", "D"), "W": ("D", "M")}, forward=square_forward, gradients=two_slips_gradients)
