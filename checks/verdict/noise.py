@@ -7,7 +7,7 @@ change of the gradient, and what is left is the difference of two roundings (doc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -105,3 +105,59 @@ def with_analytic_noise(derivation: Derivation, sigma: Mapping[str, np.ndarray],
     """σ_t combined with σ_a per parameter (``combined_noise``), σ_a measured at ``probes``."""
     sigma_a = analytic_noise(derivation, analytic, probes, noise_scale(auto))
     return {n: combined_noise(v, sigma_a.get(n), analytic.get(n)) for n, v in sigma.items()}
+
+
+
+def _usable(a0: Any, a1: Any, linear: np.ndarray) -> bool:
+    """Whether σ_a can be measured from a gradient at the point (``a0``) and at a jittered copy (``a1``)."""
+    if not (isinstance(a0, np.ndarray) and isinstance(a1, np.ndarray)):  # missing or Unreadable (calls.readable)
+        return False
+    return a0.shape == a1.shape == np.shape(linear) and _real(a0) and _real(a1)
+
+
+def _gaps(rounds: list[list[tuple]], cap: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(σ_a per point and entry, which points have one) from ``rounds``: round j holds (i, a(x), a(x'), H·(x' − x))
+    for point i's j-th usable jittered copy; as ``analytic_noise``, the largest capped gap over the copies."""
+    gap, seen = np.zeros(shape), np.zeros(shape[0], dtype=bool)
+    for block in rounds:
+        idx = np.array([r[0] for r in block])
+        with np.errstate(all="ignore"):
+            a1 = np.stack([r[2].astype(np.float64, copy=False) for r in block])
+            a0 = np.stack([r[1].astype(np.float64, copy=False) for r in block])
+            g = np.abs(a1 - a0 - np.stack([r[3] for r in block]))
+            g = np.where(np.isfinite(g) & (g <= cap[idx].reshape(-1, *([1] * (g.ndim - 1)))), g, 0.0)
+        gap[idx] = np.where(seen[idx].reshape(-1, *([1] * (g.ndim - 1))), np.maximum(gap[idx], g), g)
+        seen[idx] = True
+    return gap, seen
+
+
+def stacked_analytic_noise(derivation: Derivation, sigma: dict[str, np.ndarray], analytic: Sequence[Mapping[str, Any] | None], probes, auto) -> None:
+    """``with_analytic_noise`` at every point of a stack, written into ``sigma`` (leading point axis, as
+    ``auto``): ``analytic[i]`` the gradients at point i (None: nothing to measure), ``probes[i]`` its jittered
+    copies. The user's gradients are called at each jittered copy as there, point by point; the arithmetic,
+    the same per entry, runs along the point axis."""
+    k = len(analytic)
+    rounds: dict[str, list[list[tuple]]] = {n: [] for n in derivation.check}
+    for i, grads in enumerate(analytic):
+        if grads is None:
+            continue
+        used = dict.fromkeys(rounds, 0)
+        for moved, g_moved, linear in probes[i]:
+            there = gradients_at(derivation, moved, g_moved)
+            if there is None:
+                continue
+            for name, per in rounds.items():
+                a0, a1 = grads.get(name), there.get(name)
+                if _usable(a0, a1, linear[name]):
+                    if used[name] == len(per):
+                        per.append([])
+                    per[used[name]].append((i, a0, a1, linear[name]))
+                    used[name] += 1
+    for name, per in rounds.items():
+        if not per:
+            continue
+        t = np.abs(auto[name]).reshape(k, -1)
+        cap = tol.ANALYTIC_NOISE_CAP * np.max(np.where(np.isfinite(t), t, 0.0), axis=1, initial=0.0)  # of max|t| per point
+        gap, seen = _gaps(per, cap, sigma[name].shape)
+        for i in np.flatnonzero(seen):
+            sigma[name][i] = combined_noise(sigma[name][i], gap[i], analytic[i].get(name))

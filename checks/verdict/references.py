@@ -18,7 +18,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.judge import refine_where_autograd_disagrees
-from verigrad.checks.verdict.noise import with_analytic_noise
+from verigrad.checks.verdict.noise import stacked_analytic_noise
 from verigrad.reference import U64, FDEstimate, Stack
 
 __all__ = ["StackedReferences", "stacked_references"]
@@ -63,11 +63,6 @@ def stacked_references(
     (None when there are none to measure σ_a of), whose rounding noise joins autograd's in σ."""
     rng = np.random.default_rng(fd_seed)
     auto, sigma = stack.autograd(rng, jitters=tol.AUTOGRAD_JITTERS, relative=tol.NOISE_JITTER)
-    for i, (grads, probes) in enumerate(zip(analytic, stack.probes, strict=True)):
-        if grads is None:
-            continue
-        own = with_analytic_noise(derivation, {n: s[i] for n, s in sigma.items()}, grads, probes, {n: t[i] for n, t in auto.items()})
-        for name, s in own.items():
-            sigma[name][i] = s
+    stacked_analytic_noise(derivation, sigma, analytic, stack.probes, auto)
     est, noise, f0 = stack.finite_differences(list(derivation.check), refine_where_autograd_disagrees(auto), rng)
     return StackedReferences(auto, sigma, est, noise, f0, stack.evaluations)
