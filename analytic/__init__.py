@@ -17,8 +17,33 @@ Glossary (every derivation's docstring uses these words):
 """
 
 from ._contract import DEFAULT_DIM_RANGE, Derivation, DerivationError, resolve
+from ._data import DataKind, DataSpec, booleans, fixed, integers, one_hot, one_hot_rows
 from ._dims import dim_value, solve_sizes
+from ._hyper import FORWARD_SEED, Setting, bind, configure, literal_text
 from ._outputs import flat_grad_output
 from ._registry import NAMES, builtin, builtins
 
-__all__ = ["DEFAULT_DIM_RANGE", "NAMES", "Derivation", "DerivationError", "builtin", "builtins", "dim_value", "flat_grad_output", "resolve", "solve_sizes"]
+__all__ = [
+    "DEFAULT_DIM_RANGE",
+    "FORWARD_SEED",
+    "NAMES",
+    "DataKind",
+    "DataSpec",
+    "Derivation",
+    "DerivationError",
+    "Setting",
+    "bind",
+    "booleans",
+    "builtin",
+    "builtins",
+    "configure",
+    "dim_value",
+    "fixed",
+    "flat_grad_output",
+    "integers",
+    "literal_text",
+    "one_hot",
+    "one_hot_rows",
+    "resolve",
+    "solve_sizes",
+]

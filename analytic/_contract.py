@@ -9,6 +9,7 @@ from typing import Any
 
 from ._adapters import from_forward_backward, from_layer, from_loss
 from ._dims import SizeSpace, dim_value
+from ._hyper import SEED_ARG, check_inputs, dims_named, space_of
 from ._outputs import check_namespaces, output_parts, wrap_forward
 from ._torch_function import function_gradients, is_torch_function
 from ._validate import (
@@ -24,7 +25,6 @@ from ._validate import (
     check_ranges,
     check_shapes,
     check_signatures,
-    check_space,
     dim_names,
     names_argument,
 )
@@ -102,6 +102,12 @@ class Derivation:
     namespaces: Sequence[str] | None = None
     torch_forward: Callable[..., Any] | None = field(default=None, repr=False)
     numpy_forward: Callable[..., Any] | None = field(default=None, repr=False)
+    data: Mapping[str, Any] = field(default_factory=dict)  # data inputs: analytic/_data.py
+    hyper: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # hyperparameter grids: analytic/_hyper.py
+    seed: bool = False
+    hyper_dims: tuple[str, ...] = field(default=(), init=False, repr=False)  # the hyperparameters dims name
+    hyper_configs: tuple[Mapping[str, int], ...] = field(default=(), init=False, repr=False)  # their values some sizes allow
+    bound: Any = field(default=None, init=False, repr=False)  # a bound derivation's Setting (analytic/_hyper.py)
     outputs: Any = field(default=None, init=False, repr=False)  # several outputs: analytic/_outputs.py
     torch_function: Any = field(default=None, init=False, repr=False)
     layer: bool = field(default=False, init=False, repr=False)
@@ -111,7 +117,8 @@ class Derivation:
         name = check_name(self.name)
         shapes = check_shapes(name, self.shapes)
         object.__setattr__(self, "shapes", shapes)
-        declared = {d for s in shapes.values() for d in dim_names(s)}
+        check_inputs(self, name)  # data=, hyper=, seed=
+        declared = dims_named(self, list(shapes.values())) | set(self.hyper)
         outputs, output = output_parts(name, self.output)  # a tuple or dict of shapes: several outputs
         object.__setattr__(self, "outputs", outputs)
         object.__setattr__(self, "output", check_output(name, output, declared))
@@ -123,21 +130,21 @@ class Derivation:
         if is_torch_function(self.gradients):
             object.__setattr__(self, "torch_function", self.gradients)
             object.__setattr__(self, "gradients", function_gradients(self.gradients, params, self.output is not None))
-        check_signatures(name, self.forward, self.gradients, params, layer)
+        check_signatures(name, self.forward, self.gradients, params, layer, self.input_names)
         extra = {"torch": self.torch_forward, "numpy": self.numpy_forward}
         object.__setattr__(self, "namespaces", check_namespaces(name, self.namespaces, extra))
         for fn in (self.torch_forward, self.numpy_forward):
-            check_signatures(name, fn or self.forward, self.gradients, params, layer)
+            check_signatures(name, fn or self.forward, self.gradients, params, layer, self.input_names)
         forward, gradients = wrap_forward(self, self.torch_forward, self.numpy_forward)  # one flat output; by namespace
         object.__setattr__(self, "forward", forward)
         object.__setattr__(self, "gradients", gradients)
         object.__setattr__(self, "check", check_checked(name, self.check, params))
-        object.__setattr__(self, "ranges", check_ranges(name, self.ranges, params))
+        object.__setattr__(self, "ranges", check_ranges(name, self.ranges, params, list(self.data)))
         symbols = self.symbols
         dims = check_dims(name, self.dims, symbols)
         object.__setattr__(self, "dims", dims)
         every = [*shapes.values(), self.output or (), *(self.outputs.shapes if self.outputs else ())]
-        object.__setattr__(self, "space", check_space(name, every, dims, symbols))
+        object.__setattr__(self, "space", space_of(self, name, every, dims))
         if self.kinks is not None and not callable(self.kinks):
             raise DerivationError(name, "kinks must be callable or None")
         if not self.doc:
@@ -156,7 +163,20 @@ class Derivation:
         for shape in (*self.shapes.values(), self.output or ()):
             for d in dim_names(shape):
                 seen.setdefault(d, None)
-        return tuple(seen)
+        for spec in self.data.values():
+            for d in spec.names():
+                seen.setdefault(d, None)
+        return tuple(d for d in seen if d not in self.hyper)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The arguments forward and gradients take besides the parameters: data, hyperparameters, ``seed``."""
+        return (*self.data, *self.hyper, *((SEED_ARG,) if self.seed else ()))
+
+    @property
+    def has_inputs(self) -> bool:
+        """Whether an example must bind data, hyperparameters or a seed before it is checked (``bind``)."""
+        return self.bound is None and bool(self.data or self.hyper or self.seed)
 
     @property
     def expressions(self) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ import functools
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Steps a range end is moved inward by one value at a time while narrowing (beyond it, the rest of a
 #: huge range is left to the point-by-point check): enough for every range a check can afford to draw.
@@ -129,6 +129,9 @@ class SizeSpace:
     free: tuple[str, ...]
     ranges: Mapping[str, tuple[int, int]]
     expressions: Mapping[str, Expr]
+    #: Lowest and highest value of each int hyperparameter the expressions name (not drawn here: an
+    #: example's configuration gives them; ``valid`` then needs them among the sizes).
+    hyper: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     def values(self, sizes: Mapping[str, int]) -> dict[str, int | None]:
         """Every expression dim at ``sizes`` of the free dims (None where it divides by 0)."""
@@ -141,7 +144,7 @@ class SizeSpace:
     @property
     def exact(self) -> bool:
         """Whether every size in the narrowed ranges is valid, so a draw never needs redrawing."""
-        box = {d: (float(lo), float(hi)) for d, (lo, hi) in self.ranges.items()}
+        box = {d: (float(lo), float(hi)) for d, (lo, hi) in {**self.ranges, **self.hyper}.items()}
         return all(e.bounds(box)[0] >= 1 for e in self.expressions.values())
 
     def near(self, sizes: Mapping[str, int]) -> dict[str, int]:
@@ -160,7 +163,8 @@ class SizeSpace:
             return float(dim)
         if dim.isidentifier():
             return float(top[dim])
-        hi = parse_dim(dim).bounds({d: (1.0, float(top[d])) for d in self.free})[1]
+        box = {**{d: (1.0, float(top[d])) for d in self.free}, **{h: (float(lo), float(hi)) for h, (lo, hi) in self.hyper.items()}}
+        hi = parse_dim(dim).bounds(box)[1]
         return max(1.0, hi)
 
 
@@ -188,24 +192,31 @@ def _witness(space: SizeSpace) -> bool:
     return any(space.valid(dict(zip(space.free, t, strict=True))) for t in trials)
 
 
-def size_space(dims: Iterable[str | int], ranges: Mapping[str, tuple[int, int]]) -> SizeSpace:
-    """The SizeSpace of the dims a derivation writes, with ``ranges`` for every free dim.
+def size_space(dims: Iterable[str | int], ranges: Mapping[str, tuple[int, int]], hyper: Mapping[str, tuple[int, int]] | None = None) -> SizeSpace:
+    """The SizeSpace of the dims a derivation writes, with ``ranges`` for every free dim; ``hyper``: the
+    lowest and highest value of each int hyperparameter the dims name (they narrow the ranges as any
+    name would, and are not free dims).
 
-    DimExpressionError (one line naming the expression) if no sizes within the ranges make every dim >= 1.
+    DimExpressionError (one line naming the expression) if no sizes within the ranges make every dim >= 1
+    (with ``hyper``, only where no values in their bounds could: each configuration is checked on its own).
     """
+    hyper = dict(hyper or {})
     free: dict[str, None] = {}
     exprs: dict[str, Expr] = {}
     for d in dims:
         if isinstance(d, int):
             continue
         if d.isidentifier():
-            free.setdefault(d, None)
+            if d not in hyper:
+                free.setdefault(d, None)
             continue
         e = parse_dim(d)
         exprs.setdefault(d, e)
         for n in e.names:
-            free.setdefault(n, None)
+            if n not in hyper:
+                free.setdefault(n, None)
     box = {d: (float(ranges[d][0]), float(ranges[d][1])) for d in free}
+    box.update({h: (float(lo), float(hi)) for h, (lo, hi) in hyper.items()})
     for _ in range(NARROW_ROUNDS):
         before = dict(box)
         for d in free:
@@ -218,8 +229,8 @@ def size_space(dims: Iterable[str | int], ranges: Mapping[str, tuple[int, int]])
             box[d] = (float(narrowed[0]), float(narrowed[1]))
         if box == before:
             break
-    space = SizeSpace(tuple(free), {d: (int(lo), int(hi)) for d, (lo, hi) in box.items()}, exprs)
-    if exprs and not space.exact and not _witness(space):
+    space = SizeSpace(tuple(free), {d: (int(box[d][0]), int(box[d][1])) for d in free}, exprs, hyper)
+    if exprs and not hyper and not space.exact and not _witness(space):
         texts = ", ".join(map(repr, exprs))
         raise DimExpressionError(f"no sizes within the dim ranges make every one of {texts} >= 1 (tried the {WITNESS_TRIES} smallest)")
     return space

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ._data import DataError, check_spec
 from ._dims import DimExpressionError, SizeSpace, parse_dim, size_space
 
 Dim = str | int
@@ -19,6 +20,8 @@ DEFAULT_DIM_RANGE = (1, 8)
 RESERVED_DIM = "seed"
 #: Argument names a parameter may not take: the forward's namespace and the layer's upstream gradient.
 RESERVED_ARGS = ("xp", "grad_output")
+#: Names no data input or hyperparameter may take: those, the seed argument, and the replay spec's key of it.
+RESERVED_INPUTS = (*RESERVED_ARGS, "seed", "forward_seed")
 
 
 class DerivationError(ValueError):
@@ -129,10 +132,13 @@ def check_output(name: str, output: object, symbols: set[str]) -> Shape | None:
     return out
 
 
-def check_signatures(name: str, forward: object, gradients: object, params: list[str], layer: bool) -> None:
+def check_signatures(name: str, forward: object, gradients: object, params: list[str], layer: bool, inputs: Sequence[str] = ()) -> None:
+    """Both functions callable and taking the parameters, then ``inputs`` (the data, the hyperparameters,
+    ``seed``), by keyword."""
     for role, fn in (("forward", forward), ("gradients", gradients)):
         if not callable(fn):
             raise DerivationError(name, f"{role} must be callable, got {type(fn).__name__}")
+    params = [*params, *inputs]
     missing = accepts(forward, ["xp", *params])
     if missing:
         raise DerivationError(name, f"forward cannot take the argument(s) {', '.join(missing)}; write forward(xp, {', '.join(params)})")
@@ -154,9 +160,14 @@ def check_checked(name: str, check: object, params: list[str]) -> tuple[str, ...
     return tuple(dict.fromkeys(checked))
 
 
-def check_ranges(name: str, ranges: Mapping[str, Any] | None, params: list[str]) -> dict[str, tuple[float, float]]:
+def check_ranges(name: str, ranges: Mapping[str, Any] | None, params: list[str], data: Sequence[str] = ()) -> dict[str, tuple[float, float]]:
     out = dict(ranges or {})
     for param, rng in out.items():
+        hint = f"declare it as data= instead, e.g. data={{{param!r}: integers(0, 2, shape=...)}}"
+        if isinstance(rng, set | frozenset) or (isinstance(rng, tuple | list) and len(rng) == 3 and rng[2] in (int, bool)):
+            raise DerivationError(name, f"ranges[{param!r}] = {rng!r} is not a (low, high) range of floats; for integer or categorical inputs {hint}")
+        if param in data:
+            raise DerivationError(name, f"ranges names {param!r}, which is a data input (drawn as data= declares it, never differentiated)")
         if param not in params:
             raise DerivationError(name, f"ranges names unknown parameter {param!r}")
         try:
@@ -192,3 +203,40 @@ def check_space(name: str, shapes: Sequence[Shape], dims: Mapping[str, tuple[int
         return size_space([d for s in shapes for d in s], ranges)
     except DimExpressionError as e:
         raise DerivationError(name, str(e)) from None
+
+
+def check_data(name: str, data: object, params: Sequence[str], hyper: Sequence[str]) -> dict[str, Any]:
+    """``data`` as ``{name: DataSpec}`` with shapes and bounds checked; the names clash with no parameter,
+    hyperparameter or reserved argument."""
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        kinds = "integers(...) | booleans(...) | one_hot(...) | fixed(...)"
+        raise DerivationError(name, f"data must be a dict {{name: {kinds}}}, got {type(data).__name__}")
+    out = {}
+    for key, spec in data.items():
+        if not isinstance(key, str) or not key.isidentifier() or key in RESERVED_INPUTS:
+            raise DerivationError(name, f"data name {key!r} must be a Python identifier other than {', '.join(RESERVED_INPUTS)}")
+        if key in params:
+            raise DerivationError(name, f"data name {key!r} is also a parameter in shapes; a data input is never differentiated, so name it once")
+        if key in hyper:
+            raise DerivationError(name, f"data name {key!r} is also a hyperparameter; name it once")
+        try:
+            out[key] = check_spec(f"data[{key!r}]", spec, lambda what, shape: check_shape(name, what, shape))
+        except DataError as e:
+            raise DerivationError(name, str(e)) from None
+    return out
+
+
+def check_hyper_names(name: str, hyper: Mapping[str, Any], params: Sequence[str]) -> None:
+    for key in hyper:
+        if key in params:
+            raise DerivationError(name, f"hyperparameter {key!r} is also a parameter in shapes; name it once")
+        if key in RESERVED_INPUTS:
+            raise DerivationError(name, f"hyperparameter name {key!r} is reserved ({', '.join(RESERVED_INPUTS)})")
+
+
+def check_seed(name: str, seed: object) -> bool:
+    if not isinstance(seed, bool):
+        raise DerivationError(name, f"seed must be True (forward and gradients receive seed=<int>) or False, got {seed!r}")
+    return seed

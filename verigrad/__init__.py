@@ -3,6 +3,7 @@
 The public API, in one import::
 
     from verigrad import Derivation, check
+    from verigrad import integers, booleans, one_hot, fixed   # data inputs (Derivation(data=...))
 
     report = check(my_derivation)          # property-based search over sizes and values
     report.passed, report.to_dict()
@@ -14,7 +15,7 @@ model) and ``verigrad.checks`` (the search, the verdict, the diagnosis, the repo
 plugin). Only the names below are public; everything else may change.
 """
 
-from verigrad.analytic import NAMES, Derivation, DerivationError, builtin, builtins
+from verigrad.analytic import NAMES, Derivation, DerivationError, booleans, builtin, builtins, fixed, integers, one_hot
 from verigrad.checks import (
     REPORT_VERSION,
     Blame,
@@ -51,8 +52,12 @@ __all__ = [
     "Status",
     "__version__",
     "assert_gradients",
+    "booleans",
     "builtin",
     "builtins",
     "check",
     "draw_point",
+    "fixed",
+    "integers",
+    "one_hot",
 ]

@@ -84,6 +84,27 @@ def _num(x: Any) -> Any:
     return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
+def inputs_dict(hyper: dict[str, Any], data: dict[str, Any], forward_seed: int | None) -> dict[str, Any]:
+    """Hyperparameters, data (as nested lists) and forward seed as JSON takes them (a tuple becomes a list)."""
+    return {
+        "hyper": {k: _plain(v) for k, v in hyper.items()},
+        "data": {k: _plain(v) for k, v in data.items()},
+        "forward_seed": forward_seed,
+    }
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.ndarray | np.generic):
+        return v.tolist()
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    if isinstance(v, float) and not math.isfinite(v):
+        return _num(v)
+    return v
+
+
 @dataclass
 class Point:
     """Where a derivation is checked: concrete sizes, parameter values and (for a layer) grad_output."""
@@ -93,6 +114,11 @@ class Point:
     grad_output: np.ndarray | None = None
     seed: int | None = None  # None: values given by the caller
     notes: list[str] = field(default_factory=list)
+    # What the example was drawn with besides the sizes (analytic/_hyper.py): one value per hyperparameter, the
+    # data inputs (the fixed ones left out) and the seed handed to a seeded forward and its gradients.
+    hyper: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, np.ndarray] = field(default_factory=dict)
+    forward_seed: int | None = None
 
 
 @dataclass
@@ -111,32 +137,6 @@ class Diagnosis:
         return {"kind": self.kind, "sentence": self.sentence, **self.details, "confirmed_on": self.confirmed_on}
 
 
-@dataclass
-class GradientReport:
-    """The verdict on one parameter's gradient at the reported point."""
-
-    param: str
-    status: Status
-    max_abs_err: float | None = None  # max |analytic − reference| over differentiable entries
-    max_rel_err: float | None = None  # max_abs_err / max |reference|
-    worst_index: tuple[int, ...] | None = None
-    analytic_value: float | None = None  # at worst_index
-    reference_value: float | None = None  # at worst_index
-    threshold: dict[str, float] = field(default_factory=dict)  # thresholds applied (see docs/tolerances.md)
-    blame: Blame | None = None
-    mismatches: int = 0  # entries where the analytic gradient disagrees
-    entries: int = 0
-    nondifferentiable: list[tuple[int, ...]] = field(default_factory=list)
-    decided_by_fd: list[tuple[int, ...]] = field(default_factory=list)  # autograd non-finite there
-    diagnosis: Diagnosis | None = None
-    dtype: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    message: str | None = None  # for status error: one line
-    problem: Problem | None = None  # set when the values could not be compared entry by entry
-    raised: str | None = None  # with Problem.RAISED: the exception, "TypeError: ..."
-    # Where the search found this gradient failing, its own smallest point: {"shapes": {...}, "seed": ..., "replay": "..."}
-    # (a gradient that fails only at sizes where the others pass is reported there, not at the derivation's counterexample).
-    counterexample: dict[str, Any] | None = None
 class Mark(StrEnum):
     """How one step of a traced derivation compares with the reference quantities (checks/diagnose/slip.py)."""
 
@@ -184,6 +184,36 @@ class Slip:
         return {"file": self.file, "line": self.line, "source": self.source, "sentence": self.sentence}
 
 
+@dataclass
+class GradientReport:
+    """The verdict on one parameter's gradient at the reported point."""
+
+    param: str
+    status: Status
+    max_abs_err: float | None = None  # max |analytic − reference| over differentiable entries
+    max_rel_err: float | None = None  # max_abs_err / max |reference|
+    worst_index: tuple[int, ...] | None = None
+    analytic_value: float | None = None  # at worst_index
+    reference_value: float | None = None  # at worst_index
+    threshold: dict[str, float] = field(default_factory=dict)  # thresholds applied (see docs/tolerances.md)
+    blame: Blame | None = None
+    mismatches: int = 0  # entries where the analytic gradient disagrees
+    entries: int = 0
+    nondifferentiable: list[tuple[int, ...]] = field(default_factory=list)
+    decided_by_fd: list[tuple[int, ...]] = field(default_factory=list)  # autograd non-finite there
+    diagnosis: Diagnosis | None = None
+    dtype: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    message: str | None = None  # for status error: one line
+    problem: Problem | None = None  # set when the values could not be compared entry by entry
+    raised: str | None = None  # with Problem.RAISED: the exception, "TypeError: ..."
+    # Where the search found this gradient failing, its own smallest point: {"shapes": {...}, "seed": ..., "replay": "..."}
+    # (a gradient that fails only at sizes where the others pass is reported there, not at the derivation's counterexample).
+    counterexample: dict[str, Any] | None = None
+    # The first wrong line of the derivation (checks/diagnose/slip.py); None with ``slip_reason`` when none is named.
+    slip: Slip | None = None
+    slip_reason: str | None = None
+    trace: list[TraceStep] = field(default_factory=list)  # the steps the returned value was computed from
     # Arrays at the point, for heatmaps; not serialised.
     analytic: np.ndarray | None = field(default=None, repr=False)
     reference: np.ndarray | None = field(default=None, repr=False)
@@ -210,14 +240,13 @@ class Slip:
             "nondifferentiable_count": len(self.nondifferentiable),
             "decided_by_finite_differences": idx(self.decided_by_fd),
             "diagnosis": None if self.diagnosis is None else self.diagnosis.to_dict(),
-    # The first wrong line of the derivation (checks/diagnose/slip.py); None with ``slip_reason`` when none is named.
-    slip: Slip | None = None
-    slip_reason: str | None = None
-    trace: list[TraceStep] = field(default_factory=list)  # the steps the returned value was computed from
             "dtype": self.dtype,
             "warnings": list(self.warnings),
             "message": self.message,
             "counterexample": self.counterexample,
+            "slip": None if self.slip is None else self.slip.to_dict(),
+            "slip_reason": self.slip_reason,
+            "trace": [t.to_dict() for t in self.trace],
         }
 
 
@@ -244,13 +273,14 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     # Where the hand-derived gradients are written: {"file": absolute path, "line": first line} (CI annotations).
     location: dict[str, Any] | None = None
-            "slip": None if self.slip is None else self.slip.to_dict(),
-            "slip_reason": self.slip_reason,
-            "trace": [t.to_dict() for t in self.trace],
     # A forward that runs in one array namespace only ("numpy" or "torch"; None: both). Under NumPy alone autograd
     # is not available and finite differences are the only reference (checks/verdict/fd_only.py).
     namespace: str | None = None
     autograd_available: bool = True
+    # The reported point's hyperparameters, data inputs and forward seed (Point's fields; empty/None without them).
+    hyper: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    forward_seed: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -278,6 +308,7 @@ class Report:
             "location": None if self.location is None else dict(self.location),
             "namespace": self.namespace,
             "autograd_available": self.autograd_available,
+            **inputs_dict(self.hyper, self.data, self.forward_seed),
             "gradients": [g.to_dict() for g in self.gradients],
         }
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
+from verigrad.checks.report.inputs import inputs_words
 from verigrad.checks.report.model import GradientReport, Mark, Report, RunReport, Status
 
 #: Rows and columns of the analytic/reference window shown around the worst entry.
@@ -147,10 +149,11 @@ def worst_text(g: GradientReport) -> str | None:
 # --- one derivation, one run ----------------------------------------------------------------
 
 
-def _point_words(shapes: dict[str, int], point_seed: int | None, seed: int | None) -> str | None:
+def _point_words(shapes: dict[str, int], point_seed: int | None, seed: int | None, inputs: dict[str, Any] | None = None) -> str | None:
     parts = []
     if shapes:
         parts.append("at " + ", ".join(f"{k}={v}" for k, v in shapes.items()))
+    parts += inputs_words(inputs or {})
     if point_seed is not None:
         parts.append(f"point seed {point_seed}")
     if seed is not None:
@@ -160,14 +163,16 @@ def _point_words(shapes: dict[str, int], point_seed: int | None, seed: int | Non
 
 def point_text(r: Report, run_seed: int | None = None) -> str | None:
     """Sizes of the reported point and the seeds it came from."""
-    return _point_words(r.shapes, r.point_seed, r.seed if r.seed is not None else run_seed)
+    inputs = {"hyper": r.hyper, "data": r.data, "forward_seed": r.forward_seed}
+    return _point_words(r.shapes, r.point_seed, r.seed if r.seed is not None else run_seed, inputs)
 
 
 def own_points(r: Report) -> bool:
     """Whether the failing gradients of ``r`` were found at different points: then each is shown at its own
     point, with its own replay, and the derivation's point is not repeated after them."""
-    here = (r.shapes, r.point_seed)
-    return any(g.counterexample is not None and (g.counterexample["shapes"], g.counterexample["seed"]) != here for g in r.failures)
+    here = (r.shapes, r.point_seed, inputs_words({"hyper": r.hyper, "data": r.data, "forward_seed": r.forward_seed}))
+    there = lambda c: (c["shapes"], c["seed"], inputs_words(c))
+    return any(g.counterexample is not None and there(g.counterexample) != here for g in r.failures)
 
 
 def gradient_point_text(r: Report, g: GradientReport, run_seed: int | None = None) -> str | None:
@@ -175,7 +180,7 @@ def gradient_point_text(r: Report, g: GradientReport, run_seed: int | None = Non
     c = g.counterexample
     if c is None:
         return None
-    return _point_words(c["shapes"], c["seed"], r.seed if r.seed is not None else run_seed)
+    return _point_words(c["shapes"], c["seed"], r.seed if r.seed is not None else run_seed, c)
 
 
 def gradient_replay(g: GradientReport) -> str | None:

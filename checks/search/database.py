@@ -5,8 +5,9 @@ one key per derivation: the bytes of its identity (the target it was loaded from
 where its forward and gradients are defined), so two derivations — also two of one name in
 different files — never share an entry. An entry is the counterexample's replay spec
 (``N=1,D=2,seed=7``, checks/search/replay.py): sizes and a point seed, from which the point is
-drawn again exactly. The search hands the entries to hypothesis as explicit examples, tried before
-any generated one; an entry that passes now is deleted, a new shrunk failure is saved.
+drawn again exactly (with its hyperparameters, data and forward seed where the derivation has them:
+an entry whose values the derivation's grids or data no longer allow is deleted). The search hands
+the entries to hypothesis as explicit examples, tried before any generated one; an entry that passes now is deleted, a new shrunk failure is saved.
 
 hypothesis's own database is left off in the search: it keys entries by the test function's source,
 and it turns itself off whenever a seed is applied, while a run here always has a seed (drawn and
@@ -21,14 +22,17 @@ from typing import Any
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
-from verigrad.analytic import Derivation
+from verigrad.analytic import Derivation, configure
+from verigrad.checks.search.inputs import check_spec
 from verigrad.checks.search.points import SEED_MAX
 from verigrad.checks.search.replay import parse_replay, replay_spec
 
 #: Where known failures are kept, relative to the working directory (as hypothesis keeps ``.hypothesis``).
 DATABASE_DIR = os.path.join(".hypothesis", "verigrad")
 
-Entry = tuple[dict[str, int], int]
+#: A known failure: its sizes (for a derivation with hyperparameters, data or a seed, the example's spec:
+#: checks/search/inputs.py) and its point seed.
+Entry = tuple[dict[str, Any], int]
 
 
 def wanted(database: bool | None, seed: int | None) -> bool:
@@ -64,9 +68,18 @@ class KnownFailures:
     key: bytes
     derivation: Derivation
 
-    def _valid(self, sizes: dict[str, int], seed: int) -> bool:
+    def _valid(self, sizes: dict[str, Any], seed: int) -> bool:
         d = self.derivation
-        if list(sizes) != list(d.symbols) or not 0 <= seed <= SEED_MAX:
+        if not 0 <= seed <= SEED_MAX:
+            return False
+        if d.has_inputs:  # a spec: sizes, hyperparameters, data, forward seed (checks/search/inputs.py)
+            try:
+                check_spec(d, sizes)
+            except ValueError:
+                return False
+            config = configure(d, {h: sizes[h] for h in d.hyper})
+            return all(lo <= sizes[s] <= hi for s in d.symbols for lo, hi in [config.dim_range(s)])
+        if list(sizes) != list(d.symbols) or not all(isinstance(v, int) for v in sizes.values()):
             return False
         return all(lo <= sizes[s] <= hi for s in d.symbols for lo, hi in [d.dim_range(s)]) and d.valid_sizes(sizes)
 
@@ -83,12 +96,13 @@ class KnownFailures:
                 out.append((sizes, seed))
             else:
                 self.db.delete(self.key, value)
-        return sorted(out, key=lambda e: (sum(e[0].values()), list(e[0].values()), e[1]))
+        dims = self.derivation.symbols
+        return sorted(out, key=lambda e: (sum(e[0][d] for d in dims), [e[0][d] for d in dims], e[1], replay_spec(*e)))
 
-    def save(self, sizes: dict[str, int], seed: int) -> None:
+    def save(self, sizes: dict[str, Any], seed: int) -> None:
         self.db.save(self.key, replay_spec(sizes, seed).encode())
 
-    def forget(self, sizes: dict[str, int], seed: int) -> None:
+    def forget(self, sizes: dict[str, Any], seed: int) -> None:
         self.db.delete(self.key, replay_spec(sizes, seed).encode())
 
 

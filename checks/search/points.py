@@ -15,29 +15,20 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from verigrad.analytic import Derivation, dim_value, solve_sizes
+from verigrad.analytic import DataKind, Derivation, bind, configure, dim_value, solve_sizes
 from verigrad.checks.report import Point
+from verigrad.checks.search.inputs import bind_spec, plain_sizes, spec_strategy
 from verigrad.checks.verdict.thresholds import KINK_MARGIN, KINK_REDRAWS
 from verigrad.reference import np_xp, torch_output_shape
 
 SEED_MAX = 2**32 - 1
 
 
-def sizes_strategy(derivation: Derivation, max_size: int | None = None) -> st.SearchStrategy[dict[str, int]]:
-    """Sizes of the free dims (the expression dims follow from them), each in its range, shrinking toward
-    its low end; where the ranges alone cannot keep every expression dim >= 1 (``H-K``), a draw that
-    breaks one is redrawn, so shrinking too only ever meets consistent sizes."""
-
-    def dim(d: str) -> st.SearchStrategy[int]:
-        lo, hi = derivation.dim_range(d)
-        return st.integers(lo, hi if max_size is None else max(lo, min(hi, max_size)))
-
-    names = derivation.symbols
-    sizes = st.fixed_dictionaries({d: dim(d) for d in names})
-    if derivation.space.exact:
-        return sizes
-    # A filtered fixed_dictionaries may give its keys in another order: replay specs and the database keep this one.
-    return sizes.filter(derivation.valid_sizes).map(lambda s: {d: s[d] for d in names})
+def sizes_strategy(derivation: Derivation, max_size: int | None = None) -> st.SearchStrategy[dict[str, Any]]:
+    """Sizes of the free dims, each in its range, shrinking toward its low end, every expression dim >= 1
+    (checks/search/inputs.py); for a derivation with hyperparameters, data or a seed, specs: the sizes
+    with one value per hyperparameter, the data arrays and the forward seed."""
+    return spec_strategy(derivation, max_size) if derivation.has_inputs else plain_sizes(derivation, max_size)
 
 
 def seeds() -> st.SearchStrategy[int]:
@@ -127,7 +118,11 @@ def draw_points(
     include_kinks: bool = False,
     scale: float = 1.0,
 ) -> list[Point]:
-    """``draw_point`` at each of ``seeds``, all at ``sizes`` (the shapes are resolved once)."""
+    """``draw_point`` at each of ``seeds``, all at ``sizes`` (the shapes are resolved once). For a derivation
+    with hyperparameters, data or a seed, ``sizes`` is an example's spec (checks/search/inputs.py)."""
+    derivation, sizes = bind_spec(derivation, sizes)
+    setting = derivation.bound
+    inputs = {} if setting is None else {"hyper": dict(setting.hyper), "data": dict(setting.data), "forward_seed": setting.seed}
     plan = _plan(derivation, sizes)
     ordered = {d: int(sizes[d]) for d in derivation.symbols}
     keep_off = not include_kinks and derivation.kinks is not None
@@ -144,7 +139,7 @@ def draw_points(
                     params, g = _values(derivation, plan, rng, scale)
                 else:
                     notes.append(f"no draw kept a margin of {KINK_MARGIN:g} from the kinks in {KINK_REDRAWS} tries")
-            points.append(Point(sizes=dict(ordered), params=params, grad_output=g, seed=seed, notes=notes))
+            points.append(Point(sizes=dict(ordered), params=params, grad_output=g, seed=seed, notes=notes, **inputs))
     return points
 
 
@@ -170,11 +165,13 @@ def infer_sizes(derivation: Derivation, at: Mapping[str, object]) -> dict[str, i
     where: dict[str, str] = {}
     computed: list[tuple[str, str, tuple[int, ...], int]] = []
     specs = dict(derivation.shapes)
+    if derivation.has_inputs:  # a configured derivation: its data's shapes declare dims too
+        specs.update({n: spec.shape for n, spec in derivation.data.items() if spec.drawn})
     if derivation.output is not None and "grad_output" in at:
         specs["grad_output"] = derivation.output
     for name, spec in specs.items():
         if name not in at:
-            raise ValueError(f"at: no value for parameter {name!r}")
+            raise ValueError(f"at: no value for {'data input' if name in derivation.data else 'parameter'} {name!r}")
         shape = np.shape(at[name])
         if len(shape) != len(spec):
             raise ValueError(f"at: {name} has shape {shape}, but shapes declare {len(spec)} dims {spec}")
@@ -207,3 +204,33 @@ def _check_computed(derivation: Derivation, sizes: Mapping[str, int], name: str,
     if value != n:
         there = ", ".join(f"{k}={sizes[k]}" for k in derivation.symbols if k in sizes)
         raise ValueError(f"at: {name} has shape {shape}, but its dim {d!r} is {value} at {there}")
+
+
+def _data_value(derivation: Derivation, name: str, value: object) -> np.ndarray:
+    """A data input given at ``at=`` as an array of its kind's dtype; ValueError naming what does not fit."""
+    spec, arr = derivation.data[name], np.asarray(value)
+    if spec.kind == DataKind.INTEGERS and arr.dtype.kind not in "iu":
+        raise ValueError(f"at: data input {name!r} is declared {spec.describe()}, so it must be an integer array, got dtype {arr.dtype}")
+    if spec.kind == DataKind.BOOLEANS and arr.dtype.kind != "b":
+        raise ValueError(f"at: data input {name!r} is declared {spec.describe()}, so it must be a bool array, got dtype {arr.dtype}")
+    if spec.kind == DataKind.ONE_HOT and arr.dtype.kind not in "biuf":
+        raise ValueError(f"at: data input {name!r} must be a numeric array, got dtype {arr.dtype}")
+    return arr.astype(np.float64) if spec.kind == DataKind.ONE_HOT else arr
+
+
+def bind_at(derivation: Derivation, at: Mapping[str, object]) -> tuple[Derivation, dict[str, object], dict[str, int]]:
+    """For ``check(d, at=...)``: (the derivation bound to the data, hyperparameters and ``seed`` given in
+    ``at`` (a hyperparameter not given takes the first value of its grid, the seed 0), the parameters and
+    grad_output left, the sizes); ValueError naming what does not fit."""
+    if not derivation.has_inputs:
+        return derivation, dict(at), infer_sizes(derivation, at)
+    arrays = dict(at)
+    hyper = {h: arrays.pop(h, grid[0]) for h, grid in derivation.hyper.items()}
+    seed = int(arrays.pop("seed", 0)) if derivation.seed else None
+    try:
+        config = configure(derivation, hyper)
+    except ValueError as e:
+        raise ValueError(f"at: {e}") from None
+    sizes = infer_sizes(config, arrays)
+    data = {n: _data_value(config, n, arrays.pop(n)) for n, spec in config.data.items() if spec.drawn}
+    return bind(config, sizes, data, seed), arrays, sizes

@@ -27,7 +27,8 @@ from verigrad.checks.report import Diagnosis, GradientReport, Kind, Mode, Point,
 from verigrad.checks.search.coverage import Coverage, carry_warnings, mark_unjudged
 from verigrad.checks.search.database import Entry, KnownFailures, known_failures, wanted
 from verigrad.checks.search.explore import VALUES_PER_SIZE, Outcome, Round, explore
-from verigrad.checks.search.points import KinksError, draw_point, grad_output_shape, infer_sizes
+from verigrad.checks.search.inputs import bound_for, counterexample_of, free_sizes, point_inputs, show_inputs, spec_of
+from verigrad.checks.search.points import KinksError, bind_at, draw_point, grad_output_shape
 from verigrad.checks.search.replay import check_replay, replay_command
 from verigrad.checks.search.usercode import raised_in_user_code, source_location
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
@@ -53,6 +54,7 @@ class Method:
 
 
 def evaluate_point(derivation: Derivation, point: Point, how: Method = Method()) -> Report:
+    derivation = bound_for(derivation, point)  # with the point's hyperparameters, data and seed (checks/search/inputs.py)
     mode = choose_mode(derivation, point) if how.mode == Mode.AUTO else how.mode
     if mode == Mode.PROJECTION:
         return evaluate_projection(derivation, point, device=how.device)
@@ -91,6 +93,7 @@ def safe_evaluate(derivation: Derivation, point: Point, how: Method = Method()) 
 def check_points(derivation: Derivation, points: Sequence[Point], how: Method = Method()) -> Iterator[Report]:
     """safe_evaluate() at each point (all of one size), in order and lazily; exhaustive CPU checks of
     several points share their stacked references."""
+    derivation = bound_for(derivation, points[0]) if points else derivation  # the points of one example share it
     single = lambda p: safe_evaluate(derivation, p, how)
     if len(points) > 1 and how.device == "cpu" and how.mode != Mode.PROJECTION:
         if how.mode == Mode.EXHAUSTIVE or choose_mode(derivation, points[0]) == Mode.EXHAUSTIVE:
@@ -120,7 +123,8 @@ class Run:
             return draw_point(self.derivation, sizes, seed, include_kinks=self.include_kinks)
         except KinksError as e:
             message = f"kinks raised {_what(e)}"
-            return Report(name=self.derivation.name, status=Status.ERROR, shapes=dict(sizes), point_seed=seed, message=message)
+            shapes = free_sizes(self.derivation, sizes)
+            return Report(name=self.derivation.name, status=Status.ERROR, shapes=shapes, point_seed=seed, message=message)
 
     def round(self, seed: int | str, budget: int, known: Sequence[Entry], watched: frozenset[str] | None) -> Round:
         """A round of the search (checks/search/explore.py) that checks points as this run does."""
@@ -132,7 +136,7 @@ class Run:
 def _diagnose(run: Run, point: Point, report: Report, failing: Sequence[GradientReport]) -> None:
     """Attach a diagnosis to each of the ``failing`` gradients of ``report``, confirmed on more examples at
     ``point``'s sizes."""
-    derivation = run.derivation
+    derivation = bound_for(run.derivation, point)
     evidence = [(point, report)]
     base = point.seed if point.seed is not None else 0
     for k in range(1, CONFIRM_EXAMPLES + 1):
@@ -157,9 +161,9 @@ def _found_at(run: Run, point: Point, failing: Sequence[GradientReport]) -> str 
     """Each of the ``failing`` gradients found at ``point`` gets it as its counterexample; the replay command."""
     if point.seed is None:
         return None
-    replay = replay_command(run.derivation, run.target, point.sizes, point.seed)
+    replay = replay_command(run.derivation, run.target, spec_of(point), point.seed)
     for g in failing:
-        g.counterexample = {"shapes": dict(point.sizes), "seed": point.seed, "replay": replay}
+        g.counterexample = {**counterexample_of(point), "replay": replay}
     return replay
 
 
@@ -169,9 +173,10 @@ def _finish(run: Run, report: Report, point: Point, counts: tuple[int, int]) -> 
     report.examples, report.points = counts
     report.replay = _found_at(run, point, report.failures)
     report.target = run.target
+    show_inputs(report, point)
     if report.status == Status.FAIL:
         if point.seed is not None:
-            report.counterexample = {"shapes": dict(point.sizes), "seed": point.seed}
+            report.counterexample = counterexample_of(point)
         _diagnose(run, point, report, report.failures)
         join_slips(report)
     report.duration_s = time.perf_counter() - run.started
@@ -243,17 +248,16 @@ def check(
 
 def _at_point(run: Run, at: Mapping[str, Any]) -> Report:
     """One point the caller gave (a layer without ``grad_output`` gets one drawn from the run's seed)."""
-    derivation, arrays = run.derivation, dict(at)
     try:
-        arrays = flat_grad_output(derivation, arrays)  # a grad_output given in the forward's structure (several outputs)
-        sizes = infer_sizes(derivation, arrays)
+        at = flat_grad_output(run.derivation, at)  # a grad_output given in the forward's structure (several outputs)
+        derivation, arrays, sizes = bind_at(run.derivation, at)  # data, hyperparameters and seed taken out of at
     except ValueError as e:
         return run.refuse(str(e))
     g = arrays.pop("grad_output", None)
     params = {k: np.asarray(v) for k, v in arrays.items()}
     if derivation.is_layer and g is None:
         g = np.random.default_rng(run.seed or 0).standard_normal(grad_output_shape(derivation, sizes, params))
-    point = Point(sizes=sizes, params=params, grad_output=g)
+    point = Point(sizes=sizes, params=params, grad_output=g, **point_inputs(derivation))
     return _finish(run, safe_evaluate(derivation, point, run.how), point, (1, 1))
 
 
@@ -276,7 +280,7 @@ def _replay(run: Run, sizes: Mapping[str, int], point_seed: int) -> Report:
 def _drawable(derivation: Derivation, max_size: int | None, entries: Sequence[Entry]) -> list[Entry]:
     """The saved failures this search could draw itself (``max_size`` may rule some out for this run)."""
     top = largest_sizes(derivation, max_size)
-    return [e for e in entries if all(n <= top[d] for d, n in e[0].items())]
+    return [e for e in entries if all(e[0][d] <= n for d, n in top.items())]
 
 
 def _search(run: Run, budget: int, use_database: bool) -> Report:
@@ -354,7 +358,7 @@ def _adopt(run: Run, report: Report, watched: frozenset[str], out: Outcome, stor
         report.warnings.append(f"the search went on for {_names(report, watched)} after the first failure and {stop}")
         return frozenset()
     if out.flaky is None and store is not None and point.seed is not None:
-        store.save(dict(point.sizes), point.seed)
+        store.save(spec_of(point), point.seed)
     for g in failing:
         if out.flaky is not None:
             g.warnings.append(out.flaky)
@@ -373,4 +377,5 @@ def _remember(store: KnownFailures | None, first: Outcome) -> None:
         store.forget(sizes, point_seed)
     failure = first.found[1] if first.found is not None else None
     if failure is not None and failure.point_seed is not None:
-        store.save(failure.shapes, failure.point_seed)
+        point = first.found[0]
+        store.save(spec_of(point) if isinstance(point, Point) else failure.shapes, failure.point_seed)
