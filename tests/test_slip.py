@@ -15,6 +15,7 @@ from verigrad.checks.cli import main
 from verigrad.checks.report import Mark, RunReport, Status
 from verigrad.checks.report.annotations import github_annotations
 from verigrad.checks.report.html import render_html
+from verigrad.checks.report.junit import render_junit
 from verigrad.checks.report.markdown import render_markdown
 from verigrad.checks.report.terminal import render
 from verigrad.checks.search.points import draw_point
@@ -104,6 +105,7 @@ def test_the_trace_marks_each_step_and_what_it_matched():
     text = render(RunReport([report]))
     assert "✗ line" in text and "✓ line" in text and "← slip" in text
     assert "slip: line" in render_markdown(RunReport([report]))
+    assert "slip: line" in render_junit(RunReport([report])) and "✗ line" in render_junit(RunReport([report]))
     html = render_html(RunReport([report]))
     assert '<table class="trace">' in html and "<td>✗</td>" in html and "← slip" in html
 

@@ -21,6 +21,8 @@ from verigrad.checks.report.words import (
     names_its_gradient,
     point_text,
     side_message,
+    slip_text,
+    trace_lines,
     visible,
     warnings_of,
     window_lines,
@@ -57,6 +59,10 @@ def _body(r: Report, g: GradientReport | None, run_seed: int | None) -> str:
         if said:
             lines.append("; ".join(said))
         lines += window_lines(g)
+        slip = slip_text(g)
+        if slip:
+            lines.append(slip)
+        lines += trace_lines(g)
     elif r.message:
         lines.append(r.message)
     # A gradient found failing at a point of its own is shown there; any other at the derivation's point.
