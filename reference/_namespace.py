@@ -12,7 +12,6 @@ in torch float64, without NumPy.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,8 +28,13 @@ __all__ = ["NUMPY", "TORCH", "TorchObjective", "forward_value_in", "namespaces",
 NUMPY, TORCH = "numpy", "torch"
 BOTH = (NUMPY, TORCH)
 
-#: Derivations whose forward was found to run in both namespaces (the common case is tried once per process).
-_BOTH_FOUND: weakref.WeakKeyDictionary[Derivation, bool] = weakref.WeakKeyDictionary()
+#: Forwards found to run in both namespaces, by derivation name and the forward's code: the common case is
+#: tried once per process, not at every point (a derivation with data or a seed is bound anew per point).
+_BOTH_FOUND: set[tuple[str, Any]] = set()
+
+
+def _key(derivation: Derivation) -> tuple[str, Any]:
+    return derivation.name, getattr(derivation.forward, "__code__", None) or id(derivation.forward)
 
 
 def _tensors(values: Mapping[str, Any], grad: bool) -> dict[str, torch.Tensor]:
@@ -56,11 +60,11 @@ def namespaces(derivation: Derivation, params: Mapping[str, np.ndarray], grad_ou
     forward that runs in neither gives both: the check then reports why it fails."""
     if derivation.namespaces is not None:
         return tuple(derivation.namespaces)
-    if _BOTH_FOUND.get(derivation):
+    if _key(derivation) in _BOTH_FOUND:
         return BOTH
     found = tuple(ns for ns in BOTH if runs_in(derivation, ns, params, grad_output))
     if found == BOTH:
-        _BOTH_FOUND[derivation] = True
+        _BOTH_FOUND.add(_key(derivation))
     return found or BOTH
 
 
