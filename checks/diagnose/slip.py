@@ -265,12 +265,13 @@ class _Where:
 
 
 def join(report: Report) -> None:
-    """Tell each failing gradient which others share its slip's line (``Slip.inherited_by``)."""
+    """Tell each failing gradient which others share its slip's line (``Slip.inherited_by``: those whose returned
+    value that line does not compute itself; none when one gradient alone has it)."""
     by_line: dict[_Where, list[GradientReport]] = {}
     for g in report.failures:
         if g.slip is not None:
             by_line.setdefault(_Where(g.slip.file, g.slip.line), []).append(g)
     for group in by_line.values():
-        heirs = [g.param for g in group if not g.slip.own]
+        heirs = [g.param for g in group if not g.slip.own] if len(group) > 1 else []
         for g in group:
             g.slip.inherited_by = heirs

@@ -28,14 +28,14 @@ from verigrad.analytic import Derivation
 from verigrad.checks.diagnose.evidence import CONSTANTS, snap
 from verigrad.checks.report import GradientReport, Point
 from verigrad.checks.verdict import inner_length
-from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, U64, exact_bound
+from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, MIN_FACTOR_ENTRIES, U64, exact_bound
 
 __all__ = ["Matcher", "Ref", "Relation", "factor_text", "references"]
 
 #: How backprop names ∂f/∂q: a prefix or a suffix around the quantity's name.
 _PREFIXES = ("grad_", "grad", "dL_d", "dL_d_", "df_d", "df_d_", "d_", "d", "g_", "delta_")
 _SUFFIX = re.compile(r"^(.+?)_grad$")
-#: The factors a one-entry value may be related by (evidence.snap's vocabulary).
+#: The factors a value of fewer than MIN_FACTOR_ENTRIES entries may be related by (evidence.snap's vocabulary).
 SIMPLE = frozenset((1.0, -1.0, *CONSTANTS, *(-k for k in CONSTANTS)))
 _FRACTIONS = {0.5: "1/2", 1 / 3: "1/3", 0.25: "1/4"}
 
@@ -163,8 +163,8 @@ class Matcher:
         if tt == 0.0:
             return None
         c = snap(float(np.vdot(v, t)) / tt)
-        if t.size == 1 and c not in SIMPLE:
-            return None  # one entry is some multiple of any other: only a simple constant says something there
+        if t.size < MIN_FACTOR_ENTRIES and c not in SIMPLE:
+            return None  # a few entries are often a multiple of others: only a simple constant says something there
         return c if self._holds(v, t, c) else None
 
     def relation(self, v: np.ndarray, ref: Ref) -> Relation | None:

@@ -197,6 +197,11 @@ MAX_TRACE_STEPS = 2000
 MAX_SUBSTITUTES = 64
 #: Steps shown in a gradient's derivation trace (the steps its value was computed from, in order).
 MAX_TRACE_SHOWN = 40
+#: A step is related to a quantity by a factor other than ±1, 2, 1/2, 3, 1/3, 4, 1/4 only when it has at least
+#: this many entries: a one-entry array is a multiple of any other, and two-entry ones often are (softmax's
+#: gradient sums to 0 over two classes, so any two such are proportional); the slips a factor names (1/√D,
+#: 1/N) show on counterexamples of a few entries more.
+MIN_FACTOR_ENTRIES = 4
 
 # --- draws: how far random points keep from the declared kinks ---------------------------------------
 
@@ -247,6 +252,7 @@ __all__ = [
     "MAX_SUBSTITUTES",
     "MAX_TRACE_SHOWN",
     "MAX_TRACE_STEPS",
+    "MIN_FACTOR_ENTRIES",
     "MIN_PATTERN_ENTRIES",
     "MORE_SEED_OFFSET",
     "NOISE_FLOOR_ULPS",
