@@ -82,6 +82,8 @@ def test_the_skipped_sigmoid_derivative_is_named_at_its_line(how):
     line = line_of(NOTE, "grad_W1 = X.T @ grad_h_sigmoid")
     assert [g.param for g in report.failures] == ["W1"]
     assert slips(report) == {"W1": (line, f"line {line} `grad_W1 = X.T @ grad_h_sigmoid`: ∂f/∂h_sigmoid used where ∂f/∂h belongs")}
+    last = report.failures[0].trace[-1]
+    assert (last.line, last.mark) == (line, Mark.WRONG) and "∂f/∂W1" in last.matched  # the step's own target
 
 
 def test_a_right_derivation_has_no_slip_and_no_trace():

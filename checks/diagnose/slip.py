@@ -186,7 +186,8 @@ def _finding(step: Step, chain: dict[Step, Ref], m: Matcher) -> tuple[Step, str]
     rel = m.relation(step.value, target)
     if found is not None and (found[2].grad or rel is None or not rel.simple):
         at, text, other = found
-        chain[at] = other
+        if at is not step:  # moved to the line that made the input: its target is the quantity that belongs
+            chain[at] = other
         return at, text
     if rel is not None:
         return step, "is " + rel.text()
