@@ -27,6 +27,7 @@ from torch.overrides import TorchFunctionMode
 
 from verigrad.analytic import Derivation
 
+from ._namespace import TORCH, runs_in
 from ._objective import objective, torch_xp
 
 __all__ = ["MAX_INTERMEDIATES", "Intermediates", "Quantity", "intermediates"]
@@ -166,6 +167,8 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None) -> Intermediates:
     """The reference quantities of ``derivation`` at ``params`` (module docstring). The forward is user code: an
     exception it raises is the result's ``problem``, never raised."""
+    if not runs_in(derivation, TORCH, params, grad_output):  # NumPy-only code (np.pad, .dot on 2-D arrays): reference/_namespace.py
+        return Intermediates(problem="the forward runs under NumPy only, so it has no torch intermediates")
     file = getattr(getattr(derivation.forward, "__code__", None), "co_filename", None)
     leaves = {n: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for n, v in params.items()}
     g = None if grad_output is None else torch.as_tensor(np.asarray(grad_output, dtype=np.float64))

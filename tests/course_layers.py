@@ -1,42 +1,31 @@
-"""A course-style layers.py, written the way assignment solutions are: NumPy forwards with np.pad and
-in-place writes, ``forward(...) -> (out, cache)`` and ``backward(dout, cache) -> grads``. Used unchanged
-by tests/test_adapters.py through the adapters; the ``*_wrong`` functions are planted mistakes."""
+"""The course-style ``examples/course/layers.py`` (NumPy forwards with np.pad and in-place writes,
+``forward(...) -> (out, cache)``, ``backward(dout, cache)``), loaded as it is, with the planted mistakes and
+the from-scratch layer class that tests/test_adapters.py checks through the adapters."""
 
-# ruff: noqa: RUF059  (unpacked names left unused, as course code is written)
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 
+_PATH = Path(__file__).resolve().parent.parent / "examples" / "course" / "layers.py"
+_spec = importlib.util.spec_from_file_location("course_layers_as_written", _PATH)
+layers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(layers)
 
-def affine_forward(x, w, b):
-    out = x.reshape(x.shape[0], -1).dot(w) + b
-    cache = (x, w, b)
-    return out, cache
+affine_forward, affine_backward = layers.affine_forward, layers.affine_backward
+relu_forward, relu_backward = layers.relu_forward, layers.relu_backward
+conv_forward_naive, conv_backward_naive = layers.conv_forward_naive, layers.conv_backward_naive
+max_pool_forward_naive, max_pool_backward_naive = layers.max_pool_forward_naive, layers.max_pool_backward_naive
+softmax_loss = layers.softmax_loss
+lstm_step_forward, lstm_step_backward = layers.lstm_step_forward, layers.lstm_step_backward
 
 
-def affine_backward(dout, cache):
-    x, w, b = cache
-    dx = dout.dot(w.T).reshape(x.shape)
-    dw = x.reshape(x.shape[0], -1).T.dot(dout)
-    db = np.sum(dout, axis=0)
-    return dx, dw, db
+# --- planted mistakes ----------------------------------------------------------------------------------
 
 
 def affine_backward_no_batch_sum(dout, cache):
     dx, dw, _ = affine_backward(dout, cache)
     return dx, dw, dout[0]
-
-
-def relu_forward(x):
-    out = x.copy()
-    out[out < 0] = 0
-    return out, x
-
-
-def relu_backward(dout, cache):
-    x = cache
-    dx = dout.copy()
-    dx[x < 0] = 0
-    return dx
 
 
 def relu_backward_wrong_mask(dout, cache):
@@ -46,44 +35,8 @@ def relu_backward_wrong_mask(dout, cache):
     return dx
 
 
-def conv_forward_naive(x, w, b, conv_param):
-    stride, pad = conv_param["stride"], conv_param["pad"]
-    N, C, H, W = x.shape
-    F, _, HH, WW = w.shape
-    H_out = 1 + (H + 2 * pad - HH) // stride
-    W_out = 1 + (W + 2 * pad - WW) // stride
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="constant")
-    out = np.zeros((N, F, H_out, W_out))
-    for n in range(N):
-        for f in range(F):
-            for i in range(H_out):
-                for j in range(W_out):
-                    window = x_pad[n, :, i * stride : i * stride + HH, j * stride : j * stride + WW]
-                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
-    return out, (x, w, b, conv_param)
-
-
-def conv_backward_naive(dout, cache):
-    x, w, b, conv_param = cache
-    stride, pad = conv_param["stride"], conv_param["pad"]
-    N, F, H_out, W_out = dout.shape
-    _, _, HH, WW = w.shape
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="constant")
-    dx_pad = np.zeros_like(x_pad)
-    dw = np.zeros_like(w)
-    db = np.sum(dout, axis=(0, 2, 3))
-    for n in range(N):
-        for f in range(F):
-            for i in range(H_out):
-                for j in range(W_out):
-                    hs, ws = i * stride, j * stride
-                    dw[f] += dout[n, f, i, j] * x_pad[n, :, hs : hs + HH, ws : ws + WW]
-                    dx_pad[n, :, hs : hs + HH, ws : ws + WW] += dout[n, f, i, j] * w[f]
-    dx = dx_pad[:, :, pad : pad + x.shape[2], pad : pad + x.shape[3]]
-    return dx, dw, db
-
-
 def conv_backward_wrong_at_pad0(dout, cache):
+    """Right at pad 1; at pad 0 the first filter's gradient is lost."""
     dx, dw, db = conv_backward_naive(dout, cache)
     if cache[3]["pad"] == 0:
         dw = dw.copy()
@@ -91,58 +44,16 @@ def conv_backward_wrong_at_pad0(dout, cache):
     return dx, dw, db
 
 
-def max_pool_forward_naive(x, pool_param):
-    ph, pw, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
-    N, C, H, W = x.shape
-    H_out, W_out = 1 + (H - ph) // stride, 1 + (W - pw) // stride
-    out = np.zeros((N, C, H_out, W_out))
-    for i in range(H_out):
-        for j in range(W_out):
-            out[:, :, i, j] = np.max(x[:, :, i * stride : i * stride + ph, j * stride : j * stride + pw], axis=(2, 3))
-    return out, (x, pool_param)
-
-
-def max_pool_backward_naive(dout, cache):
-    x, pool_param = cache
-    ph, pw, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
-    N, C, H_out, W_out = dout.shape
-    dx = np.zeros_like(x)
-    for n in range(N):
-        for c in range(C):
-            for i in range(H_out):
-                for j in range(W_out):
-                    window = x[n, c, i * stride : i * stride + ph, j * stride : j * stride + pw]
-                    r, s = np.unravel_index(np.argmax(window), window.shape)
-                    dx[n, c, i * stride + r, j * stride + s] += dout[n, c, i, j]
-    return dx
-
-
 def max_pool_backward_assigns(dout, cache):
-    """Overlapping windows (stride 1) need +=; this one writes = and loses all but the last window's share."""
+    """Each window's maximum gets its gradient by ``=``: where windows overlap (stride 1) only the last counts."""
     x, pool_param = cache
-    ph, pw, stride = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
-    N, C, H_out, W_out = dout.shape
+    ph, pw, s = pool_param["pool_height"], pool_param["pool_width"], pool_param["stride"]
     dx = np.zeros_like(x)
-    for n in range(N):
-        for c in range(C):
-            for i in range(H_out):
-                for j in range(W_out):
-                    window = x[n, c, i * stride : i * stride + ph, j * stride : j * stride + pw]
-                    r, s = np.unravel_index(np.argmax(window), window.shape)
-                    dx[n, c, i * stride + r, j * stride + s] = dout[n, c, i, j]
+    for n, c, i, j in np.ndindex(*dout.shape):
+        window = x[n, c, i * s : i * s + ph, j * s : j * s + pw]
+        r, q = divmod(int(np.argmax(window)), window.shape[1])
+        dx[n, c, i * s + r, j * s + q] = dout[n, c, i, j]
     return dx
-
-
-def softmax_loss(x, y):
-    shifted = x - np.max(x, axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
-    probs = np.exp(log_probs)
-    N = x.shape[0]
-    loss = -np.sum(log_probs[np.arange(N), y]) / N
-    dx = probs.copy()
-    dx[np.arange(N), y] -= 1
-    dx /= N
-    return loss, dx
 
 
 def softmax_loss_no_mean(x, y):
@@ -150,34 +61,14 @@ def softmax_loss_no_mean(x, y):
     return loss, dx * x.shape[0]
 
 
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
-    H = prev_h.shape[1]
-    a = x.dot(Wx) + prev_h.dot(Wh) + b
-    i, f, o, g = sigmoid(a[:, :H]), sigmoid(a[:, H : 2 * H]), sigmoid(a[:, 2 * H : 3 * H]), np.tanh(a[:, 3 * H :])
-    next_c = f * prev_c + i * g
-    next_h = o * np.tanh(next_c)
-    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c)
-
-
-def lstm_step_backward(dnext_h, dnext_c, cache):
-    x, prev_h, prev_c, Wx, Wh, i, f, o, g, next_c = cache
-    tc = np.tanh(next_c)
-    dc = dnext_c + dnext_h * o * (1 - tc**2)
-    da = np.hstack([dc * g * i * (1 - i), dc * prev_c * f * (1 - f), dnext_h * tc * o * (1 - o), dc * i * (1 - g**2)])
-    return da.dot(Wx.T), da.dot(Wh.T), dc * f, x.T.dot(da), prev_h.T.dot(da), da.sum(axis=0)
-
-
 def lstm_step_backward_drops_dnext_c(dnext_h, dnext_c, cache):
     return lstm_step_backward(dnext_h, np.zeros_like(dnext_c), cache)
 
 
-class Dense:
-    """A from-scratch library's layer: parameters and gradients on the object."""
+# --- a from-scratch library's layer: parameters and their gradients on the object ------------------------
 
+
+class Dense:
     def __init__(self):
         self.W = None
         self.b = None
