@@ -80,6 +80,26 @@ class Derivation:
                  the same forward for the namespace ``forward`` cannot run in (``forward(xp,
                  **params)`` as well): each witness then runs the user's own code, and both are
                  checked to agree.
+      data       ``{name: spec}``: inputs that are never differentiated, drawn per example by the
+                 search (shrunk by hypothesis) and handed to forward, gradients and kinks by name:
+                 ``integers(low, high, shape=...)`` ints in [low, high), a bound an int, a dim name
+                 or a dim expression (``integers(0, "C", shape=("N",))`` for class labels);
+                 ``booleans(shape, p=0.5)`` masks; ``one_hot(shape)`` float rows with one 1.0 on the
+                 last axis; ``fixed(array)`` a given array (a copy per call). The points of one
+                 example share its data. ``check(d, at={...})`` takes them as arrays (integer or
+                 bool for integers/booleans). A data shape may introduce dims of its own.
+      hyper      ``{name: [value, ...]}``: a grid per hyperparameter (numbers, strings, tuples,
+                 dicts); each example takes one value of each (``sampled_from``, shrinking toward
+                 the first), handed to every call by name. An int hyperparameter may appear in
+                 dims (``"(H+2*pad-K)//stride+1"``); a configuration under which no sizes make every
+                 dim >= 1 is never drawn. At ``at=`` a value may be given by name (default: the
+                 first of its grid).
+      seed       ``True``: forward and gradients (and kinks) also take ``seed=<int>``, one per
+                 example, the same int in every call there, so a random forward (dropout) is a
+                 function of the parameters at a point. Replayed with it (``forward_seed=`` in a
+                 replay spec; ``seed=`` at ``at=``, default 0).
+      The hyperparameters, data and seed of a counterexample are in every report and in its replay
+      command (``--replay "N=2,C=3,mode='train',y=[2,0],forward_seed=5,seed=7"``).
 
     Code in the usual conventions, pasted unchanged (analytic/_adapters.py):
     ``Derivation.from_forward_backward(name, forward, backward, shapes=..., outputs=1)`` for

@@ -19,6 +19,7 @@ from verigrad.checks.report.junit import render_junit
 from verigrad.checks.report.markdown import render_markdown
 from verigrad.checks.report.terminal import render
 from verigrad.checks.search import parse_replay
+from verigrad.checks.search.database import known_failures
 from verigrad.checks.search.inputs import bind_spec
 from verigrad.checks.search.points import sizes_strategy
 
@@ -381,3 +382,28 @@ def test_a_derivation_without_inputs_is_unchanged():
         bound, same = bind_spec(d, sizes)
         assert bound is d and same == sizes
         _draws_plain_sizes(d)
+
+
+def test_a_failure_with_inputs_is_saved_and_tried_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI", raising=False)
+    d = labels_derivation("labels_db", first_class_only=True)
+    first = check(d, seed=3, database=True)
+    (spec, _), *_ = known_failures(d, None).entries()
+    assert spec["y"] == first.data["y"].tolist() and spec["N"] == first.shapes["N"]
+    second = check(d, seed=4, database=True)
+    assert second.status == Status.FAIL and second.examples == 1  # the saved one, tried first
+    assert second.data["y"].tolist() == first.data["y"].tolist()
+
+
+def test_the_data_follow_the_sizes_where_the_diagnosis_looks_elsewhere():
+    d = labels_derivation("labels_elsewhere")
+    bound, sizes = bind_spec(d, {"N": 2, "C": 3, "y": [2, 1]})
+    assert sizes == {"N": 2, "C": 3}
+    calls = []
+    inner = bound.gradients.fn
+    bound.gradients.fn = lambda Z, y: calls.append(y.copy()) or inner(Z, y)
+    bound.gradients(Z=np.zeros((2, 3)))
+    bound.gradients(Z=np.zeros((4, 2)))
+    assert calls[0].tolist() == [2, 1]  # the example's own labels
+    assert calls[1].shape == (4,) and calls[1].min() >= 0 and calls[1].max() < 2  # drawn at N=4, C=2
