@@ -284,7 +284,7 @@ def moded(name):
     return Derivation(
         name=name,
         shapes={"x": ("N",)},
-        hyper={"mode": ["train", "test"], "conv_param": [{"scale": 2.0, "name": "it's"}]},
+        hyper={"mode": ["train", "test"], "conv_param": [{"scale": 2.0, "name": "it's a, b"}]},
         output=("N",),
         forward=forward,
         gradients=gradients,
@@ -298,11 +298,11 @@ def test_strings_and_dicts_round_trip_through_the_replay_and_every_report():
     again = replayed(d, report.replay)
     assert again.status == Status.FAIL and again.hyper == report.hyper
     run = RunReport([report], seed=3)
-    said = "mode='test', conv_param={'scale': 2.0, 'name': \"it's\"}"
+    said = "mode='test', conv_param={'scale': 2.0, 'name': \"it's a, b\"}"
     for text in (render(run), render_markdown(run), render_junit(run), render_html(run)):
         assert said in html.unescape(text).replace("\\", ""), text  # each view's escaping undone
     doc = json.loads(json.dumps(run.to_dict()))["derivations"][0]
-    assert doc["hyper"] == {"mode": "test", "conv_param": {"scale": 2.0, "name": "it's"}}
+    assert doc["hyper"] == {"mode": "test", "conv_param": {"scale": 2.0, "name": "it's a, b"}}
     assert doc["counterexample"]["hyper"]["mode"] == "test"
 
 
@@ -407,3 +407,13 @@ def test_the_data_follow_the_sizes_where_the_diagnosis_looks_elsewhere():
     bound.gradients(Z=np.zeros((4, 2)))
     assert calls[0].tolist() == [2, 1]  # the example's own labels
     assert calls[1].shape == (4,) and calls[1].min() >= 0 and calls[1].max() < 2  # drawn at N=4, C=2
+
+
+def test_draw_point_at_sizes_alone_takes_defaults():
+    from verigrad import draw_point
+
+    d = conv("conv1d_draw", conv_gradients, {"stride": [2, 1], "pad": [1, 0]})
+    point = draw_point(d, {"N": 1, "H": 4, "K": 2}, 0)
+    assert point.hyper == {"stride": 2, "pad": 1} and point.params["x"].shape == (1, 4)
+    labelled = draw_point(labels_derivation("labels_draw"), {"N": 3, "C": 2}, 0)
+    assert labelled.data["y"].shape == (3,) and set(labelled.data["y"].tolist()) <= {0, 1}

@@ -107,11 +107,13 @@ def spec_strategy(derivation: Derivation, max_size: int | None = None) -> st.Sea
 
 
 def split_spec(derivation: Derivation, spec: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, Any], dict[str, Any], int | None]:
-    """(sizes, hyperparameters, data, forward seed) of a spec; KeyError naming what it lacks."""
+    """(sizes, hyperparameters, data, forward seed) of a spec. Where it gives the sizes alone
+    (``draw_point(d, sizes, seed)``), a hyperparameter takes the first value of its grid and the forward
+    seed 0; data it does not give are left out (``bind_spec`` draws them); KeyError for a missing size."""
     sizes = {d: int(spec[d]) for d in derivation.symbols}
-    hyper = {h: spec[h] for h in derivation.hyper}
-    data = {n: spec[n] for n, s in derivation.data.items() if s.drawn}
-    return sizes, hyper, data, (int(spec[FORWARD_SEED]) if derivation.seed else None)
+    hyper = {h: spec.get(h, grid[0]) for h, grid in derivation.hyper.items()}
+    data = {n: spec[n] for n, s in derivation.data.items() if s.drawn and n in spec}
+    return sizes, hyper, data, (int(spec.get(FORWARD_SEED, 0)) if derivation.seed else None)
 
 
 def free_sizes(derivation: Derivation, spec: Mapping[str, Any]) -> dict[str, int]:
@@ -126,6 +128,11 @@ def bind_spec(derivation: Derivation, spec: Mapping[str, Any]) -> tuple[Derivati
     sizes, hyper, data, seed = split_spec(derivation, spec)
     config = configure(derivation, hyper)
     arrays = {n: np.asarray(v, dtype=_dtype(config.data[n].kind)) for n, v in data.items()}
+    missing = [n for n, s in config.data.items() if s.drawn and n not in arrays]
+    if missing:  # sizes alone: the data drawn from a generator seeded by the sizes and the forward seed
+        rng = np.random.default_rng([seed or 0, *sizes.values()])
+        for n in missing:
+            arrays[n] = config.data[n].draw(resolve(config.data[n].shape, sizes, derivation.name), sizes, rng)
     return bind(config, sizes, arrays, seed), sizes
 
 

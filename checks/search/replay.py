@@ -15,12 +15,11 @@ from verigrad.checks.search.inputs import check_spec
 
 def _literal(value: Any) -> str:
     """A hyperparameter's value or a data array as a Python literal (arrays as nested lists)."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    text = literal_text(value)
+    array = isinstance(value, np.ndarray)
+    text = literal_text(value.tolist() if array else value)
     if text is None:
         raise ValueError(f"{value!r} cannot be written in a replay spec")
-    return text.replace(" ", "")
+    return text.replace(" ", "") if array else text  # an array holds numbers or bools only: no spaces needed
 
 
 def replay_spec(sizes: Mapping[str, Any], seed: int) -> str:
