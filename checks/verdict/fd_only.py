@@ -27,7 +27,7 @@ from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, mutation_warnings, nondeterministic
 from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
-from verigrad.checks.verdict.point import Prepared, blank_report, conclude, error_report, inner_length, judge_param
+from verigrad.checks.verdict.point import Checked, Prepared, blank_report, conclude, error_report, inner_length, judge_param
 from verigrad.reference import (
     NUMPY,
     TORCH,
@@ -84,14 +84,22 @@ def forward_problem_in(derivation: Derivation, namespace: str, params: dict[str,
     return f1, None
 
 
-def _gradients(derivation: Derivation, point: Point, rep: Report, started: float):
-    """(analytic gradients, exception text) at the point (a warning if they wrote into their arguments), or
-    the error report if they are not a function of the point."""
+def _checked(derivation: Derivation, point: Point, namespace: str, rep: Report) -> Checked | Report:
+    """The checks before the references, in ``namespace``: a finite deterministic forward that leaves its
+    inputs alone, and the analytic gradients (a warning if they wrote into their arguments; an error if they
+    are not a function of the point)."""
+    started = time.perf_counter()
+    params = copies(point.params)
+    g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
+    f0, problem = forward_problem_in(derivation, namespace, params, g_out)
+    if problem:
+        return error_report(rep, problem, started)
     analytic, raised, modified = call_gradients(derivation, point)
     rep.warnings.extend(mutation_warnings(modified))  # judged all the same: they were handed copies
     if raised is None and analytic is not None and (changing := nondeterministic(derivation, point, analytic)):
         return error_report(rep, changing, started)
-    return analytic, raised
+    total = inner_length(derivation, point.sizes)
+    return Checked(rep=rep, started=started, params=params, grad_output=g_out, analytic=analytic, raised=raised, total_dims=total, f0=f0)
 
 
 def refine_where_analytic_disagrees(analytic) -> object:
@@ -130,64 +138,47 @@ def two_witnesses(name: str, analytic, fd: FDEstimate, total_dims: int) -> Gradi
 
 def numpy_only(derivation: Derivation, point: Point, *, seed: int = 0) -> Report:
     """Two witnesses: the hand-derived gradients and finite differences in NumPy float64."""
-    started = time.perf_counter()
     rep = blank_report(derivation, point, "exhaustive")
     rep.autograd_available, rep.namespace = False, NUMPY
     rep.warnings.append(NO_AUTOGRAD)
-    params = copies(point.params)
-    g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
-    f0, problem = forward_problem_in(derivation, NUMPY, params, g_out)
-    if problem:
-        return error_report(rep, problem, started)
-    got = _gradients(derivation, point, rep, started)
-    if isinstance(got, Report):
-        return got
-    analytic, raised = got
+    c = _checked(derivation, point, NUMPY, rep)
+    if isinstance(c, Report):
+        return c
     try:
-        ev = BatchedObjective(derivation, params, g_out, f0=f0)
-        refine = refine_where_analytic_disagrees(None if raised else analytic)
-        fd = finite_differences(derivation, params, g_out, refine=refine, seed=seed, evaluator=ev)
+        ev = BatchedObjective(derivation, c.params, c.grad_output, f0=c.f0)
+        refine = refine_where_analytic_disagrees(None if c.raised else c.analytic)
+        fd = finite_differences(derivation, c.params, c.grad_output, refine=refine, seed=seed, evaluator=ev)
     except ForwardError as e:
-        return error_report(rep, str(e), started)
+        return error_report(rep, str(e), c.started)
     rep.evaluations = fd.evaluations
-    total = inner_length(derivation, point.sizes)
     for name in derivation.check:
-        if raised is not None:  # the reference shown is the finite difference
-            prep = Prepared(rep=rep, started=started, params=params, grad_output=g_out, analytic=None, raised=raised,
-                            auto={name: fd.gradients[name].value}, sigma={}, total_dims=total, f0=f0)
-            g = judge_param(prep, name, fd.gradients[name])
+        est = fd.gradients[name]
+        if c.raised is not None:  # the reference shown is the finite difference
+            g = judge_param(Prepared(**vars(c), auto={name: est.value}, sigma={}), name, est)
         else:
-            g = two_witnesses(name, analytic.get(name), fd.gradients[name], total)
+            g = two_witnesses(name, c.analytic.get(name), est, c.total_dims)
         rep.gradients.append(g)
-    return conclude(rep, started)
+    return conclude(rep, c.started)
 
 
 def torch_only(derivation: Derivation, point: Point, *, seed: int = 0, device: str = "cpu") -> Report:
     """Three witnesses without NumPy: autograd, and finite differences evaluated in torch float64."""
-    started = time.perf_counter()
     rep = blank_report(derivation, point, "exhaustive")
     rep.namespace = TORCH
-    params = copies(point.params)
-    g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
-    f0, problem = forward_problem_in(derivation, TORCH, params, g_out)
-    if problem:
-        return error_report(rep, problem, started)
-    got = _gradients(derivation, point, rep, started)
-    if isinstance(got, Report):
-        return got
-    analytic, raised = got
+    c = _checked(derivation, point, TORCH, rep)
+    if isinstance(c, Report):
+        return c
     try:
-        auto = autograd_gradients(derivation, params, g_out, device=device)
+        auto = autograd_gradients(derivation, c.params, c.grad_output, device=device)
         probes: list = []
         sigma = autograd_noise(derivation, point, np.random.default_rng(seed), device, probes, at_base=auto)
-        if analytic is not None and raised is None:
-            sigma = with_analytic_noise(derivation, sigma, analytic, probes, auto)
-        ev = TorchObjective(derivation, params, g_out, f0=f0)
-        fd = finite_differences(derivation, params, g_out, refine=refine_where_autograd_disagrees(auto), seed=seed, evaluator=ev)
+        if c.analytic is not None and c.raised is None:
+            sigma = with_analytic_noise(derivation, sigma, c.analytic, probes, auto)
+        ev = TorchObjective(derivation, c.params, c.grad_output, f0=c.f0)
+        fd = finite_differences(derivation, c.params, c.grad_output, refine=refine_where_autograd_disagrees(auto), seed=seed, evaluator=ev)
     except ForwardError as e:
-        return error_report(rep, str(e), started)
-    prep = Prepared(rep=rep, started=started, params=params, grad_output=g_out, analytic=analytic, raised=raised, auto=auto,
-                    sigma=sigma, total_dims=inner_length(derivation, point.sizes), f0=f0)
+        return error_report(rep, str(e), c.started)
     rep.evaluations = fd.evaluations
+    prep = Prepared(**vars(c), auto=auto, sigma=sigma)
     rep.gradients.extend(judge_param(prep, name, fd.gradients[name]) for name in derivation.check)
-    return conclude(rep, started)
+    return conclude(rep, c.started)
