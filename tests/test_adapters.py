@@ -195,3 +195,47 @@ def test_loss_returning_only_a_number_is_one_error_line():
     d = Derivation.from_loss("just_loss", lambda x: float(np.sum(x**2)), shapes={"x": ("N",)})
     r = checked(d, examples=1)
     assert r.status == ERROR and "expected (loss, dx)" in r.message
+
+
+# --- with data= and hyper=: labels drawn per point, configurations searched -----------------------------
+
+
+def test_softmax_loss_with_integer_labels_right_passes_and_a_missing_mean_fails():
+    from verigrad.analytic import integers
+
+    labels = {"y": integers(0, "C", shape=("N",))}
+    dims = {"N": (1, 3), "C": (1, 4)}
+    r = checked(Derivation.from_loss("softmax_loss", L.softmax_loss, shapes={"x": ("N", "C")}, data=labels, dims=dims))
+    assert r.status == PASS, r.message
+    r = checked(Derivation.from_loss("softmax_no_mean", L.softmax_loss_no_mean, shapes={"x": ("N", "C")}, data=labels, dims=dims))
+    assert r.status == FAIL and failing(r) == ["x"]
+    assert "y" in r.counterexample["data"]
+
+
+CONV_GRID = [{"stride": 1, "pad": 1}, {"stride": 1, "pad": 0}, {"stride": 2, "pad": 1}]
+CONV_K = {"x": ("N", "C", "H", "W"), "w": ("F", "C", "K", "K"), "b": ("F",)}
+CONV_K_DIMS = {"N": (1, 2), "C": (1, 2), "H": (3, 4), "W": (3, 4), "F": (1, 2), "K": (1, 3)}
+
+
+def test_convolution_configurations_are_searched_and_the_one_that_is_wrong_is_reported():
+    right = Derivation.from_forward_backward(
+        "conv", L.conv_forward_naive, L.conv_backward_naive, shapes=CONV_K, hyper={"conv_param": CONV_GRID}, dims=CONV_K_DIMS
+    )
+    assert checked(right, examples=6).status == PASS
+    wrong = Derivation.from_forward_backward(
+        "conv_pad0", L.conv_forward_naive, L.conv_backward_wrong_at_pad0, shapes=CONV_K, hyper={"conv_param": CONV_GRID}, dims=CONV_K_DIMS
+    )
+    r = checked(wrong, examples=10)
+    assert r.status == FAIL and failing(r) == ["w"]
+    assert r.counterexample["hyper"]["conv_param"]["pad"] == 0
+    assert "conv_param=" in r.replay
+
+
+def test_max_pool_assignment_is_caught_with_overlapping_windows_in_the_counterexample():
+    grid = [{"pool_height": 2, "pool_width": 2, "stride": 2}, {"pool_height": 2, "pool_width": 2, "stride": 1}]
+    d = Derivation.from_forward_backward(
+        "pool_assign", L.max_pool_forward_naive, L.max_pool_backward_assigns, shapes={"x": ("N", "C", "H", "W")},
+        hyper={"pool_param": grid}, dims=POOL_DIMS,
+    )
+    r = checked(d, examples=10)
+    assert r.status == FAIL and r.counterexample["hyper"]["pool_param"]["stride"] == 1
