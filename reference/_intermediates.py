@@ -65,10 +65,15 @@ class _Keep(TorchFunctionMode):
         super().__init__()
         self.file = file
         self.kept: list[tuple[torch.Tensor, str | None, int]] = []  # tensor, source text, line
+        self.op_errors: set[int] = set()  # exceptions the forward's own operations raised
         self.cut = False
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
+        try:
+            out = func(*args, **(kwargs or {}))
+        except Exception as e:  # the user's operation (its error passes through this frame unchanged)
+            self.op_errors.add(id(e))
+            raise
         if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():
             frame = _user_frame(sys._getframe(1), self.file)
             if frame is not None:
@@ -179,7 +184,7 @@ def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad
         with keep:
             f = objective(derivation, torch_xp, leaves, g)
     except Exception as e:  # the forward is user code (a bug of the recording here propagates)
-        if _innermost_file(e) == __file__:
+        if _innermost_file(e) == __file__ and id(e) not in keep.op_errors:
             raise
         return Intermediates(problem=f"the forward raised under torch: {_one_line(e)}")
     finally:

@@ -233,3 +233,9 @@ def test_gradients_found_failing_at_different_sizes_each_point_at_their_own_line
     assert found["W"][0] == line_of(CASES, "grad_W = X[:2].T @ r[:2]")
     assert report.gradients[1].counterexample["shapes"]["N"] >= 3  # W is right for N ≤ 2: found in a later round
     assert all("inherit" not in sentence for _, sentence in found.values())
+
+
+def test_a_backward_returning_a_tuple_through_the_adapter():
+    report = at_larger(cases.adapter_slip)
+    line = line_of(CASES, "dw = 2.0 * x.T @ dout")
+    assert slips(report) == {"w": (line, f"line {line} `dw = 2.0 * x.T @ dout` is 2 × ∂f/∂w")}

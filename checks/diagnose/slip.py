@@ -22,7 +22,7 @@ Gradients whose slip is the same line share it: the sentence says which of them 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +30,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.diagnose import slip_trace
 from verigrad.checks.diagnose.slip_match import Matcher, Ref, references
-from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, Tracer, passes_through, rerun, trace, writes_into
+from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, Tracer, as_float, passes_through, rerun, trace, writes_into
 from verigrad.checks.report import GradientReport, Mark, Point, Problem, Report, Slip, TraceStep
 from verigrad.checks.verdict.thresholds import MAX_SUBSTITUTES, MAX_TRACE_SHOWN
 from verigrad.reference import intermediates
@@ -45,11 +45,18 @@ def _top_code(derivation: Derivation):
     return getattr(fn, "__code__", None) or getattr(vars(type(fn)).get("__call__"), "__code__", None)
 
 
-def _call(derivation: Derivation, point: Point):
+def _call(derivation: Derivation, point: Point, returned: dict[str, object]):
+    """The call of the user's gradients at ``point``; what it returns is put in ``returned``."""
     args = {k: np.array(v, dtype=np.float64, copy=True) for k, v in point.params.items()}
     if derivation.is_layer:
         args["grad_output"] = np.array(point.grad_output, dtype=np.float64, copy=True)
-    return lambda: derivation.gradients(**args)
+
+    def call() -> None:
+        out = derivation.gradients(**args)
+        if isinstance(out, Mapping):
+            returned.update(out)
+
+    return call
 
 
 def _raised_by_tracer(e: BaseException) -> bool:
@@ -80,7 +87,8 @@ def locate_slips(derivation: Derivation, point: Point, failing: Sequence[Gradien
         return
     refs = intermediates(derivation, point.params, point.grad_output)
     try:
-        traced = trace(top, _call(derivation, point))
+        returned: dict[str, object] = {}
+        traced = trace(top, _call(derivation, point, returned))
     except Exception as e:  # the user's gradients, called once more under the trace (a bug of the tracer propagates)
         if _raised_by_tracer(e):
             raise
@@ -89,13 +97,26 @@ def locate_slips(derivation: Derivation, point: Point, failing: Sequence[Gradien
         return
     matcher = Matcher(references(refs), numeric, derivation, point)
     for g in numeric:
-        _one(derivation, g, traced, refs, matcher)
+        _one(g, _final(derivation, g.param, traced, returned), traced, refs, matcher)
 
 
-def _one(derivation: Derivation, g: GradientReport, traced: Tracer, refs, matcher: Matcher) -> None:
-    key = g.param if derivation.torch_function is None else derivation.params.index(g.param)
+def _final(derivation: Derivation, param: str, traced: Tracer, returned: Mapping[str, object]) -> Step | None:
+    """The step that made the returned ∂f/∂param: the entry of that key (of that position, for a Function's
+    backward), else the step that made the very object the gradients returned for it (an adapter's backward
+    returns a tuple or one array), else the returned entry with its values."""
     entries = traced.entries or {}
-    final = entries.get(key)
+    key = param if derivation.torch_function is None else derivation.params.index(param)
+    if key in entries:
+        return entries[key]
+    made = traced.made(returned.get(param))
+    if made is not None:
+        return made
+    value = as_float(returned.get(param))
+    same = [s for s in entries.values() if value is not None and s.value.shape == value.shape and np.array_equal(s.value, value)]
+    return same[0] if same else None
+
+
+def _one(g: GradientReport, final: Step | None, traced: Tracer, refs, matcher: Matcher) -> None:
     if final is None:
         g.slip_reason = f"the returned ∂f/∂{g.param} was not computed by a traced line of {traced.file}"
         return

@@ -151,6 +151,11 @@ class Tracer:
         self.producer[id(obj)] = (obj, step)
         return step
 
+    def made(self, obj: Any) -> Step | None:
+        """The step that made this very object (its values still those it made), or None."""
+        value = as_float(obj)
+        return None if value is None else self._made(obj, value)
+
     def _made(self, obj: Any, value: np.ndarray) -> Step | None:
         """The step that made this very object, if its values are still the ones it made."""
         held = self.producer.get(id(obj))

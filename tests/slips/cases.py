@@ -142,3 +142,19 @@ def two_slips_gradients(X, W):
 
 
 two_slips = Derivation(name="two_slips", shapes={"X": ("N", "D"), "W": ("D", "M")}, forward=square_forward, gradients=two_slips_gradients)
+
+
+# --- code in the forward(...) -> (out, cache) / backward(dout, cache) convention, through the adapter ----------
+def affine_forward(x, w):
+    out = x @ w
+    return out, (x, w)
+
+
+def affine_backward(dout, cache):
+    x, w = cache
+    dx = dout @ w.T
+    dw = 2.0 * x.T @ dout
+    return dx, dw
+
+
+adapter_slip = Derivation.from_forward_backward("adapter_slip", affine_forward, affine_backward, shapes={"x": ("N", "D"), "w": ("D", "M")})
