@@ -19,6 +19,10 @@ NAMES: tuple[str, ...] = (
     "leaky_relu_regression",
     "batch_norm_train",
     "lstm_step",
+    "conv2d",
+    "max_pool",
+    "softmax_cross_entropy_labels",
+    "dropout",
 )
 
 

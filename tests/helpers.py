@@ -24,6 +24,9 @@ def altered(base: Derivation, name: str, change: Callable[[dict, dict], dict]) -
         kinks=base.kinks,
         ranges=base.ranges,
         dims=base.dims,
+        data=base.data,
+        hyper=base.hyper,
+        seed=base.seed,
     )
 
 

@@ -4,13 +4,19 @@ labels, dropout): each passes, and a typical mistake in each fails, at the confi
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
 
 from verigrad import analytic
+from verigrad.analytic import FORWARD_SEED, configure, resolve
 from verigrad.checks import check
 from verigrad.checks.report import Blame, Status
+from verigrad.checks.search import draw_point
+from verigrad.checks.search.inputs import bound_for
+from verigrad.checks.verdict import evaluate, evaluate_group
+from verigrad.reference import autograd_gradients
 
 REACH = ("conv2d", "max_pool", "batch_norm_train", "lstm_step", "softmax_cross_entropy_labels", "dropout")
 #: Search budget per derivation: enough sizes and configurations to meet every grid value, quick under CI.
@@ -54,6 +60,48 @@ def test_reach_builtin_passes_the_property_search(name):
     assert report.passed, report.message
     assert report.examples == EXAMPLES
     assert {g.param for g in report.gradients} == set(d.params)
+
+
+# --- at every configuration of a grid: the formulas equal autograd, a stack of points the points alone ---
+
+WITH_INPUTS = ("conv2d", "max_pool", "softmax_cross_entropy_labels", "dropout")
+POINTS = 3
+
+
+def configurations(d) -> list[dict]:
+    """Every combination of one value per hyperparameter ([{}] without any)."""
+    names = list(d.hyper)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(d.hyper[n] for n in names))]
+
+
+def spec_at(d, hyper: dict, seed: int) -> dict:
+    """An example's spec under ``hyper``: sizes drawn in the configured ranges until every dim is >= 1, data
+    drawn at those sizes, and a forward seed for a seeded derivation."""
+    c = configure(d, hyper)
+    rng = np.random.default_rng(seed)
+    while True:
+        sizes = {s: int(rng.integers(c.dim_range(s)[0], c.dim_range(s)[1] + 1)) for s in c.symbols}
+        if c.valid_sizes(sizes):
+            break
+    data = {n: spec.draw(resolve(spec.shape, sizes), sizes, rng) for n, spec in c.data.items() if spec.drawn}
+    return {**sizes, **hyper, **data, **({FORWARD_SEED: seed} if d.seed else {})}
+
+
+@pytest.mark.parametrize("name", WITH_INPUTS)
+def test_at_every_configuration_formulas_equal_autograd_and_stacks_equal_single_points(name):
+    d = builtin(name)
+    assert d.has_inputs
+    for k, hyper in enumerate(configurations(d)):
+        points = [draw_point(d, spec_at(d, hyper, k), seed=10 * k + j) for j in range(POINTS)]
+        bound = bound_for(d, points[0])
+        for p in points:
+            extra = {"grad_output": p.grad_output} if bound.is_layer else {}
+            ours, torchs = bound.gradients(**p.params, **extra), autograd_gradients(bound, p.params, p.grad_output)
+            for n in bound.check:
+                scale = float(np.max(np.abs(torchs[n]), initial=0.0))
+                np.testing.assert_allclose(ours[n], torchs[n], rtol=1e-12, atol=1e-12 * scale, err_msg=f"{hyper} ∂f/∂{n}")
+        together, alone = list(evaluate_group(bound, points)), [evaluate(bound, p) for p in points]
+        assert [r.status for r in together] == [r.status for r in alone] == [Status.PASS] * POINTS, hyper
 
 
 # --- one typical mistake per built-in ------------------------------------------------------------
@@ -118,6 +166,21 @@ def _dropout_unscaled(X, p, seed, grad_output):
     return {"X": grad_output * (np.random.default_rng(seed).random(X.shape) >= p)}
 
 
+def _counterexample(report, key: str) -> dict:
+    """The failing gradient's own counterexample entry ``key`` (hyper, data, forward_seed)."""
+    return report.failures[0].counterexample[key]
+
+
+#: Where each mistake lives, read off the failing gradient's counterexample.
+WHERE = {
+    "conv2d": lambda r: _counterexample(r, "hyper")["stride"] == 2,
+    "max_pool": lambda r: _counterexample(r, "hyper")["stride"] < _counterexample(r, "hyper")["size"],
+    "batch_norm_train": lambda r: True,
+    "lstm_step": lambda r: True,
+    "softmax_cross_entropy_labels": lambda r: np.any(np.asarray(_counterexample(r, "data")["y"]) != 0),
+    "dropout": lambda r: _counterexample(r, "forward_seed") is not None,
+}
+
 MISTAKES = {
     "conv2d": (_conv_scatter_ignores_stride, {"x"}),
     "max_pool": (_pool_assigns, {"x"}),
@@ -140,3 +203,26 @@ def test_planted_mistake_fails_and_names_the_parameter(name):
     assert report.status == Status.FAIL
     assert {g.param for g in report.failures} == params
     assert all(g.blame == Blame.ANALYTIC for g in report.failures)
+    assert WHERE[name](report), report.failures[0].counterexample
+
+
+#: Grids without the configurations a mistake lives in: there the wrong gradient is right.
+WHERE_RIGHT = {"conv2d": {"stride": [1], "pad": [0, 1]}, "max_pool": {"size": [2, 3], "stride": [3]}}
+
+
+@pytest.mark.parametrize("name", sorted(WHERE_RIGHT))
+def test_planted_mistake_passes_on_a_grid_without_its_configuration(name):
+    change, _ = MISTAKES[name]
+    d = dataclasses.replace(wrong(name, change), hyper=WHERE_RIGHT[name])
+    report = check(d, examples=EXAMPLES, seed=SEED, database=False)
+    assert report.passed, report.message
+
+
+def test_max_pool_tie_is_nondifferentiable_not_a_failure():
+    # Two equal maxima in the window at rows 1, columns 1–2: the forward's derivative there does not exist
+    # (one-sided slopes G and 0); the declared kinks make those two entries nondifferentiable.
+    x = np.random.default_rng(0).standard_normal((1, 1, 3, 3))
+    x[0, 0, 1, 1] = x[0, 0, 1, 2] = 5.0
+    report = check(builtin("max_pool"), at={"x": x, "size": 2, "stride": 1})
+    assert report.passed, report.message
+    assert sorted(map(tuple, report.gradients[0].nondifferentiable)) == [(0, 0, 1, 1), (0, 0, 1, 2)]

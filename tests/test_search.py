@@ -22,7 +22,7 @@ def test_every_builtin_passes_the_property_search(d):
 @pytest.mark.parametrize("d", BUILTINS, ids=lambda d: d.name)
 def test_a_planted_single_entry_error_fails_and_names_the_parameter(d):
     param = d.check[min(1, len(d.check) - 1)]
-    wrong = altered(d, d.name + "_planted", plant(param, (0, 0)[: len(d.shapes[param])], 1e-3))
+    wrong = altered(d, d.name + "_planted", plant(param, (0,) * len(d.shapes[param]), 1e-3))
     report = check(wrong, examples=20, seed=7, database=False)
     assert report.status == "fail"
     failed = [g.param for g in report.failures]
