@@ -13,7 +13,6 @@ step made (``b = a``, a helper's result) is an alias of that step.
 from __future__ import annotations
 
 import ast
-import functools
 import linecache
 import sys
 from collections.abc import Mapping
@@ -65,37 +64,36 @@ class Step:
     order: int = 0
 
 
-@functools.cache
-def _tree(file: str) -> ast.Module | None:
-    try:
-        return ast.parse(_text(file))
-    except SyntaxError:
-        return None
+class _Source:
+    """The text of the traced file as it is now (read again for each trace, so an edited file is seen), its syntax
+    tree, and the statement at each line."""
 
+    def __init__(self, file: str) -> None:
+        linecache.checkcache(file)
+        self.text = "".join(linecache.getlines(file))
+        try:
+            self.tree: ast.Module | None = ast.parse(self.text)
+        except SyntaxError:
+            self.tree = None
+        self._at: dict[int, ast.stmt | None] = {}
 
-@functools.cache
-def _statement(file: str, line: int) -> ast.stmt | None:
-    """The innermost simple statement of ``file`` that contains ``line`` (a compound statement's header counts)."""
-    tree = _tree(file)
-    best = None
-    for node in ast.walk(tree) if tree is not None else ():
-        if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or node.lineno):
-            if best is None or node.lineno >= best.lineno:
-                body = getattr(node, "body", None)
-                if body and isinstance(body, list) and body[0].lineno <= line:
-                    continue  # the line is in the body of this compound statement
-                best = node
-    return best
+    def statement(self, line: int) -> ast.stmt | None:
+        """The innermost simple statement that contains ``line`` (a compound statement's header counts)."""
+        if line not in self._at:
+            best = None
+            for node in ast.walk(self.tree) if self.tree is not None else ():
+                if isinstance(node, ast.stmt) and node.lineno <= line <= (node.end_lineno or node.lineno):
+                    body = getattr(node, "body", None)
+                    if body and isinstance(body, list) and body[0].lineno <= line:
+                        continue  # the line is in the body of this compound statement
+                    if best is None or node.lineno >= best.lineno:
+                        best = node
+            self._at[line] = best
+        return self._at[line]
 
-
-@functools.cache
-def _text(file: str) -> str:
-    return "".join(linecache.getlines(file))
-
-
-def _source(file: str, node: ast.AST) -> str:
-    text = ast.get_source_segment(_text(file), node) or ""
-    return " ".join(text.split())
+    def segment(self, node: ast.AST) -> str:
+        """The node's source text on one line."""
+        return " ".join((ast.get_source_segment(self.text, node) or "").split())
 
 
 def _in_place(node: ast.AST) -> set[str]:
@@ -135,6 +133,7 @@ class Tracer:
 
     def __init__(self, top: CodeType) -> None:
         self.top, self.file = top, top.co_filename
+        self.src = _Source(self.file)
         self.steps: list[Step] = []
         self.producer: dict[int, tuple[Any, Step]] = {}  # id(object) -> (the object, kept alive; the last step that made it)
         self.frames: dict[FrameType, _Frame] = {}
@@ -185,7 +184,7 @@ class Tracer:
         if state is None:
             return None
         if event == "line":
-            node = _statement(self.file, frame.f_lineno)
+            node = self.src.statement(frame.f_lineno)
             if node is None or node is not state.node:
                 self._finish(frame, state)
                 self._begin(frame, state, node)
@@ -222,15 +221,15 @@ class Tracer:
             state.known[name] = (id(obj), value)
             made = None if name in written else self._made(obj, value)
             if made is not None:
-                self._add(Step(ALIAS, self.file, state.line, name, _source(self.file, state.node), value, alias=made), obj)
+                self._add(Step(ALIAS, self.file, state.line, name, self.src.segment(state.node), value, alias=made), obj)
                 continue
-            step = Step(ASSIGN, self.file, state.line, name, _source(self.file, state.node), value, dict(state.reads),
+            step = Step(ASSIGN, self.file, state.line, name, self.src.segment(state.node), value, dict(state.reads),
                         node=state.node, env=state.env, globals=frame.f_globals)
             self._add(step, obj)
         state.node = None
 
     def _returned(self, frame: FrameType, state: _Frame, value: Any) -> None:
-        ret = _statement(self.file, state.line) if state.line else None
+        ret = self.src.statement(state.line) if state.line else None
         expr = ret.value if isinstance(ret, ast.Return) else None
         if isinstance(value, Mapping):
             items, nodes = list(value.items()), _dict_nodes(expr)
@@ -251,7 +250,7 @@ class Tracer:
             elif node is not None:
                 reads = self._reads_at_return(frame, state, node)
                 line = node.lineno
-                text = _source(self.file, node)
+                text = self.src.segment(node)
                 label = f"{key!r}: {text}" if isinstance(key, str) else text
                 entries[key] = self._add(Step(ENTRY, self.file, line, str(key), label, arr, reads, node=node,
                                               env=state.env, globals=frame.f_globals), obj)
