@@ -6,6 +6,9 @@ the configuration it is wrong at in its counterexample, and pass on the grid wit
 from __future__ import annotations
 
 import dataclasses
+import re
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +22,8 @@ COURSE = Path(__file__).resolve().parents[1] / "examples" / "course"
 #: Sizes tried per derivation: the NumPy-only loops are slow under finite differences, and a few sizes
 #: already meet every configuration of the grids (4 of conv_param, 3 of pool_param).
 EXAMPLES, SEED = 8, 3
+#: The command as installed, run with this interpreter.
+VERIGRAD = (sys.executable, "-m", "verigrad.checks")
 RIGHT = ("affine", "relu", "batchnorm", "conv", "max_pool", "softmax_loss", "lstm_step")
 
 
@@ -77,3 +82,16 @@ def test_pool_backward_wrong_only_with_overlapping_windows_is_caught_there(load)
     assert found["stride"] < found["pool_height"], found
     side_by_side = [c for c in d.hyper["pool_param"] if c["stride"] >= c["pool_height"]]
     assert check(dataclasses.replace(d, hyper={"pool_param": side_by_side}), examples=EXAMPLES, seed=SEED, database=False).passed
+
+
+def test_the_command_finds_the_pad_0_bug_and_its_replay_reproduces_it():
+    # As a user runs it: the file from the command line, the failure's replay command run as printed.
+    root = COURSE.parents[1]
+    run = lambda args: subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=300, check=False)
+    first = run([*VERIGRAD, "check", "examples/course/wrong_conv_pad.py", "--examples", str(EXAMPLES), "--seed", str(SEED), "--no-color"])
+    assert first.returncode == 1, first.stderr
+    assert re.search(r"conv_param=\{'stride': \d, 'pad': 0\}", first.stdout), first.stdout
+    replay = next(line.split("replay: ", 1)[1] for line in first.stdout.splitlines() if "replay: verigrad check" in line)
+    again = run([*VERIGRAD, *shlex.split(replay)[1:], "--no-color"])
+    assert again.returncode == 1, again.stderr
+    assert "FAIL conv_pad_slice: ∂f/∂x has shape" in again.stdout
