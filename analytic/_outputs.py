@@ -245,6 +245,11 @@ def wrap_outputs(derivation: Any, forward: Callable[..., Any], gradients: Callab
         out = forward(xp, **kwargs)
         found = _parts_of(out)
         if found is None:
+            if isinstance(out, tuple | list):
+                raise ValueError(
+                    f"forward returned a {type(out).__name__} of {len(out)} whose items are not all arrays; for the (out, cache)"
+                    " convention use Derivation.from_forward_backward"
+                )
             if outputs is not None:
                 raise ValueError(f"forward returned {type(out).__name__}; output= declares {len(outputs.names)} outputs (a {outputs.kind})")
             seen.remember(kwargs, None)

@@ -147,3 +147,13 @@ def test_grad_output_may_be_given_at_a_point_in_the_forwards_structure():
     assert check(d, at={"x": x, "W": W, "grad_output": {"s": G_s, "h": G_h}}).status == PASS
     r = check(d, at={"x": x, "W": W, "grad_output": {"h": G_h, "s": G_h}})
     assert r.status == ERROR and "grad_output's part for output 's' has shape (2, 2), expected (2,)" in r.message
+
+
+def test_a_layer_forward_returning_out_and_cache_points_to_the_adapter():
+    def course_forward(xp, x, W):
+        return x @ W, (x, W)
+
+    d = Derivation(name="cache", shapes=SHAPES, forward=course_forward, gradients=lambda x, W, grad_output: {"x": x, "W": W})
+    r = run(d, examples=1)
+    assert r.status == ERROR
+    assert "forward returned a tuple of 2 whose items are not all arrays" in r.message and "from_forward_backward" in r.message
