@@ -1,0 +1,81 @@
+"""A single point is a stack of one (checks/verdict/point.py::stack_of_one); the one-at-a-time references only
+where a stack cannot serve it. Small stacked calls run on one intra-op thread (reference/_threads.py)."""
+
+import numpy as np
+import pytest
+import torch
+
+from verigrad import analytic
+from verigrad.checks.search import draw_point
+from verigrad.checks.verdict import point as single
+from verigrad.checks.verdict.calls import call_gradients
+from verigrad.checks.verdict.noise import stacked_analytic_noise, with_analytic_noise
+from verigrad.reference import Stack
+from verigrad.reference._threads import SERIAL_ELEMENTS, serial_if_small
+
+CORE = ["two_layer_relu", "two_layer_sigmoid", "softmax", "layer_norm"]
+
+
+def a_point(d, seed=3):
+    rng = np.random.default_rng(seed)
+    sizes = {s: int(rng.integers(d.dim_range(s)[0], d.dim_range(s)[1] + 1)) for s in d.symbols}
+    return draw_point(d, sizes, seed)
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_a_point_is_checked_as_a_stack_of_one(name):
+    d = analytic.builtin(name)
+    p = a_point(d)
+    checked = single.check_point(d, p, mode="exhaustive")
+    rep = single.stack_of_one(d, checked, 0, None)
+    assert rep is not None and rep.passed
+    assert single.evaluate(d, p).status == rep.status == "pass"
+
+
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True")  # the forward's float() under autograd
+def test_a_forward_that_does_not_vmap_is_checked_alone_with_the_same_verdict():
+    d = analytic.builtin("softmax")
+
+    def forward(xp, Z):
+        return d.forward(xp, Z) if float(xp.sum(Z)) < 1e300 else None
+
+    no_vmap = analytic.Derivation(name="softmax_no_vmap", shapes=d.shapes, forward=forward, gradients=d.gradients, output=d.output)
+    p = a_point(no_vmap)
+    assert single.stack_of_one(no_vmap, single.check_point(no_vmap, p, mode="exhaustive"), 0, None) is None
+    alone, stacked = single.evaluate(no_vmap, p), single.evaluate(d, p)
+    assert alone.status == stacked.status == "pass"
+    assert alone.evaluations == stacked.evaluations
+    assert [g.param for g in alone.gradients] == [g.param for g in stacked.gradients]
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_stacked_analytic_noise_is_the_per_point_one_bit_for_bit(name):
+    d = analytic.builtin(name)
+    pts = [a_point(d, 7)] + [draw_point(d, a_point(d, 7).sizes, 70 + j) for j in range(3)]
+    stack = Stack(d, [p.params for p in pts], [p.grad_output for p in pts] if d.is_layer else None)
+    auto, sigma = stack.autograd(np.random.default_rng(0), jitters=2, relative=2.0**-28)
+    grads = [call_gradients(d, p)[0] for p in pts]
+    grads[1] = {k: v.astype(np.float32) for k, v in grads[1].items()}  # another precision at one point
+    grads[2] = None  # nothing to measure at another
+    expect = {k: v.copy() for k, v in sigma.items()}
+    for i, g in enumerate(grads):
+        if g is not None:
+            own = with_analytic_noise(d, {k: s[i] for k, s in expect.items()}, g, stack.probes[i], {k: t[i] for k, t in auto.items()})
+            for k, s in own.items():
+                expect[k][i] = s
+    got = {k: v.copy() for k, v in sigma.items()}
+    stacked_analytic_noise(d, got, grads, stack.probes, auto)
+    for k, value in expect.items():
+        assert value.tobytes() == got[k].tobytes(), k
+
+
+def test_small_calls_run_on_one_thread_and_the_count_comes_back():
+    before = torch.get_num_threads()
+    with serial_if_small(10):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError), serial_if_small(10):
+        raise ValueError("inside")
+    assert torch.get_num_threads() == before
+    with serial_if_small(SERIAL_ELEMENTS + 1):
+        assert torch.get_num_threads() == before
