@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import seed as hseed
@@ -52,6 +52,9 @@ class Round:
     draw: Callable[[Mapping[str, int], int], Point | Report]
     check: Callable[[Sequence[Point]], Iterable[Report]]
     progress: Progress | None = None
+    #: The rounds after the first take the top of each dim's range more often (thresholds.TOP_SIZE_SHARE): the
+    #: gradients they watch passed where the first failure was found, and may be wrong only at the largest sizes.
+    top: bool = False
 
 
 def shows_failure(report: Report, watched: frozenset[str] | None) -> bool:
@@ -82,12 +85,22 @@ class _Tally:
     passed_before: int = 0
     last: Checked | None = None
     first_bad: Checked | None = None
+    current: Entry | None = None  # the example being checked
+    #: Per watched gradient, the smallest example at which it failed (shrinking included): where the example
+    #: the round reports passes for it, the next round tries this one first (explicit examples are not shrunk).
+    failing_at: dict[str, Entry] = field(default_factory=dict)
 
     def seen(self, point: Point | Report, report: Report) -> None:
         """Count one checked point; one that shows a failure ends the example (raises _Found)."""
         self.points += 1
         self.last = (point, report)
         self.coverage.see(report)
+        if self.current is not None:
+            for g in report.gradients:
+                if g.status != Status.PASS and (self.watched is None or g.param in self.watched):
+                    known = self.failing_at.get(g.param)
+                    if known is None or _size(self.current) < _size(known):
+                        self.failing_at[g.param] = self.current
         if shows_failure(report, self.watched):
             if self.first_bad is None:
                 self.first_bad = (point, report)
@@ -96,6 +109,11 @@ class _Tally:
     def passed(self) -> None:
         if self.first_bad is None:
             self.passed_before += 1
+
+
+def _size(entry: Entry) -> int:
+    """The sum of an example's sizes (its other inputs, hyperparameters and data, left out)."""
+    return sum(v for v in entry[0].values() if isinstance(v, int) and not isinstance(v, bool))
 
 
 @dataclass
@@ -113,6 +131,7 @@ class Outcome:
     known_passed: Sequence[Entry]
     known_untried: Sequence[Entry]
     flaky: str | None = None
+    failing_at: Mapping[str, Entry] = field(default_factory=dict)
 
 
 @functools.cache
@@ -152,6 +171,7 @@ def _property(rnd: Round, tally: _Tally) -> Callable[[], None]:
 
     def one_example(sizes: dict[str, int], point_seed: int) -> None:
         tally.examples += 1
+        tally.current = (dict(sizes), point_seed)
         points = _draw_example(rnd, tally, sizes, point_seed)
         for point, report in zip(points, rnd.check(points), strict=False):
             tally.seen(point, report)
@@ -159,7 +179,7 @@ def _property(rnd: Round, tally: _Tally) -> Callable[[], None]:
         if rnd.progress is not None:
             rnd.progress(derivation.name, tally.examples, rnd.budget)
 
-    test = given(sizes=sizes_strategy(derivation, rnd.max_size), point_seed=seeds())(one_example)
+    test = given(sizes=sizes_strategy(derivation, rnd.max_size, rnd.top), point_seed=seeds())(one_example)
     for sizes, point_seed in reversed(rnd.known):  # hypothesis tries explicit examples last-added first
         test = example(sizes=sizes, point_seed=point_seed)(test)
     return hseed(rnd.seed)(_settings(rnd.budget)(test))
@@ -185,4 +205,4 @@ def _outcome(rnd: Round, tally: _Tally, found: Checked | None, flaky: str | None
     known, n = rnd.known, tally.examples
     passed = known[: max(0, n - 1)] if found is not None else known
     clean = max(0, tally.passed_before - len(known))
-    return Outcome(found, tally.last, n, tally.points, clean, passed, known[n:], flaky)
+    return Outcome(found, tally.last, n, tally.points, clean, passed, known[n:], flaky, dict(tally.failing_at))

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from verigrad.analytic import FORWARD_SEED, DataKind, Derivation, bind, configure, one_hot_rows, resolve
 from verigrad.checks.report import Point, Report
 from verigrad.checks.report.model import inputs_dict
+from verigrad.checks.verdict.thresholds import TOP_SIZE_SHARE
 
 __all__ = [
     "FORWARD_SEED",
@@ -44,14 +45,22 @@ FORWARD_SEED_MAX = 2**32 - 1
 BOOL_STEPS = 1000
 
 
-def plain_sizes(derivation: Derivation, max_size: int | None = None) -> st.SearchStrategy[dict[str, int]]:
+def plain_sizes(derivation: Derivation, max_size: int | None = None, top: bool = False) -> st.SearchStrategy[dict[str, int]]:
     """Sizes of the free dims (the expression dims follow from them), each in its range, shrinking toward
     its low end; where the ranges alone cannot keep every expression dim >= 1 (``H-K``), a draw that
-    breaks one is redrawn, so shrinking too only ever meets consistent sizes."""
+    breaks one is redrawn, so shrinking too only ever meets consistent sizes. With ``top``, one draw in
+    TOP_SIZE_SHARE takes the top of a dim's range (the search's rounds after the first failure)."""
 
     def dim(d: str) -> st.SearchStrategy[int]:
         lo, hi = derivation.dim_range(d)
-        return st.integers(lo, hi if max_size is None else max(lo, min(hi, max_size)))
+        hi = hi if max_size is None else max(lo, min(hi, max_size))
+        if hi == lo or not top:
+            return st.integers(lo, hi)
+        # The plain draw is the branch shrinking goes to; the last one takes the top of the range as a choice
+        # of its own (integers(hi, hi), not just(hi)), which the plain branch can take over when shrinking
+        # switches to it, so a failure found at the top still shrinks down from there.
+        plain = st.integers(lo, hi)
+        return st.one_of(*[plain] * (TOP_SIZE_SHARE - 1), st.integers(hi, hi))
 
     names = derivation.symbols
     sizes = st.fixed_dictionaries({d: dim(d) for d in names})
@@ -88,14 +97,14 @@ def _data_strategy(kind: DataKind, spec: Any, shape: tuple[int, ...], sizes: Map
     return index.map(lambda v: one_hot_rows(np.array(v, dtype=np.int64).reshape(shape[:-1]), shape))
 
 
-def spec_strategy(derivation: Derivation, max_size: int | None = None) -> st.SearchStrategy[dict[str, Any]]:
+def spec_strategy(derivation: Derivation, max_size: int | None = None, top: bool = False) -> st.SearchStrategy[dict[str, Any]]:
     """Specs of examples of a derivation with hyperparameters, data or a seed (see the module docstring)."""
 
     @st.composite
     def specs(draw: Any) -> dict[str, Any]:
         hyper = draw(_hyper_strategy(derivation))
         config = configure(derivation, hyper)
-        sizes = draw(plain_sizes(config, max_size))
+        sizes = draw(plain_sizes(config, max_size, top))
         data = {}
         for name, spec in config.data.items():
             if spec.drawn:

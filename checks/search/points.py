@@ -24,11 +24,11 @@ from verigrad.reference import np_xp, torch_output_shape
 SEED_MAX = 2**32 - 1
 
 
-def sizes_strategy(derivation: Derivation, max_size: int | None = None) -> st.SearchStrategy[dict[str, Any]]:
+def sizes_strategy(derivation: Derivation, max_size: int | None = None, top: bool = False) -> st.SearchStrategy[dict[str, Any]]:
     """Sizes of the free dims, each in its range, shrinking toward its low end, every expression dim >= 1
     (checks/search/inputs.py); for a derivation with hyperparameters, data or a seed, specs: the sizes
-    with one value per hyperparameter, the data arrays and the forward seed."""
-    return spec_strategy(derivation, max_size) if derivation.has_inputs else plain_sizes(derivation, max_size)
+    with one value per hyperparameter, the data arrays and the forward seed. ``top``: see ``plain_sizes``."""
+    return spec_strategy(derivation, max_size, top) if derivation.has_inputs else plain_sizes(derivation, max_size, top)
 
 
 def seeds() -> st.SearchStrategy[int]:

@@ -130,7 +130,8 @@ class Run:
         """A round of the search (checks/search/explore.py) that checks points as this run does."""
         d = self.derivation
         check = lambda points: check_points(d, points, self.how)
-        return Round(d, seed, self.max_size, self.include_kinks, budget, known, watched, self.draw, check, self.how.progress)
+        top = watched is not None
+        return Round(d, seed, self.max_size, self.include_kinks, budget, known, watched, self.draw, check, self.how.progress, top)
 
 
 def _diagnose(run: Run, point: Point, report: Report, failing: Sequence[GradientReport]) -> None:
@@ -301,7 +302,7 @@ def _search(run: Run, budget: int, use_database: bool) -> Report:
         report.warnings.append(first.flaky)
     report = _finish(run, report, point, (first.examples, first.points))
     if report.status == Status.FAIL:
-        _go_on(run, report, Budget(budget - first.clean, first.known_untried, store), coverage)
+        _go_on(run, report, Budget(budget - first.clean, _seen_failing(report, first), store), coverage)
         join_slips(report)
     carry_warnings(report, coverage.mutations)
     if report.status != Status.ERROR:
@@ -334,13 +335,23 @@ def _go_on(run: Run, report: Report, left: Budget, coverage: Coverage) -> None:
             if out.found is None:
                 return
             left.examples -= out.clean
-            left.known = out.known_untried
             found = _adopt(run, report, watched, out, left.store)
             if not found:
                 return
             watched -= found
+            left.known = _seen_failing(report, out)
     except DerivationTimeout as e:  # the failures found stand; the time limit cut the search for the others short
         report.warnings.append(f"the search went on for {_names(report, watched)} after the first failure and {e} (the time limit per derivation)")
+
+
+def _seen_failing(report: Report, out: Outcome) -> list[Entry]:
+    """The next round's first examples: where a gradient that still passes in ``report`` failed during ``out``
+    (an example shrinking left behind: the point reported shows another gradient's failure), then the known
+    failures ``out`` did not try."""
+    passing = {g.param for g in report.gradients if g.status == Status.PASS}
+    seen = [entry for param, entry in out.failing_at.items() if param in passing]
+    unique = [e for i, e in enumerate(seen) if e not in seen[:i]]
+    return [*unique, *(e for e in out.known_untried if e not in unique)]
 
 
 def _names(report: Report, params: frozenset[str]) -> str:
