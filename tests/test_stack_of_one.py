@@ -11,7 +11,6 @@ from verigrad.checks.verdict import point as single
 from verigrad.checks.verdict.calls import call_gradients
 from verigrad.checks.verdict.noise import stacked_analytic_noise, with_analytic_noise
 from verigrad.reference import Stack
-from verigrad.reference._threads import SERIAL_ELEMENTS, serial_if_small
 
 CORE = ["two_layer_relu", "two_layer_sigmoid", "softmax", "layer_norm"]
 
@@ -69,13 +68,22 @@ def test_stacked_analytic_noise_is_the_per_point_one_bit_for_bit(name):
         assert value.tobytes() == got[k].tobytes(), k
 
 
-def test_small_calls_run_on_one_thread_and_the_count_comes_back():
+def test_small_stacked_calls_run_on_one_thread_and_the_count_comes_back():
+    d = analytic.builtin("softmax")
+    seen = []
+
+    def forward(xp, Z):
+        seen.append(torch.get_num_threads())
+        return d.forward(xp, Z)
+
+    counting = analytic.Derivation(name="softmax_counting", shapes=d.shapes, forward=forward, gradients=d.gradients, output=d.output)
     before = torch.get_num_threads()
-    with serial_if_small(10):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(ValueError), serial_if_small(10):
-        raise ValueError("inside")
-    assert torch.get_num_threads() == before
-    with serial_if_small(SERIAL_ELEMENTS + 1):
-        assert torch.get_num_threads() == before
+    torch.set_num_threads(2)
+    try:
+        checked = single.check_point(counting, a_point(counting), mode="exhaustive")  # NumPy and plain torch calls
+        seen.clear()
+        assert single.stack_of_one(counting, checked, 0, None).passed
+        assert seen and set(seen) == {1}  # every batched call of the stack on one thread
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
