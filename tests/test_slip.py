@@ -166,7 +166,10 @@ def test_a_forward_without_torch_intermediates_says_what_it_could_not_check():
     assert g.slip is None
     assert "no torch intermediates" in g.slip_reason and "could not be compared" in g.slip_reason
     assert [t.mark for t in g.trace] == [Mark.UNCHECKED]
-    assert "no slip named: the forward computes no torch intermediates" in render(RunReport([report]))
+    assert [t.matched for t in g.trace] == ["not compared"]
+    text = render(RunReport([report]))
+    assert "no slip named: the forward computes no torch intermediates" in text
+    assert "matches no reference quantity" not in text
 
 
 def test_a_gradient_that_raised_has_a_null_slip_with_a_reason():

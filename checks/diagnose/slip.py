@@ -256,6 +256,10 @@ def _ancestors(final: Step) -> list[Step]:
     return sorted(out.values(), key=lambda s: s.order)
 
 
+#: What a step of a trace without reference quantities shows (the slip's reason says why there are none).
+NOT_COMPARED = "not compared"
+
+
 def _steps(final: Step, m: Matcher, chain: dict[Step, Ref]) -> list[TraceStep]:
     """The derivation trace of one gradient: the steps its value was computed from, each marked."""
     steps = _ancestors(final)
@@ -275,7 +279,10 @@ def _steps(final: Step, m: Matcher, chain: dict[Step, Ref]) -> list[TraceStep]:
         if match is not None:
             out.append(TraceStep(s.file, s.line, s.source, Mark.RIGHT, match.ref.label))
             continue
-        rel = m.related(s.value, s.name) if m.refs else None
+        if not m.refs:  # no reference quantities (a NumPy-only forward): the trace shows the steps alone
+            out.append(TraceStep(s.file, s.line, s.source, Mark.UNCHECKED, NOT_COMPARED))
+            continue
+        rel = m.related(s.value, s.name)
         out.append(TraceStep(s.file, s.line, s.source, Mark.UNCHECKED, rel.text() if rel is not None else ""))
     return out
 
