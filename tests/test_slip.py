@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from verigrad import Derivation
 from verigrad.checks import check
 from verigrad.checks.cli import main
 from verigrad.checks.report import Mark, RunReport, Status
@@ -166,10 +167,28 @@ def test_a_forward_without_torch_intermediates_says_what_it_could_not_check():
     assert g.slip is None
     assert "no torch intermediates" in g.slip_reason and "could not be compared" in g.slip_reason
     assert [t.mark for t in g.trace] == [Mark.UNCHECKED]
-    assert [t.matched for t in g.trace] == ["not compared"]
-    text = render(RunReport([report]))
-    assert "no slip named: the forward computes no torch intermediates" in text
-    assert "matches no reference quantity" not in text
+    assert "no slip named: the forward computes no torch intermediates" in render(RunReport([report]))
+
+
+def _numpy_only_forward(xp, X):
+    out = np.array(X, copy=True)
+    out[out < 0] = 0  # an in-place write: NumPy only
+    return float(np.sum(out**2))
+
+
+def _numpy_only_wrong(X):
+    grad = 2 * X
+    grad[X < 0] = 0
+    return {"X": 3 * grad}
+
+
+def test_the_trace_of_a_numpy_only_forward_shows_its_steps_not_compared():
+    d = Derivation(name="numpy_only_slip", shapes={"X": ("N",)}, forward=_numpy_only_forward, gradients=_numpy_only_wrong, namespaces=("numpy",))
+    report = check(d, at={"X": np.array([0.5, -1.0, 2.0])})
+    (g,) = report.failures
+    assert g.slip is None and "NumPy only" in g.slip_reason
+    assert g.trace and {t.matched for t in g.trace} == {"not compared"}
+    assert "matches no reference quantity" not in render(RunReport([report]))
 
 
 def test_a_gradient_that_raised_has_a_null_slip_with_a_reason():
