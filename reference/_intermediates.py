@@ -71,7 +71,7 @@ class _Keep(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         try:
             out = func(*args, **(kwargs or {}))
-        except Exception as e:  # the user's operation (its error passes through this frame unchanged)
+        except Exception as e:  # user code: the forward's operation (its error passes through this frame unchanged)
             self.op_errors.add(id(e))
             raise
         if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():

@@ -89,7 +89,7 @@ def locate_slips(derivation: Derivation, point: Point, failing: Sequence[Gradien
     try:
         returned: dict[str, object] = {}
         traced = trace(top, _call(derivation, point, returned))
-    except Exception as e:  # the user's gradients, called once more under the trace (a bug of the tracer propagates)
+    except Exception as e:  # user code: the gradients, called once more under the trace (a bug of the tracer propagates)
         if _raised_by_tracer(e):
             raise
         for g in numeric:

@@ -307,13 +307,13 @@ def rerun(step: Step, replace: Mapping[str, np.ndarray]) -> np.ndarray | None:
         code = compile(ast.Module(body=[_at_zero(step.node)], type_ignores=[]), step.file, "exec")
         try:
             exec(code, step.globals or {}, env)
-        except Exception:  # the user's statement, run with another value in one input's place: no value then
+        except Exception:  # user code: the statement, run with another value in one input's place: no value then
             return None
         return as_float(env.get(step.name))
     code = compile(ast.Expression(body=_at_zero(step.node)), step.file, "eval")
     try:
         out = eval(code, step.globals or {}, env)
-    except Exception:  # the user's expression, as above
+    except Exception:  # user code: the expression, as above
         return None
     return as_float(out)
 
