@@ -24,10 +24,10 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, mutation_warnings, nondeterministic
+from verigrad.checks.verdict.calls import call_gradients, check_inputs, copies, mutation_warnings, nondeterministic
 from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
-from verigrad.checks.verdict.point import Checked, Prepared, blank_report, conclude, error_report, inner_length, judge_param
+from verigrad.checks.verdict.point import Checked, Prepared, blank_report, conclude, error_report, forward_problem_in, inner_length, judge_param
 from verigrad.reference import (
     NUMPY,
     TORCH,
@@ -37,7 +37,6 @@ from verigrad.reference import (
     TorchObjective,
     autograd_gradients,
     finite_differences,
-    forward_value_in,
     namespaces,
 )
 
@@ -62,26 +61,6 @@ def one_namespace(derivation: Derivation, point: Point, *, mode: str = "exhausti
     if found == (NUMPY,):
         return numpy_only(derivation, point, seed=seed)
     return torch_only(derivation, point, seed=seed, device=device)
-
-
-def forward_problem_in(derivation: Derivation, namespace: str, params: dict[str, np.ndarray], g_out) -> tuple[float | None, str | None]:
-    """(f at the point, None), or (None, why the forward cannot be a witness there): it raises, writes into
-    its arguments, is not finite, or not deterministic — all in ``namespace``."""
-    try:
-        args = copies(params)
-        f1 = forward_value_in(derivation, namespace, args, g_out)
-        modified = changed_in_place(params, args)
-        if modified:
-            return None, f"forward modified its argument(s) {', '.join(modified)} in place"
-        again = [forward_value_in(derivation, namespace, copies(params), g_out) for _ in range(tol.DETERMINISM_REPEATS)]
-    except ForwardError as e:
-        return None, str(e)
-    if not np.isfinite(f1):
-        return None, f"forward is not finite at the point (f = {f1})"
-    differs = [f for f in again if f != f1]
-    if differs:
-        return None, f"forward is not deterministic: evaluations at the same point gave {f1!r} and {differs[0]!r}"
-    return f1, None
 
 
 def _checked(derivation: Derivation, point: Point, namespace: str, rep: Report) -> Checked | Report:

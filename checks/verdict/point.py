@@ -18,6 +18,7 @@ from verigrad.checks.verdict.judge import judge_point, refine_where_autograd_dis
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.checks.verdict.references import fits_one_call, stacked_references
 from verigrad.reference import (
+    NUMPY,
     BatchedObjective,
     FDEstimate,
     ForwardError,
@@ -25,7 +26,7 @@ from verigrad.reference import (
     Unstackable,
     autograd_gradients,
     finite_differences,
-    forward_value,
+    forward_value_in,
     forward_value_torch,
 )
 
@@ -67,18 +68,16 @@ class Prepared(Checked):
     sigma: dict[str, Any]
 
 
-def forward_problem(derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None) -> tuple[float | None, str | None]:
-    """(f at the point in NumPy, None), or (None, why the forward cannot be a witness there): it raises,
-    writes into its arguments, is not finite, not deterministic (DETERMINISM_REPEATS more NumPy
-    evaluations and one under torch)."""
+def forward_problem_in(derivation: Derivation, namespace: str, params: dict[str, np.ndarray], g_out) -> tuple[float | None, str | None]:
+    """(f at the point, None), or (None, why the forward cannot be a witness there): it raises, writes into
+    its arguments, is not finite, or not deterministic — all in ``namespace``."""
     try:
         args = copies(params)
-        f1 = forward_value(derivation, args, g_out)
+        f1 = forward_value_in(derivation, namespace, args, g_out)
         modified = changed_in_place(params, args)
         if modified:
             return None, f"forward modified its argument(s) {', '.join(modified)} in place"
-        again = [forward_value(derivation, copies(params), g_out) for _ in range(tol.DETERMINISM_REPEATS)]
-        f_torch = forward_value_torch(derivation, params, g_out)
+        again = [forward_value_in(derivation, namespace, copies(params), g_out) for _ in range(tol.DETERMINISM_REPEATS)]
     except ForwardError as e:
         return None, str(e)
     if not np.isfinite(f1):
@@ -86,6 +85,19 @@ def forward_problem(derivation: Derivation, params: dict[str, np.ndarray], g_out
     differs = [f for f in again if f != f1]
     if differs:
         return None, f"forward is not deterministic: evaluations at the same point gave {f1!r} and {differs[0]!r}"
+    return f1, None
+
+
+def forward_problem(derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None) -> tuple[float | None, str | None]:
+    """(f at the point in NumPy, None), or (None, why the forward cannot be a witness there): as
+    ``forward_problem_in`` NumPy, and the same value under torch."""
+    f1, problem = forward_problem_in(derivation, NUMPY, params, g_out)
+    if problem:
+        return None, problem
+    try:
+        f_torch = forward_value_torch(derivation, params, g_out)
+    except ForwardError as e:
+        return None, str(e)
     if not abs(f_torch - f1) <= tol.BACKEND_RTOL * max(abs(f1), abs(f_torch)):
         return None, (
             f"forward gives {f1!r} under NumPy but {f_torch!r} under torch at the same point: it is not deterministic,"
