@@ -226,14 +226,23 @@ def _run_check(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if interrupted else exit_code(run, load_errors, written.problems)
 
 
+def _listing(d) -> str:
+    """A built-in's line of ``verigrad list``: its shapes, then its data, hyperparameter grids and seed."""
+    parts = [", ".join(f"{p}:({', '.join(map(str, s))})" for p, s in d.shapes.items())]
+    parts += [f"data {n}: {spec.describe()}" for n, spec in d.data.items()]
+    parts += [f"hyper {n}: {list(grid)}" for n, grid in d.hyper.items()]
+    if d.seed:
+        parts.append("seeded")
+    return "; ".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
         from verigrad.analytic import builtins
 
         for d in builtins():
-            shapes = ", ".join(f"{p}:({', '.join(map(str, s))})" for p, s in d.shapes.items())
-            print(f"{d.name:28} {shapes}")
+            print(f"{d.name:28} {_listing(d)}")
         return EXIT_PASS
     if args.command != "check":
         build_parser().print_help()

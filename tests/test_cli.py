@@ -136,6 +136,14 @@ def test_list_shows_the_builtins(capsys):
     assert "two_layer_sigmoid_mse" in out and "W1:(D_in, H)" in out
 
 
+def test_list_shows_a_builtins_data_hyperparameters_and_seed(capsys):
+    assert main(["list"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "hyper stride: [1, 2]; hyper pad: [0, 1]" in lines["conv2d"]
+    assert "data y: integers(0, 'C', shape=('N',))" in lines["softmax_cross_entropy_labels"]
+    assert lines["dropout"].endswith("seeded")
+
+
 @pytest.mark.parametrize("module", ["verigrad", "verigrad.checks"])
 def test_console_entry_point_runs_as_a_module(module, tmp_path):
     proc = subprocess.run(  # from elsewhere than the repository, as a user runs it
