@@ -19,6 +19,7 @@ Glossary (every derivation's docstring uses these words):
 from ._contract import DEFAULT_DIM_RANGE, Derivation, DerivationError, resolve
 from ._data import DataKind, DataSpec, booleans, fixed, integers, one_hot, one_hot_rows
 from ._dims import dim_value, solve_sizes
+from ._draws import Draw, orthogonal, positive, simplex, spd
 from ._hyper import FORWARD_SEED, Setting, bind, configure, literal_text
 from ._outputs import flat_grad_output
 from ._registry import NAMES, builtin, builtins
@@ -31,6 +32,7 @@ __all__ = [
     "DataSpec",
     "Derivation",
     "DerivationError",
+    "Draw",
     "Setting",
     "bind",
     "booleans",
@@ -44,6 +46,10 @@ __all__ = [
     "literal_text",
     "one_hot",
     "one_hot_rows",
+    "orthogonal",
+    "positive",
     "resolve",
+    "simplex",
     "solve_sizes",
+    "spd",
 ]

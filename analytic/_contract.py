@@ -9,6 +9,7 @@ from typing import Any
 
 from ._adapters import from_forward_backward, from_layer, from_loss
 from ._dims import SizeSpace, dim_value
+from ._draws import check_draws, wrap_draws
 from ._hyper import SEED_ARG, check_inputs, dims_named, space_of
 from ._outputs import check_namespaces, output_parts, wrap_forward
 from ._torch_function import function_gradients, is_torch_function
@@ -65,6 +66,10 @@ class Derivation:
                  listed are still drawn and passed; their gradients may be omitted.
       ranges     ``{param: (low, high)}``: draw that parameter uniformly in the range
                  (e.g. positive values for a log). Default: standard normal.
+      draws      ``{param: positive() | spd() | simplex() | orthogonal()}``: draw that parameter
+                 through a transform T of a standard normal z (analytic/_draws.py); forward and
+                 gradients see T(z), the witnesses differentiate with respect to z, and the
+                 user's ∂f/∂T(z) is carried to z by the transform's VJP (no chain rule asked).
       dims       ``{dim: (low, high)}``: inclusive size range of a free dim (default 1..8).
       kinks      ``kinks(xp, **params) -> [array, ...]``: switches of the forward, such as
                  ReLU pre-activations; where one is 0 the forward is not differentiable.
@@ -125,6 +130,7 @@ class Derivation:
     data: Mapping[str, Any] = field(default_factory=dict)  # data inputs: analytic/_data.py
     hyper: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # hyperparameter grids: analytic/_hyper.py
     seed: bool = False
+    draws: Mapping[str, Any] = field(default_factory=dict)  # parameters drawn through a transform: analytic/_draws.py
     hyper_dims: tuple[str, ...] = field(default=(), init=False, repr=False)  # the hyperparameters dims name
     hyper_configs: tuple[Mapping[str, int], ...] = field(default=(), init=False, repr=False)  # their values some sizes allow
     bound: Any = field(default=None, init=False, repr=False)  # a bound derivation's Setting (analytic/_hyper.py)
@@ -158,6 +164,17 @@ class Derivation:
         forward, gradients = wrap_forward(self, self.torch_forward, self.numpy_forward)  # one flat output; by namespace
         object.__setattr__(self, "forward", forward)
         object.__setattr__(self, "gradients", gradients)
+        draws = check_draws(name, self.draws, shapes)
+        object.__setattr__(self, "draws", draws)
+        if draws:
+            clash = sorted(set(draws) & set(self.ranges or {}))
+            if clash:
+                raise DerivationError(name, f"{', '.join(clash)} in both draws= and ranges=: a drawn parameter's values come from its transform")
+            forward, gradients, kinks = wrap_draws(draws, self.forward, self.gradients, self.kinks if callable(self.kinks) else None)
+            object.__setattr__(self, "forward", forward)
+            object.__setattr__(self, "gradients", gradients)
+            if kinks is not None:
+                object.__setattr__(self, "kinks", kinks)
         object.__setattr__(self, "check", check_checked(name, self.check, params))
         object.__setattr__(self, "ranges", check_ranges(name, self.ranges, params, list(self.data)))
         symbols = self.symbols
@@ -170,6 +187,9 @@ class Derivation:
         if not self.doc:
             mod = inspect.getmodule(self.forward)
             object.__setattr__(self, "doc", inspect.cleandoc(mod.__doc__) if mod and mod.__doc__ else "")
+        if draws:
+            said = "; ".join(d.formula(p) for p, d in draws.items())
+            object.__setattr__(self, "doc", f"{self.doc}\n\nDrawn through a transform (reported entries are z's): {said}.".strip())
 
     # --- derived facts -------------------------------------------------------------------
     @property

@@ -4,6 +4,7 @@ The public API, in one import::
 
     from verigrad import Derivation, check
     from verigrad import integers, booleans, one_hot, fixed   # data inputs (Derivation(data=...))
+    from verigrad import positive, spd, simplex, orthogonal   # drawn through a transform (Derivation(draws=...))
 
     report = check(my_derivation)          # property-based search over sizes and values
     report.passed, report.to_dict()
@@ -15,7 +16,21 @@ model) and ``verigrad.checks`` (the search, the verdict, the diagnosis, the repo
 plugin). Only the names below are public; everything else may change.
 """
 
-from verigrad.analytic import NAMES, Derivation, DerivationError, booleans, builtin, builtins, fixed, integers, one_hot
+from verigrad.analytic import (
+    NAMES,
+    Derivation,
+    DerivationError,
+    booleans,
+    builtin,
+    builtins,
+    fixed,
+    integers,
+    one_hot,
+    orthogonal,
+    positive,
+    simplex,
+    spd,
+)
 from verigrad.checks import (
     REPORT_VERSION,
     Blame,
@@ -60,4 +75,8 @@ __all__ = [
     "fixed",
     "integers",
     "one_hot",
+    "orthogonal",
+    "positive",
+    "simplex",
+    "spd",
 ]
