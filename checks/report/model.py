@@ -281,6 +281,9 @@ class Report:
     hyper: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     forward_seed: int | None = None
+    # The arguments the hand-derived gradients wrote into at this point (judged all the same, on copies; each has
+    # its warning in ``warnings``). The search carries them from every point it checked.
+    modified_in_place: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 
 from verigrad.checks.report import Report, Status
 from verigrad.checks.verdict import judged
-from verigrad.checks.verdict.calls import is_mutation_warning
+from verigrad.checks.verdict.calls import mutation_warnings
 
 
 @dataclass
@@ -30,11 +30,11 @@ class Coverage:
     judged: set[str] = field(default_factory=set)
     nonzero: set[str] = field(default_factory=set)
     points: int = 0
-    mutations: list[str] = field(default_factory=list)  # the warnings of gradients that wrote into their arguments
+    mutations: list[str] = field(default_factory=list)  # the arguments the gradients wrote into, at some point
 
     def see(self, report: Report) -> None:
         self.points += 1
-        self.mutations.extend(w for w in report.warnings if is_mutation_warning(w) and w not in self.mutations)
+        self.mutations.extend(n for n in report.modified_in_place if n not in self.mutations)
         for g in report.gradients:
             if g.param in self.judged:
                 continue
@@ -67,9 +67,10 @@ def mark_unjudged(report: Report, coverage: Coverage) -> None:
         report.status, report.message = Status.ERROR, "; ".join(lines)
 
 
-def carry_warnings(report: Report, warnings: Iterable[str]) -> None:
-    """The ``warnings`` of gradients that wrote into their arguments (at other points: ``Coverage.mutations``, the
-    diagnosis's examples), added to ``report`` once each."""
-    for w in warnings:
-        if is_mutation_warning(w) and w not in report.warnings:
-            report.warnings.append(w)
+def carry_warnings(report: Report, modified: Iterable[str]) -> None:
+    """The arguments the gradients wrote into at other points (``Coverage.mutations``, the diagnosis's examples),
+    added to ``report`` once each with their warnings."""
+    for name in modified:
+        if name not in report.modified_in_place:
+            report.modified_in_place.append(name)
+            report.warnings.extend(mutation_warnings([name]))

@@ -143,7 +143,7 @@ def _diagnose(run: Run, point: Point, report: Report, failing: Sequence[Gradient
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=run.include_kinks)
         evidence.append((other, safe_evaluate(derivation, other, run.how)))
-    carry_warnings(report, (w for _, r in evidence for w in r.warnings))
+    carry_warnings(report, (n for _, r in evidence for n in r.modified_in_place))
     for g in failing:
         if g.problem not in (None, Problem.RAISED, Problem.SHAPE):
             # Not a numeric disagreement (a missing entry, a non-real dtype, NaN/inf): the message is the diagnosis.

@@ -76,7 +76,7 @@ def as_arrays(returned: Mapping[str, Any], names: Iterable[str]) -> dict[str, An
     return out
 
 
-#: How every warning about gradients that wrote into their arguments begins (``is_mutation_warning``).
+#: How every warning about gradients that wrote into their arguments begins.
 MUTATION_HEAD = "gradients modified "
 
 
@@ -92,11 +92,6 @@ def mutation_warnings(modified: Iterable[str]) -> list[str]:
             out.append(f"{MUTATION_HEAD}their input {name} in place ({name}[...] = ..., {name} *= ...): its caller's {name} is changed;"
                        f" write into a copy ({name}.copy())")
     return out
-
-
-def is_mutation_warning(text: str) -> bool:
-    """Whether ``text`` is one of ``mutation_warnings`` (the search carries them from every point it checked)."""
-    return text.startswith(MUTATION_HEAD) and " in place " in text
 
 
 def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any] | None, str | None, list[str]]:

@@ -74,6 +74,7 @@ def _checked(derivation: Derivation, point: Point, namespace: str, rep: Report) 
     if problem:
         return error_report(rep, problem, started)
     analytic, raised, modified = call_gradients(derivation, point)
+    rep.modified_in_place = list(modified)
     rep.warnings.extend(mutation_warnings(modified))  # judged all the same: they were handed copies
     if raised is None and analytic is not None and (changing := nondeterministic(derivation, point, analytic)):
         return error_report(rep, changing, started)

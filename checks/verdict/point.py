@@ -140,6 +140,7 @@ def check_point(derivation: Derivation, point: Point, *, mode: str) -> Checked |
     if problem:
         return error_report(rep, problem, started)
     analytic, raised, modified = call_gradients(derivation, point)
+    rep.modified_in_place = list(modified)
     rep.warnings.extend(mutation_warnings(modified))  # judged all the same: they were handed copies
     if raised is None and analytic is not None and (changing := nondeterministic(derivation, point, analytic)):
         return error_report(rep, changing, started)
