@@ -24,10 +24,10 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.calls import call_gradients, check_inputs, copies, mutation_warnings, nondeterministic
+from verigrad.checks.verdict.calls import check_inputs
 from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
-from verigrad.checks.verdict.point import Checked, Prepared, blank_report, conclude, error_report, forward_problem_in, inner_length, judge_param
+from verigrad.checks.verdict.point import Checked, Prepared, blank_report, checked_with, conclude, error_report, forward_problem_in, judge_param
 from verigrad.reference import (
     NUMPY,
     TORCH,
@@ -67,19 +67,8 @@ def _checked(derivation: Derivation, point: Point, namespace: str, rep: Report) 
     """The checks before the references, in ``namespace``: a finite deterministic forward that leaves its
     inputs alone, and the analytic gradients (a warning if they wrote into their arguments; an error if they
     are not a function of the point)."""
-    started = time.perf_counter()
-    params = copies(point.params)
-    g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
-    f0, problem = forward_problem_in(derivation, namespace, params, g_out)
-    if problem:
-        return error_report(rep, problem, started)
-    analytic, raised, modified = call_gradients(derivation, point)
-    rep.modified_in_place = list(modified)
-    rep.warnings.extend(mutation_warnings(modified))  # judged all the same: they were handed copies
-    if raised is None and analytic is not None and (changing := nondeterministic(derivation, point, analytic)):
-        return error_report(rep, changing, started)
-    total = inner_length(derivation, point.sizes)
-    return Checked(rep=rep, started=started, params=params, grad_output=g_out, analytic=analytic, raised=raised, total_dims=total, f0=f0)
+    in_namespace = lambda d, params, g_out: forward_problem_in(d, namespace, params, g_out)
+    return checked_with(derivation, point, rep, time.perf_counter(), in_namespace)
 
 
 def refine_where_analytic_disagrees(analytic) -> object:

@@ -134,9 +134,19 @@ def check_point(derivation: Derivation, point: Point, *, mode: str) -> Checked |
 
     if (alone := one_namespace(derivation, point)) is not None:  # a forward that runs under NumPy or torch only
         return alone
+    return checked_with(derivation, point, rep, started, forward_problem)
+
+
+ForwardCheck = Callable[[Derivation, dict[str, np.ndarray], Any], tuple[float | None, str | None]]
+
+
+def checked_with(derivation: Derivation, point: Point, rep: Report, started: float, forward_check: ForwardCheck) -> Checked | Report:
+    """The forward checked as a witness by ``forward_check`` (``forward_problem``, or ``forward_problem_in`` one
+    namespace), then the analytic gradients: a warning if they wrote into their arguments, an error if they
+    are not a function of the point."""
     params = copies(point.params)
     g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
-    f0, problem = forward_problem(derivation, params, g_out)
+    f0, problem = forward_check(derivation, params, g_out)
     if problem:
         return error_report(rep, problem, started)
     analytic, raised, modified = call_gradients(derivation, point)
