@@ -301,14 +301,17 @@ def forward_value(derivation: Derivation, params: Mapping[str, np.ndarray], grad
     return check_scalar(derivation, value)
 
 
-def forward_value_torch(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output=None) -> float:
-    """The objective at ``params`` under torch in float64, without a graph (ForwardError as forward_value)."""
+def forward_value_torch(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output=None, *, shared: bool = False) -> float:
+    """The objective at ``params`` under torch in float64, without a graph (ForwardError as forward_value).
+    The tensors are copies of the arrays, or (``shared``) share their memory, so that a forward that writes
+    into its inputs changes ``params`` (the in-place check of a torch-only forward)."""
+    as_tensor = lambda v: torch.from_numpy(v if shared and isinstance(v, np.ndarray) and v.dtype == np.float64 else np.array(v, dtype=np.float64))
     try:
         with torch.no_grad():
             value = objective(
                 derivation,
                 torch_xp,
-                {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in params.items()},
+                {k: as_tensor(v) for k, v in params.items()},
                 None if grad_output is None else torch.from_numpy(np.array(grad_output, dtype=np.float64)),
             )
     except ForwardError:

@@ -20,8 +20,8 @@ import torch
 
 from verigrad.analytic import Derivation
 
-from ._batched import BatchedObjective, forward_value
-from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
+from ._batched import BatchedObjective, forward_value, forward_value_torch
+from ._objective import check_scalar, np_xp, objective, torch_xp
 
 __all__ = ["NUMPY", "TORCH", "TorchObjective", "forward_value_in", "namespaces", "runs_in", "torch_output_shape"]
 
@@ -72,17 +72,7 @@ def forward_value_in(derivation: Derivation, namespace: str, params: Mapping[str
     """The objective at ``params`` in ``namespace``, float64 (ForwardError as ``forward_value``)."""
     if namespace == NUMPY:
         return forward_value(derivation, params, grad_output)
-    # Tensors sharing the arrays' memory: a forward that writes into its inputs changes ``params``.
-    shared = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) and v.dtype == np.float64 else torch.as_tensor(v) for k, v in params.items()}
-    g = None if grad_output is None else torch.from_numpy(np.array(grad_output, dtype=np.float64))
-    try:
-        with torch.no_grad():
-            value = objective(derivation, torch_xp, shared, g)
-    except ForwardError:
-        raise
-    except Exception as e:  # user code
-        raise ForwardError(f"forward raised under torch: {type(e).__name__}: {e}") from e
-    return check_scalar(derivation, value)
+    return forward_value_torch(derivation, params, grad_output, shared=True)
 
 
 def torch_output_shape(derivation: Derivation, params: Mapping[str, np.ndarray]) -> tuple[int, ...]:
