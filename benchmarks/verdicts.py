@@ -40,7 +40,7 @@ from verigrad.checks.report import (  # noqa: E402
 )
 from verigrad.checks.search import infer_sizes  # noqa: E402
 from verigrad.checks.verdict import evaluate  # noqa: E402
-from verigrad.reference import objective, steps_for, torch_xp  # noqa: E402
+from verigrad.reference import objective, steps_for, torch_namespace  # noqa: E402
 
 BASE = builtin("two_layer_relu")
 #: The same forward and gradients with no declared switch: kinks must be found by finite differences alone.
@@ -129,7 +129,7 @@ def run_gradcheck(grads: Gradients, params: dict[str, np.ndarray], *, fast: bool
         @staticmethod
         def forward(ctx, *tensors):
             ctx.save_for_backward(*tensors)
-            return objective(BASE, torch_xp, dict(zip(names, tensors, strict=True)))
+            return objective(BASE, torch_namespace(), dict(zip(names, tensors, strict=True)))
 
         @staticmethod
         def backward(ctx, grad_out):

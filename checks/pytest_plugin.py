@@ -13,9 +13,9 @@ written once by the process that sees every item's test report (the controller u
 whose check raised, whose xdist worker crashed or that never ran is an error, a module that failed to
 collect is an error entry (see ``plugin_records``).
 
-Loading the plugin imports verigrad, and with it the checker and torch (``verigrad/__init__.py`` makes real
-imports): every pytest run in an environment where verigrad is installed pays for that import, unless it
-passes ``-p no:verigrad``.
+Loading the plugin imports verigrad (``verigrad/__init__.py`` makes real imports) but not torch, which the
+reference layer imports when a check first needs it (``reference/_torch.py``): a pytest run in an
+environment where verigrad is installed, in a project without derivations, never imports torch.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Both run the derivation's own forward; neither looks at its hand-derived gradients. ``Stack`` computes
 both for several points of the same sizes in a few batched calls; ``DirectionalFD`` measures directional
-derivatives for projection mode. The numeric constants, with their reasons, are in ``constants``.
+derivatives for projection mode. The numeric constants, with their reasons, are in ``constants``. torch is
+imported when a check first needs it, not with the package (``_torch.py``).
 """
 
 from . import constants
@@ -12,9 +13,10 @@ from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_
 from ._heap import Heap
 from ._intermediates import Intermediates, Quantity, intermediates
 from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_output_shape
-from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
+from ._objective import ForwardError, check_scalar, np_xp, objective
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 from ._stacked import Stack, Unstackable
+from ._torch import torch_namespace
 from .constants import H0, U64
 
 __all__ = [
@@ -54,6 +56,6 @@ __all__ = [
     "rounding_noise",
     "runs_in",
     "steps_for",
+    "torch_namespace",
     "torch_output_shape",
-    "torch_xp",
 ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-import torch
 
 from verigrad.analytic import Derivation
 
-from ._objective import ForwardError, check_scalar, objective, torch_xp
+from ._objective import ForwardError, check_scalar, objective
+from ._torch import Deferred, torch_namespace
 from .constants import FALLBACK_JITTER_EPS
+
+torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
 
 EPS64 = float(np.finfo(np.float64).eps)
 
@@ -41,7 +43,7 @@ def autograd_gradients(
         leaves[name] = t.requires_grad_(True)
     g = None if grad_output is None else torch.as_tensor(np.asarray(grad_output, dtype=np.float64), device=device)
     try:
-        f = objective(derivation, torch_xp, leaves, g)
+        f = objective(derivation, torch_namespace(), leaves, g)
     except ForwardError:
         raise
     except Exception as e:  # the forward is user code: report, don't crash
@@ -75,7 +77,7 @@ def _gradient_and_change(derivation: Derivation, base, g_base, moved, g_moved, d
     """(autograd at the moved point, its linear change H·(x' − x) along the step), by a double backward."""
     names = list(base)
     leaves, g = _leaves(moved, g_moved, device, True)
-    f = objective(derivation, torch_xp, leaves, g).reshape(())
+    f = objective(derivation, torch_namespace(), leaves, g).reshape(())
     wrt = list(leaves.values()) + ([g] if g is not None else [])
     grads = torch.autograd.grad(f, wrt, create_graph=True, allow_unused=True)
     here = {n: (np.zeros(base[n].shape) if gr is None else gr.detach().cpu().numpy()) for n, gr in zip(names, grads, strict=False)}

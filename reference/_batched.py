@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import numpy as np
-import torch
-from torch.func import vmap
 
 from verigrad.analytic import Derivation
 
 from ._heap import Heap
-from ._objective import ForwardError, check_scalar, np_xp, objective, torch_xp
+from ._objective import ForwardError, check_scalar, np_xp, objective
+from ._torch import Deferred, torch_namespace
 from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, MAX_CHUNK_ROWS, TINY, VMAP_AGREEMENT_ULPS
+
+torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
 
 EPS64 = float(np.finfo(np.float64).eps)
 
@@ -120,13 +121,13 @@ class BatchedObjective:
 
         def one(p):
             ps = {**others, name: p}
-            f = objective(self.derivation, torch_xp, ps, self._g)
+            f = objective(self.derivation, torch_namespace(), ps, self._g)
             if kinks is None:
                 return f, ()
-            return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_xp, **ps))
+            return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_namespace(), **ps))
 
         try:
-            f, signs = vmap(one)(stack)
+            f, signs = torch.func.vmap(one)(stack)
         finally:
             if stack._version != version:  # the forward wrote into its input: never reuse those rows
                 self._stack_name = self._stack = None
@@ -171,13 +172,13 @@ class BatchedObjective:
 
         def one(*ps):
             values = dict(zip(names, ps, strict=True))
-            f = objective(self.derivation, torch_xp, values, self._g)
+            f = objective(self.derivation, torch_namespace(), values, self._g)
             if kinks is None:
                 return f, ()
-            return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_xp, **values))
+            return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_namespace(), **values))
 
         try:
-            f, signs = vmap(one)(*(stacks[n].reshape(rows, *self._t[n].shape) for n in names))
+            f, signs = torch.func.vmap(one)(*(stacks[n].reshape(rows, *self._t[n].shape) for n in names))
             f = f.reshape(rows).numpy().copy()
         except Exception:  # user code: the forward does not run under vmap
             if self._vectorized is None:
@@ -276,9 +277,10 @@ class BatchedObjective:
         if batched and self.vectorized:
             names = list(self.params)
             stacks = [torch.from_numpy(np.stack([*(m[n] for m in moved), self.params[n]])) for n in names]
+            xp = torch_namespace()
             try:
                 with torch.no_grad():
-                    f = vmap(lambda *ps: objective(self.derivation, torch_xp, dict(zip(names, ps, strict=True)), self._g))(*stacks)
+                    f = torch.func.vmap(lambda *ps: objective(self.derivation, xp, dict(zip(names, ps, strict=True)), self._g))(*stacks)
                 f = f.reshape(count + 1).numpy().copy()
             except Exception:  # user code: vmaps with one parameter batched, not with all: NumPy, like the differences' fallback
                 f = None
@@ -310,7 +312,7 @@ def forward_value_torch(derivation: Derivation, params: Mapping[str, np.ndarray]
         with torch.no_grad():
             value = objective(
                 derivation,
-                torch_xp,
+                torch_namespace(),
                 {k: as_tensor(v) for k, v in params.items()},
                 None if grad_output is None else torch.from_numpy(np.array(grad_output, dtype=np.float64)),
             )

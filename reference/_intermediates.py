@@ -22,13 +22,14 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-import torch
-from torch.overrides import TorchFunctionMode
 
 from verigrad.analytic import Derivation
 
 from ._namespace import TORCH, runs_in
-from ._objective import objective, torch_xp
+from ._objective import objective
+from ._torch import Deferred, torch_namespace
+
+torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
 
 __all__ = ["MAX_INTERMEDIATES", "Intermediates", "Quantity", "intermediates"]
 
@@ -58,30 +59,36 @@ class Intermediates:
     cut: bool = False  # MAX_INTERMEDIATES reached: later intermediates were not kept
 
 
-class _Keep(TorchFunctionMode):
-    """Keeps each tensor an operation returns inside the forward's file, with the frame and instruction that made it."""
+@functools.cache
+def _keep_mode() -> type:
+    """The torch function mode that keeps the intermediates (a class made on first use: it subclasses torch's)."""
 
-    def __init__(self, file: str) -> None:
-        super().__init__()
-        self.file = file
-        self.kept: list[tuple[torch.Tensor, str | None, int]] = []  # tensor, source text, line
-        self.op_errors: set[int] = set()  # exceptions the forward's own operations raised
-        self.cut = False
+    class Keep(torch.overrides.TorchFunctionMode):
+        """Keeps each tensor an operation returns inside the forward's file, with the frame and instruction that made it."""
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        try:
-            out = func(*args, **(kwargs or {}))
-        except Exception as e:  # user code: the forward's operation (its error passes through this frame unchanged)
-            self.op_errors.add(id(e))
-            raise
-        if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():
-            frame = _user_frame(sys._getframe(1), self.file)
-            if frame is not None:
-                if len(self.kept) < MAX_INTERMEDIATES:
-                    self.kept.append((out, _expression(frame), frame.f_lineno))
-                else:
-                    self.cut = True
-        return out
+        def __init__(self, file: str) -> None:
+            super().__init__()
+            self.file = file
+            self.kept: list[tuple[torch.Tensor, str | None, int]] = []  # tensor, source text, line
+            self.op_errors: set[int] = set()  # exceptions the forward's own operations raised
+            self.cut = False
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            try:
+                out = func(*args, **(kwargs or {}))
+            except Exception as e:  # user code: the forward's operation (its error passes through this frame unchanged)
+                self.op_errors.add(id(e))
+                raise
+            if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():
+                frame = _user_frame(sys._getframe(1), self.file)
+                if frame is not None:
+                    if len(self.kept) < MAX_INTERMEDIATES:
+                        self.kept.append((out, _expression(frame), frame.f_lineno))
+                    else:
+                        self.cut = True
+            return out
+
+    return Keep
 
 
 @functools.cache
@@ -177,12 +184,12 @@ def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad
     file = getattr(getattr(derivation.forward, "__code__", None), "co_filename", None)
     leaves = {n: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for n, v in params.items()}
     g = None if grad_output is None else torch.as_tensor(np.asarray(grad_output, dtype=np.float64))
-    keep, names = _Keep(file or "<none>"), _Names(file or "<none>")
+    keep, names = _keep_mode()(file or "<none>"), _Names(file or "<none>")
     previous = sys.gettrace()
     try:
         sys.settrace(names)
         with keep:
-            f = objective(derivation, torch_xp, leaves, g)
+            f = objective(derivation, torch_namespace(), leaves, g)
     except Exception as e:  # the forward is user code (a bug of the recording here propagates)
         if _innermost_file(e) == __file__ and id(e) not in keep.op_errors:
             raise
@@ -201,7 +208,7 @@ def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad
         Quantity(n, _numpy(t), _numpy(gr) if gr is not None else np.zeros(t.shape), None, True)
         for (n, t), gr in zip(leaves.items(), grads, strict=False)
     ]
-    for (t, text, line), gr in zip(kept, grads[len(leaves):], strict=True):
+    for (t, text, line), gr in zip(kept, grads[len(leaves) :], strict=True):
         if gr is None:
             continue  # not on the way to f
         name = names.names.get(id(t)) or (f"({text})" if text else f"(line {line})")

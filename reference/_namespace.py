@@ -16,12 +16,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
 from verigrad.analytic import Derivation
 
 from ._batched import BatchedObjective, forward_value, forward_value_torch
-from ._objective import check_scalar, np_xp, objective, torch_xp
+from ._objective import check_scalar, np_xp, objective
+from ._torch import Deferred, torch_namespace
+
+torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
 
 __all__ = ["NUMPY", "TORCH", "TorchObjective", "forward_value_in", "namespaces", "runs_in", "torch_output_shape"]
 
@@ -49,7 +51,7 @@ def runs_in(derivation: Derivation, namespace: str, params: Mapping[str, np.ndar
         if namespace == NUMPY:
             forward_value(derivation, {k: np.array(v, dtype=np.float64) for k, v in params.items()}, g)
             return True
-        f = objective(derivation, torch_xp, _tensors(params, True), None if g is None else torch.from_numpy(g))
+        f = objective(derivation, torch_namespace(), _tensors(params, True), None if g is None else torch.from_numpy(g))
         return isinstance(f, torch.Tensor) and f.requires_grad and f.is_floating_point()
     except Exception:  # user code: the forward does not run in that namespace
         return False
@@ -80,7 +82,7 @@ def torch_output_shape(derivation: Derivation, params: Mapping[str, np.ndarray])
     runs under torch only); () if it raises there too: the check runs it again and reports why."""
     try:
         with torch.no_grad():
-            out = derivation.forward(torch_xp, **_tensors(params, False))
+            out = derivation.forward(torch_namespace(), **_tensors(params, False))
         return tuple(int(n) for n in out.shape)
     except Exception:  # user code: the forward, or its output's shape
         return ()
@@ -94,7 +96,7 @@ class TorchObjective(BatchedObjective):
         self.evaluations += 1
         g = None if self.grad_output is None else torch.from_numpy(self.grad_output.copy())
         with torch.no_grad():
-            return check_scalar(self.derivation, objective(self.derivation, torch_xp, _tensors(params, False), g))
+            return check_scalar(self.derivation, objective(self.derivation, torch_namespace(), _tensors(params, False), g))
 
     def _switches(self, xp: Any, params: Mapping[str, np.ndarray]) -> list:
         if self.derivation.kinks is None:
@@ -102,4 +104,4 @@ class TorchObjective(BatchedObjective):
         if xp is not np_xp:  # already tensors (the vmapped rows)
             return list(self.derivation.kinks(xp, **params))
         with torch.no_grad():
-            return [np.asarray(torch.as_tensor(s).numpy()) for s in self.derivation.kinks(torch_xp, **_tensors(params, False))]
+            return [np.asarray(torch.as_tensor(s).numpy()) for s in self.derivation.kinks(torch_namespace(), **_tensors(params, False))]

@@ -10,13 +10,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import array_api_compat.numpy as np_xp
-import array_api_compat.torch as torch_xp
 import numpy as np
-import torch
 
 from verigrad.analytic import Derivation
 
-__all__ = ["ForwardError", "check_output", "np_xp", "objective", "torch_xp"]
+from ._torch import Deferred
+
+torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
+
+__all__ = ["ForwardError", "check_output", "np_xp", "objective"]
 
 
 class ForwardError(RuntimeError):

@@ -25,16 +25,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch.func import vmap
 
 from verigrad.analytic import Derivation
 
 from ._fd import FDEstimate, noise_from_jitter, richardson, steps_for
 from ._heap import Heap
-from ._objective import objective, torch_xp
+from ._objective import objective
 from ._threads import serial_if_small
+from ._torch import Deferred, torch_namespace
 from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, JITTER_POINTS, JITTER_ULPS, U64
+
+torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
 
 __all__ = ["Stack", "Unstackable"]
 
@@ -80,17 +81,17 @@ class Stack:
     def _row(self, *args, signs: bool = False):
         *ps, g = args
         values = dict(zip(self.names, ps, strict=True))
-        f = objective(self.derivation, torch_xp, values, g)
+        f = objective(self.derivation, torch_namespace(), values, g)
         kinks = self.derivation.kinks
         if not signs or kinks is None:
             return f, ()
-        return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_xp, **values))
+        return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_namespace(), **values))
 
     def _vmapped(self, args: Sequence[torch.Tensor | None], *, signs: bool = False) -> tuple[torch.Tensor, tuple]:
         """f per row (and the signs of the declared switches per row) by one vmapped call."""
         in_dims = tuple(None if a is None else 0 for a in args)
         try:
-            f, sg = vmap(lambda *a: self._row(*a, signs=signs), in_dims=in_dims)(*args)
+            f, sg = torch.func.vmap(lambda *a: self._row(*a, signs=signs), in_dims=in_dims)(*args)
         except Exception as e:  # user code: the forward does not vmap (Python control flow on values, .item(), NumPy calls)
             raise Unstackable(f"the forward does not run under vmap: {type(e).__name__}") from e
         rows = len(next(a for a in args if a is not None))

@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
+from ._torch import Deferred
+
+torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
+
 
 #: A stacked call over at most this many float64 values (rows × entries per row) runs on one intra-op
 #: thread: its operations are too small to gain from splitting, and lose a time slice per operation when

@@ -166,7 +166,7 @@ USER_PACKAGES = {
     "analytic/__init__.py": "def Derivation():\n    return 'the project’s own analytic'\n",
     "reference/__init__.py": "VALUE = 3\n",
     "tests/__init__.py": "",
-    "tests/test_own.py": '''
+    "tests/test_own.py": """
         import numpy as np
         from checks import ok
         from analytic import Derivation as OwnDerivation
@@ -181,7 +181,7 @@ USER_PACKAGES = {
             return xp.sum(X ** 2)
 
         square = Derivation(name="square", shapes={"X": ("N",)}, forward=forward, gradients=lambda X: {"X": 2 * X})
-    ''',
+    """,
 }
 
 
@@ -220,3 +220,24 @@ def test_cli_checks_a_file_of_a_project_with_its_own_checks(user_project):
     run = _run([sys.executable, "-m", "verigrad.checks", "check", "tests/test_own.py", "--examples", "3", "--seed", "1"], user_project)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "1 passed, 0 failed" in run.stdout
+
+
+#: Loaded by the plugin and the command line before any check runs.
+LOADED_FIRST = "import sys, verigrad, verigrad.checks.pytest_plugin, verigrad.checks.cli"
+TORCH_MODULES = "sorted(m for m in sys.modules if m.split('.')[0] == 'torch')"
+
+
+def test_importing_verigrad_and_its_plugin_leaves_torch_unimported():
+    """A pytest run in an environment where verigrad is installed loads the plugin: it must not pay for torch."""
+    run = _run([sys.executable, "-c", f"{LOADED_FIRST}; print({TORCH_MODULES})"], ROOT)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_a_check_imports_torch_where_it_first_needs_it():
+    d = "verigrad.builtin('relu_regression')"
+    check = f"verigrad.check({d}, at=verigrad.draw_point({d}, {{'N': 2, 'D': 2, 'M': 2}}, 0).params)"
+    code = f"{LOADED_FIRST}; before = {TORCH_MODULES}; r = {check}; print(before, r.status, 'torch' in sys.modules)"
+    run = _run([sys.executable, "-c", code], ROOT)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["[]", "pass", "True"]
