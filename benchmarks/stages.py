@@ -1,0 +1,167 @@
+"""Where the time of a check goes, stage by stage, through the public API as a user calls it.
+
+Run on demand, not in the test suite::
+
+    python benchmarks/stages.py                     # both derivations, one point and the search
+    python benchmarks/stages.py --points 100 --examples 30 --markdown PATH
+
+Timed (wall clock, ``time.perf_counter``) are ``verigrad.check(d, at=point)`` on the points
+``speed.py`` draws, and ``verigrad.check(d, examples=E, seed=S, database=False)``. While they run, the
+functions each stage is made of are wrapped by a timer (and unwrapped afterwards): the checks before the
+references, autograd with its rounding noise σ_t, the hand-derived gradient's own noise σ_a, the finite
+differences, the judgement, the points the search checks again alone. A stage called inside another is
+shown under it (its time is part of its parent's); "everything else" is the total less the outermost
+stages: hypothesis, drawing the points, building the reports. torch's autograd engine
+(``torch.autograd.grad``: the backward and the double backward of σ_t) is shown inside the stage that
+calls it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+import verigrad
+from verigrad.checks.verdict import point as point_check
+from verigrad.checks.verdict import references, stacked
+from verigrad.reference import Stack
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import speed  # the same points and derivations as the speed table
+
+#: (label, owner, attribute): the functions each stage is made of, where its callers look them up.
+ONE_POINT_STAGES = (
+    ("checks before the references (inputs, forward ×4 NumPy + torch, gradients ×2)", point_check, "check_point"),
+    ("autograd and σ_t (one vmapped forward, backward, double backward)", Stack, "autograd"),
+    ("torch autograd engine (backward, double backward)", torch.autograd, "grad"),
+    ("σ_a (the hand-derived gradients at the jittered copies)", references, "stacked_analytic_noise"),
+    ("finite differences (one vmapped forward of every row)", Stack, "finite_differences"),
+    ("judgement and the report's numbers", point_check, "judge_param"),
+)
+SEARCH_STAGES = (
+    ("screen (inputs, forward ×4 NumPy, gradients ×2, per point)", stacked, "screen"),
+    ("autograd and σ_t (one vmapped forward, backward, double backward)", Stack, "autograd"),
+    ("torch autograd engine (backward, double backward)", torch.autograd, "grad"),
+    ("σ_a (the hand-derived gradients at the jittered copies)", references, "stacked_analytic_noise"),
+    ("finite differences (one vmapped forward of every row)", Stack, "finite_differences"),
+    ("judgement of the stack", stacked, "judge_stack"),
+    ("points checked again alone", stacked, "evaluate"),
+)
+
+
+@dataclass
+class Stages:
+    """Inclusive seconds per stage, the stage each was first seen inside, and the outermost stages' sum."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    parent: dict[str, str | None] = field(default_factory=dict)
+    outermost: float = 0.0
+    active: list[str] = field(default_factory=list)
+
+    def timer(self, label: str, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            self.parent.setdefault(label, self.active[-1] if self.active else None)
+            self.active.append(label)
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                took = time.perf_counter() - t0
+                self.active.pop()
+                self.seconds[label] = self.seconds.get(label, 0.0) + took
+                self.calls[label] = self.calls.get(label, 0) + 1
+                if not self.active:
+                    self.outermost += took
+
+        return timed
+
+
+@contextmanager
+def staged(stages: Sequence[tuple[str, object, str]]) -> Iterator[Stages]:
+    """Every stage's function wrapped by a timer inside the block, restored on the way out."""
+    got = Stages()
+    saved = [(owner, attr, getattr(owner, attr)) for _, owner, attr in stages]
+    try:
+        for (label, owner, attr), (_, _, fn) in zip(stages, saved, strict=True):
+            setattr(owner, attr, got.timer(label, fn))
+        yield got
+    finally:
+        for owner, attr, fn in saved:
+            setattr(owner, attr, fn)
+
+
+def lines(title: str, total: float, units: int, unit: str, got: Stages) -> list[str]:
+    """A Markdown table: each stage's ms per ``unit`` and its share of the total."""
+    out = [f"### {title}", "", f"| stage | ms per {unit} | share | calls |", "|---|---|---|---|"]
+
+    def row(label: str, seconds: float, depth: int, calls: str) -> None:
+        out.append(f"| {'↳ ' * depth}{label} | {seconds / units * 1e3:.3f} | {seconds / total:.0%} | {calls} |")
+
+    def depth(label: str) -> int:
+        p = got.parent.get(label)
+        return 0 if p is None else 1 + depth(p)
+
+    def walk(parent: str | None) -> None:
+        for label in got.seconds:
+            if got.parent.get(label) == parent:
+                row(label, got.seconds[label], depth(label), str(got.calls[label]))
+                walk(label)
+
+    walk(None)
+    row("everything else (hypothesis, draws, reports, Python between the stages)", total - got.outermost, 0, "")
+    row("total", total, 0, "")
+    return [*out, ""]
+
+
+def one_point(d: verigrad.Derivation, count: int) -> list[str]:
+    points = speed.small_points(d, count, seed=0)
+    for p in points[:3]:  # warm every path
+        verigrad.check(d, at=p)
+    with staged(ONE_POINT_STAGES) as got:
+        t0 = time.perf_counter()
+        for p in points:
+            verigrad.check(d, at=p)
+        total = time.perf_counter() - t0
+    return lines(f"{d.name}: check(d, at=point), {count} points", total, count, "point", got)
+
+
+def search(d: verigrad.Derivation, examples: int, seed: int) -> list[str]:
+    verigrad.check(d, examples=1, seed=seed + 1000, database=False)  # warm
+    with staged(SEARCH_STAGES) as got:
+        t0 = time.perf_counter()
+        report = verigrad.check(d, examples=examples, seed=seed, database=False)
+        total = time.perf_counter() - t0
+    title = f"{d.name}: check(d, examples={examples}), {report.points} points in {examples} stacks"
+    return lines(title, total, examples, "stack of 16 points", got)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--points", type=int, default=40, help="points checked one at a time (default 40)")
+    ap.add_argument("--examples", type=int, default=30, help="sizes the search tries (default 30)")
+    ap.add_argument("--seed", type=int, default=1, help="run seed of the search")
+    ap.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown to PATH")
+    args = ap.parse_args(argv)
+    out = ["## Where the time goes", "", *speed.machine(), ""]
+    for name in speed.DERIVATIONS:
+        d = verigrad.builtin(name)
+        out += one_point(d, args.points)
+        out += search(d, args.examples, args.seed)
+    print("\n".join(out))
+    if args.markdown:
+        Path(args.markdown).write_text("\n".join(out))
+        print(f"written {args.markdown}")
+
+
+if __name__ == "__main__":
+    main()
