@@ -38,20 +38,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed  # the same points and derivations as the speed table
 
 #: (label, owner, attribute): the functions each stage is made of, where its callers look them up.
-ONE_POINT_STAGES = (
-    ("checks before the references (inputs, forward ×4 NumPy + torch, gradients ×2)", point_check, "check_point"),
+#: The references, the same in both measurements:
+REFERENCES = (
     ("autograd and σ_t (one vmapped forward, backward, double backward)", Stack, "autograd"),
     ("torch autograd engine (backward, double backward)", torch.autograd, "grad"),
     ("σ_a (the hand-derived gradients at the jittered copies)", references, "stacked_analytic_noise"),
     ("finite differences (one vmapped forward of every row)", Stack, "finite_differences"),
+)
+ONE_POINT_STAGES = (
+    ("checks before the references (inputs, forward ×4 NumPy + torch, gradients ×2)", point_check, "check_point"),
+    *REFERENCES,
     ("judgement and the report's numbers", point_check, "judge_param"),
 )
 SEARCH_STAGES = (
     ("screen (inputs, forward ×4 NumPy, gradients ×2, per point)", stacked, "screen"),
-    ("autograd and σ_t (one vmapped forward, backward, double backward)", Stack, "autograd"),
-    ("torch autograd engine (backward, double backward)", torch.autograd, "grad"),
-    ("σ_a (the hand-derived gradients at the jittered copies)", references, "stacked_analytic_noise"),
-    ("finite differences (one vmapped forward of every row)", Stack, "finite_differences"),
+    *REFERENCES,
     ("judgement of the stack", stacked, "judge_stack"),
     ("points checked again alone", stacked, "evaluate"),
 )
