@@ -117,17 +117,18 @@ def _usable(a0: Any, a1: Any, linear: np.ndarray) -> bool:
 
 def _gaps(rounds: list[list[tuple]], cap: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(σ_a per point and entry, which points have one) from ``rounds``: round j holds (i, a(x), a(x'), H·(x' − x))
-    for point i's j-th usable jittered copy; as ``analytic_noise``, the largest capped gap over the copies."""
+    for point i's j-th usable jittered copy; as ``analytic_noise``, the largest capped gap over the copies
+    (every round's rows at once: a maximum is the same in any order)."""
+    rows = [r for block in rounds for r in block]
+    idx = np.array([r[0] for r in rows])
+    with np.errstate(all="ignore"):
+        a1 = np.stack([r[2].astype(np.float64, copy=False) for r in rows])
+        a0 = np.stack([r[1].astype(np.float64, copy=False) for r in rows])
+        g = np.abs(a1 - a0 - np.stack([r[3] for r in rows]))
+        g = np.where(np.isfinite(g) & (g <= cap[idx].reshape(-1, *([1] * (g.ndim - 1)))), g, 0.0)
     gap, seen = np.zeros(shape), np.zeros(shape[0], dtype=bool)
-    for block in rounds:
-        idx = np.array([r[0] for r in block])
-        with np.errstate(all="ignore"):
-            a1 = np.stack([r[2].astype(np.float64, copy=False) for r in block])
-            a0 = np.stack([r[1].astype(np.float64, copy=False) for r in block])
-            g = np.abs(a1 - a0 - np.stack([r[3] for r in block]))
-            g = np.where(np.isfinite(g) & (g <= cap[idx].reshape(-1, *([1] * (g.ndim - 1)))), g, 0.0)
-        gap[idx] = np.where(seen[idx].reshape(-1, *([1] * (g.ndim - 1))), np.maximum(gap[idx], g), g)
-        seen[idx] = True
+    np.maximum.at(gap, idx, g)  # every gap is finite and >= 0: the maximum over a point's copies
+    seen[idx] = True
     return gap, seen
 
 
