@@ -12,7 +12,7 @@ from ._objective import ForwardError, check_scalar, objective
 from ._torch import Deferred, torch_namespace
 from .constants import FALLBACK_JITTER_EPS
 
-torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
+torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
 EPS64 = float(np.finfo(np.float64).eps)
 

@@ -20,7 +20,7 @@ from ._objective import ForwardError, check_scalar, np_xp, objective
 from ._torch import Deferred, torch_namespace
 from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, MAX_CHUNK_ROWS, TINY, VMAP_AGREEMENT_ULPS
 
-torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
+torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
 EPS64 = float(np.finfo(np.float64).eps)
 

@@ -29,7 +29,7 @@ from ._namespace import TORCH, runs_in
 from ._objective import objective
 from ._torch import Deferred, torch_namespace
 
-torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
+torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
 __all__ = ["MAX_INTERMEDIATES", "Intermediates", "Quantity", "intermediates"]
 

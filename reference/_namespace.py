@@ -23,7 +23,7 @@ from ._batched import BatchedObjective, forward_value, forward_value_torch
 from ._objective import check_scalar, np_xp, objective
 from ._torch import Deferred, torch_namespace
 
-torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
+torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
 __all__ = ["NUMPY", "TORCH", "TorchObjective", "forward_value_in", "namespaces", "runs_in", "torch_output_shape"]
 

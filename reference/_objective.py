@@ -16,7 +16,7 @@ from verigrad.analytic import Derivation
 
 from ._torch import Deferred
 
-torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
+torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
 __all__ = ["ForwardError", "check_output", "np_xp", "objective"]
 

@@ -35,7 +35,7 @@ from ._threads import serial_if_small
 from ._torch import Deferred, torch_namespace
 from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, JITTER_POINTS, JITTER_ULPS, U64
 
-torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
+torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
 __all__ = ["Stack", "Unstackable"]
 

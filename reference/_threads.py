@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from ._torch import Deferred
 
-torch = Deferred("torch", globals(), "torch")  # imported on first use (reference/_torch.py)
+torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
 
 #: A stacked call over at most this many float64 values (rows × entries per row) runs on one intra-op

@@ -18,17 +18,17 @@ __all__ = ["Deferred", "torch_namespace"]
 
 
 class Deferred:
-    """Module ``name``, bound as ``binding`` in the globals ``namespace``, until an attribute is first read."""
+    """Module ``name``, bound under its own name in the globals ``namespace``, until an attribute is first read."""
 
-    __slots__ = ("_binding", "_name", "_namespace")
+    __slots__ = ("_name", "_namespace")
 
-    def __init__(self, name: str, namespace: dict[str, Any], binding: str) -> None:
-        self._name, self._namespace, self._binding = name, namespace, binding
+    def __init__(self, name: str, namespace: dict[str, Any]) -> None:
+        self._name, self._namespace = name, namespace
 
     def __getattr__(self, attr: str) -> Any:
         module = importlib.import_module(self._name)
-        if self._namespace.get(self._binding) is self:
-            self._namespace[self._binding] = module
+        if self._namespace.get(self._name) is self:
+            self._namespace[self._name] = module
         return getattr(module, attr)
 
     def __repr__(self) -> str:

@@ -72,9 +72,7 @@ def analytic_noise(derivation: Derivation, analytic: Mapping[str, Any], probes, 
         with np.errstate(all="ignore"):
             for name in derivation.check:
                 a0, a1 = analytic.get(name), there.get(name)
-                if not (isinstance(a0, np.ndarray) and isinstance(a1, np.ndarray)):  # missing or Unreadable (calls.readable)
-                    continue
-                if a0.shape != a1.shape or a0.shape != np.shape(linear[name]) or not (_real(a0) and _real(a1)):
+                if not _usable(a0, a1, linear[name]):
                     continue
                 gap = np.abs(a1.astype(np.float64, copy=False) - a0.astype(np.float64, copy=False) - linear[name])
                 gap = np.where(np.isfinite(gap) & (gap <= tol.ANALYTIC_NOISE_CAP * scale[name]), gap, 0.0)
@@ -105,7 +103,6 @@ def with_analytic_noise(derivation: Derivation, sigma: Mapping[str, np.ndarray],
     """σ_t combined with σ_a per parameter (``combined_noise``), σ_a measured at ``probes``."""
     sigma_a = analytic_noise(derivation, analytic, probes, noise_scale(auto))
     return {n: combined_noise(v, sigma_a.get(n), analytic.get(n)) for n, v in sigma.items()}
-
 
 
 def _usable(a0: Any, a1: Any, linear: np.ndarray) -> bool:
