@@ -16,6 +16,7 @@ from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespac
 from ._objective import ForwardError, check_scalar, np_xp, objective
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 from ._stacked import Stack, Unstackable
+from ._switches import value_and_signs
 from ._torch import torch_namespace
 from .constants import H0, U64
 
@@ -58,4 +59,5 @@ __all__ = [
     "steps_for",
     "torch_namespace",
     "torch_output_shape",
+    "value_and_signs",
 ]

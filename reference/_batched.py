@@ -17,6 +17,7 @@ from verigrad.analytic import Derivation
 
 from ._heap import Heap
 from ._objective import ForwardError, check_scalar, np_xp, objective
+from ._switches import value_and_signs
 from ._torch import Deferred, torch_namespace
 from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, MAX_CHUNK_ROWS, TINY, VMAP_AGREEMENT_ULPS
 
@@ -120,11 +121,7 @@ class BatchedObjective:
         others = dict(self._t)
 
         def one(p):
-            ps = {**others, name: p}
-            f = objective(self.derivation, torch_namespace(), ps, self._g)
-            if kinks is None:
-                return f, ()
-            return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_namespace(), **ps))
+            return value_and_signs(self.derivation, {**others, name: p}, self._g)
 
         try:
             f, signs = torch.func.vmap(one)(stack)
@@ -167,15 +164,10 @@ class BatchedObjective:
                 np.asarray(values, dtype=np.float64)
             )
             start += n
-        kinks = self.derivation.kinks
         names = list(self._t)
 
         def one(*ps):
-            values = dict(zip(names, ps, strict=True))
-            f = objective(self.derivation, torch_namespace(), values, self._g)
-            if kinks is None:
-                return f, ()
-            return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_namespace(), **values))
+            return value_and_signs(self.derivation, dict(zip(names, ps, strict=True)), self._g)
 
         try:
             f, signs = torch.func.vmap(one)(*(stacks[n].reshape(rows, *self._t[n].shape) for n in names))

@@ -31,6 +31,7 @@ from verigrad.analytic import Derivation
 from ._fd import FDEstimate, noise_from_jitter, richardson, steps_for
 from ._heap import Heap
 from ._objective import objective
+from ._switches import value_and_signs
 from ._threads import serial_if_small
 from ._torch import Deferred, torch_namespace
 from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, JITTER_POINTS, JITTER_ULPS, U64
@@ -81,11 +82,9 @@ class Stack:
     def _row(self, *args, signs: bool = False):
         *ps, g = args
         values = dict(zip(self.names, ps, strict=True))
-        f = objective(self.derivation, torch_namespace(), values, g)
-        kinks = self.derivation.kinks
-        if not signs or kinks is None:
-            return f, ()
-        return f, tuple(torch.sign(torch.as_tensor(s)) for s in kinks(torch_namespace(), **values))
+        if signs:
+            return value_and_signs(self.derivation, values, g)
+        return objective(self.derivation, torch_namespace(), values, g), ()
 
     def _vmapped(self, args: Sequence[torch.Tensor | None], *, signs: bool = False) -> tuple[torch.Tensor, tuple]:
         """f per row (and the signs of the declared switches per row) by one vmapped call."""
