@@ -14,6 +14,11 @@ shown under it (its time is part of its parent's); "everything else" is the tota
 stages: hypothesis, drawing the points, building the reports. torch's autograd engine
 (``torch.autograd.grad``: the backward and the double backward of σ_t) is shown inside the stage that
 calls it.
+
+Under each table: torch.autograd.gradcheck (slow mode) on the same points, timed in the same run (for the
+search, the distinct points it checked, as ``speed.py`` counts them), the time per point that the issue's
+target multiple of torch's points/s leaves, and how that compares with the two witnesses' own stages
+(autograd with σ_t, and the finite differences).
 """
 
 from __future__ import annotations
@@ -101,8 +106,8 @@ def staged(stages: Sequence[tuple[str, object, str]]) -> Iterator[Stages]:
             setattr(owner, attr, fn)
 
 
-def lines(title: str, total: float, units: int, unit: str, got: Stages) -> list[str]:
-    """A Markdown table: each stage's ms per ``unit`` and its share of the total."""
+def lines(title: str, total: float, units: int, unit: str, got: Stages, budget: Budget) -> list[str]:
+    """A Markdown table: each stage's ms per ``unit`` and its share of the total; then what the target allows."""
     out = [f"### {title}", "", f"| stage | ms per {unit} | share | calls |", "|---|---|---|---|"]
 
     def row(label: str, seconds: float, depth: int, calls: str) -> None:
@@ -121,7 +126,40 @@ def lines(title: str, total: float, units: int, unit: str, got: Stages) -> list[
     walk(None)
     row("everything else (hypothesis, draws, reports, Python between the stages)", total - got.outermost, 0, "")
     row("total", total, 0, "")
-    return [*out, ""]
+    return [*out, "", *budget.lines(got, units, unit), ""]
+
+
+@dataclass
+class Budget:
+    """torch gradcheck (slow mode) on the same points, and the time per point its target multiple leaves."""
+
+    torch_seconds: float
+    points: int
+    target: float
+
+    def lines(self, got: Stages, units: int, unit: str) -> list[str]:
+        per_unit = self.torch_seconds / units * 1e3
+        allowed = per_unit / self.target
+        witnesses = sum(got.seconds.get(label, 0.0) for label in OUTERMOST_REFERENCES) / units * 1e3
+        return [
+            f"torch gradcheck (slow mode) on the same {self.points} points: {per_unit:.3f} ms per {unit}. "
+            f"The target, {self.target:g}× torch's points/s, allows {allowed:.3f} ms per {unit}; "
+            f"autograd with σ_t and the finite differences alone take {witnesses:.3f} ms ({witnesses / allowed:.1f}× that)."
+        ]
+
+
+#: The two witnesses' own stages (the engine row is inside autograd's).
+OUTERMOST_REFERENCES = (REFERENCES[0][0], REFERENCES[3][0])
+
+
+def torch_seconds(d: verigrad.Derivation, points: Sequence[dict]) -> float:
+    """Seconds of torch gradcheck, slow mode, on ``points`` (the hand backward, as speed.py checks it)."""
+    fn = speed.torch_function(d, "hand")
+    speed.gradcheck(d, fn, points[0], fast=False)  # warm
+    t0 = time.perf_counter()
+    for p in points:
+        speed.gradcheck(d, fn, p, fast=False)
+    return time.perf_counter() - t0
 
 
 def one_point(d: verigrad.Derivation, count: int) -> list[str]:
@@ -133,17 +171,22 @@ def one_point(d: verigrad.Derivation, count: int) -> list[str]:
         for p in points:
             verigrad.check(d, at=p)
         total = time.perf_counter() - t0
-    return lines(f"{d.name}: check(d, at=point), {count} points", total, count, "point", got)
+    budget = Budget(torch_seconds(d, points), count, speed.TARGET_ONE_POINT)
+    return lines(f"{d.name}: check(d, at=point), {count} points", total, count, "point", got, budget)
 
 
 def search(d: verigrad.Derivation, examples: int, seed: int) -> list[str]:
     verigrad.check(d, examples=1, seed=seed + 1000, database=False)  # warm
+    recorded, calls = speed.recording(d)
     with staged(SEARCH_STAGES) as got:
         t0 = time.perf_counter()
-        report = verigrad.check(d, examples=examples, seed=seed, database=False)
+        report = verigrad.check(recorded, examples=examples, seed=seed, database=False)
         total = time.perf_counter() - t0
+    points = speed.distinct_points(calls)
+    # torch on the distinct points; the search's own repeats (overlapping seed windows) cost torch nothing
+    budget = Budget(torch_seconds(d, points) * report.points / len(points), len(points), speed.TARGET_SEARCH)
     title = f"{d.name}: check(d, examples={examples}), {report.points} points in {examples} stacks"
-    return lines(title, total, examples, "stack of 16 points", got)
+    return lines(title, total, examples, "stack of 16 points", got, budget)
 
 
 def main(argv=None) -> None:
