@@ -5,8 +5,9 @@ beside ``h = X @ W`` in the forward. Evaluated after the forward, the switch com
 product again, and at the seed's sizes that second product is nearly half of a finite-difference row.
 
 So while the forward runs, its matrix products are kept, and a switch that asks for the same operation on
-the very same operand objects is handed a copy of the kept result: the value it would have computed itself,
-the same kernel on the same inputs. Any operation that writes in place (``add_``, ``x[i] = ...``, ``*=``,
+the very same operand objects is handed the kept result: the value it would have computed itself, the same
+kernel on the same inputs. f is copied before the switches run (a scalar), so that a switch writing into
+what it is handed cannot move a forward value that is a view of it. Any operation that writes in place (``add_``, ``x[i] = ...``, ``*=``,
 ``out=``) drops every product kept before it: an operand or a kept product might then hold other values
 than when it was kept, and under vmap a tensor's version counter does not say so. Only matrix products are kept;
 cheaper operations cost less to compute again than to look up.
@@ -43,6 +44,8 @@ def value_and_signs(derivation: Any, values: Mapping[str, Any], grad_output: Any
     shared = _shared_products()()
     with shared:
         f = objective(derivation, xp, values, grad_output)
+        if isinstance(f, torch.Tensor):
+            f = f.clone()  # a switch may write into a product it is handed; f may be a view of that product
         shared.serving = True
         switches = kinks(xp, **values)
     return f, tuple(torch.sign(torch.as_tensor(s)) for s in switches)
@@ -83,7 +86,7 @@ def _shared_products() -> type:
             if product and self.serving:
                 for op, operands, result in self.kept:
                     if op is func and len(operands) == len(args) and all(a is b for a, b in zip(operands, args, strict=True)):
-                        return result.clone()  # a copy: a switch that writes into it leaves the forward's value alone
+                        return result  # f was copied before the switches ran: a write into it leaves f alone
             out = func(*args, **kwargs)
             if product and not self.serving:
                 self.kept.append((func, tuple(args), out))
