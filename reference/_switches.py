@@ -5,8 +5,8 @@ beside ``h = X @ W`` in the forward. Evaluated after the forward, the switch com
 product again, and at the seed's sizes that second product is nearly half of a finite-difference row.
 
 So while the forward runs, its matrix products are kept, and a switch that asks for the same operation on
-the very same operand objects is handed the kept result: the value it would have computed itself, the same
-kernel on the same inputs. f is copied before the switches run (a scalar), so that a switch writing into
+the very same operand objects is handed the kept result, once: the value it would have computed itself, the
+same kernel on the same inputs. f is copied before the switches run (a scalar), so that a switch writing into
 what it is handed cannot move a forward value that is a view of it. Any operation that writes in place (``add_``, ``x[i] = ...``, ``*=``,
 ``out=``) drops every product kept before it: an operand or a kept product might then hold other values
 than when it was kept, and under vmap a tensor's version counter does not say so. Only matrix products are kept;
@@ -70,7 +70,7 @@ def _shared_products() -> type:
     first use: it subclasses torch's)."""
 
     class SharedProducts(torch.overrides.TorchFunctionMode):
-        """Keeps each matrix product of the forward; hands the switches a copy while nothing wrote in place."""
+        """Keeps each matrix product of the forward; hands it to the switches, once, while nothing wrote in place."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -84,9 +84,12 @@ def _shared_products() -> type:
                 self.kept.clear()  # whatever it writes into, no kept operand or result is trusted after it
             product = not kwargs and func in _products() and all(isinstance(a, torch.Tensor) for a in args)
             if product and self.serving:
-                for op, operands, result in self.kept:
+                for i, (op, operands, result) in enumerate(self.kept):
                     if op is func and len(operands) == len(args) and all(a is b for a, b in zip(operands, args, strict=True)):
-                        return result  # f was copied before the switches ran: a write into it leaves f alone
+                        # Handed over once: a second call is a tensor of its own, as it would be without sharing.
+                        # f was copied before the switches ran: a write into the product leaves f alone.
+                        del self.kept[i]
+                        return result
             out = func(*args, **kwargs)
             if product and not self.serving:
                 self.kept.append((func, tuple(args), out))
