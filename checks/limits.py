@@ -12,7 +12,8 @@ from collections.abc import Iterator, Mapping
 from verigrad.analytic import Derivation
 from verigrad.checks import options
 
-#: Default per-derivation time limit of the CLI, in seconds: a seed-sized exhaustive check takes ~2 min.
+#: Default per-derivation time limit of the CLI, in seconds: a seed-sized exhaustive check takes 1–2 min
+#: (62–125 s in benchmarks/results.md); the rest is room for a slower machine.
 DEFAULT_TIMEOUT = 600.0
 #: Bytes one point may need, as a multiple of its float64 parameter bytes: the witnesses' copies,
 #: autograd's saved tensors and the forward's intermediates (finite differences are chunked separately).
