@@ -148,18 +148,17 @@ class Budget:
         ]
 
 
-#: The two witnesses' own stages (the engine row is inside autograd's).
-OUTERMOST_REFERENCES = (REFERENCES[0][0], REFERENCES[3][0])
+#: The two witnesses' own stages: Stack's autograd and finite differences (the engine row is inside autograd's).
+OUTERMOST_REFERENCES = tuple(label for label, owner, _ in REFERENCES if owner is Stack)
 
 
 def torch_seconds(d: verigrad.Derivation, points: Sequence[dict]) -> float:
     """Seconds of torch gradcheck, slow mode, on ``points`` (the hand backward, as speed.py checks it)."""
     fn = speed.torch_function(d, "hand")
     speed.gradcheck(d, fn, points[0], fast=False)  # warm
-    t0 = time.perf_counter()
-    for p in points:
-        speed.gradcheck(d, fn, p, fast=False)
-    return time.perf_counter() - t0
+    tally = speed.Tally()
+    speed.torch_on(d, fn, points, False, tally)
+    return tally.seconds[0]
 
 
 def one_point(d: verigrad.Derivation, count: int) -> list[str]:
