@@ -7,7 +7,7 @@ imported when a check first needs it, not with the package (``_torch.py``).
 """
 
 from . import constants
-from ._autograd import autograd_gradients, rounding_noise
+from ._autograd import autograd_gradients, custom_functions, rounding_noise
 from ._batched import BatchedObjective, forward_value, forward_value_torch
 from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
 from ._heap import Heap
@@ -42,6 +42,7 @@ __all__ = [
     "autograd_gradients",
     "check_scalar",
     "constants",
+    "custom_functions",
     "differences",
     "finite_differences",
     "forward_noise",

@@ -65,6 +65,26 @@ def autograd_gradients(
     }
 
 
+def custom_functions(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None) -> list[str]:
+    """The names of the ``torch.autograd.Function`` subclasses whose hand-written backward the forward's
+    graph at ``params`` goes through, in the order first met from the output (none: an all-torch graph)."""
+    leaves, g = _leaves(params, grad_output, "cpu", False)
+    f = objective(derivation, torch_namespace(), leaves, g)
+    if not isinstance(f, torch.Tensor) or f.grad_fn is None:
+        return []
+    found: dict[str, None] = {}
+    todo, seen = [f.grad_fn], set()
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, torch.autograd.function.BackwardCFunction):
+            found[getattr(node, "_forward_cls", type(node)).__name__] = None
+        todo.extend(nxt for nxt, _ in node.next_functions)
+    return list(found)
+
+
 def _leaves(values: Mapping[str, np.ndarray], grad_out: np.ndarray | None, device: str, need_graph: bool):
     leaves = {n: torch.as_tensor(np.asarray(v, dtype=np.float64), device=device).clone().requires_grad_(True) for n, v in values.items()}
     g = None

@@ -31,7 +31,7 @@ from verigrad.analytic import Derivation
 from verigrad.checks.diagnose import slip_trace
 from verigrad.checks.diagnose.slip_match import Matcher, Ref, references
 from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, Tracer, as_float, passes_through, rerun, trace, writes_into
-from verigrad.checks.report import GradientReport, Mark, Point, Problem, Report, Slip, TraceStep
+from verigrad.checks.report import Blame, GradientReport, Mark, Point, Problem, Report, Slip, TraceStep
 from verigrad.checks.verdict.thresholds import MAX_SUBSTITUTES, MAX_TRACE_SHOWN
 from verigrad.reference import intermediates
 
@@ -73,9 +73,12 @@ def _one_line(e: BaseException) -> str:
 
 def locate_slips(derivation: Derivation, point: Point, failing: Sequence[GradientReport]) -> None:
     """Give each of the ``failing`` gradients (all found at ``point``) its slip and derivation trace, or a reason."""
-    numeric = [g for g in failing if g.problem in (None, Problem.SHAPE)]
+    numeric = [g for g in failing if g.problem in (None, Problem.SHAPE) and g.blame != Blame.GRAPH]
     for g in failing:
-        if g not in numeric:
+        if g.blame == Blame.GRAPH:
+            # The lines are matched against torch's ∂f/∂intermediate, which this graph gets wrong.
+            g.slip_reason = "torch's graph is not the forward's function, so its intermediates' gradients cannot judge a line"
+        elif g not in numeric:
             g.slip_reason = "no line is named for a gradient whose values could not be compared" + (
                 " (the gradients function raised)" if g.problem == Problem.RAISED else "")
     if not numeric:

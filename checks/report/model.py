@@ -32,7 +32,10 @@ class Blame(StrEnum):
     """Which witness is at odds with the other two (per entry, then per gradient)."""
 
     ANALYTIC = "analytic"  # autograd ≈ finite differences, the hand-derived formula differs: the derivation is wrong
-    FORWARD = "forward"  # analytic ≈ autograd, finite differences differ: a kink, nondeterminism or instability (a warning)
+    # analytic ≈ autograd, the finite differences of the forward differ away from any kink, on a deterministic forward:
+    # torch's graph is not the forward's function (a custom backward, a value taken out of the graph), and the analytic
+    # gradient agrees with the graph only. A failure: the analytic side is judged against the function.
+    GRAPH = "graph"
     AUTOGRAD = "autograd"  # analytic ≈ finite differences, autograd differs: the torch graph is the suspect (a warning)
     UNDETERMINED = "undetermined"  # no two agree: a failure
 

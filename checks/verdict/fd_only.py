@@ -27,7 +27,17 @@ from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.calls import check_inputs
 from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
-from verigrad.checks.verdict.point import Checked, Prepared, blank_report, checked_with, conclude, error_report, forward_problem_in, judge_param
+from verigrad.checks.verdict.point import (
+    Checked,
+    Prepared,
+    blank_report,
+    checked_with,
+    conclude,
+    error_report,
+    forward_problem_in,
+    judge_param,
+    name_graph_cause,
+)
 from verigrad.reference import (
     NUMPY,
     TORCH,
@@ -150,4 +160,5 @@ def torch_only(derivation: Derivation, point: Point, *, seed: int = 0, device: s
     rep.evaluations = fd.evaluations
     prep = Prepared(**vars(c), auto=auto, sigma=sigma)
     rep.gradients.extend(judge_param(prep, name, fd.gradients[name]) for name in derivation.check)
+    name_graph_cause(derivation, c.params, c.grad_output, rep)
     return conclude(rep, c.started)

@@ -7,13 +7,21 @@ with a the hand-derived gradient, t autograd, d the finite difference and e its 
   measured at the point, its maximum over the differentiable entries);
 * a ≈ t when |a − t| ≤ τ_ex; t ≈ d and a ≈ d when within K_FD·e + τ_ex;
 * the entry is ok when a ≈ t ≈ d; the analytic gradient is blamed when a ≉ t but t ≈ d (or, where
-  t is not finite, when a ≉ d); the forward when a ≈ t ≉ d; autograd when a ≈ d only; undetermined
-  when no two witnesses agree. Entries whose finite-difference step crosses a switch are ok
-  (reported nondifferentiable), whatever the witnesses say.
+  t is not finite, when a ≉ d); the graph when a ≈ t but d differs from both; autograd when a ≈ d
+  only; undetermined when no two witnesses agree. Entries whose finite-difference step crosses a
+  switch, declared or found by the one-sided slopes (reference/_fd.py), are ok (reported
+  nondifferentiable), whatever the witnesses say.
 
-The gradient fails when some entry blames the analytic gradient or is undetermined; a suspect
-forward or autograd graph is a warning. Thresholds and their reasons: checks/verdict/thresholds.py;
-their derivation: docs/tolerances.md.
+Finite differences see the function the user wrote. Away from a kink, on a forward that gave the same
+value every time (checked before the references), autograd disagreeing with them beyond the error
+model means torch's graph is not that function — a custom ``torch.autograd.Function`` with a wrong
+backward, or a value taken out of the graph (``float()``, ``.item()``, ``.detach()``, a NumPy round
+trip) — so an analytic gradient that agrees with autograd only has not been shown right: the graph
+entries are judged against the finite differences (the reference there), and fail.
+
+The gradient fails when some entry blames the analytic gradient or the graph, or is undetermined; a
+suspect autograd graph under an analytic gradient that agrees with the function is a warning.
+Thresholds and their reasons: checks/verdict/thresholds.py; their derivation: docs/tolerances.md.
 """
 
 from __future__ import annotations
@@ -30,8 +38,10 @@ from verigrad.checks.verdict.calls import Unreadable
 from verigrad.reference import FDEstimate
 
 #: Entry verdicts as small integer codes (the blames of the result model, OK for none).
-OK, ANALYTIC, FORWARD, AUTOGRAD, UNDETERMINED = range(5)
-BLAMES = {ANALYTIC: Blame.ANALYTIC, FORWARD: Blame.FORWARD, AUTOGRAD: Blame.AUTOGRAD, UNDETERMINED: Blame.UNDETERMINED}
+OK, ANALYTIC, GRAPH, AUTOGRAD, UNDETERMINED = range(5)
+BLAMES = {ANALYTIC: Blame.ANALYTIC, GRAPH: Blame.GRAPH, AUTOGRAD: Blame.AUTOGRAD, UNDETERMINED: Blame.UNDETERMINED}
+#: Entry verdicts that fail the gradient.
+FAILING = (ANALYTIC, GRAPH, UNDETERMINED)
 
 
 def precision_of(a: np.ndarray) -> float:
@@ -94,7 +104,7 @@ class Entries:
     """The per-entry judgement of one parameter at k points (leading axis k on every array)."""
 
     verdict: np.ndarray  # int codes OK, ANALYTIC, ...
-    reference: np.ndarray  # autograd where finite, else the finite difference
+    reference: np.ndarray  # autograd where finite and not a graph entry, else the finite difference
     finite_t: np.ndarray
     nondiff: np.ndarray
     kink_agrees: np.ndarray  # kink entries where analytic and autograd agree within τ_ex
@@ -107,7 +117,7 @@ class Entries:
 
 def _verdicts(finite_t, nd, at, td, ad) -> np.ndarray:
     verdict = np.full(at.shape, OK, dtype=np.int8)
-    verdict[finite_t & at & ~td] = FORWARD
+    verdict[finite_t & at & ~td & ~ad] = GRAPH
     verdict[finite_t & ~at & td] = ANALYTIC
     verdict[finite_t & ~at & ~td & ad] = AUTOGRAD
     verdict[finite_t & ~at & ~td & ~ad] = UNDETERMINED
@@ -136,6 +146,7 @@ def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u
             verdict, err = np.zeros(auto.shape, dtype=np.int8), gap
         else:
             verdict = _verdicts(finite_t, nd, at, td, np.abs(a - fd.value) <= thr_fd)
+            ref = np.where(verdict == GRAPH, fd.value, ref)  # judged against the function there
             err = np.where(nd, 0.0, np.abs(a - ref))
             err = np.where(np.isnan(err), np.inf, err)
     return Entries(verdict, ref, finite_t, nd, nd & at, err, tau, thr_fd, scale, plain)
@@ -165,10 +176,10 @@ def _summary(g: GradientReport, a: np.ndarray, e: Entries, i: int) -> None:
     else:
         verdict = e.verdict[i]
         live = ~nd
-        bad = (verdict == ANALYTIC) | (verdict == UNDETERMINED)
+        bad = np.isin(verdict, FAILING)
         g.mismatches = int(bad.sum())
         g.nondifferentiable = _indices(nd) if nd.any() else []
-        lost = ~e.finite_t[i] & live
+        lost = (~e.finite_t[i] | (verdict == GRAPH)) & live
         g.decided_by_fd = _indices(lost) if lost.any() else []
         any_live = bool(live.any())
         thr_live = thr[live] if not any_live or not live.all() else thr.reshape(-1)
@@ -196,22 +207,22 @@ def _conclude(g: GradientReport, e: Entries, i: int) -> None:
         g.status, g.blame = FAIL, BLAMES[ANALYTIC]
     elif counts[UNDETERMINED]:
         g.status, g.blame = FAIL, BLAMES[UNDETERMINED]
-    elif counts[FORWARD]:
-        n = int(counts[FORWARD])
-        g.blame = BLAMES[FORWARD]
-        g.warnings.append(
-            f"finite differences disagree with both analytic and autograd at {n} entr"
-            f"{'y' if n == 1 else 'ies'}: the forward is the suspect (a kink, nondeterminism or numerical instability)"
+    elif counts[GRAPH]:
+        n = int(counts[GRAPH])
+        g.status, g.blame = FAIL, BLAMES[GRAPH]
+        g.message = (
+            f"the analytic gradient of {g.param} agrees with autograd, but finite differences of the forward disagree with both at"
+            f" {n} of {g.entries} entries away from any kink: torch's graph is not the forward's function, and judged against"
+            f" the function the gradient is wrong (max abs err {g.max_abs_err:.3g})"
         )
     elif counts[AUTOGRAD]:
         g.blame = BLAMES[AUTOGRAD]
         g.warnings.append(
             f"autograd disagrees with analytic and finite differences at {int(counts[AUTOGRAD])} entries: the torch forward's graph is the suspect"
         )
-    if g.decided_by_fd:
-        g.warnings.append(
-            f"autograd returned non-finite values at {len(g.decided_by_fd)} entries although the forward is finite; decided by finite differences"
-        )
+    lost = int((~e.finite_t[i] & ~e.nondiff[i]).sum())
+    if lost:
+        g.warnings.append(f"autograd returned non-finite values at {lost} entries although the forward is finite; decided by finite differences")
     off = e.nondiff[i] & e.finite_t[i] & ~e.kink_agrees[i]
     if off.any():
         g.warnings.append(f"at {int(off.sum())} kink entries the analytic subgradient differs from autograd's convention (see the glossary)")

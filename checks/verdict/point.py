@@ -25,6 +25,7 @@ from verigrad.reference import (
     Stack,
     Unstackable,
     autograd_gradients,
+    custom_functions,
     finite_differences,
     forward_value_in,
     forward_value_torch,
@@ -198,6 +199,25 @@ def judge_param(prep: Prepared, name: str, fd: FDEstimate) -> GradientReport:
     return judge_point(name, prep.analytic.get(name), auto, fd, prep.sigma[name], prep.total_dims)
 
 
+def name_graph_cause(derivation: Derivation, params: dict[str, np.ndarray], grad_output, rep: Report) -> None:
+    """Each gradient blamed on the graph says what in the forward's torch graph can make it differ from the function."""
+    wrong = [g for g in rep.gradients if g.blame == Blame.GRAPH]
+    if not wrong:
+        return
+    try:
+        names = custom_functions(derivation, params, grad_output)
+    except ForwardError:  # it ran at this point before; nothing more to say if it does not now
+        return
+    if names:
+        cause = (f"the forward's torch graph goes through torch.autograd.Function {', '.join(names)}:"
+                 " its hand-written backward is the suspect")
+    else:
+        cause = ("no custom torch.autograd.Function is in the forward's torch graph: a value taken out of the graph"
+                 " (float(), .item(), .detach(), a NumPy round trip) is the suspect: autograd sees a constant where the function varies")
+    for g in wrong:
+        g.warnings.append(cause)
+
+
 def conclude(rep: Report, started: float) -> Report:
     """The derivation's status and one-line message from its gradients' verdicts."""
     failures = rep.failures
@@ -221,6 +241,7 @@ def _batches(derivation: Derivation, progress) -> Callable[[int, int], None] | N
 def _judged(derivation: Derivation, prep: Prepared, fd: Mapping[str, FDEstimate], evaluations: int) -> Report:
     prep.rep.evaluations = evaluations
     prep.rep.gradients.extend(judge_param(prep, name, fd[name]) for name in derivation.check)
+    name_graph_cause(derivation, prep.params, prep.grad_output, prep.rep)
     return conclude(prep.rep, prep.started)
 
 

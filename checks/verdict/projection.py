@@ -21,10 +21,10 @@ from typing import Literal
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report import Blame, Point, Report
+from verigrad.checks.report import FAIL, PASS, Blame, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.judge import exact_tolerance, precision_of
-from verigrad.checks.verdict.point import conclude, error_report, judge_param, prepare
+from verigrad.checks.verdict.point import conclude, error_report, judge_param, name_graph_cause, prepare
 from verigrad.checks.verdict.thresholds import (
     CROSSOVER_ENTRIES,
     DEFAULT_BUDGET,
@@ -140,6 +140,7 @@ def evaluate_projection(
         # confirmation of the others.
         probes = {name: _directions(ev, name, auto, sigma, total_dims, noise, directions, rng) for name in derivation.check}
         directional = {name: _localize(ev, name, *probes[name], budget - ENTRY_RESERVE) for name in derivation.check}
+        unresolved = {name: any(m.disagrees for _, m in probes[name][2]) and not directional[name][0] for name in derivation.check}
         shapes = {n: np.shape(params[n]) for n in derivation.params}
         for name in derivation.check:
             localized, notes, bound = directional[name]
@@ -149,16 +150,28 @@ def evaluate_projection(
             est = _entry_fd(ev, name, noise, auto[name], idx.astype(np.int64))
             g = judge_param(prep, name, est)
             g.threshold["directional_max"] = bound
-            if localized and g.blame is None:
-                g.blame = Blame.FORWARD
             if localized:
                 notes.insert(0, f"directional finite differences disagree with autograd at {_fmt([(name, k) for k in localized], shapes)}")
             g.warnings.extend(notes)
+            if unresolved[name] and g.status == PASS:
+                _unresolved_fails(g)
             rep.gradients.append(g)
     except ForwardError as e:
         return error_report(rep, str(e), started)
     rep.evaluations = ev.evaluations
+    name_graph_cause(derivation, params, g_out, rep)
     return conclude(rep, started)
+
+
+def _unresolved_fails(g: GradientReport) -> None:
+    """A direction along which the finite differences disagree with autograd, while the analytic gradient agrees
+    with autograd wherever it was compared: along it the analytic gradient is not the function's either (the
+    judgement of a graph entry, checks/verdict/judge.py), although no single entry could be named within the budget."""
+    g.status, g.blame = FAIL, Blame.GRAPH
+    g.message = (
+        f"the analytic gradient of {g.param} agrees with autograd, but finite differences of the forward disagree with both"
+        " along a random direction (not localized to single entries within the budget): torch's graph is not the forward's function"
+    )
 
 
 def _directions(
