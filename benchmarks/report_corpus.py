@@ -8,7 +8,8 @@ Checks, through the public API, in one process:
   1234, as tests/test_diagnose.py).
 
 and writes one line of JSON per report with what must not move: status, message kind, per gradient the
-status, blame, problem, diagnosis kind, worst index, mismatch count, the counterexample's sizes and seed.
+status, blame, problem, diagnosis kind, worst index, mismatch count, the slip's line and finding, the
+counterexample's sizes and seed.
 Figures (errors, thresholds, durations) are left out: they may move within rounding.
 
     python benchmarks/report_corpus.py --out before.jsonl
@@ -50,6 +51,7 @@ def fingerprint(where: str, report) -> dict:
                 "worst": None if g.worst_index is None else list(g.worst_index),
                 "mismatches": g.mismatches,
                 "nondifferentiable": len(g.nondifferentiable or []),
+                "slip": None if g.slip is None else [g.slip.line, g.slip.finding],
             }
             for g in report.gradients
         ],

@@ -89,6 +89,12 @@ def exact_tolerance(
     than ``normal_floor(u_a)``.
     """
     ref = np.asarray(reference)
+    model, least = _bound_and_floor(sigma, u_a, total_dims, ref, differentiable, scale)
+    return np.maximum(model, least)
+
+
+def _bound_and_floor(sigma, u_a: float, total_dims: int, ref: np.ndarray, differentiable, scale) -> tuple[np.ndarray, np.ndarray]:
+    """τ_ex of the error model, and its precision floor, per point (``exact_tolerance`` takes the larger)."""
     k = ref.shape[0]
     sig = np.asarray(sigma, dtype=np.float64)
     if sig.shape == ref.shape and differentiable is not None and not differentiable.all():
@@ -96,7 +102,14 @@ def exact_tolerance(
     sigma_live = np.max(sig.reshape(k, -1), axis=1, initial=0.0)
     size = live_max(ref) if scale is None else scale
     floor = normal_floor(u_a)
-    return tol.exact_bound(sigma_live, u_a, total_dims, np.maximum(size, floor) if floor else size)
+    size = np.maximum(size, floor) if floor else size
+    return tol.exact_bound(sigma_live, u_a, total_dims, size), precision_floor(u_a, size)
+
+
+def precision_floor(u_a: float, size: Any) -> Any:
+    """The least τ_ex for gradients of largest entry ``size`` in precision u_a: a deviation of a few ulps of the
+    gradient's scale is rounding, not a formula error (``PRECISION_FLOOR_ULPS``, docs/tolerances.md §4)."""
+    return tol.PRECISION_FLOOR_ULPS * u_a * size
 
 
 @dataclass
@@ -113,6 +126,8 @@ class Entries:
     thr_fd: np.ndarray  # K_FD·e + τ_ex per entry
     scale: np.ndarray  # (k,): max |ref| over the finite entries
     plain: bool  # every entry finite, differentiable and ok (the common case, judged in a few operations)
+    model: np.ndarray  # (k,): τ_ex of the error model where the precision floor raised it, else inf
+    u_a: float
 
 
 def _verdicts(finite_t, nd, at, td, ad) -> np.ndarray:
@@ -134,7 +149,8 @@ def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u
     ref = auto if regular else np.where(finite_t, auto, fd.value)
     k = auto.shape[0]
     scale = live_max(ref)
-    tau = exact_tolerance(sigma, u_a, total_dims, ref, ~nd, scale=scale)
+    model, least = _bound_and_floor(sigma, u_a, total_dims, ref, ~nd, scale)
+    tau = np.maximum(model, least)
     tau_b = tau.reshape(k, *([1] * (auto.ndim - 1)))
     thr_fd = tol.K_FD * fd.error + tau_b
     with np.errstate(invalid="ignore"):
@@ -149,7 +165,7 @@ def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u
             ref = np.where(verdict == GRAPH, fd.value, ref)  # judged against the function there
             err = np.where(nd, 0.0, np.abs(a - ref))
             err = np.where(np.isnan(err), np.inf, err)
-    return Entries(verdict, ref, finite_t, nd, nd & at, err, tau, thr_fd, scale, plain)
+    return Entries(verdict, ref, finite_t, nd, nd & at, err, tau, thr_fd, scale, plain, np.where(least > model, model, np.inf), u_a)
 
 
 def _median(x: np.ndarray) -> float:
@@ -223,6 +239,7 @@ def _conclude(g: GradientReport, e: Entries, i: int) -> None:
     lost = int((~e.finite_t[i] & ~e.nondiff[i]).sum())
     if lost:
         g.warnings.append(f"autograd returned non-finite values at {lost} entries although the forward is finite; decided by finite differences")
+    _note_floor(g, e, i)
     off = e.nondiff[i] & e.finite_t[i] & ~e.kink_agrees[i]
     if off.any():
         g.warnings.append(f"at {int(off.sum())} kink entries the analytic subgradient differs from autograd's convention (see the glossary)")
@@ -260,7 +277,20 @@ def _plain_summaries(param: str, a: np.ndarray, e: Entries, nondiff: np.ndarray)
         g.max_abs_err = float(max_err[i])
         max_ref = float(e.scale[i])
         g.max_rel_err = g.max_abs_err / max_ref if max_ref > 0 else (0.0 if g.max_abs_err == 0 else float("inf"))
+        _note_floor(g, e, i)
     return out
+
+
+def _note_floor(g: GradientReport, e: Entries, i: int) -> None:
+    """A passing gradient whose largest deviation from the reference is above the error model's τ_ex says that it
+    passed within the precision floor, and how far it is off in ulps of its scale."""
+    if g.status != PASS or g.decided_by_fd or not g.max_abs_err > e.model[i]:
+        return
+    ulps = g.max_abs_err / (e.u_a * float(e.scale[i]))
+    g.warnings.append(
+        f"within the precision floor: its largest deviation, {g.max_abs_err:.3g} ({ulps:.1f} u of max|reference|), is above the error"
+        f" model's {float(e.model[i]):.3g} but within {tol.PRECISION_FLOOR_ULPS:g} u of the gradient's scale: rounding, not a formula error"
+    )
 
 
 def judge_stack(

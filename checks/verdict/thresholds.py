@@ -47,6 +47,14 @@ from verigrad.reference.constants import (
 #: the analytic gradient's dtype; L: the sum of all dims (a bound on inner-product lengths).
 C_NOISE = 16.0
 C_SIZE = 4.0
+#: The precision floor of τ_ex: it is never below PRECISION_FLOOR_ULPS · u_a · max|t|. Precision is not a formula
+#: error: a correct formula evaluated in another order than autograd, with a few terms of the gradient's size that
+#: cancel, or with a safety epsilon of machine size added to a norm, deviates from autograd by several ulps of the
+#: gradient's scale at small L, where C_SIZE · √L is 4–16 (a WGAN-GP critic loss's ∂f/∂gradInterp: 10 u of max|t|,
+#: over a τ_ex of 7 u). 16 u ≈ 1.8e-15 of max|t| in float64: no slip of a formula — a sign, a factor, a transpose, a
+#: missing term — is that small unless the term it gets wrong is itself at rounding level. From L = 16 on,
+#: C_SIZE · √L ≥ 16 and the floor changes nothing. An entry that passes only by the floor is noted, with its size.
+PRECISION_FLOOR_ULPS = 16.0
 #: Jittered points x(1 + δ) at which autograd and its Hessian-vector product measure σ_t.
 AUTOGRAD_JITTERS = 2
 #: Relative size of δ for σ_t: 2^-28 ≈ 3.7e-9, about 2^24 ulps. Wide enough that every rounded
@@ -258,6 +266,7 @@ __all__ = [
     "NOISE_FLOOR_ULPS",
     "NOISE_JITTER",
     "OBJECTIVE_FLOOR",
+    "PRECISION_FLOOR_ULPS",
     "PROBE_SIZES",
     "RICHARDSON_ROUNDING",
     "SNAP_RTOL",
