@@ -141,8 +141,8 @@ class _Wrapped:
     """A callable standing for a user's function: it runs ``call`` and carries ``inner``'s identity."""
 
     def __init__(self, call: Callable[..., Any], inner: Callable[..., Any]) -> None:
-        self._call = call
-        functools.update_wrapper(self, inner)  # __name__, __module__, __doc__, __wrapped__
+        functools.update_wrapper(self, inner)  # __name__, __module__, __doc__, __wrapped__ (and inner's __dict__)
+        self._call = call  # after: a wrapper of a wrapper must not take its inner one's call with its __dict__
         code = getattr(inner, "__code__", None) or getattr(vars(type(inner)).get("__call__"), "__code__", None)
         if code is not None:
             self.__code__ = code

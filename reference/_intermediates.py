@@ -181,7 +181,8 @@ def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad
     exception it raises is the result's ``problem``, never raised."""
     if not runs_in(derivation, TORCH, params, grad_output):  # NumPy-only code (np.pad, .dot on 2-D arrays): reference/_namespace.py
         return Intermediates(problem="the forward runs under NumPy only, so it has no torch intermediates")
-    file = getattr(getattr(derivation.forward, "__code__", None), "co_filename", None)
+    runs = derivation.torch_forward or derivation.forward  # the forward that runs under torch, wherever it is defined
+    file = getattr(getattr(runs, "__code__", None), "co_filename", None)
     leaves = {n: torch.tensor(np.asarray(v, dtype=np.float64), requires_grad=True) for n, v in params.items()}
     g = None if grad_output is None else torch.as_tensor(np.asarray(grad_output, dtype=np.float64))
     keep, names = _keep_mode()(file or "<none>"), _Names(file or "<none>")
