@@ -11,7 +11,10 @@ import pytest
 from tests.helpers import altered
 from verigrad import analytic
 from verigrad.checks import check
-from verigrad.checks.report import FAIL, PASS, GradientReport, Point, Report
+from verigrad.checks.report import FAIL, PASS, GradientReport, Point, Report, RunReport
+from verigrad.checks.report.html import render_html
+from verigrad.checks.report.markdown import render_markdown
+from verigrad.checks.report.terminal import render
 from verigrad.checks.search.coverage import Coverage
 from verigrad.checks.verdict import judged
 
@@ -85,6 +88,15 @@ def test_a_tie_at_zero_error_keeps_the_point_with_most_entries():
     for point, g in zip(points, gs, strict=True):
         coverage.see(Report(name="d", status=PASS, gradients=[g]), point)
     assert coverage.most_demanding("W") == (gs[1], points[1])
+
+
+def test_every_view_names_the_point_of_a_passing_row(reports):
+    run = RunReport([reports["softmax"]], seed=SEED)
+    g = reports["softmax"].gradients[0]
+    seed_words = f"point seed {g.figures_at['seed']}"
+    for view in (render, render_markdown, render_html):
+        assert seed_words in view(run), view.__name__
+    assert g.figures_at["replay"] in render_html(run)
 
 
 def test_a_failing_gradient_keeps_its_counterexample_and_the_passing_ones_show_their_own_point():
