@@ -20,13 +20,13 @@ from verigrad.checks.verdict import judged
 
 #: float64's smallest normal number: a threshold there means τ_ex saw a reference of 0 everywhere.
 NORMAL_FLOOR = float(np.finfo(np.float64).tiny)
-#: A run seed under which the last point checked of conv2d leaves x and w with a zero reference.
-SEED = 4167945147
+#: Run seeds under which the last point checked left a zero reference (softmax's Z; conv2d's x and w) before.
+SEEDS = {"softmax": 3, "conv2d": 5}
 
 
 @pytest.fixture(scope="module")
 def reports():
-    return {name: check(analytic.builtin(name), seed=SEED, database=False) for name in ("softmax", "conv2d")}
+    return {name: check(analytic.builtin(name), seed=seed, database=False) for name, seed in SEEDS.items()}
 
 
 @pytest.mark.parametrize("name", ["softmax", "conv2d"])
@@ -91,7 +91,7 @@ def test_a_tie_at_zero_error_keeps_the_point_with_most_entries():
 
 
 def test_every_view_names_the_point_of_a_passing_row(reports):
-    run = RunReport([reports["softmax"]], seed=SEED)
+    run = RunReport([reports["softmax"]], seed=SEEDS["softmax"])
     g = reports["softmax"].gradients[0]
     seed_words = f"point seed {g.figures_at['seed']}"
     for view in (render, render_markdown, render_html):
