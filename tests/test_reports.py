@@ -254,7 +254,7 @@ def test_markdown_escapes_user_text_and_keeps_the_table_intact(request):
         assert md.splitlines()[0].endswith(render(run).splitlines()[-1])
         rows = [line for line in md.splitlines() if line.startswith("| ")]
         assert len(rows) == 2 + sum(len(r.gradients) or 1 for r in run.reports)
-        assert all(_unescaped_bars(row) == 8 for row in rows), rows
+        assert all(_unescaped_bars(row) == 9 for row in rows), rows  # eight columns
 
 
 def test_markdown_details_name_what_is_wrong_and_how_to_replay():

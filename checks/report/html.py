@@ -23,6 +23,8 @@ import numpy as np
 from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
 from verigrad.checks.report.words import (
     disagreement,
+    figures_point_text,
+    figures_replay,
     fmt,
     gradient_point_text,
     gradient_replay,
@@ -269,17 +271,18 @@ def _badge(status: Status) -> str:
 
 
 def _summary_table(run: RunReport) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("derivation", "param", "status", "max abs err", "max rel err", "threshold", "note"))
+    head = "".join(f"<th>{h}</th>" for h in ("derivation", "param", "status", "max abs err", "max rel err", "threshold", "note", "figures at"))
     rows = []
     for k, r in enumerate(run.reports):
         link = f'<a href="#d{k}">{esc(r.name)}</a>'
         if not r.gradients:
-            rows.append(f"<tr><td>{link}</td><td>—</td><td>{_badge(r.status)}</td><td></td><td></td><td></td><td>{esc(r.message or '')}</td></tr>")
+            empty = "<td></td>" * 3
+            rows.append(f"<tr><td>{link}</td><td>—</td><td>{_badge(r.status)}</td>{empty}<td>{esc(r.message or '')}</td><td></td></tr>")
         for j, g in enumerate(r.gradients):
             rows.append(
                 f'<tr><td>{link}</td><td><a href="#d{k}g{j}">{esc(g.param)}</a></td><td>{_badge(g.status)}</td>'
                 f'<td class="num">{fmt(g.max_abs_err)}</td><td class="num">{fmt(g.max_rel_err)}</td>'
-                f'<td class="num">{fmt(threshold(g))}</td><td>{esc(note(g))}</td></tr>'
+                f'<td class="num">{fmt(threshold(g))}</td><td>{esc(note(g))}</td><td>{esc(figures_point_text(r, g))}</td></tr>'
             )
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -291,10 +294,19 @@ def _own_point(r: Report, g: GradientReport, run_seed: int | None) -> list[str]:
     return out + ([f"<p>replay:</p><pre>{esc(replay)}</pre>"] if replay else [])
 
 
+def _passing_point(r: Report, g: GradientReport) -> list[str]:
+    """Where a passing gradient's figures and heatmaps were taken (its most demanding point), and its replay."""
+    out = [f'<p class="note">figures at {esc(figures_point_text(r, g))}</p>']
+    replay = figures_replay(r, g)
+    return out + ([f"<p>replay:</p><pre>{esc(replay)}</pre>"] if replay else [])
+
+
 def _gradient(k: int, j: int, r: Report, g: GradientReport, run_seed: int | None = None) -> str:
     parts = [f'<h3 id="d{k}g{j}">∂f/∂{esc(g.param)} {_badge(g.status)} <span class="note">{esc(note(g))}</span></h3>']
     if g.status != Status.PASS and own_points(r):
         parts += _own_point(r, g, run_seed)
+    if g.status == Status.PASS:
+        parts += _passing_point(r, g)
     if g.status != Status.PASS:
         parts.append(f'<p class="sentence">{esc(headline(g))}</p>')
         extra = side_message(g)

@@ -12,6 +12,7 @@ from verigrad.checks.report.model import GradientReport, Report, RunReport, Stat
 from verigrad.checks.report.words import (
     counts,
     facts,
+    figures_point_text,
     fmt,
     gradient_point_text,
     gradient_replay,
@@ -67,16 +68,17 @@ def _row(cells: list[str]) -> str:
 
 def _table(run: RunReport) -> list[str]:
     lines = [
-        _row(["", "derivation", "param", "max abs err", "max rel err", "threshold", "note"]),
-        _row(["---"] * 3 + ["--:"] * 3 + ["---"]),
+        _row(["", "derivation", "param", "max abs err", "max rel err", "threshold", "note", "figures at"]),
+        _row(["---"] * 3 + ["--:"] * 3 + ["---"] * 2),
     ]
     for r in run.reports:
         status = f"{_ICON.get(r.status, '')} {r.status}"
         if not r.gradients:
-            lines.append(_row([status, escape(r.name), "—", "—", "—", "—", escape(r.message or "")]))
+            lines.append(_row([status, escape(r.name), "—", "—", "—", "—", escape(r.message or ""), "—"]))
         for g in r.gradients:
             mark = f"{_ICON.get(g.status, '')} {g.status}"
-            cells = [mark, escape(r.name), escape(g.param), fmt(g.max_abs_err), fmt(g.max_rel_err), fmt(threshold(g)), escape(note(g))]
+            figures = [fmt(g.max_abs_err), fmt(g.max_rel_err), fmt(threshold(g))]
+            cells = [mark, escape(r.name), escape(g.param), *figures, escape(note(g)), escape(figures_point_text(r, g))]
             lines.append(_row(cells))
     return lines
 

@@ -213,6 +213,9 @@ class GradientReport:
     # Where the search found this gradient failing, its own smallest point: {"shapes": {...}, "seed": ..., "replay": "..."}
     # (a gradient that fails only at sizes where the others pass is reported there, not at the derivation's counterexample).
     counterexample: dict[str, Any] | None = None
+    # Where a passing gradient's figures were taken, in the same form: the most demanding point the search judged it
+    # at (checks/search/coverage.py). None: at the report's own point (a single point, a replay, a failing gradient).
+    figures_at: dict[str, Any] | None = None
     # The first wrong line of the derivation (checks/diagnose/slip.py); None with ``slip_reason`` when none is named.
     slip: Slip | None = None
     slip_reason: str | None = None
@@ -247,6 +250,7 @@ class GradientReport:
             "warnings": list(self.warnings),
             "message": self.message,
             "counterexample": self.counterexample,
+            "figures_at": self.figures_at,
             "slip": None if self.slip is None else self.slip.to_dict(),
             "slip_reason": self.slip_reason,
             "trace": [t.to_dict() for t in self.trace],

@@ -15,6 +15,7 @@ from typing import TextIO
 from verigrad.checks.report.model import GradientReport, Kind, Report, RunReport, Status
 from verigrad.checks.report.words import (
     facts,
+    figures_point_text,
     fmt,
     gradient_point_text,
     gradient_replay,
@@ -39,6 +40,8 @@ _BOLD, _RESET = "\033[1m", "\033[0m"
 
 #: Widest cell of the summary table, in terminal columns; the details below give the full text.
 MAX_CELL = 40
+#: Widest cell of the table's last column, the point a row's figures are from (its sizes, inputs and seed).
+MAX_POINT_CELL = 100
 
 #: ``paint(code, text)``: text in an ANSI colour, or as it is when colour is off.
 Paint = Callable[[str, str], str]
@@ -76,13 +79,15 @@ def _indent(text: str, prefix: str) -> str:
 
 
 def _table(run: RunReport, paint: Paint) -> list[str]:
-    """One row per gradient (one per derivation that has none), columns padded to their widest cell."""
-    rows = [("derivation", "param", "status", "max abs err", "max rel err", "threshold", "note")]
+    """One row per gradient (one per derivation that has none), columns padded to their widest cell; the last
+    says at which point the row's figures were taken (a passing gradient's most demanding one)."""
+    rows = [("derivation", "param", "status", "max abs err", "max rel err", "threshold", "note", "figures at")]
     for r in run.reports:
         if not r.gradients:
-            rows.append((_cell(r.name), "—", r.status, "—", "—", "—", _cell(r.message or "")))
+            rows.append((_cell(r.name), "—", r.status, "—", "—", "—", _cell(r.message or ""), "—"))
         for g in r.gradients:
-            rows.append((_cell(r.name), _cell(g.param), g.status, fmt(g.max_abs_err), fmt(g.max_rel_err), fmt(threshold(g)), note(g)))
+            at = _cell(figures_point_text(r, g), MAX_POINT_CELL)
+            rows.append((_cell(r.name), _cell(g.param), g.status, fmt(g.max_abs_err), fmt(g.max_rel_err), fmt(threshold(g)), note(g), at))
     widths = [max(_width(row[k]) for row in rows) for k in range(len(rows[0]))]
     lines = []
     for n, row in enumerate(rows):

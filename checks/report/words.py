@@ -149,13 +149,18 @@ def worst_text(g: GradientReport) -> str | None:
 # --- one derivation, one run ----------------------------------------------------------------
 
 
-def _point_words(shapes: dict[str, int], point_seed: int | None, seed: int | None, inputs: dict[str, Any] | None = None) -> str | None:
-    parts = []
-    if shapes:
-        parts.append("at " + ", ".join(f"{k}={v}" for k, v in shapes.items()))
+def _point_parts(shapes: dict[str, int], point_seed: int | None, inputs: dict[str, Any] | None) -> list[str]:
+    parts = [", ".join(f"{k}={v}" for k, v in shapes.items())] if shapes else []
     parts += inputs_words(inputs or {})
     if point_seed is not None:
         parts.append(f"point seed {point_seed}")
+    return parts
+
+
+def _point_words(shapes: dict[str, int], point_seed: int | None, seed: int | None, inputs: dict[str, Any] | None = None) -> str | None:
+    parts = _point_parts(shapes, point_seed, inputs)
+    if shapes:
+        parts[0] = "at " + parts[0]
     if seed is not None:
         parts.append(f"run seed {seed}")
     return "; ".join(parts) or None
@@ -186,6 +191,24 @@ def gradient_point_text(r: Report, g: GradientReport, run_seed: int | None = Non
 def gradient_replay(g: GradientReport) -> str | None:
     """The command that replays the point where ``g`` was found failing."""
     return None if g.counterexample is None else g.counterexample.get("replay")
+
+
+def _figures_point(r: Report, g: GradientReport) -> dict[str, Any]:
+    """The point ``g``'s figures were taken at, as a counterexample is written: a passing gradient's most demanding
+    point (``figures_at``), a failing one's own counterexample, else the report's point."""
+    here = {"shapes": r.shapes, "seed": r.point_seed, "hyper": r.hyper, "data": r.data, "forward_seed": r.forward_seed, "replay": r.replay}
+    return g.figures_at or g.counterexample or here
+
+
+def figures_point_text(r: Report, g: GradientReport) -> str:
+    """``N=3, D=5; point seed 12``: where a row's figures (errors, threshold, worst entry) were taken; ``—`` if unknown."""
+    c = _figures_point(r, g)
+    return "; ".join(_point_parts(c["shapes"], c["seed"], c)) or "—"
+
+
+def figures_replay(r: Report, g: GradientReport) -> str | None:
+    """The command that replays the point a row's figures were taken at (None: none was drawn by the search)."""
+    return _figures_point(r, g).get("replay")
 
 
 def counts(run: RunReport) -> tuple[int, int, int]:

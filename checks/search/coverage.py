@@ -5,6 +5,10 @@ reference exceeds τ_ex (checks/verdict/judge.py, ``judged``): where the referen
 entry, or underflows below τ_ex's floor, any gradient within τ_ex of 0 passes, right or wrong. A search
 that drew only such points for a parameter has judged nothing of its gradient, and says so.
 
+A passing gradient is shown at the most demanding point the search judged it at: the one where its largest
+error came closest to its threshold (``demand``), kept as the points are seen, so it costs no evaluation.
+A tie (every judged point matched exactly, say) keeps the point with most entries, then the first seen.
+
 The search reports one point, but gradients that write into their arguments may do so at some points
 only (``dx[x <= 0] = 0`` changes nothing where x > 0): the warning of every point that showed it is carried
 into the report (``carry_warnings``).
@@ -17,25 +21,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from verigrad.checks.report import Report, Status
-from verigrad.checks.verdict import judged
+from verigrad.checks.report import GradientReport, Point, Report, Status
+from verigrad.checks.verdict import demand, judged
 from verigrad.checks.verdict.calls import mutation_warnings
 
 
 @dataclass
 class Coverage:
     """Per parameter, over every point the search checked: whether some verdict judged its values, and
-    whether some reference entry was finite and not 0 (told apart: a zero reference from an underflowing one)."""
+    whether some reference entry was finite and not 0 (told apart: a zero reference from an underflowing one),
+    and the most demanding point at which it passed and was judged."""
 
     judged: set[str] = field(default_factory=set)
     nonzero: set[str] = field(default_factory=set)
     points: int = 0
     mutations: list[str] = field(default_factory=list)  # the arguments the gradients wrote into, at some point
+    #: Per parameter: (demand, entries) of the most demanding judged pass so far, its report and its point.
+    demanding: dict[str, tuple[tuple[float, int], GradientReport, Point | None]] = field(default_factory=dict)
 
-    def see(self, report: Report) -> None:
+    def see(self, report: Report, point: Point | None = None) -> None:
+        """Count one checked point (``point``: where ``report`` was taken, when the search drew it)."""
         self.points += 1
         self.mutations.extend(n for n in report.modified_in_place if n not in self.mutations)
         for g in report.gradients:
+            if g.status == Status.PASS:
+                self._keep_if_demanding(g, point)
             if g.param in self.judged:
                 continue
             if judged(g):
@@ -44,6 +54,18 @@ class Coverage:
                 ref = np.asarray(g.reference, dtype=np.float64)
                 if np.any(np.isfinite(ref) & (ref != 0)):
                     self.nonzero.add(g.param)
+
+    def _keep_if_demanding(self, g: GradientReport, point: Point | None) -> None:
+        key = (demand(g), g.entries)
+        best = self.demanding.get(g.param)
+        if (best is None or key > best[0]) and judged(g):  # judged last: it reads the whole reference
+            self.demanding[g.param] = (key, g, point)
+
+    def most_demanding(self, param: str) -> tuple[GradientReport, Point | None] | None:
+        """The passing report of ∂f/∂``param`` at the judged point where its error came closest to its threshold,
+        with that point; None when no point judged it passing."""
+        best = self.demanding.get(param)
+        return None if best is None else best[1:]
 
     def why_not(self, param: str) -> str:
         """The one line saying that nothing of ∂f/∂``param`` could be judged, and why (the view names the gradient)."""

@@ -94,7 +94,7 @@ class _Tally:
         """Count one checked point; one that shows a failure ends the example (raises _Found)."""
         self.points += 1
         self.last = (point, report)
-        self.coverage.see(report)
+        self.coverage.see(report, point if isinstance(point, Point) else None)
         if self.current is not None:
             for g in report.gradients:
                 if g.status != Status.PASS and (self.watched is None or g.param in self.watched):

@@ -304,6 +304,7 @@ def _search(run: Run, budget: int, use_database: bool) -> Report:
     if report.status == Status.FAIL:
         _go_on(run, report, Budget(budget - first.clean, _seen_failing(report, first), store), coverage)
         join_slips(report)
+    _show_most_demanding(run, report, coverage)
     carry_warnings(report, coverage.mutations)
     if report.status != Status.ERROR:
         mark_unjudged(report, coverage)
@@ -378,6 +379,23 @@ def _adopt(run: Run, report: Report, watched: frozenset[str], out: Outcome, stor
     mine = {g.param: g for g in failing}
     report.gradients = [mine.get(g.param, g) for g in report.gradients]
     return frozenset(mine)
+
+
+def _show_most_demanding(run: Run, report: Report, coverage: Coverage) -> None:
+    """Each passing gradient of ``report`` as it was at the most demanding point the search judged it at, which
+    it names (``figures_at``, with the command that replays it); failing gradients stay at their counterexample."""
+    shown = []
+    for g in report.gradients:
+        best = coverage.most_demanding(g.param) if g.status == Status.PASS else None
+        if best is None:
+            shown.append(g)
+            continue
+        kept, point = best
+        if point is not None and point.seed is not None:
+            replay = replay_command(run.derivation, run.target, spec_of(point), point.seed)
+            kept.figures_at = {**counterexample_of(point), "replay": replay}
+        shown.append(kept)
+    report.gradients = shown
 
 
 def _remember(store: KnownFailures | None, first: Outcome) -> None:

@@ -6,7 +6,7 @@ Each judges with ``judge_stack`` (a single point is a stack of one), τ_ex from 
 """
 
 from verigrad.checks.verdict import thresholds
-from verigrad.checks.verdict.judge import exact_tolerance, judge_point, judge_stack, judged
+from verigrad.checks.verdict.judge import demand, exact_tolerance, judge_point, judge_stack, judged
 from verigrad.checks.verdict.noise import autograd_noise
 from verigrad.checks.verdict.point import evaluate, inner_length
 from verigrad.checks.verdict.projection import CROSSOVER_ENTRIES, DEFAULT_BUDGET, choose_mode, evaluate_projection
@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_BUDGET",
     "autograd_noise",
     "choose_mode",
+    "demand",
     "evaluate",
     "evaluate_group",
     "evaluate_projection",

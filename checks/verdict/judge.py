@@ -377,6 +377,16 @@ def judged(g: GradientReport) -> bool:
     return bool(np.any(np.isfinite(ref) & (ref > tau)))
 
 
+def demand(g: GradientReport) -> float:
+    """How close a passing ``g`` came to failing at its point: its largest error over the threshold its
+    analytic values were judged against (τ_ex; the differences' own under finite differences alone). The
+    search shows each passing gradient at the judged point where this is largest."""
+    err, tau = g.max_abs_err or 0.0, float((g.threshold or {}).get("analytic_vs_autograd", 0.0))
+    if tau > 0:
+        return err / tau
+    return 0.0 if err == 0 else float("inf")
+
+
 def refine_where_autograd_disagrees(auto: Mapping[str, np.ndarray]) -> Callable[[str, FDEstimate], np.ndarray]:
     """The entries whose finite difference at step h does not already confirm autograd within K_FD·e
     (or where autograd is not finite): those get steps h/2 and h/4 (docs/tolerances.md §3)."""
