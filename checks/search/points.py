@@ -8,6 +8,7 @@ which is what makes a counterexample small and readable.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,11 +75,21 @@ def grad_output_shape(derivation: Derivation, sizes: Mapping[str, int], params: 
     return derivation.output_shape(sizes) if derivation.output is not None else forward_shape(derivation, params)
 
 
+def uniform(rng: np.random.Generator, low: float, high: float, shape: tuple[int, ...]) -> np.ndarray:
+    """Values uniform in [low, high): numpy's own draw where high - low is a finite float, so every point drawn so
+    far keeps its values bit for bit; where the width overflows (ranges=(-1e308, 1e308)) each value is
+    low·(1 − u) + high·u, which never leaves the range's magnitude. Both take one double per value from ``rng``."""
+    if math.isfinite(high - low):
+        return rng.uniform(low, high, shape)
+    u = rng.random(shape)
+    return np.clip(low * (1.0 - u) + high * u, low, high)
+
+
 def _values(derivation: Derivation, plan: _Plan, rng: np.random.Generator, scale: float):
     params = {}
     for name, shape, bounds in plan.params:
         if bounds is not None:
-            params[name] = rng.uniform(bounds[0], bounds[1], shape)
+            params[name] = uniform(rng, bounds[0], bounds[1], shape)
         else:
             z = rng.standard_normal(shape)
             params[name] = z if scale == 1.0 else scale * z
