@@ -20,7 +20,7 @@ from verigrad.analytic import DataKind, Derivation, bind, configure, dim_value, 
 from verigrad.checks.report import Point
 from verigrad.checks.search.inputs import bind_spec, plain_sizes, spec_strategy
 from verigrad.checks.verdict.thresholds import KINK_MARGIN, KINK_REDRAWS
-from verigrad.reference import np_xp, torch_output_shape
+from verigrad.reference import np_xp, read_as_scalar, seen_shape, torch_output_shape
 
 SEED_MAX = 2**32 - 1
 
@@ -85,6 +85,33 @@ def uniform(rng: np.random.Generator, low: float, high: float, shape: tuple[int,
     return np.clip(low * (1.0 - u) + high * u, low, high)
 
 
+def scalar_notes(derivation: Derivation, spec: Mapping[str, Any], bound: Derivation, params: Mapping[str, np.ndarray]) -> list[str]:
+    """The warning a point of ``bound`` (``derivation`` bound to ``spec``) carries when its forward returns the scalar
+    objective as a size-1 array, (1,) or (1, 1), which every witness reads as the scalar it holds
+    (reference.read_as_scalar); none otherwise. The forward is first run at larger sizes: an array of more than one
+    entry there makes its size-1 value here a vector of length 1, refused as any vector is."""
+    shape = () if bound.is_layer else forward_shape(bound, params)
+    if not read_as_scalar(bound, shape):
+        return []
+    seen_shape(bound, _grown_shape(derivation, spec))
+    if not read_as_scalar(bound, shape):
+        return []
+    return [f"the forward returned its scalar objective as an array of shape {shape}: read as the scalar it holds"]
+
+
+def _grown_shape(derivation: Derivation, spec: Mapping[str, Any]) -> tuple[int, ...]:
+    """The shape of the forward's value with every free dim at 2 or more where its range allows (the data drawn
+    anew at those sizes); () where those sizes cannot be drawn or the forward raises there."""
+    grown = {k: v for k, v in spec.items() if k not in derivation.data}
+    grown.update({d: min(derivation.dim_range(d)[1], max(2, int(spec[d]))) for d in derivation.symbols})
+    try:
+        bound, sizes = bind_spec(derivation, grown)
+        params, _ = _values(bound, _plan(bound, sizes), np.random.default_rng(0), 1.0)
+    except ValueError:  # sizes that break an expression dim (H-K at K=H): no larger point to look at
+        return ()
+    return forward_shape(bound, params)
+
+
 def _values(derivation: Derivation, plan: _Plan, rng: np.random.Generator, scale: float):
     params = {}
     for name, shape, bounds in plan.params:
@@ -131,18 +158,21 @@ def draw_points(
 ) -> list[Point]:
     """``draw_point`` at each of ``seeds``, all at ``sizes`` (the shapes are resolved once). For a derivation
     with hyperparameters, data or a seed, ``sizes`` is an example's spec (checks/search/inputs.py)."""
-    derivation, sizes = bind_spec(derivation, sizes)
+    spec = sizes
+    unbound, (derivation, sizes) = derivation, bind_spec(derivation, sizes)
     setting = derivation.bound
     inputs = {} if setting is None else {"hyper": dict(setting.hyper), "data": dict(setting.data), "forward_seed": setting.seed}
     plan = _plan(derivation, sizes)
     ordered = {d: int(sizes[d]) for d in derivation.symbols}
     keep_off = not include_kinks and derivation.kinks is not None
     points = []
+    said: list[str] | None = None  # the forward's value is read the same way at every point of one size
     with np.errstate(all="ignore"):
         for seed in seeds:
             rng = np.random.default_rng(seed)
             params, g = _values(derivation, plan, rng, scale)
-            notes = []
+            said = scalar_notes(unbound, spec, derivation, params) if said is None else said
+            notes = list(said)
             if keep_off:
                 for _ in range(KINK_REDRAWS):
                     if _distance(derivation, params) >= KINK_MARGIN:
