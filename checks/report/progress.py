@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from verigrad.checks.report.terminal import shown
+from verigrad.checks.report.words import visible
 
 #: Seconds a run must have taken before any progress is shown.
 DELAY = 2.0
@@ -60,7 +60,7 @@ class Progress:
                     return
                 self._last = now
                 width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-                text = shown(f"verigrad: {name}  {min(done, total)}/{total} {unit}  {now - self.started:.0f} s")
+                text = visible(f"verigrad: {name}  {min(done, total)}/{total} {unit}  {now - self.started:.0f} s", newline=False)
                 if len(text) > width:
                     text = text[: width - 1] + "…"
                 self.stream.write("\r" + text + "\033[K")
@@ -69,7 +69,7 @@ class Progress:
             elif name not in self._announced:
                 self._announced.add(name)
                 line = f"verigrad: checking {name} ({min(done, total)}/{total} {unit}, {now - self.started:.0f} s into the run)"
-                self.stream.write(shown(line) + "\n")
+                self.stream.write(visible(line, newline=False) + "\n")
                 self.stream.flush()
         except (OSError, ValueError):  # stderr closed or gone: carry on without progress
             self.enabled = False
