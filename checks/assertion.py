@@ -17,7 +17,7 @@ def failure_text(report: Report) -> str:
     """
     verdict = "has a wrong gradient" if report.status == Status.FAIL else "could not be checked"
     lines = [f"derivation {visible(report.name, newline=False)!r} {verdict}"]
-    lines.extend(detail_lines(report, report.seed, lambda _code, text: text))
+    lines.extend(detail_lines(report, report.seed))
     return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ from verigrad.checks.report import (
     load_failure_report,
     print_run,
     report_path_problem,
+    say,
     stdout_to_devnull,
     write_each,
 )
@@ -46,7 +47,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, no usage dump
-        print(f"verigrad: {message}", file=sys.stderr)
+        say(f"verigrad: {message}")
         raise SystemExit(EXIT_USAGE)
 
 
@@ -171,23 +172,23 @@ def _run_check(args: argparse.Namespace) -> int:
     paths = {kind: getattr(args, kind) for kind in KINDS}
     path_problem = report_path_problem(paths, args.targets)
     if path_problem:
-        print(f"verigrad: {path_problem}", file=sys.stderr)
+        say(f"verigrad: {path_problem}")
         return EXIT_USAGE
     replay = None
     if args.replay:
         try:
             replay = parse_replay(args.replay)
         except ValueError as e:
-            print(f"verigrad: {e}", file=sys.stderr)
+            say(f"verigrad: {e}")
             return EXIT_USAGE
     device_problem = _device_problem(args.device)
     if device_problem:
-        print(f"verigrad: --device {args.device}: {device_problem}", file=sys.stderr)
+        say(f"verigrad: --device {args.device}: {device_problem}")
         return EXIT_USAGE
     try:
         memory = memory_limit()
     except ValueError as e:
-        print(f"verigrad: {e}", file=sys.stderr)
+        say(f"verigrad: {e}")
         return EXIT_USAGE
     seed = args.seed
     if seed is None:
@@ -199,25 +200,25 @@ def _run_check(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     if found.usage:
-        print(f"verigrad: {found.usage}", file=sys.stderr)
+        say(f"verigrad: {found.usage}")
         return EXIT_USAGE
     load_errors = [line for _, line in found.load_errors]
     for line in load_errors:
-        print(f"verigrad: {line}", file=sys.stderr)
+        say(f"verigrad: {line}")
     if not found.checks and not load_errors:
-        print("verigrad: nothing to check", file=sys.stderr)
+        say("verigrad: nothing to check")
         return EXIT_USAGE
     run = _check_all(found, settings, seed)
     run.reports.extend(load_failure_report(target, line) for target, line in found.load_errors)
     # The reports first, Ctrl-C deferred meanwhile; then the summary, which a closed stdout or Ctrl-C may cut short.
     written = write_each(run, paths)
     for line in written.problems:
-        print(f"verigrad: {line}", file=sys.stderr)
+        say(f"verigrad: {line}")
     interrupted = written.interrupted
     try:
         print_run(run, sys.stdout, color=args.color)
         for line in github_annotations(run) if args.annotations else ():
-            print(line, file=sys.stdout)
+            say(line, sys.stdout)
         sys.stdout.flush()
     except OSError:  # BrokenPipeError and the like: nobody reads the summary, the run's outcome is unchanged
         stdout_to_devnull()
@@ -242,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from verigrad.analytic import builtins
 
         for d in builtins():
-            print(f"{d.name:28} {_listing(d)}")
+            say(f"{d.name:28} {_listing(d)}", sys.stdout)
         return EXIT_PASS
     if args.command != "check":
         build_parser().print_help()

@@ -13,7 +13,7 @@ from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_
 from ._heap import Heap
 from ._intermediates import Intermediates, Quantity, intermediates
 from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_output_shape
-from ._objective import ForwardError, check_scalar, np_xp, objective
+from ._objective import ForwardError, check_scalar, np_xp, objective, read_as_scalar, seen_shape
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 from ._stacked import Stack, Unstackable
 from ._switches import value_and_signs
@@ -54,9 +54,11 @@ __all__ = [
     "np_xp",
     "objective",
     "random_direction",
+    "read_as_scalar",
     "refine_entries",
     "rounding_noise",
     "runs_in",
+    "seen_shape",
     "steps_for",
     "torch_namespace",
     "torch_output_shape",

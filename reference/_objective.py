@@ -18,7 +18,7 @@ from ._torch import Deferred
 
 torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
-__all__ = ["ForwardError", "check_output", "np_xp", "objective"]
+__all__ = ["ForwardError", "check_output", "np_xp", "objective", "read_as_scalar", "seen_shape"]
 
 
 class ForwardError(RuntimeError):
@@ -34,7 +34,34 @@ def objective(derivation: Derivation, xp: Any, params: Mapping[str, Any], grad_o
             raise ValueError("a layer derivation needs grad_output")
         check_output(derivation, out, tuple(np.shape(grad_output)))
         return xp.sum(grad_output * out)
-    return out
+    shape = getattr(out, "shape", None)
+    return xp.reshape(out, ()) if read_as_scalar(derivation, () if shape is None else tuple(shape)) else out
+
+
+#: Forwards (by derivation name and the code of the user's function) found returning an array of more than one
+#: entry where a scalar is due: the size-1 array such a forward gives at small sizes (X @ w at N=1) is a vector of
+#: length 1, never read as the scalar loss.
+_VECTORS: set[tuple[str, Any]] = set()
+
+
+def _key(derivation: Derivation) -> tuple[str, Any]:
+    fn = getattr(derivation.forward, "fn", derivation.forward)  # a bound derivation's forward calls the user's function
+    return derivation.name, getattr(fn, "__code__", None) or id(fn)
+
+
+def read_as_scalar(derivation: Derivation, shape: tuple[int, ...]) -> bool:
+    """Whether a forward value of ``shape`` is read as the scalar it holds: a size-1 array, (1,) or (1, 1), returned
+    by a derivation that is not a layer (its gradients take no grad_output) and whose forward was not found to give
+    more than one entry at larger sizes (``seen_shape``). Every witness reads it so, through ``objective``; under
+    vmap ``shape`` is one row's."""
+    return not derivation.is_layer and len(shape) > 0 and all(n == 1 for n in shape) and _key(derivation) not in _VECTORS
+
+
+def seen_shape(derivation: Derivation, shape: tuple[int, ...]) -> None:
+    """Record the shape of the forward's value at larger sizes than a point's (checks/search/points.py): more than
+    one entry there, and its size-1 value at the point is no scalar loss but a vector that happens to have length 1."""
+    if not derivation.is_layer and int(np.prod(shape)) > 1:
+        _VECTORS.add(_key(derivation))
 
 
 def check_output(derivation: Derivation, out: Any, expected: tuple[int, ...]) -> None:

@@ -357,7 +357,7 @@ def test_terminal_shows_names_as_written_with_control_characters_made_visible():
     assert "1 of 12 entries disagree" in text  # no diagnosis: the mismatch count
     assert "worst entry" in text and "analytic 6, reference -6" in text
     assert "replay: verigrad check 'x&y.py' --only '<script>' --replay N=3,M=4,seed=7" in text
-    assert "forward raised: <img src=x onerror=alert(1)>\n  second line \\x00" in text
+    assert "forward raised: <img src=x onerror=alert(1)>\\nsecond line \\x00" in text  # user text never starts a line
     table = text.split("\n\n", 1)[0].splitlines()
     assert len(table) == 1 + 3 + 1 + 1  # header, three gradients, one unchecked derivation, one gradient: no newline in the table
     assert "ERROR slow: timed out after 3 s" in text  # an error beside passing gradients is still said

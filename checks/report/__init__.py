@@ -36,7 +36,7 @@ from verigrad.checks.report.model import (
 )
 from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
-from verigrad.checks.report.terminal import detail_lines, print_run, render
+from verigrad.checks.report.terminal import detail_lines, print_run, render, say, shown
 from verigrad.checks.report.words import summary_line, visible, warnings_of
 
 __all__ = [
@@ -67,6 +67,8 @@ __all__ = [
     "print_run",
     "render",
     "report_path_problem",
+    "say",
+    "shown",
     "stdout_to_devnull",
     "summary_line",
     "visible",

@@ -12,15 +12,17 @@ from __future__ import annotations
 import os
 
 from verigrad.checks.report.model import GradientReport, Report, RunReport, Status
-from verigrad.checks.report.words import gradient_replay, headline
+from verigrad.checks.report.words import gradient_replay, headline, visible
 
 #: Annotation formats ``--annotations`` accepts.
 FORMATS = ("github",)
 
 
 def _data(text: str) -> str:
-    """A workflow command's message: %, CR and LF escaped (GitHub's rules)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message: every character that could end the command's line or steer a terminal shown
+    as a printed line shows it (``visible``: control characters, NEL, U+2028/2029, bidirectional controls), a
+    newline kept; then %, CR and LF escaped by GitHub's rules, so a newline is a line break inside the annotation."""
+    return visible(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _property(text: str) -> str:

@@ -54,14 +54,13 @@ class Progress:
         now = self.clock()
         if now - self.started < self.delay:
             return
-        label = visible(name, newline=False)
         try:
             if self.tty:
                 if now - self._last < REFRESH and done < total:
                     return
                 self._last = now
                 width = max(20, shutil.get_terminal_size((80, 24)).columns - 1)
-                text = f"verigrad: {label}  {min(done, total)}/{total} {unit}  {now - self.started:.0f} s"
+                text = visible(f"verigrad: {name}  {min(done, total)}/{total} {unit}  {now - self.started:.0f} s", newline=False)
                 if len(text) > width:
                     text = text[: width - 1] + "…"
                 self.stream.write("\r" + text + "\033[K")
@@ -69,7 +68,8 @@ class Progress:
                 self._drawn = True
             elif name not in self._announced:
                 self._announced.add(name)
-                self.stream.write(f"verigrad: checking {label} ({min(done, total)}/{total} {unit}, {now - self.started:.0f} s into the run)\n")
+                line = f"verigrad: checking {name} ({min(done, total)}/{total} {unit}, {now - self.started:.0f} s into the run)"
+                self.stream.write(visible(line, newline=False) + "\n")
                 self.stream.flush()
         except (OSError, ValueError):  # stderr closed or gone: carry on without progress
             self.enabled = False

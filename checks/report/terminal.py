@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import sys
 import unicodedata
-from collections.abc import Callable
 from typing import TextIO
 
 from verigrad.checks.report.model import GradientReport, Kind, Report, RunReport, Status
@@ -43,8 +42,11 @@ MAX_CELL = 40
 #: Widest cell of the table's last column, the point a row's figures are from (its sizes, inputs and seed).
 MAX_POINT_CELL = 100
 
-#: ``paint(code, text)``: text in an ANSI colour, or as it is when colour is off.
-Paint = Callable[[str, str], str]
+#: A piece of a terminal line: the ANSI style it is shown in ("" for none) and its text as the harness or the user
+#: wrote it. Styles are the harness's alone; text never carries a control character to the terminal (``shown``).
+Span = tuple[str, str]
+#: A terminal line: plain text, or pieces of it in their styles.
+Line = str | tuple[Span, ...]
 
 
 def use_color(stream: TextIO, flag: bool | None = None) -> bool:
@@ -56,11 +58,25 @@ def use_color(stream: TextIO, flag: bool | None = None) -> bool:
     return hasattr(stream, "isatty") and stream.isatty()
 
 
+def shown(line: Line, color: bool = False) -> str:
+    """A line as the terminal gets it: every piece's text escaped (``visible``, newlines too: user text can never
+    start a line of its own, end one with CR, or send the terminal a sequence), then styled when colour is on.
+    Every line verigrad prints goes through here."""
+    spans = (("", line),) if isinstance(line, str) else line
+    return "".join(f"{style}{visible(text, newline=False)}{_RESET}" if color and style else visible(text, newline=False) for style, text in spans)
+
+
+def say(text: str, stream: TextIO | None = None) -> None:
+    """Print one line of the command's own (a usage error, a load error, a listing), shown as ``shown`` shows it."""
+    print(shown(text), file=sys.stderr if stream is None else stream)
+
+
 def _width(s: str) -> int:
     return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
 
 
 def _cell(text: object, limit: int = MAX_CELL) -> str:
+    """A table cell as it will be shown (escaped, so its width is the width printed), cut to ``limit`` columns."""
     s = visible(text, newline=False)
     if _width(s) <= limit:
         return s
@@ -69,16 +85,7 @@ def _cell(text: object, limit: int = MAX_CELL) -> str:
     return s + "…"
 
 
-def _pad(s: str, width: int) -> str:
-    return s + " " * (width - _width(s))
-
-
-def _indent(text: str, prefix: str) -> str:
-    """Continuation lines of a multi-line message, indented under the first."""
-    return text.replace("\n", "\n" + prefix)
-
-
-def _table(run: RunReport, paint: Paint) -> list[str]:
+def _table(run: RunReport) -> list[Line]:
     """One row per gradient (one per derivation that has none), columns padded to their widest cell; the last
     says at which point the row's figures were taken (a passing gradient's most demanding one)."""
     rows = [("derivation", "param", "status", "max abs err", "max rel err", "threshold", "note", "figures at")]
@@ -87,25 +94,27 @@ def _table(run: RunReport, paint: Paint) -> list[str]:
             rows.append((_cell(r.name), "—", r.status, "—", "—", "—", _cell(r.message or ""), "—"))
         for g in r.gradients:
             at = _cell(figures_point_text(r, g), MAX_POINT_CELL)
-            rows.append((_cell(r.name), _cell(g.param), g.status, fmt(g.max_abs_err), fmt(g.max_rel_err), fmt(threshold(g)), note(g), at))
+            rows.append((_cell(r.name), _cell(g.param), g.status, fmt(g.max_abs_err), fmt(g.max_rel_err), fmt(threshold(g)), _cell(note(g)), at))
     widths = [max(_width(row[k]) for row in rows) for k in range(len(rows[0]))]
-    lines = []
+    lines: list[Line] = []
     for n, row in enumerate(rows):
-        cells = [_pad(c, w) for c, w in zip(row, widths, strict=True)]
-        if n == 0:
-            cells = [paint(_BOLD, c) + " " * (w - _width(c)) for c, w in zip(row, widths, strict=True)]
-        else:
-            cells[2] = paint(_COLORS.get(row[2], ""), row[2].upper()) + " " * (widths[2] - len(row[2]))
-        lines.append("  ".join(cells).rstrip())
+        styles = [_BOLD] * len(row) if n == 0 else ["", "", _COLORS.get(row[2], ""), *[""] * (len(row) - 3)]
+        cells = [c if n == 0 or k != 2 else c.upper() for k, c in enumerate(row)]
+        spans: list[Span] = []
+        for k, (c, w, style) in enumerate(zip(cells, widths, styles, strict=True)):
+            spans += [("", "  ")] if k else []
+            spans += [(style, c), ("", " " * (w - _width(c)))]
+        while spans and not spans[-1][1].strip():  # no trailing blanks
+            spans.pop()
+        lines.append(tuple(spans))
     return lines
 
 
 def render(run: RunReport, color: bool = False) -> str:
     """The whole terminal report of a run: the table, the details of what did not pass, the seed and the summary line."""
-    paint: Paint = (lambda code, s: f"{code}{s}{_RESET}") if color else (lambda code, s: s)
-    lines = _table(run, paint)
+    lines = _table(run)
     for r in run.reports:
-        details = detail_lines(r, run.seed, paint)
+        details = _details(r, run.seed)
         if details:
             lines.append("")
             lines.extend(details)
@@ -115,20 +124,20 @@ def render(run: RunReport, color: bool = False) -> str:
     if run.seed is not None:
         lines.append(f"seed {run.seed}")
     lines.append(summary_line(run))
-    return "\n".join(lines)
+    return "\n".join(shown(line, color) for line in lines)
 
 
-def _gradient_lines(name: str, g: GradientReport, paint: Paint) -> list[str]:
+def _gradient_lines(name: str, g: GradientReport) -> list[Line]:
     """What is wrong with one gradient: the headline, the harness's finding beside it, the worst entry, the facts, the window."""
-    about = f"{name} ∂f/∂{visible(g.param)}"
-    head = paint(_COLORS.get(g.status, ""), g.status.upper() + " ") + paint(_BOLD, name if names_its_gradient(g) else about)
-    out = [_indent(f"{head}: {visible(headline(g))}", "  ")]
+    about = f"{name} ∂f/∂{g.param}"
+    head = (_COLORS.get(g.status, ""), g.status.upper() + " "), (_BOLD, name if names_its_gradient(g) else about)
+    out: list[Line] = [(*head, ("", f": {headline(g)}"))]
     extra = side_message(g)
     if extra:
-        out.append(_indent(f"  {about}: {visible(extra)}", "    "))
+        out.append(f"  {about}: {extra}")
     worst = worst_text(g)
     if worst:
-        out.append(_indent("  " + visible(worst), "    "))
+        out.append("  " + worst)
     said = facts(g)
     if g.diagnosis is not None and g.diagnosis.kind != Kind.UNKNOWN and g.diagnosis.confirmed_on > 1:
         tried = g.diagnosis.details.get("tried_on")
@@ -139,38 +148,42 @@ def _gradient_lines(name: str, g: GradientReport, paint: Paint) -> list[str]:
     out.extend("    " + w for w in window_lines(g))
     slip = slip_text(g)
     if slip:
-        out.append(_indent("  " + visible(slip), "    "))
+        out.append("  " + slip)
     if g.trace:
         out.append("  derivation trace at the counterexample:")
-        out.extend("    " + visible(t) for t in trace_lines(g))
+        out.extend("    " + t for t in trace_lines(g))
     return out
 
 
-def _point_lines(where: str | None, replay: str | None) -> list[str]:
+def _point_lines(where: str | None, replay: str | None) -> list[Line]:
     """Where a failure was found and the command that replays it."""
-    out = ["  " + where] if where else []
+    out: list[Line] = ["  " + where] if where else []
     if replay:
-        out.append("  replay: " + visible(replay, newline=False))
+        out.append("  replay: " + replay)
     return out
 
 
-def detail_lines(r: Report, run_seed: int | None, paint: Paint) -> list[str]:
+def _details(r: Report, run_seed: int | None) -> list[Line]:
     """What a derivation that did not pass got wrong, where, and how to replay it; then its warnings."""
-    out: list[str] = []
-    name = visible(r.name)
+    out: list[Line] = []
     if r.status == Status.ERROR and not r.failures:
-        out.append(_indent(paint(_COLORS[Status.ERROR], "ERROR ") + paint(_BOLD, name) + ": " + visible(r.message or "(no message)"), "  "))
+        out.append(((_COLORS[Status.ERROR], "ERROR "), (_BOLD, r.name), ("", ": " + (r.message or "(no message)"))))
     separate = own_points(r)
     for g in r.failures:
-        out.extend(_gradient_lines(name, g, paint))
+        out.extend(_gradient_lines(r.name, g))
         if separate:
             out.extend(_point_lines(gradient_point_text(r, g, run_seed), gradient_replay(g)))
     if r.status != Status.PASS and not separate:
         out.extend(_point_lines(point_text(r, run_seed), r.replay))
     for param, w in warnings_of(r):
-        about = name if param is None else f"{name} ∂f/∂{visible(param)}"
-        out.append(_indent(paint(_COLORS[Status.ERROR], "warning") + f" ({about}): {visible(w)}", "  "))
+        about = r.name if param is None else f"{r.name} ∂f/∂{param}"
+        out.append(((_COLORS[Status.ERROR], "warning"), ("", f" ({about}): {w}")))
     return out
+
+
+def detail_lines(r: Report, run_seed: int | None, color: bool = False) -> list[str]:
+    """The terminal's details of a derivation that did not pass (see ``render``), each line as ``shown`` shows it."""
+    return [shown(line, color) for line in _details(r, run_seed)]
 
 
 def print_run(run: RunReport, stream: TextIO = sys.stdout, color: bool | None = None) -> None:

@@ -18,15 +18,21 @@ from verigrad.checks.report.model import GradientReport, Mark, Report, RunReport
 
 #: Rows and columns of the analytic/reference window shown around the worst entry.
 WINDOW = 3
-#: Bidirectional-override characters: they reorder what a terminal shows, so they are made visible too.
-_BIDI = frozenset([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+#: Bidirectional controls and marks: they reorder what a terminal or a log viewer shows, so they are made visible too.
+_BIDI = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+#: Unicode categories shown as escapes: controls (C0, DEL and C1, NEL U+0085 among them: each can end a line or
+#: start a terminal sequence), lone surrogates, and the line and paragraph separators U+2028 and U+2029.
+_HIDDEN = frozenset(["Cc", "Cs", "Zl", "Zp"])
 _SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def visible(text: object, *, newline: bool = True) -> str:
-    """``text`` as written, with control characters (and lone surrogates) shown as escapes.
+    """``text`` as written, with every character that can end a line or steer a terminal shown as an escape:
+    control characters (ESC of a terminal sequence, CR, NEL, ...), U+2028/U+2029, bidirectional controls and
+    lone surrogates. Showing an escape again changes nothing.
 
-    A newline is kept when ``newline`` is true, else shown as ``\\n`` (for one-line cells).
+    A newline is kept when ``newline`` is true (a multi-line field of a structured report), else shown as
+    ``\\n``: a printed line, where user text must never start a line of its own.
     """
     s = str(text)
     if s.isprintable() and not any(ord(c) in _BIDI for c in s):
@@ -36,7 +42,7 @@ def visible(text: object, *, newline: bool = True) -> str:
         o = ord(c)
         if c == "\n" and newline:
             out.append(c)
-        elif unicodedata.category(c) in ("Cc", "Cs") or o in _BIDI:
+        elif unicodedata.category(c) in _HIDDEN or o in _BIDI:
             out.append(_SHORT.get(c) or (f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"))
         else:
             out.append(c)

@@ -8,6 +8,7 @@ which is what makes a counterexample small and readable.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from verigrad.analytic import DataKind, Derivation, bind, configure, dim_value, 
 from verigrad.checks.report import Point
 from verigrad.checks.search.inputs import bind_spec, plain_sizes, spec_strategy
 from verigrad.checks.verdict.thresholds import KINK_MARGIN, KINK_REDRAWS
-from verigrad.reference import np_xp, torch_output_shape
+from verigrad.reference import np_xp, read_as_scalar, seen_shape, torch_output_shape
 
 SEED_MAX = 2**32 - 1
 
@@ -74,11 +75,48 @@ def grad_output_shape(derivation: Derivation, sizes: Mapping[str, int], params: 
     return derivation.output_shape(sizes) if derivation.output is not None else forward_shape(derivation, params)
 
 
+def uniform(rng: np.random.Generator, low: float, high: float, shape: tuple[int, ...]) -> np.ndarray:
+    """Values uniform in [low, high): numpy's own draw where high - low is a finite float, so every point drawn so
+    far keeps its values bit for bit; where the width overflows (ranges=(-1e308, 1e308)) each value is
+    low·(1 − u) + high·u, which never leaves the range's magnitude. Both take one double per value from ``rng``."""
+    if math.isfinite(high - low):
+        return rng.uniform(low, high, shape)
+    u = rng.random(shape)
+    return np.clip(low * (1.0 - u) + high * u, low, high)
+
+
+def scalar_notes(derivation: Derivation, spec: Mapping[str, Any], bound: Derivation, params: Mapping[str, np.ndarray]) -> list[str]:
+    """The warning a point of ``bound`` (``derivation`` bound to ``spec``) carries when its forward returns the scalar
+    objective as a size-1 array, (1,) or (1, 1), which every witness reads as the scalar it holds
+    (reference.read_as_scalar); none otherwise. The forward is first run at larger sizes: an array of more than one
+    entry there makes its size-1 value here a vector of length 1, refused as any vector is."""
+    shape = () if bound.is_layer else forward_shape(bound, params)
+    if not read_as_scalar(bound, shape):
+        return []
+    seen_shape(bound, _grown_shape(derivation, spec))
+    if not read_as_scalar(bound, shape):
+        return []
+    return [f"the forward returned its scalar objective as an array of shape {shape}: read as the scalar it holds"]
+
+
+def _grown_shape(derivation: Derivation, spec: Mapping[str, Any]) -> tuple[int, ...]:
+    """The shape of the forward's value with every free dim at 2 or more where its range allows (the data drawn
+    anew at those sizes); () where those sizes cannot be drawn or the forward raises there."""
+    grown = {k: v for k, v in spec.items() if k not in derivation.data}
+    grown.update({d: min(derivation.dim_range(d)[1], max(2, int(spec[d]))) for d in derivation.symbols})
+    try:
+        bound, sizes = bind_spec(derivation, grown)
+        params, _ = _values(bound, _plan(bound, sizes), np.random.default_rng(0), 1.0)
+    except ValueError:  # sizes that break an expression dim (H-K at K=H): no larger point to look at
+        return ()
+    return forward_shape(bound, params)
+
+
 def _values(derivation: Derivation, plan: _Plan, rng: np.random.Generator, scale: float):
     params = {}
     for name, shape, bounds in plan.params:
         if bounds is not None:
-            params[name] = rng.uniform(bounds[0], bounds[1], shape)
+            params[name] = uniform(rng, bounds[0], bounds[1], shape)
         else:
             z = rng.standard_normal(shape)
             params[name] = z if scale == 1.0 else scale * z
@@ -120,18 +158,21 @@ def draw_points(
 ) -> list[Point]:
     """``draw_point`` at each of ``seeds``, all at ``sizes`` (the shapes are resolved once). For a derivation
     with hyperparameters, data or a seed, ``sizes`` is an example's spec (checks/search/inputs.py)."""
-    derivation, sizes = bind_spec(derivation, sizes)
+    spec = sizes
+    unbound, (derivation, sizes) = derivation, bind_spec(derivation, sizes)
     setting = derivation.bound
     inputs = {} if setting is None else {"hyper": dict(setting.hyper), "data": dict(setting.data), "forward_seed": setting.seed}
     plan = _plan(derivation, sizes)
     ordered = {d: int(sizes[d]) for d in derivation.symbols}
     keep_off = not include_kinks and derivation.kinks is not None
     points = []
+    said: list[str] | None = None  # the forward's value is read the same way at every point of one size
     with np.errstate(all="ignore"):
         for seed in seeds:
             rng = np.random.default_rng(seed)
             params, g = _values(derivation, plan, rng, scale)
-            notes = []
+            said = scalar_notes(unbound, spec, derivation, params) if said is None else said
+            notes = list(said)
             if keep_off:
                 for _ in range(KINK_REDRAWS):
                     if _distance(derivation, params) >= KINK_MARGIN:

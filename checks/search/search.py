@@ -28,7 +28,7 @@ from verigrad.checks.search.coverage import Coverage, carry_warnings, mark_unjud
 from verigrad.checks.search.database import Entry, KnownFailures, known_failures, wanted
 from verigrad.checks.search.explore import VALUES_PER_SIZE, Outcome, Round, explore
 from verigrad.checks.search.inputs import bound_for, counterexample_of, free_sizes, point_inputs, show_inputs, spec_of
-from verigrad.checks.search.points import KinksError, bind_at, draw_point, grad_output_shape
+from verigrad.checks.search.points import KinksError, bind_at, draw_point, grad_output_shape, scalar_notes
 from verigrad.checks.search.replay import check_replay, replay_command
 from verigrad.checks.search.usercode import raised_in_user_code, source_location
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
@@ -258,7 +258,8 @@ def _at_point(run: Run, at: Mapping[str, Any]) -> Report:
     params = {k: np.asarray(v) for k, v in arrays.items()}
     if derivation.is_layer and g is None:
         g = np.random.default_rng(run.seed or 0).standard_normal(grad_output_shape(derivation, sizes, params))
-    point = Point(sizes=sizes, params=params, grad_output=g, **point_inputs(derivation))
+    notes = scalar_notes(run.derivation, sizes, derivation, params)
+    point = Point(sizes=sizes, params=params, grad_output=g, notes=notes, **point_inputs(derivation))
     return _finish(run, safe_evaluate(derivation, point, run.how), point, (1, 1))
 
 
