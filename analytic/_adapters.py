@@ -4,12 +4,14 @@
   ``forward(x, w, b, conv_param) -> (out, cache)``, ``backward(dout, cache) -> (dx, dw, db)``; with
   ``outputs=2``, ``forward(...) -> (next_h, next_c, cache)`` and ``backward(dnext_h, dnext_c, cache)``.
 * ``Derivation.from_loss(name, loss, shapes=...)`` — ``loss(x, y) -> (loss, dx)`` (one gradient per
-  parameter of ``shapes``, in its order, after the loss).
+  parameter of ``shapes``, in its order, after the loss); or a loss class (``forward(x, t) -> loss``,
+  ``backward(dout=1) -> dx``), which is ``from_layer(..., loss=True)``.
 * ``Derivation.from_layer(name, layer, shapes=...)`` — a class (or an instance) with ``forward`` and
   ``backward`` methods and its state on the object: a fresh instance for every call.
 
 The user's forward takes its arguments by name from ``shapes``, ``data`` and ``hyper`` (matched to its
-signature, so their order does not matter); the tuple ``backward`` returns is read in the order of
+signature, so their order does not matter); a backward gets the data and hyperparameters it takes by
+name (``pool_backward(dA, cache, mode="max")``); the tuple ``backward`` returns is read in the order of
 ``shapes``. Such code calls NumPy itself (``np.pad``, in-place writes): the derivation runs in NumPy
 only (``namespaces=("numpy",)``) and is checked against finite differences alone, unless
 ``torch_forward=`` gives a forward for autograd. Misuse — a forward that returns no cache, a backward
@@ -86,6 +88,21 @@ def _bind(name: str, fn: Callable[..., Any], role: str, declared: Sequence[str],
     return [d for d in declared if d in taken]
 
 
+def _by_name(fn: Callable[..., Any], skip: int, declared: Sequence[str]) -> list[str]:
+    """The declared names (data, hyperparameters) ``fn`` takes by name after its first ``skip`` positional
+    arguments (the upstream gradients and the cache): ``pool_backward(dA, cache, mode="max")`` gets ``mode``."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ps = list(sig.parameters.values())
+    rest = [p for p in ps[skip:] if p.kind in (*positional[1:], inspect.Parameter.KEYWORD_ONLY)]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ps):
+        return list(declared)
+    return [d for d in declared if d in {p.name for p in rest}]
+
+
 def _declared(shapes: Mapping[str, Any], data: Mapping[str, Any] | None, hyper: Mapping[str, Any] | None) -> list[str]:
     return [*shapes, *(data or {}), *(hyper or {})]
 
@@ -141,6 +158,7 @@ def from_forward_backward(cls: type, name: str, forward: Callable[..., Any], bac
     taken = _bind(name, forward, f"forward {_title(forward)}", _declared(shapes, data, hyper), all_declared=True)
     params, f_name, b_name = list(shapes), _title(forward), _title(backward)
     what = "(out, cache)" if outputs == 1 else f"({', '.join(f'out{i + 1}' for i in range(outputs))}, cache)"
+    b_taken = _by_name(backward, outputs + 1, _declared({}, data, hyper))
 
     def run(kwargs: Mapping[str, Any]) -> tuple[list[Any], Any]:
         return _split(f_name, forward(**_pick(kwargs, taken)), outputs, what)
@@ -152,7 +170,7 @@ def from_forward_backward(cls: type, name: str, forward: Callable[..., Any], bac
     def adapted_gradients(grad_output: Any, **kwargs: Any) -> dict[str, Any]:
         _, cache = run(kwargs)
         douts = [grad_output] if outputs == 1 else list(grad_output)
-        return _gradient_tuple(b_name, backward(*douts, cache), params)
+        return _gradient_tuple(b_name, backward(*douts, cache, **_pick(kwargs, b_taken)), params)
 
     return cls(name=name, shapes=shapes, forward=standing_for(adapted_forward, forward, own_signature=True),
                gradients=standing_for(adapted_gradients, backward, own_signature=True), **_inputs(data, hyper, options))
@@ -160,7 +178,11 @@ def from_forward_backward(cls: type, name: str, forward: Callable[..., Any], bac
 
 def from_loss(cls: type, name: str, loss: Callable[..., Any], *, shapes: Mapping[str, Any], data: Mapping[str, Any] | None = None,
               hyper: Mapping[str, Any] | None = None, **options: Any) -> Any:
-    """A Derivation of ``loss(...) -> (loss, dparam, ...)``: the scalar loss and its gradients in the order of ``shapes``."""
+    """A Derivation of ``loss(...) -> (loss, dparam, ...)``: the scalar loss and its gradients in the order of ``shapes``;
+    or of a loss layer (a class or instance with ``forward(x, t) -> loss`` and ``backward(dout=1) -> dx``): ``from_layer``
+    with ``loss=True``."""
+    if callable(getattr(loss, "forward", None)) and callable(getattr(loss, "backward", None)):
+        return from_layer(cls, name, loss, shapes=shapes, data=data, hyper=hyper, loss=True, **options)
     if not callable(loss):
         raise DerivationError(name, f"loss must be callable, got {type(loss).__name__}")
     taken = _bind(name, loss, f"loss {_title(loss)}", _declared(shapes, data, hyper), all_declared=True)
@@ -207,20 +229,27 @@ def _attribute_gradient(obj: Any, param: str, where: str | Callable[[Any], Any] 
 
 
 def from_layer(cls: type, name: str, layer: Any, *, shapes: Mapping[str, Any], data: Mapping[str, Any] | None = None,
-               hyper: Mapping[str, Any] | None = None, outputs: int = 1, grads: Mapping[str, Any] | None = None, **options: Any) -> Any:
+               hyper: Mapping[str, Any] | None = None, outputs: int = 1, grads: Mapping[str, Any] | None = None, loss: bool = False,
+               **options: Any) -> Any:
     """A Derivation of a layer object: ``forward(inputs...)`` and ``backward(dout...)``, state on the object.
 
     Each declared name goes where the layer takes it: to the constructor (a class: a fresh instance per call)
     or to ``forward`` by name, else it is set as an attribute (a parameter living on the layer, ``self.W``).
     ``backward`` returns the gradients of the ``shapes`` parameters ``forward`` takes (a tuple in the order of
     ``shapes``, or one array); those of the attribute parameters are read off the layer afterwards, from
-    ``grads={param: attribute}`` or the first of dW, grad_W, W_grad, d_W present."""
+    ``grads={param: attribute}`` (an attribute name, or a callable of the layer) or the first of dW, grad_W,
+    W_grad, d_W present. Data and hyperparameters the backward takes by name are handed to it too.
+
+    ``loss=True``: a loss layer (``forward(x, t) -> loss``, ``backward(dout=1) -> dx``): the forward's scalar is
+    the objective, and ``backward`` is called with the upstream gradient 1 (with none, if it takes none)."""
     layer_name = _title(layer if isinstance(layer, type) else type(layer))
     try:
-        forward, _ = _method(layer, "forward"), _method(layer, "backward")
+        forward, backward = _method(layer, "forward"), _method(layer, "backward")
     except AttributeError as e:
         raise DerivationError(name, f"layer {layer_name} has no {e.args[0]}() method") from None
     outputs = _check_outputs(name, outputs)
+    if loss and outputs != 1:
+        raise DerivationError(name, "loss=True: a loss layer's forward returns one scalar, so outputs= must be 1")
     declared = _declared(shapes, data, hyper)
     init = _bind(name, layer, f"layer {layer_name}", declared, all_declared=False) if isinstance(layer, type) else []
     taken = _bind(name, forward, f"{layer_name}.forward", [d for d in declared if d not in init], all_declared=False)
@@ -229,6 +258,8 @@ def from_layer(cls: type, name: str, layer: Any, *, shapes: Mapping[str, Any], d
     unknown = sorted(set(grads or {}) - set(shapes))
     if unknown:
         raise DerivationError(name, f"grads= names {', '.join(map(repr, unknown))}, which shapes does not declare")
+    upstream = outputs if not loss else min(1, _positional(backward))  # a loss's dout=1, if it takes one
+    b_taken = _by_name(backward, upstream, _declared({}, data, hyper))
 
     def fresh(kwargs: Mapping[str, Any]) -> Any:
         obj = layer(**_pick(kwargs, init)) if isinstance(layer, type) else copy.deepcopy(layer)
@@ -245,15 +276,30 @@ def from_layer(cls: type, name: str, layer: Any, *, shapes: Mapping[str, Any], d
     def adapted_forward(xp: Any, **kwargs: Any) -> Any:
         return run(fresh(kwargs), kwargs)
 
-    def adapted_gradients(grad_output: Any, **kwargs: Any) -> dict[str, Any]:
-        obj = fresh(kwargs)
-        run(obj, kwargs)
-        back = obj.backward(*([grad_output] if outputs == 1 else list(grad_output)))
+    def gradients_after(obj: Any, douts: list[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        back = obj.backward(*douts, **_pick(kwargs, b_taken))
         out = _gradient_tuple(f"{layer_name}.backward", back, returned_for) if returned_for else {}
         for p in shapes:
             if p not in out:
                 out[p] = _attribute_gradient(obj, p, (grads or {}).get(p), layer_name)
         return out
 
+    def adapted_gradients(grad_output: Any, **kwargs: Any) -> dict[str, Any]:
+        obj = fresh(kwargs)
+        run(obj, kwargs)
+        return gradients_after(obj, [grad_output] if outputs == 1 else list(grad_output), kwargs)
+
+    def loss_gradients(**kwargs: Any) -> dict[str, Any]:
+        obj = fresh(kwargs)
+        run(obj, kwargs)
+        return gradients_after(obj, [1] * upstream, kwargs)
+
+    chosen = loss_gradients if loss else adapted_gradients
     return cls(name=name, shapes=shapes, forward=standing_for(adapted_forward, layer.forward, own_signature=True),
-               gradients=standing_for(adapted_gradients, layer.backward, own_signature=True), **_inputs(data, hyper, options))
+               gradients=standing_for(chosen, layer.backward, own_signature=True), **_inputs(data, hyper, options))
+
+
+def _positional(fn: Callable[..., Any]) -> int:
+    """How many arguments ``fn`` can take by position (its upstream gradient ``dout=1`` among them)."""
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(p.kind in kinds for p in inspect.signature(fn).parameters.values())
