@@ -162,7 +162,8 @@ def _found_at(run: Run, point: Point, failing: Sequence[GradientReport]) -> str 
     """Each of the ``failing`` gradients found at ``point`` gets it as its counterexample; the replay command."""
     if point.seed is None:
         return None
-    replay = replay_command(run.derivation, run.target, spec_of(point), point.seed)
+    how = {"mode": run.how.mode, "include_kinks": run.include_kinks, "device": run.how.device}
+    replay = replay_command(run.derivation, run.target, spec_of(point), point.seed, **how)
     for g in failing:
         g.counterexample = {**counterexample_of(point), "replay": replay}
     return replay
