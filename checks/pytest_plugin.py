@@ -42,7 +42,7 @@ from verigrad.checks import options
 from verigrad.checks.assertion import failure_text
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
 from verigrad.checks.plugin_records import COLLECT_ERROR, ITEM_PREFIX, PAYLOAD, Entry, Records, collect_error_line
-from verigrad.checks.report import Report, RunReport, report_path_problem, summary_line, warnings_of, write_each
+from verigrad.checks.report import SKIP, Report, RunReport, report_path_problem, summary_line, warnings_of, write_each
 from verigrad.checks.runner import report_of
 from verigrad.checks.search import VALUES_PER_SIZE
 from verigrad.checks.workers import Job, run_job
@@ -280,7 +280,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     records = session.config.stash[_STATE].records
     for item in session.items:
         if isinstance(item, DerivationItem):
-            records.expect(item.nodeid, item.derivation.name, item.target())
+            records.expect(item.nodeid, item.derivation.name, item.target(), item.binding)
 
 
 def pytest_exception_interact(node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any], report: Any) -> None:
@@ -312,7 +312,7 @@ class DerivationItem(pytest.Item):
         self.derivation = derivation
         self.binding = binding  # the module-level variable bound to it: how a worker finds it again
         self.line = line
-        self.entry = Entry(derivation.name)  # its entry in the report files, phase by phase
+        self.entry = Entry(derivation.name, self.nodeid, binding)  # its entry in the report files, phase by phase
 
     def target(self) -> str:
         """The test file as the replay command should name it: relative to where pytest was started."""
@@ -378,7 +378,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     state.run = state.records.run(state.seed, interrupted=interrupted, collect_only=config.option.collectonly)
-    if exitstatus == pytest.ExitCode.OK and not all(r.passed for r in state.run.reports):
+    if exitstatus == pytest.ExitCode.OK and not all(r.passed or r.status == SKIP for r in state.run.reports):
         # pytest itself was told all is well (``pytest.exit(returncode=0)`` from user code): the reports were not.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     paths = _report_paths(config)

@@ -32,7 +32,7 @@ from verigrad.checks.report.words import (
     window_lines,
 )
 
-_ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.ERROR: "⚠️"}
+_ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.ERROR: "⚠️", Status.SKIP: "⏭️"}
 #: Failures detailed at most; a pull-request comment has a size limit and the JSON report has the rest.
 MAX_DETAILS = 20
 #: Characters that would start markup; escaped with a backslash (valid for any ASCII punctuation).
@@ -120,7 +120,7 @@ def _derivation(r: Report, run_seed: int | None, budget: int) -> tuple[list[str]
         if separate:
             out += _point(gradient_point_text(r, g, run_seed), gradient_replay(g))
         budget -= 1
-    if r.status != Status.PASS and not separate:
+    if r.status in (Status.FAIL, Status.ERROR) and not separate:
         out += _point(point_text(r, run_seed), r.replay)
     return out, budget
 

@@ -23,9 +23,10 @@ class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"  # could not be checked (the forward raised, is not deterministic, timed out, ...)
+    SKIP = "skip"  # not checked, on purpose: a skipped pytest item (the plugin's reports)
 
 
-PASS, FAIL, ERROR = Status.PASS, Status.FAIL, Status.ERROR
+PASS, FAIL, ERROR, SKIP = Status.PASS, Status.FAIL, Status.ERROR, Status.SKIP
 
 
 class Blame(StrEnum):
@@ -291,6 +292,10 @@ class Report:
     # The arguments the hand-derived gradients wrote into at this point (judged all the same, on copies; each has
     # its warning in ``warnings``). The search carries them from every point it checked.
     modified_in_place: list[str] = field(default_factory=list)
+    # A pytest item's node id (``test_mine.py::verigrad[my_relu]``) and the module-level variable bound to the
+    # derivation (the plugin's reports; None under ``verigrad check``).
+    node_id: str | None = None
+    binding: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -303,6 +308,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "node_id": self.node_id,
+            "binding": self.binding,
             "status": self.status,
             "message": self.message,
             "shapes": dict(self.shapes),
@@ -333,7 +340,9 @@ class RunReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.reports) and all(r.passed for r in self.reports)
+        """Something was checked, and nothing failed or could not be checked (skipped entries aside)."""
+        checked = [r for r in self.reports if r.status != SKIP]
+        return bool(checked) and all(r.passed for r in checked)
 
     def to_dict(self) -> dict[str, Any]:
         return {
