@@ -11,8 +11,8 @@ ini option ``verigrad_collect = false`` (or ``-p no:verigrad``).
 
 The ``--verigrad-*`` report files list every collected derivation item by node id with its true status,
 written once by the process that sees every item's test report (the controller under pytest-xdist): an item
-whose check raised, whose xdist worker crashed or that never ran is an error, a module that failed to
-collect is an error entry (see ``plugin_records``).
+whose check raised, whose xdist worker crashed or that never ran is an error, a skipped item is a skip entry,
+a module that failed to collect is an error entry (see ``plugin_records``).
 
 Loading the plugin imports verigrad (``verigrad/__init__.py`` makes real imports) but not torch, which the
 reference layer imports when a check first needs it (``reference/_torch.py``): a pytest run in an
@@ -349,8 +349,10 @@ class DerivationItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if not isinstance(excinfo.value, DerivationFailed):  # the harness itself broke: show where
             return str(super().repr_failure(excinfo, style=style))
-        seed = self.config.stash[_STATE].seed
-        rerun = f"rerun: pytest {shlex.quote(self.nodeid)} --verigrad-seed {seed}"
+        state = self.config.stash[_STATE]
+        # The options that make the search what it was: the seed, and the number of examples when it was given.
+        budget = "" if state.examples is None else f" --verigrad-examples {state.examples}"
+        rerun = f"rerun: pytest {shlex.quote(self.nodeid)} --verigrad-seed {state.seed}{budget}"
         return failure_text(excinfo.value.report) + "\n  " + rerun
 
     def reportinfo(self) -> tuple[Path, int, str]:
