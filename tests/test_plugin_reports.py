@@ -169,7 +169,7 @@ def test_entries_carry_node_ids_skipped_items_are_entries_and_junit_tells_same_n
     result, reports = run(pytester, *FAST)
     assert result.ret == 0 and reports.entries == [("later", "skip")]
     headline = reports.markdown.splitlines()[0]
-    assert "0 passed, 0 failed, 1 skipped" in headline and "✅" not in headline, headline
+    assert "⏭️ verigrad: 0 passed, 0 failed, 1 skipped" in headline, headline
 
 
 # --- 2. an exception escaping the check -----------------------------------------------------------------

@@ -149,8 +149,9 @@ def _warnings(run: RunReport) -> list[str]:
 
 def render_markdown(run: RunReport) -> str:
     """The run as a Markdown comment: headline, table, details of what failed (at most MAX_DETAILS), warnings."""
-    passed, failed, _ = counts(run)
-    icon = _ICON[Status.PASS] if run.passed else (_ICON[Status.FAIL] if failed else _ICON[Status.ERROR])
+    passed, failed, errors = counts(run)
+    worst = Status.FAIL if failed else Status.ERROR if errors or not run.reports else Status.SKIP  # not passed: why
+    icon = _ICON[Status.PASS] if run.passed else _ICON[worst]
     lines = [f"### {icon} verigrad: {summary_line(run)}", ""]
     about = []
     if run.seed is not None:
