@@ -101,12 +101,17 @@ def test_a_replay_printed_for_a_test_module_of_a_package_reproduces_the_failure(
 def test_a_printed_replay_carries_the_options_that_change_the_verdict(pytester):
     project(pytester, **{"helpers_power.py": HELPERS, "power.py": BOUND_IN_A_LOOP.format(helpers="helpers_power")})
     script = os.path.join(os.path.dirname(sys.executable), "verigrad")
-    argv = [script, "check", "power.py", "--examples", "3", "--seed", "1", "--no-database", "--no-color", "--mode", "projection", "--include-kinks"]
+    options = ["--mode", "projection", "--include-kinks"]
+    argv = [script, "check", "power.py", "--examples", "3", "--seed", "1", "--no-database", "--no-color", "--json", "r.json", *options]
     result = subprocess.run(argv, check=False, cwd=pytester.path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     (command, *_) = replay_lines(result.stdout)
     words = shlex.split(command)
     assert words[words.index("--mode") + 1] == "projection" and "--include-kinks" in words
+    # The replay of the point a passing gradient's figures were taken at carries them as well.
+    doc = json.loads((pytester.path / "r.json").read_text())
+    passing = [g["figures_at"]["replay"] for d in doc["derivations"] for g in d["gradients"] if g["status"] == "pass"]
+    assert passing and all(" --mode projection --include-kinks " in r for r in passing), passing
     replayed = run_as_printed(command, pytester.path)
     assert replayed.returncode == 1, replayed.stdout + replayed.stderr
 
