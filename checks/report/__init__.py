@@ -33,6 +33,7 @@ from verigrad.checks.report.model import (
     Slip,
     Status,
     TraceStep,
+    plain_data,
 )
 from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
@@ -64,6 +65,7 @@ __all__ = [
     "deferred_interrupt",
     "detail_lines",
     "load_failure_report",
+    "plain_data",
     "print_run",
     "render",
     "report_path_problem",
