@@ -279,3 +279,28 @@ def test_a_killed_run_leaves_no_worker_behind(tmp_path):
     left = _wait_gone(pids)
     _kill_left(left)
     assert left == []
+
+
+def test_a_report_rebuilt_from_its_plain_data_reads_the_same_in_every_view():
+    import pickle
+
+    from verigrad import check
+    from verigrad.checks.loader import load_target
+    from verigrad.checks.report import Report, RunReport, plain_data, render
+    from verigrad.checks.report.html import render_html
+    from verigrad.checks.report.junit import render_junit
+    from verigrad.checks.report.markdown import render_markdown
+    from verigrad.checks.workers import read_message
+
+    (wrong,) = load_target(str(Path(__file__).parent.parent / "docs" / "example_wrong.py"))
+    report = check(wrong, seed=1, examples=5, database=False)
+    assert report.status == "fail" and report.failures[0].slip is not None and report.failures[0].diagnosis is not None
+    back = Report.from_plain(read_message(pickle.dumps(plain_data(report))))
+    before, after = RunReport([report], seed=1), RunReport([back], seed=1)
+    assert after.to_dict() == before.to_dict()
+    for view in (render, render_markdown, render_junit, render_html):
+        assert view(after) == view(before), view.__name__
+    for g, h in zip(report.gradients, back.gradients, strict=True):
+        assert (g.slip, g.diagnosis, g.trace, g.worst_index) == (h.slip, h.diagnosis, h.trace, h.worst_index)
+        for name in ("analytic", "reference", "nondiff_mask"):
+            np.testing.assert_array_equal(getattr(g, name), getattr(h, name))
