@@ -93,14 +93,14 @@ def read_message(data: bytes) -> Any:
     return _Plain(io.BytesIO(data)).load()
 
 
-def die_with_parent(parent: int) -> None:
+def _die_with_parent(parent: int | None) -> None:
     """Have the kernel kill this process when its parent dies (Linux; elsewhere nothing); exit now if ``parent``,
-    the process expected to be the parent, is already gone."""
+    the process expected to be the parent, is already gone (None: not known)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (AttributeError, OSError):  # no prctl: not Linux
         pass
-    if os.getppid() != parent:
+    if parent is not None and os.getppid() != parent:
         os._exit(1)
 
 
@@ -146,7 +146,8 @@ class Outcome:
 
 @functools.cache
 def context() -> Any:
-    """The forkserver context; its server started here, warmed (checks/warm.py) with the scratch folder."""
+    """The forkserver context; its server started here, warmed (checks/warm.py) with the scratch folder. The
+    server dies with the thread that starts it (the parent-death signal follows the thread): the main thread."""
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(PRELOAD)
     os.environ[SCRATCH_VARIABLE], os.environ[PARENT_VARIABLE] = scratch_folder(), str(os.getpid())
@@ -247,7 +248,7 @@ def _send(send: Connection, *message: Any) -> None:
 def _work(job: Job, send: Connection) -> None:
     """The worker's whole life: set up, load, answer, and leave without running anything of the user's after."""
     os.setsid()  # a group of its own, which the parent kills with the job
-    die_with_parent(LOADED_BY)
+    _die_with_parent(LOADED_BY if LOADED_BY != os.getpid() else None)  # None: this module was not preloaded
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.clear()
     os.environ.update(job.environ)
@@ -315,4 +316,4 @@ def _answer(job: Job, send: Connection) -> None:
 
 
 if os.environ.get(SCRATCH_VARIABLE) and os.environ.get(PARENT_VARIABLE):  # preloaded by the fork server
-    die_with_parent(int(os.environ[PARENT_VARIABLE]))
+    _die_with_parent(int(os.environ[PARENT_VARIABLE]))
