@@ -162,12 +162,12 @@ def run_job(job: Job, timeout: float | None, progress: Callable[..., None] | Non
     """Run ``job`` in a fresh worker; return once it answered, died or ran out of time."""
     receive, send = context().Pipe(duplex=False)
     worker = context().Process(target=_work, args=(job, send), name=f"verigrad {job.target}")
-    worker.start()
-    send.close()
-    deadline = None if timeout is None else time.monotonic() + timeout + GRACE
     outcome = Outcome(messages=[])
     wait = 0.0  # unless the worker answered in time, it is killed at once
-    try:
+    worker.start()
+    try:  # at once: the worker is not daemonic, and a worker left running would keep the run from exiting
+        send.close()
+        deadline = None if timeout is None else time.monotonic() + timeout + GRACE
         if _watch(worker, receive, deadline, outcome.messages, progress):
             outcome.problem = f"timed out: did not finish within its time limit of {timeout:g} s (its worker was stopped at {timeout + GRACE:g} s)"
         else:
