@@ -192,14 +192,12 @@ good = Derivation(name="good", shapes={"X": ("N",)}, forward=lambda xp, X: xp.su
 """
 
 
-def _verigrad(*argv: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "verigrad", "check", "--seed", "0", "--no-database", "--no-color", *argv],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _verigrad(*argv: str, cwd: Path, ignore_sigint: bool = False) -> subprocess.Popen:
+    """verigrad started as a shell starts a background job when ``ignore_sigint`` (SIGINT ignored)."""
+    command = [sys.executable, "-m", "verigrad", "check", "--seed", "0", "--no-database", "--no-color", *argv]
+    if ignore_sigint:  # an ignored signal stays ignored across exec
+        command = ["sh", "-c", 'trap "" INT; exec "$0" "$@"', *command]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_a_process_a_derivation_started_ends_with_its_job_and_holds_no_output_open(tmp_path):
@@ -234,10 +232,10 @@ slow = Derivation(name="slow", shapes={"X": ("N",)}, forward=forward, gradients=
 """
 
 
-def _started_slow(tmp_path: Path, *argv: str, sleep: float = 0.2) -> tuple[subprocess.Popen, list[int]]:
+def _started_slow(tmp_path: Path, *argv: str, sleep: float = 0.2, ignore_sigint: bool = False) -> tuple[subprocess.Popen, list[int]]:
     """verigrad checking relu_regression and then "slow" (minutes), once it is in slow's worker."""
     (tmp_path / "slow.py").write_text(f"SLEEP = {sleep}\n" + SLOW)
-    proc = _verigrad("relu_regression", "slow.py", *argv, cwd=tmp_path)
+    proc = _verigrad("relu_regression", "slow.py", *argv, cwd=tmp_path, ignore_sigint=ignore_sigint)
     pids = tmp_path / "slow.pids"
     deadline = time.monotonic() + RUN_LIMIT
     while not (pids.exists() and pids.read_text()) and proc.poll() is None and time.monotonic() < deadline:
@@ -249,8 +247,9 @@ def _started_slow(tmp_path: Path, *argv: str, sleep: float = 0.2) -> tuple[subpr
     return proc, [int(p) for p in pids.read_text().split()]
 
 
-def test_sigterm_stops_the_run_as_ctrl_c_does_and_exits_143(tmp_path):
-    proc, pids = _started_slow(tmp_path, "--json", "r.json", "--junit", "r.xml")
+@pytest.mark.parametrize("ignore_sigint", [False, True], ids=["foreground", "sigint_ignored"])
+def test_sigterm_stops_the_run_as_ctrl_c_does_and_exits_143(tmp_path, ignore_sigint):
+    proc, pids = _started_slow(tmp_path, "--json", "r.json", "--junit", "r.xml", ignore_sigint=ignore_sigint)
     proc.send_signal(signal.SIGTERM)
     try:
         out, err = proc.communicate(timeout=STOP_LIMIT)
