@@ -34,6 +34,7 @@ from verigrad.checks.report.model import (
     Slip,
     Status,
     TraceStep,
+    plain_data,
 )
 from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
@@ -66,6 +67,7 @@ __all__ = [
     "deferred_interrupt",
     "detail_lines",
     "load_failure_report",
+    "plain_data",
     "print_run",
     "render",
     "report_path_problem",
