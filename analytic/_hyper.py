@@ -277,7 +277,7 @@ def check_inputs(d: Any, name: str) -> None:
         hyper = check_hyper({} if d.hyper is None else d.hyper)
     except ValueError as e:
         raise DerivationError(name, str(e)) from None
-    params = list(d.shapes)
+    params = [*d.shapes, *(d.tree.skeletons if d.tree is not None else ())]  # the leaves and the structures' names
     check_hyper_names(name, hyper, params)
     object.__setattr__(d, "hyper", hyper)
     object.__setattr__(d, "data", check_data(name, d.data, params, list(hyper)))

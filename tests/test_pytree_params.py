@@ -1,0 +1,321 @@
+"""Weights in a dict, a list or a tuple (a pytree): a MOOC's ``rnn_cell_forward(xt, a_prev, parameters)`` with
+``parameters = {"Wax": ..., ...}`` and a backward returning ``{"dxt": ..., "dWax": ...}``, checked as written.
+Every leaf is drawn, differentiated, reported by its path (``parameters["Wax"]``), shrunk and replayed."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from verigrad import Derivation, RunReport, check
+from verigrad.analytic import DerivationError
+from verigrad.checks.cli import main
+from verigrad.checks.report import render
+from verigrad.checks.report.junit import render_junit
+
+RNN_SOURCE = '''
+import numpy as np
+from verigrad import Derivation
+
+
+def softmax(x):
+    e_x = np.exp(x - np.max(x))
+    return e_x / e_x.sum(axis=0)
+
+
+def rnn_cell_forward(xt, a_prev, parameters):
+    Wax = parameters["Wax"]
+    Waa = parameters["Waa"]
+    Wya = parameters["Wya"]
+    ba = parameters["ba"]
+    by = parameters["by"]
+    a_next = np.tanh(np.dot(Waa, a_prev) + np.dot(Wax, xt) + ba)
+    yt_pred = softmax(np.dot(Wya, a_next) + by)
+    cache = (a_next, a_prev, xt, parameters)
+    return a_next, yt_pred, cache
+
+
+def rnn_cell_backward(da_next, cache):
+    (a_next, a_prev, xt, parameters) = cache
+    Wax = parameters["Wax"]
+    Waa = parameters["Waa"]
+    dtanh = (1 - a_next ** 2) * da_next
+    dxt = np.dot(Wax.T, dtanh)
+    dWax = np.dot(dtanh, xt.T)
+    da_prev = np.dot(Waa.T, dtanh)
+    dWaa = np.dot(dtanh, a_prev.T)
+    dba = np.sum(dtanh, axis=1, keepdims=True)
+    gradients = {"dxt": dxt, "da_prev": da_prev, "dWax": dWax, "dWaa": dWaa, "dba": dba}
+    return gradients
+
+
+rnn_cell = Derivation.from_forward_backward(
+    "rnn_cell", rnn_cell_forward, rnn_cell_backward,
+    shapes={"xt": ("n_x", "m"), "a_prev": ("n_a", "m"),
+            "parameters": {"Wax": ("n_a", "n_x"), "Waa": ("n_a", "n_a"), "Wya": ("n_y", "n_a"),
+                           "ba": ("n_a", 1), "by": ("n_y", 1)}},
+    outputs=2, differentiated=(0,),
+    check=["xt", "a_prev", ("parameters", "Wax"), ("parameters", "Waa"), ("parameters", "ba")],
+)
+'''
+
+#: One planted wrong line each, and the leaf it must be named at. Without the .T the backward raises wherever
+#: n_x != m, so every gradient of that call fails with it; the others fail at that leaf alone.
+PLANTED = {
+    "dWax without tanh'": ("dWax = np.dot(dtanh, xt.T)", "dWax = np.dot(da_next, xt.T)", 'parameters["Wax"]'),
+    "dba without the sum": ("dba = np.sum(dtanh, axis=1, keepdims=True)", "dba = dtanh", 'parameters["ba"]'),
+    "dWax without .T": ("dWax = np.dot(dtanh, xt.T)", "dWax = np.dot(dtanh, xt)", 'parameters["Wax"]'),
+}
+RAISES = {"dWax without .T"}
+
+
+def _load(source: str, name: str = "rnn_cell") -> Derivation:
+    scope: dict = {"__name__": "moocrnn"}
+    exec(compile(source, "<moocrnn>", "exec"), scope)
+    return scope[name]
+
+
+def _rnn(planted: str | None = None) -> Derivation:
+    source = RNN_SOURCE
+    if planted is not None:
+        right, wrong, _ = PLANTED[planted]
+        source = source.replace(right, wrong)
+    return _load(source)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_mooc_rnn_cell_with_a_parameters_dict_passes(seed):
+    report = check(_rnn(), examples=6, seed=seed, database=False)
+    assert report.status == "pass", report.message
+    names = [g.param for g in report.gradients]
+    assert names == ["xt", "a_prev", 'parameters["Wax"]', 'parameters["Waa"]', 'parameters["ba"]']
+
+
+@pytest.mark.parametrize("planted", list(PLANTED))
+def test_a_planted_wrong_line_fails_naming_the_leaf(planted):
+    report = check(_rnn(planted), examples=10, seed=0, database=False)
+    leaf = PLANTED[planted][2]
+    failing = {g.param for g in report.gradients if g.status == "fail"}
+    assert report.status == "fail", report.message
+    assert leaf in failing, [(g.param, g.status, g.message) for g in report.gradients]
+    if planted not in RAISES:
+        assert failing == {leaf}, failing
+
+
+def test_the_reports_show_the_leaf_names_and_the_replay_reproduces_the_failure():
+    d = _rnn("dba without the sum")
+    report = check(d, examples=10, seed=0, database=False)
+    run = RunReport([report], seed=0)
+    doc = json.loads(json.dumps(run.to_dict()))
+    params = [g["param"] for g in doc["derivations"][0]["gradients"]]
+    assert 'parameters["ba"]' in params
+    assert 'parameters["ba"]' in render(run)
+    cases = [c.get("name") for c in ET.fromstring(render_junit(run)).iter("testcase")]
+    assert any('parameters["ba"]' in (c or "") for c in cases), cases
+    g = next(g for g in report.gradients if g.param == 'parameters["ba"]')
+    again = check(d, replay=(g.counterexample["shapes"], g.counterexample["seed"]))
+    assert again.status == "fail"
+    assert next(h for h in again.gradients if h.param == 'parameters["ba"]').status == "fail"
+
+
+def test_the_cli_replay_command_of_a_leaf_reproduces_it(tmp_path, capsys):
+    path = tmp_path / "moocrnn.py"
+    path.write_text(RNN_SOURCE.replace(*PLANTED["dba without the sum"][:2]))
+    out = tmp_path / "r.json"
+    assert main(["check", str(path), "--seed", "0", "--examples", "10", "--no-database", "--no-color", "--json", str(out)]) == 1
+    doc = json.loads(out.read_text())
+    g = next(g for g in doc["derivations"][0]["gradients"] if g["param"] == 'parameters["ba"]')
+    assert g["status"] == "fail"
+    argv = g["counterexample"]["replay"].split()
+    spec = argv[argv.index("--replay") + 1]
+    capsys.readouterr()
+    assert main(["check", str(path), "--only", "rnn_cell", "--replay", spec, "--no-color"]) == 1
+    assert 'parameters["ba"]' in capsys.readouterr().out
+
+
+def test_check_at_takes_the_nested_structure():
+    rng = np.random.default_rng(0)
+    n_x, n_a, n_y, m = 3, 4, 2, 5
+    parameters = {"Wax": rng.standard_normal((n_a, n_x)), "Waa": rng.standard_normal((n_a, n_a)),
+                  "Wya": rng.standard_normal((n_y, n_a)), "ba": rng.standard_normal((n_a, 1)), "by": rng.standard_normal((n_y, 1))}
+    at = {"xt": rng.standard_normal((n_x, m)), "a_prev": rng.standard_normal((n_a, m)), "parameters": parameters}
+    report = check(_rnn(), at=at)
+    assert report.status == "pass", report.message
+    assert report.shapes == {"n_x": n_x, "m": m, "n_a": n_a, "n_y": n_y}
+    wrong = check(_rnn("dWax without tanh'"), at=at)
+    assert [g.param for g in wrong.gradients if g.status == "fail"] == ['parameters["Wax"]']
+
+
+def test_check_at_refuses_a_structure_other_than_declared():
+    at = {"xt": np.ones((2, 2)), "a_prev": np.ones((2, 2)), "parameters": {"Wax": np.ones((2, 2))}}
+    report = check(_rnn(), at=at)
+    assert report.status == "error"
+    assert "parameters" in report.message and "Waa" in report.message
+
+
+# --- an LSTM cell: (a_next, c_next, yt_pred, cache), the prediction not differentiated ------------------------
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _softmax(x):
+    e = np.exp(x - np.max(x, axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def lstm_cell_forward(xt, a_prev, c_prev, parameters):
+    Wf, bf, Wi, bi = parameters["Wf"], parameters["bf"], parameters["Wi"], parameters["bi"]
+    Wc, bc, Wo, bo = parameters["Wc"], parameters["bc"], parameters["Wo"], parameters["bo"]
+    Wy, by = parameters["Wy"], parameters["by"]
+    concat = np.concatenate((a_prev, xt), axis=0)
+    ft = _sigmoid(np.dot(Wf, concat) + bf)
+    it = _sigmoid(np.dot(Wi, concat) + bi)
+    cct = np.tanh(np.dot(Wc, concat) + bc)
+    c_next = ft * c_prev + it * cct
+    ot = _sigmoid(np.dot(Wo, concat) + bo)
+    a_next = ot * np.tanh(c_next)
+    yt_pred = _softmax(np.dot(Wy, a_next) + by)
+    cache = (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters)
+    return a_next, c_next, yt_pred, cache
+
+
+def lstm_cell_backward(da_next, dc_next, cache):
+    (a_next, c_next, a_prev, c_prev, ft, it, cct, ot, xt, parameters) = cache
+    n_a = a_next.shape[0]
+    dot = da_next * np.tanh(c_next) * ot * (1 - ot)
+    dc = dc_next + da_next * ot * (1 - np.tanh(c_next) ** 2)
+    dcct = dc * it * (1 - cct ** 2)
+    dit = dc * cct * it * (1 - it)
+    dft = dc * c_prev * ft * (1 - ft)
+    concat = np.concatenate((a_prev, xt), axis=0)
+    dconcat = (np.dot(parameters["Wf"].T, dft) + np.dot(parameters["Wi"].T, dit)
+               + np.dot(parameters["Wc"].T, dcct) + np.dot(parameters["Wo"].T, dot))
+    return {"dxt": dconcat[n_a:], "da_prev": dconcat[:n_a], "dc_prev": dc * ft,
+            "dWf": np.dot(dft, concat.T), "dWi": np.dot(dit, concat.T), "dWc": np.dot(dcct, concat.T), "dWo": np.dot(dot, concat.T),
+            "dbf": np.sum(dft, axis=1, keepdims=True), "dbi": np.sum(dit, axis=1, keepdims=True),
+            "dbc": np.sum(dcct, axis=1, keepdims=True), "dbo": np.sum(dot, axis=1, keepdims=True)}
+
+
+def lstm_cell_backward_wrong_forget(da_next, dc_next, cache):
+    grads = lstm_cell_backward(da_next, dc_next, cache)
+    ft = cache[4]
+    grads["dc_prev"] = dc_next * ft  # the path through a_next forgotten
+    return grads
+
+
+def _lstm(backward):
+    gate = ("n_a", "n_a+n_x")
+    shapes = {"xt": ("n_x", "m"), "a_prev": ("n_a", "m"), "c_prev": ("n_a", "m"),
+              "parameters": {"Wf": gate, "bf": ("n_a", 1), "Wi": gate, "bi": ("n_a", 1), "Wc": gate, "bc": ("n_a", 1),
+                             "Wo": gate, "bo": ("n_a", 1), "Wy": ("n_y", "n_a"), "by": ("n_y", 1)}}
+    checked = ["xt", "a_prev", "c_prev", *(("parameters", k) for k in ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo"))]
+    return Derivation.from_forward_backward("lstm_cell", lstm_cell_forward, backward, shapes=shapes, outputs=3,
+                                            differentiated=(0, 1), check=checked, dims={"n_a": (1, 4), "n_x": (1, 4)})
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_lstm_cell_with_its_prediction_not_differentiated_passes(seed):
+    report = check(_lstm(lstm_cell_backward), examples=5, seed=seed, database=False)
+    assert report.status == "pass", report.message
+    assert 'parameters["Wf"]' in [g.param for g in report.gradients]
+
+
+def test_a_wrong_lstm_cell_fails_at_the_state_it_gets_wrong():
+    report = check(_lstm(lstm_cell_backward_wrong_forget), examples=8, seed=0, database=False)
+    assert report.status == "fail"
+    assert [g.param for g in report.gradients if g.status == "fail"] == ["c_prev"]
+
+
+def test_differentiated_must_name_outputs_the_forward_returns():
+    with pytest.raises(DerivationError, match=r"lstm_cell.*differentiated") as info:
+        Derivation.from_forward_backward("lstm_cell", lstm_cell_forward, lstm_cell_backward, shapes={"xt": ("n_x", "m")},
+                                         outputs=3, differentiated=(0, 3))
+    assert len(str(info.value).splitlines()) == 1
+
+
+# --- a list of weights, plain Derivation, gradients in the same structure ------------------------------------
+
+
+def mlp_forward(xp, X, weights):
+    h = xp.tanh(X @ weights[0])
+    return xp.sum((h @ weights[1]) ** 2)
+
+
+def mlp_gradients(X, weights):
+    W1, W2 = weights
+    h = np.tanh(X @ W1)
+    dout = 2 * (h @ W2)
+    dh = dout @ W2.T * (1 - h ** 2)
+    return {"X": dh @ W1.T, "weights": [X.T @ dh, h.T @ dout]}
+
+
+def mlp_gradients_wrong(X, weights):
+    out = mlp_gradients(X, weights)
+    out["weights"][1] = out["weights"][1] / 2  # the factor 2 of the square forgotten
+    return out
+
+
+def _mlp(gradients):
+    return Derivation("mlp", shapes={"X": ("N", "D"), "weights": [("D", "H"), ("H", "C")]}, forward=mlp_forward, gradients=gradients)
+
+
+def test_a_list_of_weights_passes_and_a_wrong_one_is_named_by_its_index():
+    report = check(_mlp(mlp_gradients), examples=5, seed=0, database=False)
+    assert report.status == "pass", report.message
+    assert [g.param for g in report.gradients] == ["X", "weights[0]", "weights[1]"]
+    wrong = check(_mlp(mlp_gradients_wrong), examples=8, seed=0, database=False)
+    assert [g.param for g in wrong.gradients if g.status == "fail"] == ["weights[1]"]
+    assert next(g for g in wrong.gradients if g.param == "weights[1]").diagnosis.kind == "scale"
+
+
+def test_gradients_may_come_back_under_an_explicit_map():
+    def grads(X, weights):
+        out = mlp_gradients(X, weights)
+        return {"dX": out["X"], "first": out["weights"][0], "second": out["weights"][1]}
+
+    d = Derivation("mlp_map", shapes={"X": ("N", "D"), "weights": (("D", "H"), ("H", "C"))}, forward=mlp_forward,
+                   gradients=grads, grad_names={"first": ("weights", 0), "second": "weights[1]"})
+    report = check(d, examples=4, seed=0, database=False)
+    assert report.status == "pass", report.message
+
+
+# --- refusals: one line naming the derivation ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"shapes": {"X": ("N", "D"), "weights": {}}}, "weights"),
+        ({"shapes": {"X": ("N", "D"), "weights": {"W1": ("D", "H"), 2: ("H", "C")}}}, "weights"),
+        ({"shapes": {"X": ("N", "D"), "weights": [("D", "H"), 3.5]}}, "weights[1]"),
+        ({"shapes": {"X": ("N", "D"), "weights": [("D", "H"), ("H", "C")]}, "grad_names": {"dW3": ("weights", 2)}}, "dW3"),
+        ({"shapes": {"X": ("N", "D"), "weights": [("D", "H"), ("H", "C")]}, "check": [("weights", 5)]}, "weights[5]"),
+    ],
+)
+def test_a_mismatched_structure_is_refused_in_one_line_naming_the_derivation(kwargs, words):
+    with pytest.raises(DerivationError) as info:
+        Derivation("mlp_bad", forward=mlp_forward, gradients=mlp_gradients, **kwargs)
+    text = str(info.value)
+    assert text.startswith("derivation 'mlp_bad':") and words in text and len(text.splitlines()) == 1, text
+
+
+def test_gradients_in_another_structure_are_an_error_naming_it():
+    def grads(X, weights):
+        return {"X": mlp_gradients(X, weights)["X"], "weights": {"W1": weights[0], "W2": weights[1]}}
+
+    report = check(_mlp(grads), examples=2, seed=0, database=False)
+    assert report.status in ("fail", "error")
+    said = " ".join(filter(None, [report.message, *(g.message or "" for g in report.gradients)]))
+    assert "weights" in said and "list" in said, said
+
+
+def test_a_forward_taking_an_undeclared_structure_is_refused():
+    source = RNN_SOURCE.replace('"parameters": {', '"params": {')
+    with pytest.raises(DerivationError, match=r"rnn_cell.*'parameters'"):
+        _load(source)
+
