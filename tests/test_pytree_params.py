@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from verigrad import Derivation, RunReport, check
+from verigrad import Derivation, RunReport, check, draw_point, positive
 from verigrad.analytic import DerivationError
 from verigrad.checks.cli import main
 from verigrad.checks.report import render
@@ -62,6 +62,9 @@ rnn_cell = Derivation.from_forward_backward(
 )
 '''
 
+RNN_SHAPES = {"xt": ("n_x", "m"), "a_prev": ("n_a", "m"),
+              "parameters": {"Wax": ("n_a", "n_x"), "Waa": ("n_a", "n_a"), "Wya": ("n_y", "n_a"), "ba": ("n_a", 1), "by": ("n_y", 1)}}
+
 #: One planted wrong line each, and the leaf it must be named at. Without the .T the backward raises wherever
 #: n_x != m, so every gradient of that call fails with it; the others fail at that leaf alone.
 PLANTED = {
@@ -72,10 +75,14 @@ PLANTED = {
 RAISES = {"dWax without .T"}
 
 
-def _load(source: str, name: str = "rnn_cell") -> Derivation:
+def _scope(source: str) -> dict:
     scope: dict = {"__name__": "moocrnn"}
     exec(compile(source, "<moocrnn>", "exec"), scope)
-    return scope[name]
+    return scope
+
+
+def _load(source: str, name: str = "rnn_cell") -> Derivation:
+    return _scope(source)[name]
 
 
 def _rnn(planted: str | None = None) -> Derivation:
@@ -154,6 +161,23 @@ def test_check_at_refuses_a_structure_other_than_declared():
     report = check(_rnn(), at=at)
     assert report.status == "error"
     assert "parameters" in report.message and "Waa" in report.message
+
+
+def rnn_torch_forward(xp, xt, a_prev, parameters):
+    """The same cell against torch: autograd, the third witness, differentiates every leaf of the dict."""
+    return xp.tanh(parameters["Waa"] @ a_prev + parameters["Wax"] @ xt + parameters["ba"])
+
+
+def test_with_a_torch_forward_every_leaf_is_differentiated_by_autograd_too():
+    scope = _scope(RNN_SOURCE)
+    three = Derivation.from_forward_backward(
+        "rnn_cell3", scope["rnn_cell_forward"], scope["rnn_cell_backward"], shapes=RNN_SHAPES, outputs=2, differentiated=(0,),
+        torch_forward=rnn_torch_forward, check=["xt", "a_prev", ("parameters", "Waa")],
+    )
+    report = check(three, examples=4, seed=0, database=False)
+    assert report.status == "pass", report.message
+    assert report.autograd_available
+    assert [g.param for g in report.gradients] == ["xt", "a_prev", 'parameters["Waa"]']
 
 
 # --- an LSTM cell: (a_next, c_next, yt_pred, cache), the prediction not differentiated ------------------------
@@ -281,6 +305,31 @@ def test_gradients_may_come_back_under_an_explicit_map():
     d = Derivation("mlp_map", shapes={"X": ("N", "D"), "weights": (("D", "H"), ("H", "C"))}, forward=mlp_forward,
                    gradients=grads, grad_names={"first": ("weights", 0), "second": "weights[1]"})
     report = check(d, examples=4, seed=0, database=False)
+    assert report.status == "pass", report.message
+
+
+def mlp_relu_forward(xp, X, weights):
+    h = X @ weights[0]
+    return xp.sum(((h * (h > 0)) @ weights[1]) ** 2)
+
+
+def mlp_relu_gradients(X, weights):
+    h = X @ weights[0]
+    a = np.maximum(h, 0)
+    dout = 2 * (a @ weights[1])
+    dh = dout @ weights[1].T * (h > 0)
+    return {"dX": dh @ weights[0].T, "dweights": (X.T @ dh, a.T @ dout)}
+
+
+def test_kinks_ranges_and_draws_take_the_structure_and_its_paths():
+    d = Derivation("mlp_relu", shapes={"X": ("N", "D"), "weights": (("D", "H"), ("H", "C"))}, forward=mlp_relu_forward,
+                   gradients=mlp_relu_gradients, kinks=lambda xp, X, weights: [X @ weights[0]],
+                   ranges={"weights": (0.5, 1.0)}, draws={("X",): positive()})
+    assert d.params == ("X", "weights[0]", "weights[1]")
+    assert set(d.ranges) == {"weights[0]", "weights[1]"} and set(d.draws) == {"X"}
+    point = draw_point(d, {"N": 3, "D": 2, "H": 4, "C": 2}, 7)
+    assert all(0.5 <= point.params[w].min() and point.params[w].max() <= 1.0 for w in ("weights[0]", "weights[1]"))
+    report = check(d, examples=5, seed=0, database=False)
     assert report.status == "pass", report.message
 
 
