@@ -333,6 +333,61 @@ def test_kinks_ranges_and_draws_take_the_structure_and_its_paths():
     assert report.status == "pass", report.message
 
 
+class TwoLayerNet:
+    """A textbook layer: its weights in ``self.params``, the backward leaving their gradients in ``self.grads``."""
+
+    def __init__(self):
+        self.params, self.grads = None, None
+
+    def forward(self, x):
+        self.x, self.h = x, np.tanh(x @ self.params["W1"] + self.params["b1"])
+        return self.h @ self.params["W2"]
+
+    def backward(self, dout):
+        dh = dout @ self.params["W2"].T * (1 - self.h ** 2)
+        self.grads = {"W1": self.x.T @ dh, "b1": dh.sum(axis=0), "W2": self.h.T @ dout}
+        return dh @ self.params["W1"].T
+
+
+class TwoLayerNetNoBatchSum(TwoLayerNet):
+    def backward(self, dout):
+        dx = super().backward(dout)
+        self.grads["b1"] = (dout @ self.params["W2"].T * (1 - self.h ** 2))[0]  # one row, not the sum over the batch
+        return dx
+
+
+def _net(layer):
+    return Derivation.from_layer("two_layer_net", layer, shapes={"x": ("N", "D"), "params": {"W1": ("D", "H"), "b1": ("H",), "W2": ("H", "C")}},
+                                 grads={"params": "grads"})
+
+
+def test_a_layer_with_its_weights_in_a_dict_attribute():
+    assert check(_net(TwoLayerNet), examples=5, seed=0, database=False).status == "pass"
+    wrong = check(_net(TwoLayerNetNoBatchSum), examples=8, seed=0, database=False)
+    assert [g.param for g in wrong.gradients if g.status == "fail"] == ['params["b1"]']
+
+
+def nested_forward(xp, x, net):
+    h = xp.tanh(x @ net["hidden"]["W"] + net["hidden"]["b"])
+    return xp.sum((h @ net["out"]["W"] + net["out"]["b"]) ** 2)
+
+
+def nested_gradients(x, net):
+    h = np.tanh(x @ net["hidden"]["W"] + net["hidden"]["b"])
+    dy = 2 * (h @ net["out"]["W"] + net["out"]["b"])
+    dz = dy @ net["out"]["W"].T * (1 - h ** 2)
+    return {"x": dz @ net["hidden"]["W"].T,
+            "net": {"hidden": {"W": x.T @ dz, "b": dz.sum(axis=0)}, "out": {"W": h.T @ dy, "b": dy.sum(axis=0)}}}
+
+
+def test_nested_dicts_are_named_by_their_whole_path_and_a_shared_last_key_has_no_rule_name():
+    shapes = {"x": ("N", "D"), "net": {"hidden": {"W": ("D", "H"), "b": ("H",)}, "out": {"W": ("H", "C"), "b": ("C",)}}}
+    d = Derivation("nested", shapes=shapes, forward=nested_forward, gradients=nested_gradients)
+    assert d.params == ("x", 'net["hidden"]["W"]', 'net["hidden"]["b"]', 'net["out"]["W"]', 'net["out"]["b"]')
+    assert "dW" not in d.tree.aliases and d.tree.aliases["dx"] == ("x",)
+    assert check(d, examples=4, seed=0, database=False).status == "pass"
+
+
 # --- refusals: one line naming the derivation ---------------------------------------------------------------
 
 
