@@ -44,8 +44,12 @@ def leaf_name(path: Path) -> str:
     return str(root) + "".join(f"[{json.dumps(k, ensure_ascii=False)}]" if isinstance(k, str) else f"[{k}]" for k in keys)
 
 
+def _is_dim(spec: object) -> bool:
+    return isinstance(spec, str | int) and not isinstance(spec, bool)
+
+
 def _is_shape(spec: object) -> bool:
-    if isinstance(spec, str | int) and not isinstance(spec, bool):
+    if _is_dim(spec):
         return True
     return isinstance(spec, tuple | list) and not any(isinstance(d, tuple | list | Mapping) for d in spec)
 
@@ -72,6 +76,8 @@ def _walk(name: str, path: Path, spec: object, leaves: dict[str, tuple[Path, Sha
             raise DerivationError(name, f"{where} is a dict whose keys must be non-empty strings, got {bad[0]!r}")
         items: list[tuple[Key, object]] = list(spec.items())
     elif isinstance(spec, tuple | list):
+        if any(_is_dim(d) for d in spec):
+            raise DerivationError(name, f"{where} mixes dims and shapes ({spec!r}); give a tuple of dims, or a list or tuple of shapes")
         items = list(enumerate(spec))
     else:
         raise DerivationError(name, f"shape of {where!r} must be a tuple of dims, or a dict, list or tuple of shapes; got {spec!r}")

@@ -397,6 +397,7 @@ def test_nested_dicts_are_named_by_their_whole_path_and_a_shared_last_key_has_no
         ({"shapes": {"X": ("N", "D"), "weights": {}}}, "weights"),
         ({"shapes": {"X": ("N", "D"), "weights": {"W1": ("D", "H"), 2: ("H", "C")}}}, "weights"),
         ({"shapes": {"X": ("N", "D"), "weights": [("D", "H"), 3.5]}}, "weights[1]"),
+        ({"shapes": {"X": ("N", "D"), "weights": ["D", ("D", "H")]}}, "mixes dims and shapes"),
         ({"shapes": {"X": ("N", "D"), "weights": [("D", "H"), ("H", "C")]}, "grad_names": {"dW3": ("weights", 2)}}, "dW3"),
         ({"shapes": {"X": ("N", "D"), "weights": [("D", "H"), ("H", "C")]}, "check": [("weights", 5)]}, "weights[5]"),
     ],
