@@ -105,7 +105,7 @@ class Tree:
 
     def structured(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The flat leaves of ``kwargs`` put back in their structures (the same objects); other arguments as given."""
-        out = {k: v for k, v in kwargs.items() if k not in self.paths or self.skeletons.get(k, 0) is None}
+        out = {k: v for k, v in kwargs.items() if len(self.paths.get(k, ())) < 2}  # all but the leaves of structures
         for root, skeleton in self.skeletons.items():
             if skeleton is not None and all(n in kwargs for n in self.leaves_under((root,))):
                 out[root] = _build(skeleton, (root,), kwargs)

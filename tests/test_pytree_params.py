@@ -180,6 +180,70 @@ def test_with_a_torch_forward_every_leaf_is_differentiated_by_autograd_too():
     assert [g.param for g in report.gradients] == ["xt", "a_prev", 'parameters["Waa"]']
 
 
+RNN_SEQUENCE = RNN_SOURCE + """
+
+def rnn_forward(x, a0, parameters):
+    caches = []
+    n_x, m, T_x = x.shape
+    n_y, n_a = parameters["Wya"].shape
+    a = np.zeros((n_a, m, T_x))
+    y_pred = np.zeros((n_y, m, T_x))
+    a_next = a0
+    for t in range(T_x):
+        a_next, yt_pred, cache = rnn_cell_forward(x[:, :, t], a_next, parameters)
+        a[:, :, t] = a_next
+        y_pred[:, :, t] = yt_pred
+        caches.append(cache)
+    caches = (caches, x)
+    return a, y_pred, caches
+
+
+def rnn_backward(da, caches):
+    (caches, x) = caches
+    (a1, a0, x1, parameters) = caches[0]
+    n_a, m, T_x = da.shape
+    n_x, m = x1.shape
+    dx = np.zeros((n_x, m, T_x))
+    dWax = np.zeros((n_a, n_x))
+    dWaa = np.zeros((n_a, n_a))
+    dba = np.zeros((n_a, 1))
+    da_prevt = np.zeros((n_a, m))
+    for t in reversed(range(T_x)):
+        gradients = rnn_cell_backward(da[:, :, t] + da_prevt, caches[t])
+        dxt, da_prevt, dWaxt, dWaat, dbat = (gradients["dxt"], gradients["da_prev"], gradients["dWax"],
+                                             gradients["dWaa"], gradients["dba"])
+        dx[:, :, t] = dxt
+        dWax += dWaxt
+        dWaa += dWaat
+        dba += dbat
+    da0 = da_prevt
+    return {"dx": dx, "da0": da0, "dWax": dWax, "dWaa": dWaa, "dba": dba}
+
+
+rnn = Derivation.from_forward_backward(
+    "rnn", rnn_forward, rnn_backward,
+    shapes={"x": ("n_x", "m", "T_x"), "a0": ("n_a", "m"),
+            "parameters": {"Wax": ("n_a", "n_x"), "Waa": ("n_a", "n_a"), "Wya": ("n_y", "n_a"),
+                           "ba": ("n_a", 1), "by": ("n_y", 1)}},
+    outputs=2, differentiated=(0,), dims={"T_x": (1, 4)},
+    check=["x", "a0", ("parameters", "Wax"), ("parameters", "Waa"), ("parameters", "ba")],
+)
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_mooc_rnn_over_a_sequence_passes(seed):
+    report = check(_load(RNN_SEQUENCE, "rnn"), examples=5, seed=seed, database=False)
+    assert report.status == "pass", report.message
+
+
+def test_the_mooc_rnn_over_a_sequence_without_the_carried_gradient_fails_at_the_earlier_steps():
+    wrong = RNN_SEQUENCE.replace("rnn_cell_backward(da[:, :, t] + da_prevt, caches[t])", "rnn_cell_backward(da[:, :, t], caches[t])")
+    report = check(_load(wrong, "rnn"), examples=8, seed=0, database=False)
+    assert report.status == "fail"
+    assert {g.param for g in report.gradients if g.status == "fail"} >= {"x", 'parameters["Waa"]'}
+
+
 # --- an LSTM cell: (a_next, c_next, yt_pred, cache), the prediction not differentiated ------------------------
 
 
