@@ -111,9 +111,10 @@ class Tree:
                 out[root] = _build(skeleton, (root,), kwargs)
         return out
 
-    def flat(self, root: str, value: Any, what: str) -> dict[str, Any]:
-        """``value``, given for the parameter ``root``, as leaves; ValueError naming the first difference of structure."""
-        return _flatten(self.skeletons[root], (root,), value, what)
+    def flat(self, root: str, value: Any, what: str, loose: bool = False) -> dict[str, Any]:
+        """``value``, given for the parameter ``root``, as leaves; ValueError naming the first difference of structure
+        (``loose``: as returned gradients are read, see ``_flatten``)."""
+        return _flatten(self.skeletons[root], (root,), value, what, loose)
 
     def gradients(self, returned: Mapping[str, Any]) -> dict[str, Any]:
         """The returned gradients by leaf name (see the module docstring); ValueError for a parameter's gradient
@@ -121,18 +122,20 @@ class Tree:
         out: dict[str, Any] = {}
         later: list[tuple[Path, Any]] = []
         for key, value in returned.items():
-            if key in self.skeletons:
-                out.update(self.flat(key, value, "gradients returned"))
-            elif key in self.paths:
-                out[key] = value
+            if key in self.paths or key in self.skeletons:
+                _fill(out, self.flat(key, value, "gradients returned", loose=True) if key in self.skeletons else {key: value})
             elif key in self.aliases:
                 later.append((self.aliases[key], value))
             else:
                 out[key] = value
         for path, value in later:
-            got = _flatten(_skeleton_at(self.skeletons, path), path, value, "gradients returned")
-            out.update({n: v for n, v in got.items() if n not in out})
+            _fill(out, _flatten(_skeleton_at(self.skeletons, path), path, value, "gradients returned", loose=True))
         return out
+
+
+def _fill(out: dict[str, Any], got: Mapping[str, Any]) -> None:
+    """``got`` into ``out`` where ``out`` has no gradient yet: a value given once is never replaced."""
+    out.update({n: v for n, v in got.items() if out.get(n) is None})
 
 
 def _build(skeleton: object, path: Path, kwargs: Mapping[str, Any]) -> Any:
@@ -143,24 +146,46 @@ def _build(skeleton: object, path: Path, kwargs: Mapping[str, Any]) -> Any:
     return type(skeleton)(_build(s, (*path, i), kwargs) for i, s in enumerate(skeleton))  # type: ignore[arg-type]
 
 
-def _flatten(skeleton: object, path: Path, value: Any, what: str) -> dict[str, Any]:
+def _renamed(value: Mapping[Any, Any], skeleton: Mapping[str, object]) -> dict[Any, Any]:
+    """A returned dict's keys as the declared ones they name by the rule (``dW1`` for ``W1``)."""
+    out = dict(value)
+    for k in skeleton:
+        said = next((pattern.format(k) for pattern in GRADIENT_NAMES if pattern.format(k) in out), None)
+        if k not in out and said is not None:
+            out[k] = out.pop(said)
+    return out
+
+
+def _flatten(skeleton: object, path: Path, value: Any, what: str, loose: bool = False) -> dict[str, Any]:
+    """``value`` as leaves of ``skeleton``; ValueError naming the first difference. ``loose`` (returned gradients): a
+    dict's keys may follow the naming rule (``{"dW1": ...}`` for ``{"W1": ...}``), its other keys are ignored, and a
+    key it leaves out is a leaf without gradient (as a key left out of the returned dict)."""
     if skeleton is None:
         return {leaf_name(path): value}
     where = leaf_name(path)
+    if loose and value is None:  # no gradient for any leaf below: each is missing, as an omitted key is
+        return {leaf: None for leaf in _leaves(skeleton, path)}
     if isinstance(skeleton, Mapping):
-        if not isinstance(value, Mapping) or set(value) != set(skeleton):
-            got = _describe(value) if isinstance(value, Mapping | tuple | list) else type(value).__name__
-            raise ValueError(f"{what} {where} as {got}; shapes declares {_describe(skeleton)}")
-        pairs = [(k, value[k]) for k in skeleton]
+        value = _renamed(value, skeleton) if loose and isinstance(value, Mapping) else value
+        fits = isinstance(value, Mapping) and (loose or set(value) == set(skeleton))
     else:
-        if not isinstance(value, tuple | list) or len(value) != len(skeleton):  # type: ignore[arg-type]
-            got = _describe(value) if isinstance(value, Mapping | tuple | list) else type(value).__name__
-            raise ValueError(f"{what} {where} as {got}; shapes declares {_describe(skeleton)}")
-        pairs = list(enumerate(value))
+        fits = isinstance(value, tuple | list) and len(value) == len(skeleton)  # type: ignore[arg-type]
+    if not fits:
+        got = _describe(value) if isinstance(value, Mapping | tuple | list) else type(value).__name__
+        raise ValueError(f"{what} {where} as {got}; shapes declares {_describe(skeleton)}")
+    keys = list(skeleton) if isinstance(skeleton, Mapping) else range(len(skeleton))  # type: ignore[arg-type]
+    subs = skeleton.values() if isinstance(skeleton, Mapping) else skeleton  # type: ignore[union-attr]
     out: dict[str, Any] = {}
-    for (k, v), s in zip(pairs, skeleton.values() if isinstance(skeleton, Mapping) else skeleton, strict=True):  # type: ignore[union-attr]
-        out.update(_flatten(s, (*path, k), v, what))
+    for k, s in zip(keys, subs, strict=True):
+        out.update(_flatten(s, (*path, k), value.get(k) if loose and isinstance(value, Mapping) else value[k], what, loose))
     return out
+
+
+def _leaves(skeleton: object, path: Path) -> list[str]:
+    if skeleton is None:
+        return [leaf_name(path)]
+    pairs = skeleton.items() if isinstance(skeleton, Mapping) else enumerate(skeleton)  # type: ignore[arg-type]
+    return [leaf for k, s in pairs for leaf in _leaves(s, (*path, k))]
 
 
 def _skeleton_at(skeletons: Mapping[str, object], path: Path) -> object:

@@ -452,6 +452,23 @@ def test_nested_dicts_are_named_by_their_whole_path_and_a_shared_last_key_has_no
     assert check(d, examples=4, seed=0, database=False).status == "pass"
 
 
+def test_inside_a_returned_structure_keys_may_follow_the_rule_others_are_ignored_and_left_out_ones_are_missing():
+    shapes = {"x": ("N", "D"), "net": {"hidden": {"W": ("D", "H"), "b": ("H",)}, "out": {"W": ("H", "C"), "b": ("C",)}}}
+
+    def grads(x, net):
+        g = nested_gradients(x, net)
+        hidden, out = g["net"]["hidden"], g["net"]["out"]
+        return {"dx": g["x"], "net": {"hidden": {"dW": hidden["W"], "db": hidden["b"], "dz": 0}, "out": {"W": out["W"]}}}
+
+    d = Derivation("nested_rule", shapes=shapes, forward=nested_forward, gradients=grads, check=["x", ("net", "hidden"), ("net", "out", "W")])
+    assert d.check == ("x", 'net["hidden"]["W"]', 'net["hidden"]["b"]', 'net["out"]["W"]')
+    assert check(d, examples=4, seed=0, database=False).status == "pass"
+    everything = Derivation("nested_rule_all", shapes=shapes, forward=nested_forward, gradients=grads)
+    report = check(everything, examples=2, seed=0, database=False)
+    assert [g.param for g in report.gradients if g.status == "fail"] == ['net["out"]["b"]']
+    assert next(g for g in report.gradients if g.param == 'net["out"]["b"]').problem == "missing"
+
+
 # --- refusals: one line naming the derivation ---------------------------------------------------------------
 
 
