@@ -8,7 +8,9 @@ the witnesses, the search, the verdict and the reports work on flat named arrays
 The user's forward, gradients and kinks are handed the structure rebuilt from those leaves (the same arrays,
 never copies, so a write into one is seen), and the gradients they return are flattened back:
 
-* a key naming a parameter (``"xt"``, ``"parameters"``) gives its gradient in the parameter's own structure;
+* a key naming a parameter (``"xt"``, ``"parameters"``) gives its gradient in the parameter's own structure
+  (a dict inside it may name its keys by the rule below and hold others, which are ignored; a key it leaves
+  out is a leaf without gradient);
 * a key naming a leaf (``'parameters["Wax"]'``) gives that leaf's;
 * otherwise the naming rule: ``dP``, ``grad_P``, ``P_grad`` or ``d_P`` for a parameter P, or for a leaf whose
   last key P no other leaf shares (``dWax`` for ``parameters["Wax"]``, ``da_prev`` for ``a_prev``);
@@ -16,7 +18,8 @@ never copies, so a write into one is seen), and the gradients they return are fl
   where the rule does not reach.
 
 A key that names a parameter or leaf outright wins over one found by the rule; other keys are ignored, as any
-key the check does not ask for.
+key the check does not ask for. The rule holds for every derivation: one without structures has a Tree too,
+each parameter its own leaf.
 """
 
 from __future__ import annotations
