@@ -66,7 +66,9 @@ class Derivation:
                  the forward), and ``grad_output`` comes in the same structure, each part drawn at
                  random: f = Σ_k ⟨G_k, out_k⟩ (analytic/_outputs.py).
       check      the parameters whose gradients are checked (default: all). Parameters not
-                 listed are still drawn and passed; their gradients may be omitted.
+                 listed are still drawn and passed; their gradients may be omitted. A leaf of a
+                 structure is named by its path (``("parameters", "Wax")`` or its name), a whole
+                 structure by its name; so are the keys of ``ranges`` and ``draws``.
       ranges     ``{param: (low, high)}``: draw that parameter uniformly in the range
                  (e.g. positive values for a log). Default: standard normal.
       draws      ``{param: positive() | spd() | simplex() | orthogonal()}``: draw that parameter
