@@ -212,13 +212,18 @@ def _rule(paths: Mapping[str, Path], skeletons: Mapping[str, object]) -> dict[st
     return {alias: ps[0] for alias, ps in targets.items() if len(ps) == 1 and alias not in taken}
 
 
+def _is_key(k: object) -> bool:
+    """A dict's key or a list's index (>= 0) as a path may hold it."""
+    return isinstance(k, str) or (isinstance(k, int) and not isinstance(k, bool) and k >= 0)
+
+
 def _target(tree_paths: Mapping[str, Path], skeletons: Mapping[str, object], target: object) -> Path | None:
     """A path given as a tuple of keys, a leaf's name or a parameter's name; None if it names nothing declared."""
     if isinstance(target, str):
         if target in skeletons:
             return (target,)
         return tree_paths.get(target)
-    if isinstance(target, tuple | list) and target and isinstance(target[0], str):
+    if isinstance(target, tuple | list) and target and isinstance(target[0], str) and all(map(_is_key, target[1:])):
         try:
             _skeleton_at(skeletons, tuple(target))
         except (KeyError, IndexError, TypeError):
