@@ -481,6 +481,7 @@ def test_inside_a_returned_structure_keys_may_follow_the_rule_others_are_ignored
         ({"shapes": {"X": ("N", "D"), "weights": ["D", ("D", "H")]}}, "mixes dims and shapes"),
         ({"shapes": {"X": ("N", "D"), "weights": [("D", "H"), ("H", "C")]}, "grad_names": {"dW3": ("weights", 2)}}, "dW3"),
         ({"shapes": {"X": ("N", "D"), "weights": [("D", "H"), ("H", "C")]}, "check": [("weights", 5)]}, "weights[5]"),
+        ({"shapes": {"X": ("N", "D"), "weights": [("D", "H"), ("H", "C")]}, "check": [("weights", -1)]}, "weights[-1]"),
     ],
 )
 def test_a_mismatched_structure_is_refused_in_one_line_naming_the_derivation(kwargs, words):
