@@ -469,6 +469,116 @@ def test_inside_a_returned_structure_keys_may_follow_the_rule_others_are_ignored
     assert next(g for g in report.gradients if g.param == 'net["out"]["b"]').problem == "missing"
 
 
+DEEP_SOURCE = """
+import numpy as np
+from verigrad import Derivation, integers
+
+
+def linear_activation_forward(A_prev, W, b, activation):
+    Z = W.dot(A_prev) + b
+    A = 1 / (1 + np.exp(-Z)) if activation == "sigmoid" else np.maximum(0, Z)
+    return A, ((A_prev, W, b), Z)
+
+
+def L_model_forward(X, parameters):
+    caches = []
+    A = X
+    L = len(parameters) // 2
+    for l in range(1, L):
+        A, cache = linear_activation_forward(A, parameters["W" + str(l)], parameters["b" + str(l)], "relu")
+        caches.append(cache)
+    AL, cache = linear_activation_forward(A, parameters["W" + str(L)], parameters["b" + str(L)], "sigmoid")
+    caches.append(cache)
+    return AL, caches
+
+
+def compute_cost(AL, Y):
+    m = Y.shape[1]
+    cost = (-1 / m) * np.sum(Y * np.log(AL) + (1 - Y) * np.log(1 - AL))
+    return np.squeeze(cost)
+
+
+def linear_activation_backward(dA, cache, activation):
+    (A_prev, W, b), Z = cache
+    if activation == "relu":
+        dZ = np.array(dA, copy=True)
+        dZ[Z <= 0] = 0
+    else:
+        s = 1 / (1 + np.exp(-Z))
+        dZ = dA * s * (1 - s)
+    m = A_prev.shape[1]
+    dW = 1 / m * np.dot(dZ, A_prev.T)
+    db = 1 / m * np.sum(dZ, axis=1, keepdims=True)
+    dA_prev = np.dot(W.T, dZ)
+    return dA_prev, dW, db
+
+
+def L_model_backward(AL, Y, caches):
+    grads = {}
+    L = len(caches)
+    Y = Y.reshape(AL.shape)
+    dAL = - (np.divide(Y, AL) - np.divide(1 - Y, 1 - AL))
+    grads["dA" + str(L - 1)], grads["dW" + str(L)], grads["db" + str(L)] = linear_activation_backward(dAL, caches[L - 1], "sigmoid")
+    for l in reversed(range(L - 1)):
+        dA_prev_temp, dW_temp, db_temp = linear_activation_backward(grads["dA" + str(l + 1)], caches[l], "relu")
+        grads["dA" + str(l)] = dA_prev_temp
+        grads["dW" + str(l + 1)] = dW_temp
+        grads["db" + str(l + 1)] = db_temp
+    return grads
+
+
+def cost(xp, X, parameters, Y):
+    AL, _ = L_model_forward(X, parameters)
+    return compute_cost(AL, Y)
+
+
+def cost_gradients(X, parameters, Y):
+    AL, caches = L_model_forward(X, parameters)
+    return L_model_backward(AL, Y, caches)
+
+
+deep = Derivation(
+    "L_model", forward=cost, gradients=cost_gradients, namespaces=("numpy",),
+    shapes={"X": ("n_x", "m"), "parameters": {"W1": ("n_h", "n_x"), "b1": ("n_h", 1), "W2": (1, "n_h"), "b2": (1, 1)}},
+    data={"Y": integers(0, 2, shape=(1, "m"))}, check=["parameters"],
+    kinks=lambda xp, X, parameters, Y: [parameters["W1"] @ X + parameters["b1"]],
+)
+"""
+
+
+#: Finite differences alone (the course's NumPy code has no torch forward) raise false alarms on this ReLU network at
+#: run seed 1, flat parameters as much as a dict: ∂f/∂W1 "disagrees on 2 of 42 entries" whose error is under the
+#: threshold shown, ∂f/∂b1 is within 16 × the threshold. A matter of the finite-difference witness, not of the
+#: parameters' structure; strict, so that the day it passes this mark goes.
+FD_ONLY_FALSE_ALARM = pytest.mark.xfail(strict=True, reason="finite differences alone false-alarm on a ReLU network at seed 1")
+
+
+@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=FD_ONLY_FALSE_ALARM)])
+def test_the_mooc_deep_network_gradients_dict_is_read_by_the_rule(seed):
+    report = check(_load(DEEP_SOURCE, "deep"), examples=5, seed=seed, database=False)
+    assert report.status == "pass", report.message
+    assert [g.param for g in report.gradients] == [f'parameters["{k}"]' for k in ("W1", "b1", "W2", "b2")]
+
+
+def test_the_mooc_deep_networks_dA0_mapped_to_X_is_m_times_the_costs_gradient():
+    """The course's dAL differentiates the summed loss and puts 1/m into dW and db alone, so its dA0 is m × ∂cost/∂X."""
+    scope = _scope(DEEP_SOURCE)
+    d = scope["deep"]
+    mapped = Derivation("L_model_dA0", forward=scope["cost"], gradients=scope["cost_gradients"], namespaces=("numpy",),
+                        shapes={"X": ("n_x", "m"), "parameters": {"W1": ("n_h", "n_x"), "b1": ("n_h", 1), "W2": (1, "n_h"), "b2": (1, 1)}},
+                        data=d.data, kinks=d.kinks.__wrapped__, grad_names={"dA0": "X"}, check=["X"])
+    g = check(mapped, examples=6, seed=0, database=False).gradients[0]
+    assert (g.param, g.status, g.diagnosis.kind, g.diagnosis.details.get("scale_form")) == ("X", "fail", "scale", "m")
+
+
+def test_the_mooc_deep_network_without_the_mean_in_db_fails_at_both_biases():
+    wrong = DEEP_SOURCE.replace("db = 1 / m * np.sum(dZ, axis=1, keepdims=True)", "db = np.sum(dZ, axis=1, keepdims=True)")
+    report = check(_load(wrong, "deep"), examples=5, seed=0, database=False)
+    failing = {g.param: g for g in report.gradients if g.status == "fail"}
+    assert set(failing) == {'parameters["b1"]', 'parameters["b2"]'}, list(failing)
+    assert all((g.diagnosis.kind, g.diagnosis.details.get("scale_form")) == ("scale", "m") for g in failing.values())
+
+
 # --- refusals: one line naming the derivation ---------------------------------------------------------------
 
 
