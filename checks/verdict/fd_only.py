@@ -24,10 +24,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.calls import check_inputs
-from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
-from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
-from verigrad.checks.verdict.point import (
+from verigrad.checks.verdict.before import (
     Checked,
     Prepared,
     blank_report,
@@ -38,6 +35,9 @@ from verigrad.checks.verdict.point import (
     judge_param,
     name_graph_cause,
 )
+from verigrad.checks.verdict.calls import check_inputs
+from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
+from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.reference import (
     NUMPY,
     TORCH,
