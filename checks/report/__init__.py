@@ -33,6 +33,7 @@ from verigrad.checks.report.model import (
     Slip,
     Status,
     TraceStep,
+    Witness,
 )
 from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
@@ -60,6 +61,7 @@ __all__ = [
     "Slip",
     "Status",
     "TraceStep",
+    "Witness",
     "Written",
     "deferred_interrupt",
     "detail_lines",

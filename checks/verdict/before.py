@@ -156,8 +156,22 @@ def name_graph_cause(derivation: Derivation, params: dict[str, np.ndarray], grad
         g.warnings.append(cause)
 
 
+def resolution(g: GradientReport) -> float | None:
+    """The smallest error the judgement of ``g`` could have seen: the threshold the analytic values were held
+    to (τ_ex against an exact witness; K_FD·e + τ at its largest where finite differences stood alone), relative to
+    max |reference| over the finite entries; None where nothing was compared."""
+    thr, ref = g.threshold.get("analytic_vs_autograd"), g.reference
+    if thr is None or ref is None or not np.size(ref):
+        return None
+    r = np.abs(np.asarray(ref, dtype=np.float64))
+    scale = float(np.max(r[np.isfinite(r)], initial=0.0))
+    return thr / scale if scale > 0 else None
+
+
 def conclude(rep: Report, started: float) -> Report:
     """The derivation's status and one-line message from its gradients' verdicts."""
+    for g in rep.gradients:
+        g.resolution = resolution(g) if g.resolution is None else g.resolution
     failures = rep.failures
     if failures:
         rep.status = FAIL

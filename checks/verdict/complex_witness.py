@@ -1,0 +1,100 @@
+"""The complex step as the exact witness of a NumPy-only forward, verified before it is trusted.
+
+For each checked gradient (docs/tolerances.md §11):
+
+* t = Im f(x + i·h·e_k)/h per entry (reference/_complex_step.py), or the reason it is refused;
+* its rounding, with the analytic gradient's: at one jittered copy x' = x(1 + δ), δ ~ U(±NOISE_JITTER),
+  σ = |(a − t)(x') − (a − t)(x)| per entry. Both gradients change by the same H·(x' − x), which cancels
+  in their difference: what is left is the two roundings (and a wrong formula's own change, 2⁻²⁸ of its
+  error, which hides nothing). A change above ANALYTIC_NOISE_CAP·max|t| is a switch flipped, not
+  rounding, and counts 0, as σ_a does (checks/verdict/noise.py). Where the analytic gradient is not
+  there at x', σ is t's own change;
+* trusted only when finite differences agree: a central difference along a random direction v of the
+  gradient's entries (reference.DirectionalFD, Richardson at h and h/2, within K_FD·e plus τ_ex·Σ|v|)
+  must confirm ⟨t, v⟩. Code that drops part of the imaginary channel is caught here as soon as the part
+  dropped is above the differences' error; a gradient whose direction crosses a declared switch, or
+  disagrees, is judged by finite differences alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from verigrad.analytic import Derivation
+from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.calls import gradients_at
+from verigrad.checks.verdict.judge import exact_tolerance
+from verigrad.reference import BatchedObjective, DirectionalFD, Support, complex_step, forward_noise, random_direction
+
+__all__ = ["Sharp", "complex_witness"]
+
+
+@dataclass
+class Sharp:
+    """The complex-step gradients that passed verification (``values``) with their rounding noise σ per entry,
+    and why the others are judged by finite differences alone (``refused``)."""
+
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    sigma: dict[str, np.ndarray] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    evaluations: int = 0
+
+
+def _jittered(params: Mapping[str, np.ndarray], g_out, rng: np.random.Generator) -> tuple[dict[str, np.ndarray], Any]:
+    move = lambda v: v * (1.0 + tol.NOISE_JITTER * rng.uniform(-1.0, 1.0, np.shape(v)))
+    return {n: move(np.asarray(v, dtype=np.float64)) for n, v in params.items()}, None if g_out is None else move(g_out)
+
+
+def _noise(t0: np.ndarray, t1: np.ndarray, a0: Any, a1: Any) -> np.ndarray:
+    """σ per entry from t and a at the point (t0, a0) and at its jittered copy (t1, a1)."""
+    usable = all(isinstance(a, np.ndarray) and a.shape == t0.shape and a.dtype.kind in "fiu" for a in (a0, a1))
+    with np.errstate(all="ignore"):
+        gap = np.abs((a1 - t1) - (a0 - t0)) if usable else np.abs(t1 - t0)
+    cap = tol.ANALYTIC_NOISE_CAP * float(np.max(np.abs(t0), initial=0.0))
+    return np.where(np.isfinite(gap) & (gap <= cap), gap, 0.0)
+
+
+def complex_witness(derivation: Derivation, ev: BatchedObjective, analytic: Mapping[str, Any], total_dims: int, seed: int) -> Sharp:
+    """The verified complex-step witness of every checked gradient of a NumPy-only forward at ``ev``'s point."""
+    out = Sharp()
+    cs = complex_step(derivation, ev.params, ev.grad_output, derivation.check)
+    out.refused.update(cs.refused)
+    out.evaluations += cs.evaluations
+    if not cs.values:
+        return out
+    rng = np.random.default_rng(seed)
+    moved, g_moved = _jittered(ev.params, ev.grad_output, rng)
+    there = complex_step(derivation, moved, g_moved, list(cs.values))
+    out.evaluations += there.evaluations
+    a_there = gradients_at(derivation, moved, g_moved) or {}
+    noise = forward_noise(ev, rng)
+    for name, t in cs.values.items():
+        if name not in there.values:
+            out.refused[name] = there.refused[name]
+            continue
+        sigma = _noise(t, there.values[name], analytic.get(name), a_there.get(name))
+        tau = float(exact_tolerance(sigma[None], tol.U64, total_dims, t[None])[0])
+        why = _unconfirmed(ev, name, t, tau, noise, rng)
+        if why:
+            out.refused[name] = why
+        else:
+            out.values[name], out.sigma[name] = t, sigma
+    return out
+
+
+def _unconfirmed(ev: BatchedObjective, name: str, t: np.ndarray, tau: float, noise: float, rng: np.random.Generator) -> str | None:
+    """Why finite differences along a random direction do not confirm ``t`` (None: they do)."""
+    support = Support(ev.params, [name])
+    m = DirectionalFD(ev, support, noise, {name: t}, {name: tau}, tol.K_FD).measure(np.arange(support.size), random_direction(support.size, rng))
+    if m.nondifferentiable:
+        return "a declared switch changes sign along the finite differences that verify the complex step"
+    if m.disagrees:
+        return (
+            f"finite differences along a random direction give {m.derivative:.6g}, the complex step {m.claimed:.6g}:"
+            " the forward is not analytic (or drops part of the imaginary part)"
+        )
+    return None
