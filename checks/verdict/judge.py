@@ -284,7 +284,7 @@ def _plain_summaries(param: str, a: np.ndarray, e: Entries, nondiff: np.ndarray)
 def _note_floor(g: GradientReport, e: Entries, i: int) -> None:
     """A passing gradient whose largest deviation from the reference is above the error model's τ_ex says that it
     passed within the precision floor, and how far it is off in ulps of its scale."""
-    if g.status != PASS or g.decided_by_fd or not g.max_abs_err > e.model[i]:
+    if g.status != PASS or g.decided_by_fd or g.max_abs_err is None or not g.max_abs_err > e.model[i]:
         return
     ulps = g.max_abs_err / (e.u_a * float(e.scale[i]))
     g.warnings.append(
