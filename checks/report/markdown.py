@@ -159,7 +159,7 @@ def render_markdown(run: RunReport) -> str:
     if run.interrupted:
         about.append("**Interrupted**: only the derivations listed were checked.")
     if (numpy := numpy_only_line(run)) is not None:
-        about.append(escape(numpy[0].upper() + numpy[1:]) + ".")
+        about.append(escape(numpy) + ".")
     if about:
         lines += [" ".join(about), ""]
     if not run.reports:

@@ -3,7 +3,8 @@
 For each checked gradient (docs/tolerances.md §11):
 
 * t = Im f(x + i·h·e_k)/h per entry (reference/_complex_step.py), or the reason it is refused;
-* its rounding, with the analytic gradient's: at one jittered copy x' = x(1 + δ), δ ~ U(±NOISE_JITTER),
+* its rounding, with the analytic gradient's, where τ_ex's size term alone does not settle the verdict (σ only
+  widens τ_ex, so a gradient that passes without it passes with it): at one jittered copy x' = x(1 + δ), δ ~ U(±NOISE_JITTER),
   σ = |(a − t)(x') − (a − t)(x)| per entry. Both gradients change by the same H·(x' − x), which cancels
   in their difference: what is left is the two roundings (and a wrong formula's own change, 2⁻²⁸ of its
   error, which hides nothing). A change above ANALYTIC_NOISE_CAP·max|t| is a switch flipped, not
@@ -30,7 +31,7 @@ from verigrad.checks.verdict.calls import gradients_at
 from verigrad.checks.verdict.judge import exact_tolerance
 from verigrad.reference import BatchedObjective, DirectionalFD, Support, complex_step, forward_noise, random_direction
 
-__all__ = ["Sharp", "complex_witness"]
+__all__ = ["Sharp", "complex_witness", "pair_noise"]
 
 
 @dataclass
@@ -58,8 +59,9 @@ def _noise(t0: np.ndarray, t1: np.ndarray, a0: Any, a1: Any) -> np.ndarray:
     return np.where(np.isfinite(gap) & (gap <= cap), gap, 0.0)
 
 
-def complex_witness(derivation: Derivation, ev: BatchedObjective, analytic: Mapping[str, Any], total_dims: int, seed: int) -> Sharp:
-    """The verified complex-step witness of every checked gradient of a NumPy-only forward at ``ev``'s point."""
+def complex_witness(derivation: Derivation, ev: BatchedObjective, total_dims: int, seed: int) -> Sharp:
+    """The verified complex-step witness of every checked gradient of a NumPy-only forward at ``ev``'s point, with
+    σ = 0 (``pair_noise`` measures it where a judgement needs more than τ_ex's size term)."""
     out = Sharp()
     cs = complex_step(derivation, ev.params, ev.grad_output, derivation.check)
     out.refused.update(cs.refused)
@@ -67,23 +69,29 @@ def complex_witness(derivation: Derivation, ev: BatchedObjective, analytic: Mapp
     if not cs.values:
         return out
     rng = np.random.default_rng(seed)
-    moved, g_moved = _jittered(ev.params, ev.grad_output, rng)
-    there = complex_step(derivation, moved, g_moved, list(cs.values))
-    out.evaluations += there.evaluations
-    a_there = gradients_at(derivation, moved, g_moved) or {}
     noise = forward_noise(ev, rng)
     for name, t in cs.values.items():
-        if name not in there.values:
-            out.refused[name] = there.refused[name]
-            continue
-        sigma = _noise(t, there.values[name], analytic.get(name), a_there.get(name))
-        tau = float(exact_tolerance(sigma[None], tol.U64, total_dims, t[None])[0])
+        tau = float(exact_tolerance(np.zeros((1, *t.shape)), tol.U64, total_dims, t[None])[0])
         why = _unconfirmed(ev, name, t, tau, noise, rng)
         if why:
             out.refused[name] = why
         else:
-            out.values[name], out.sigma[name] = t, sigma
+            out.values[name], out.sigma[name] = t, np.zeros(t.shape)
     return out
+
+
+def pair_noise(derivation: Derivation, ev: BatchedObjective, analytic: Any, name: str, sharp: Sharp, seed: int) -> bool:
+    """σ of ``name`` measured at one jittered copy of the point, into ``sharp.sigma``; False where the complex step
+    cannot be had there (the verdict keeps σ = 0). Called only where τ_ex with σ = 0 does not settle the verdict:
+    σ can only widen τ_ex, so a gradient that passes without it passes with it."""
+    moved, g_moved = _jittered(ev.params, ev.grad_output, np.random.default_rng(seed))
+    there = complex_step(derivation, moved, g_moved, [name])
+    sharp.evaluations += there.evaluations
+    if name not in there.values:
+        return False
+    a_there = (gradients_at(derivation, moved, g_moved) or {}).get(name)
+    sharp.sigma[name] = _noise(sharp.values[name], there.values[name], analytic, a_there)
+    return True
 
 
 def _unconfirmed(ev: BatchedObjective, name: str, t: np.ndarray, tau: float, noise: float, rng: np.random.Generator) -> str | None:

@@ -36,7 +36,7 @@ from verigrad.checks.verdict.before import (
     name_graph_cause,
 )
 from verigrad.checks.verdict.calls import check_inputs
-from verigrad.checks.verdict.complex_witness import Sharp, complex_witness
+from verigrad.checks.verdict.complex_witness import Sharp, complex_witness, pair_noise
 from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.reference import (
@@ -135,7 +135,7 @@ def numpy_only(derivation: Derivation, point: Point, *, seed: int = 0) -> Report
     try:
         ev = BatchedObjective(derivation, c.params, c.grad_output, f0=c.f0)
         exact = c.raised is None and unit == tol.U64  # a complex step in float32 would be judged as float64: none
-        sharp = complex_witness(derivation, ev, c.analytic, c.total_dims, seed) if exact else Sharp()
+        sharp = complex_witness(derivation, ev, c.total_dims, seed) if exact else Sharp()
         judged = {name: _by_complex_step(derivation, c, ev, sharp, name, seed) for name in sharp.values}
         rest = [n for n in derivation.check if judged.get(n) is None]
         if rest:
@@ -162,14 +162,21 @@ def _by_differences(c: Checked, name: str, est: FDEstimate) -> GradientReport:
 
 
 def _by_complex_step(derivation: Derivation, c: Checked, ev: BatchedObjective, sharp: Sharp, name: str, seed: int) -> GradientReport | None:
-    """The verdict on ``name`` against the verified complex step t: the analytic gradient within τ_ex of t at every
-    entry passes. Otherwise finite differences at every entry join as the third witness (refined where they miss
-    t) and decide the blame, as autograd's are decided; where they side with the analytic gradient against t
-    (a kink within the step, code the complex step does not follow), None: judged by finite differences alone."""
-    t, sigma = sharp.values[name], sharp.sigma[name]
+    """The verdict on ``name`` against the verified complex step t (None where the analytic gradient cannot be
+    compared entry by entry: judged by finite differences): the analytic gradient within τ_ex of t at every entry
+    passes. Otherwise σ is measured (``pair_noise``) and, if it still fails, finite differences at every entry join
+    as the third witness (refined where they miss t) and decide the blame, as autograd's are decided; where they
+    side with the analytic gradient against t (a kink within the step, code the complex step does not follow),
+    None: judged by finite differences alone."""
+    t, a = sharp.values[name], c.analytic.get(name)
+    if admit(name, a, t.shape)[0] is not None:
+        return None  # not comparable entry by entry: the differences' verdict says why, with their thresholds
     confirmed = FDEstimate(t, np.zeros(t.shape), np.zeros(t.shape), np.zeros(t.shape, dtype=bool), np.zeros(t.shape, dtype=bool))
-    g = judge_point(name, c.analytic.get(name), t, confirmed, sigma, c.total_dims)
-    if g.status == FAIL and g.problem is None:
+    g = judge_point(name, a, t, confirmed, sharp.sigma[name], c.total_dims)
+    if g.status == FAIL and pair_noise(derivation, ev, a, name, sharp, seed):
+        g = judge_point(name, a, t, confirmed, sharp.sigma[name], c.total_dims)
+    sigma = sharp.sigma[name]
+    if g.status == FAIL:
         refine = refine_where_autograd_disagrees({name: t})
         fd = finite_differences(derivation, c.params, c.grad_output, check=[name], refine=refine, seed=seed, evaluator=ev)
         g = judge_point(name, c.analytic.get(name), t, fd.gradients[name], sigma, c.total_dims)
