@@ -222,8 +222,8 @@ def finite_differences(
     that already holds an exact reference refines only the entries that disagree with it at h.
     ``progress(done, planned)`` hears of every batched call (planned: the two evaluations per entry).
     ``unit``: the unit roundoff of the precision the forward computes in; the step is u^(1/3) of the scale
-    and ε_f is measured and floored in that precision. ``wide``: every entry is also estimated from the wide
-    steps H, H/2, H/4 (``wide_estimate``), and each entry keeps the estimate with the smaller error.
+    and ε_f is measured and floored in that precision. ``wide``: every entry is estimated from the wide steps
+    H, H/2, H/4 first, and from the usual ones only where that is not sharper (``usual_where_needed``).
     """
     ev = evaluator or BatchedObjective(derivation, params, grad_output)
     if progress is not None:
@@ -231,22 +231,41 @@ def finite_differences(
         ev.on_batch = lambda done: progress(done, planned)
     names = list(check or derivation.check)
     base = H0 if unit == U64 else unit**STEP_EXPONENT
-    first = _stage_one(ev, names, base)
+    first = _stage_one(ev, names, unit**WIDE_STEP_EXPONENT if wide else base)
     # After the first batched call, which settles whether the forward vmaps: ε_f is measured by the
     # engine that computed the differences.
     noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit)
-    grads = {name: estimate(ev, name, noise, refine, first[name]) for name in names}
     if wide:
-        grads = {name: sharper(est, wide_estimate(ev, name, noise, unit)) for name, est in grads.items()}
+        grads = {name: usual_where_needed(ev, name, noise, refine, estimate(ev, name, noise, None, first[name]), base) for name in names}
+    else:
+        grads = {name: estimate(ev, name, noise, refine, first[name]) for name in names}
     return FDResult(gradients=grads, noise=noise, f0=ev.f0, evaluations=ev.evaluations, vectorized=ev.vectorized)
 
 
-def wide_estimate(ev: BatchedObjective, name: str, noise: float, unit: float = U64) -> FDEstimate:
-    """Richardson from the wide steps H = u^(1/7)·s, H/2, H/4 at every entry: its rounding, 6ε_f/H, is
-    (H/h)/6 ≈ 180 times below the K_FD·ε_f/h an entry confirmed at the usual step h carries, and its
-    truncation is measured, not assumed (|R2 − R1|, or the honest non-converged error). Where f is a
-    polynomial of low degree in the entry (a convolution, an affine map) that is rounding alone."""
-    return estimate(ev, name, noise, None, _stage_one(ev, [name], unit**WIDE_STEP_EXPONENT)[name])
+def usual_where_needed(ev: BatchedObjective, name: str, noise: float, refine: Refine | None, wide: FDEstimate, base: float) -> FDEstimate:
+    """``wide`` (Richardson from the wide steps H = u^(1/7)·s, H/2, H/4 at every entry), with the usual estimate
+    (step h = ``base``·s, refined where ``refine`` says) at the entries where the wide one is not sharper than
+    any usual one could be (its error is not below ε_f/h) or has a kink within its steps; ``sharper`` picks
+    per entry. The wide rounding, 6ε_f/H, is (H/h)/6 ≈ 180 times below the K_FD·ε_f/h of an entry confirmed at
+    h, and its truncation is measured (|R2 − R1|, or the non-converged error), not assumed: where f is a
+    polynomial of low degree in the entry (a convolution, an affine map) rounding is all there is."""
+    x = ev.params[name].reshape(-1)
+    h = steps_for(x, base=base)
+    need = np.flatnonzero(wide.nondifferentiable.reshape(-1) | ~(wide.error.reshape(-1) < noise / h))
+    if not need.size:
+        return wide
+    d1, fp, fm = (np.full(x.size, np.nan) for _ in range(3))
+    d1[need], fp[need], fm[need], flipped = differences(ev, name, need, x[need], h[need])
+    flat = [np.array(v, copy=True).reshape(-1) for v in (wide.value, wide.error, wide.step, wide.nondifferentiable, wide.refined)]
+    for arr, part in zip(flat, (d1[need], noise / h[need], h[need], flipped, False), strict=True):
+        arr[need] = part
+    usual = FDEstimate(*(v.reshape(wide.value.shape) for v in flat))
+    mask = np.zeros(x.size, dtype=bool)
+    mask[need] = True if refine is None else np.asarray(refine(name, usual), dtype=bool).reshape(-1)[need]
+    idx = np.flatnonzero(mask & ~usual.nondifferentiable.reshape(-1))
+    if idx.size:
+        refine_entries(ev, name, noise, usual, idx, x, h, d1, fp, fm)
+    return sharper(usual, wide)
 
 
 def sharper(usual: FDEstimate, wide: FDEstimate) -> FDEstimate:

@@ -19,7 +19,7 @@ TINY = float(np.finfo(np.float64).tiny)
 #: O(u/h) rounding.
 STEP_EXPONENT = 1 / 3
 H0 = U64**STEP_EXPONENT
-#: Wide step of the sharper differences a NumPy-only forward gets (reference/_fd.py::wide_estimate), as a power of
+#: Wide step of the sharper differences a NumPy-only forward gets (reference/_fd.py::usual_where_needed), as a power of
 #: u: Richardson from H, H/2, H/4 leaves an O(H⁶) remainder against a rounding of 6ε_f/H, balanced at H ≈ u^(1/7)
 #: (5.8e-3 of the entry's scale in float64); its error is measured (|R2 − R1|), so a wider step is never trusted
 #: beyond what the three steps show.
