@@ -4,9 +4,10 @@ For each checked gradient (docs/tolerances.md §11):
 
 * t = Im f(x + i·h·e_k)/h per entry (reference/_complex_step.py), or the reason it is refused;
 * its rounding, with the analytic gradient's, where τ_ex's size term alone does not settle the verdict (σ only
-  widens τ_ex, so a gradient that passes without it passes with it): at one jittered copy x' = x(1 + δ), δ ~ U(±NOISE_JITTER),
-  σ = |(a − t)(x') − (a − t)(x)| per entry. Both gradients change by the same H·(x' − x), which cancels
-  in their difference: what is left is the two roundings (and a wrong formula's own change, 2⁻²⁸ of its
+  widens τ_ex, so a gradient that passes without it passes with it): at PAIR_JITTERS jittered copies
+  x' = x(1 + δ), δ ~ U(±NOISE_JITTER), σ = the largest change of a − t between any two of them and the point.
+  Both gradients change by the same H·(x' − x), which cancels in their difference: what is left is the two
+  roundings (and a wrong formula's own change, 2⁻²⁸ of its
   error, which hides nothing). A change above ANALYTIC_NOISE_CAP·max|t| is a switch flipped, not
   rounding, and counts 0, as σ_a does (checks/verdict/noise.py). Where the analytic gradient is not
   there at x', σ is t's own change;
@@ -50,13 +51,22 @@ def _jittered(params: Mapping[str, np.ndarray], g_out, rng: np.random.Generator)
     return {n: move(np.asarray(v, dtype=np.float64)) for n, v in params.items()}, None if g_out is None else move(g_out)
 
 
-def _noise(t0: np.ndarray, t1: np.ndarray, a0: Any, a1: Any) -> np.ndarray:
-    """σ per entry from t and a at the point (t0, a0) and at its jittered copy (t1, a1)."""
-    usable = all(isinstance(a, np.ndarray) and a.shape == t0.shape and a.dtype.kind in "fiu" for a in (a0, a1))
+def _noise(gaps: list[np.ndarray], t0: np.ndarray) -> np.ndarray:
+    """σ per entry from a − t at the point and at its jittered copies (``gaps``, the point's first): the largest
+    change between any two; a change above ANALYTIC_NOISE_CAP·max|t| is a switch flipped, and counts 0."""
+    g = np.stack(gaps)
     with np.errstate(all="ignore"):
-        gap = np.abs((a1 - t1) - (a0 - t0)) if usable else np.abs(t1 - t0)
+        spread = np.max(g, axis=0) - np.min(g, axis=0)
     cap = tol.ANALYTIC_NOISE_CAP * float(np.max(np.abs(t0), initial=0.0))
-    return np.where(np.isfinite(gap) & (gap <= cap), gap, 0.0)
+    return np.where(np.isfinite(spread) & (spread <= cap), spread, 0.0)
+
+
+def _gaps(pairs: list[tuple[np.ndarray, Any]]) -> list[np.ndarray]:
+    """a − t at each of the points (t, a); t alone where the analytic gradient is not there at one of them (its
+    own change, true change included, is then σ: wider, never narrower)."""
+    usable = all(isinstance(a, np.ndarray) and a.shape == t.shape and a.dtype.kind in "fiu" for t, a in pairs)
+    with np.errstate(all="ignore"):
+        return [a.astype(np.float64) - t if usable else t for t, a in pairs]
 
 
 def complex_witness(derivation: Derivation, ev: BatchedObjective, total_dims: int, seed: int) -> Sharp:
@@ -81,16 +91,20 @@ def complex_witness(derivation: Derivation, ev: BatchedObjective, total_dims: in
 
 
 def pair_noise(derivation: Derivation, ev: BatchedObjective, analytic: Any, name: str, sharp: Sharp, seed: int) -> bool:
-    """σ of ``name`` measured at one jittered copy of the point, into ``sharp.sigma``; False where the complex step
-    cannot be had there (the verdict keeps σ = 0). Called only where τ_ex with σ = 0 does not settle the verdict:
-    σ can only widen τ_ex, so a gradient that passes without it passes with it."""
-    moved, g_moved = _jittered(ev.params, ev.grad_output, np.random.default_rng(seed))
-    there = complex_step(derivation, moved, g_moved, [name])
-    sharp.evaluations += there.evaluations
-    if name not in there.values:
-        return False
-    a_there = (gradients_at(derivation, moved, g_moved) or {}).get(name)
-    sharp.sigma[name] = _noise(sharp.values[name], there.values[name], analytic, a_there)
+    """σ of ``name`` measured at PAIR_JITTERS jittered copies of the point, into ``sharp.sigma``; False where the
+    complex step cannot be had there (the verdict keeps σ = 0). Called only where τ_ex with σ = 0 does not settle
+    the verdict: σ can only widen τ_ex, so a gradient that passes without it passes with it."""
+    rng = np.random.default_rng(seed)
+    t = sharp.values[name]
+    pairs = [(t, analytic)]
+    for _ in range(tol.PAIR_JITTERS):
+        moved, g_moved = _jittered(ev.params, ev.grad_output, rng)
+        there = complex_step(derivation, moved, g_moved, [name])
+        sharp.evaluations += there.evaluations
+        if name not in there.values:
+            return False
+        pairs.append((there.values[name], (gradients_at(derivation, moved, g_moved) or {}).get(name)))
+    sharp.sigma[name] = _noise(_gaps(pairs), t)
     return True
 
 
