@@ -78,9 +78,9 @@ def _rms(x: np.ndarray, axis: int) -> np.ndarray:
     return rms
 
 
-def steps_for(x: np.ndarray, *, stacked: bool = False, base: float = H0) -> np.ndarray:
+def steps_for(x: np.ndarray, *, stacked: bool = False, base: float = H0, floor: float = 0.0) -> np.ndarray:
     """Per-entry step h_i = base · max(|x_i|, rms(x)), never zero (``base`` H0 unless a wider step or another
-    precision calls for another).
+    precision calls for another; ``floor``: a least scale, where the caller has one).
 
     ``stacked``: x holds one parameter of several points along its first axis; rms is taken per point.
     """
@@ -90,7 +90,7 @@ def steps_for(x: np.ndarray, *, stacked: bool = False, base: float = H0) -> np.n
         rms = _rms(flat, axis=1).reshape(-1, *([1] * (x.ndim - 1))) if flat.size else np.zeros(len(x))
     else:
         rms = float(_rms(x.reshape(1, -1), axis=1)[0]) if x.size else 0.0
-    scale = np.maximum(np.abs(x), rms)
+    scale = np.maximum(np.maximum(np.abs(x), rms), floor)
     return base * np.where(scale > 0, scale, 1.0)
 
 
@@ -120,12 +120,13 @@ def differences(ev: BatchedObjective, name: str, flat: np.ndarray, x: np.ndarray
     return (fp - fm) / (xp - xm), fp, fm, flipped[:n] | flipped[n:]
 
 
-def _stage_one(ev: BatchedObjective, names: Sequence[str], base: float = H0) -> dict[str, tuple]:
-    """Central differences at step h (relative ``base``) for every entry of every parameter in ``names`` (batched together)."""
+def _stage_one(ev: BatchedObjective, names: Sequence[str], base: float = H0, floor: float = 0.0) -> dict[str, tuple]:
+    """Central differences at step h (relative ``base``, scale at least ``floor``) for every entry of every parameter in
+    ``names`` (batched together)."""
     plan = {}
     for name in names:
         x = ev.params[name].reshape(-1)
-        h = steps_for(x, base=base)
+        h = steps_for(x, base=base, floor=floor)
         plan[name] = (x, h, x + h, x - h)
     flat = {name: np.arange(ev.params[name].size) for name in names}
     results = ev.at_entries_many(
@@ -231,7 +232,9 @@ def finite_differences(
         ev.on_batch = lambda done: progress(done, planned)
     names = list(check or derivation.check)
     base = H0 if unit == U64 else unit**STEP_EXPONENT
-    first = _stage_one(ev, names, unit**WIDE_STEP_EXPONENT if wide else base)
+    # Wide steps take the scale of the whole point at least: a parameter of a few small entries (a bias) would
+    # otherwise get a small step and a large rounding, and the wide estimate's truncation is measured, not assumed.
+    first = _stage_one(ev, names, unit**WIDE_STEP_EXPONENT, _point_rms(ev.params)) if wide else _stage_one(ev, names, base)
     # After the first batched call, which settles whether the forward vmaps: ε_f is measured by the
     # engine that computed the differences.
     noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit)
@@ -240,6 +243,12 @@ def finite_differences(
     else:
         grads = {name: estimate(ev, name, noise, refine, first[name]) for name in names}
     return FDResult(gradients=grads, noise=noise, f0=ev.f0, evaluations=ev.evaluations, vectorized=ev.vectorized)
+
+
+def _point_rms(params: Mapping[str, np.ndarray]) -> float:
+    """rms over every entry of every parameter of the point."""
+    flat = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in params.values()]) if params else np.zeros(0)
+    return float(_rms(flat.reshape(1, -1), axis=1)[0]) if flat.size else 0.0
 
 
 def usual_where_needed(ev: BatchedObjective, name: str, noise: float, refine: Refine | None, wide: FDEstimate, base: float) -> FDEstimate:
