@@ -20,6 +20,7 @@ from verigrad.checks.report.model import (
     FAIL,
     PASS,
     REPORT_VERSION,
+    SKIP,
     Blame,
     Diagnosis,
     GradientReport,
@@ -34,6 +35,7 @@ from verigrad.checks.report.model import (
     Status,
     TraceStep,
     Witness,
+    plain_data,
 )
 from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
@@ -46,6 +48,7 @@ __all__ = [
     "KINDS",
     "PASS",
     "REPORT_VERSION",
+    "SKIP",
     "Blame",
     "Diagnosis",
     "GradientReport",
@@ -66,6 +69,7 @@ __all__ = [
     "deferred_interrupt",
     "detail_lines",
     "load_failure_report",
+    "plain_data",
     "print_run",
     "render",
     "report_path_problem",
