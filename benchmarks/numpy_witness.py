@@ -12,8 +12,8 @@ configuration of its grid, drawn as the search draws it):
   smallest error it could have seen (``resolution``);
 * **course loop** — what a course notebook's ``eval_numerical_gradient_array`` does: for every entry of every
   input, the forward at x ± h (h = 1e-5) and Σ (f₊ − f₋)·dout / 2h, then the relative error
-  max|a − d| / max(|a| + |d|) a notebook prints; its own error (truncation and rounding) is about 1e-10 to
-  1e-8 relative, and an error below it is not seen.
+  max|a − d| / max(|a| + |d|) a notebook prints, with no estimate of its own error (truncation h²/6·|f'''|,
+  rounding u|f|/h).
 
 Wall clock per point, the median of ``--rounds`` rounds (each method once per round, alternating); the load
 average is printed, and the ratio is taken within a round, so that load moves both sides alike.
