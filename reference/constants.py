@@ -21,7 +21,7 @@ STEP_EXPONENT = 1 / 3
 H0 = U64**STEP_EXPONENT
 #: Wide step of the sharper differences a NumPy-only forward gets (reference/_fd.py::usual_where_needed), as a power of
 #: u: Richardson from H, H/2, H/4 leaves an O(H⁶) remainder against a rounding of 6ε_f/H, balanced at H ≈ u^(1/7)
-#: (5.8e-3 of the entry's scale in float64); its error is measured (|R2 − R1|), so a wider step is never trusted
+#: (5.3e-3 of the entry's scale in float64); its error is measured (|R2 − R1|), so a wider step is never trusted
 #: beyond what the three steps show.
 WIDE_STEP_EXPONENT = 1 / 7
 #: ε_f, the forward's rounding noise, is the spread of f over JITTER_POINTS points whose every entry
@@ -48,7 +48,7 @@ KINK_NOISE = 32
 
 # --- the complex step (reference/_complex_step.py, docs/tolerances.md §11) ----------------------------
 #: Relative step of the complex step Im f(x + i·h)/h, h = CS_STEP·s: its truncation, h²/6·|f'''|/|f'| ≈
-#: CS_STEP² relative, is ~1e-41, far below rounding; there is no subtraction, so no rounding grows as h
+#: CS_STEP²/6 ≈ 1.2e-43 relative, far below rounding; there is no subtraction, so no rounding grows as h
 #: shrinks. 2⁻⁷⁰ ≈ 8.5e-22 keeps h·|∂f| clear of float64's subnormals for any entry scale above 1e-280.
 CS_STEP = 2.0**-70
 
