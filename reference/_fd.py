@@ -224,7 +224,7 @@ def finite_differences(
     ``progress(done, planned)`` hears of every batched call (planned: the two evaluations per entry).
     ``unit``: the unit roundoff of the precision the forward computes in; the step is u^(1/3) of the scale
     and ε_f is measured and floored in that precision. ``wide``: every entry is estimated from the wide steps
-    H, H/2, H/4 first, and from the usual ones only where that is not sharper (``usual_where_needed``).
+    H first (H/2 and H/4 where ``refine`` says), and from the usual ones only where that is not sharper (``usual_where_needed``).
     """
     ev = evaluator or BatchedObjective(derivation, params, grad_output)
     if progress is not None:
@@ -239,7 +239,7 @@ def finite_differences(
     # engine that computed the differences.
     noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit)
     if wide:
-        grads = {name: usual_where_needed(ev, name, noise, refine, estimate(ev, name, noise, None, first[name]), base) for name in names}
+        grads = {name: usual_where_needed(ev, name, noise, refine, estimate(ev, name, noise, refine, first[name]), base) for name in names}
     else:
         grads = {name: estimate(ev, name, noise, refine, first[name]) for name in names}
     return FDResult(gradients=grads, noise=noise, f0=ev.f0, evaluations=ev.evaluations, vectorized=ev.vectorized)
@@ -252,7 +252,8 @@ def _point_rms(params: Mapping[str, np.ndarray]) -> float:
 
 
 def usual_where_needed(ev: BatchedObjective, name: str, noise: float, refine: Refine | None, wide: FDEstimate, base: float) -> FDEstimate:
-    """``wide`` (Richardson from the wide steps H = u^(1/7)·s, H/2, H/4 at every entry), with the usual estimate
+    """``wide`` (D(H) at the wide step H = u^(1/7)·s at every entry, Richardson from H, H/2, H/4 where it does not
+    confirm the analytic value), with the usual estimate
     (step h = ``base``·s, refined where ``refine`` says) at the entries where the wide one is not sharper than
     any usual one could be (its error is not below ε_f/h) or has a kink within its steps; ``sharper`` picks
     per entry. The wide rounding, 6ε_f/H, is (H/h)/6 ≈ 180 times below the K_FD·ε_f/h of an entry confirmed at
