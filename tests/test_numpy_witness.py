@@ -130,3 +130,16 @@ def test_numpy_only_note_is_said_once():
     text = render(RunReport(runs, seed=SEED))
     assert text.count("no autograd for") == 1 and "affine0, affine1, affine2" in text
     assert "autograd was not available" not in text and text.count("vs complex step") == 9
+
+
+def _affine16_forward(x, w, b):
+    out = np.empty((x.shape[0], w.shape[1]), dtype=np.float16)
+    out[...] = x @ w + b
+    return out, (x, w)
+
+
+def test_float16_numpy_forward_is_not_failed_for_steps_sized_for_float64():
+    report = _run(Derivation.from_forward_backward("affine16", _affine16_forward, _affine32_backward, shapes=AFFINE))
+    assert report.passed, report.message
+    assert {g.witness for g in report.gradients} == {Witness.FINITE_DIFFERENCES}  # no complex step in float16
+    assert any("coarser than float64" in w for w in report.warnings)
