@@ -16,6 +16,8 @@ from verigrad.checks.search.explore import VALUES_ALONE
 
 from .course_layers import affine_backward, affine_forward, conv_backward_naive, conv_forward_naive
 
+pytest_plugins = ["pytester"]
+
 EXAMPLES, SEED = 4, 5
 #: A planted error this far below max|∂f/∂param| (at one entry) must be caught: above the smallest error the
 #: NumPy-only witness lets through (≤ 1e-10 of max|reference| on the course layers), below today's 5e-9.
@@ -143,3 +145,28 @@ def test_float16_numpy_forward_is_not_failed_for_steps_sized_for_float64():
     assert report.passed, report.message
     assert {g.witness for g in report.gradients} == {Witness.FINITE_DIFFERENCES}  # no complex step in float16
     assert any("coarser than float64" in w for w in report.warnings)
+
+
+NUMPY_ONLY_MODULE = '''
+import numpy as np
+from verigrad import Derivation
+
+def affine_forward(x, w):
+    return x @ w, (x, w)
+
+def affine_backward(dout, cache):
+    x, w = cache
+    return dout @ w.T, x.T @ dout
+
+SHAPES = {"x": ("N", "D"), "w": ("D", "M")}
+first = Derivation.from_forward_backward("first", affine_forward, affine_backward, shapes=SHAPES)
+second = Derivation.from_forward_backward("second", affine_forward, affine_backward, shapes=SHAPES)
+'''
+
+
+def test_plugin_says_numpy_only_once_not_a_warning_per_derivation(pytester):
+    pytester.makepyfile(test_numpy_only=NUMPY_ONLY_MODULE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--verigrad-examples", "2", "--verigrad-seed", "7")
+    result.assert_outcomes(passed=2)
+    text = result.stdout.str()
+    assert text.count("no autograd for first, second") == 1 and "autograd was not available" not in text

@@ -40,7 +40,7 @@ from verigrad.checks.report.model import (
 from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
 from verigrad.checks.report.terminal import detail_lines, print_run, render, say, shown
-from verigrad.checks.report.words import summary_line, visible, warnings_of
+from verigrad.checks.report.words import numpy_only_line, summary_line, visible, warnings_of
 
 __all__ = [
     "ERROR",
@@ -69,6 +69,7 @@ __all__ = [
     "deferred_interrupt",
     "detail_lines",
     "load_failure_report",
+    "numpy_only_line",
     "plain_data",
     "print_run",
     "render",
