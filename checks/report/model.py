@@ -320,6 +320,7 @@ class GradientReport:
             status=Status,
             blame=_optional(Blame),
             problem=_optional(Problem),
+            witness=Witness,
             diagnosis=_optional(lambda d: _rebuilt(Diagnosis, d, kind=Kind)),
             slip=_optional(lambda d: _rebuilt(Slip, d)),
             trace=lambda steps: [_rebuilt(TraceStep, t, mark=Mark) for t in steps],
