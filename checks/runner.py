@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,39 +98,11 @@ def _names(target: str, settings: Settings, found: Plan) -> list[str]:
     return []
 
 
-def parallel_jobs(count: int) -> int:
-    """Derivations checked at once: one per core this process may run on, no more than there are derivations.
-    Each runs in its own worker process (user code never shares one), and each report is as complete as alone."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, count))
-
-
 def check_planned(found: Plan, settings: Settings, done: list[Report], progress: Callable[..., None] | None = None) -> None:
-    """Phase two: each planned derivation checked in its own worker, ``parallel_jobs`` at a time; the reports are
-    appended to ``done`` in the planned order, each as soon as it and those before it are there."""
-    seed = settings.options.get("seed")
-    lock = threading.Lock()
-
-    def heard(*args: Any) -> None:
-        with lock:
-            progress(*args)
-
-    def one(target: str, index: int, name: str) -> Report:
-        return report_of(run_job(settings.job(target, index, name), settings.timeout, progress and heard), name, target, seed)
-
-    width = parallel_jobs(len(found.checks))
-    if width == 1:
-        done.extend(one(*planned) for planned in found.checks)
-        return
-    pool = ThreadPoolExecutor(width, thread_name_prefix="verigrad check")
-    try:
-        for future in [pool.submit(one, *planned) for planned in found.checks]:
-            done.append(future.result())
-    finally:  # Ctrl-C: the jobs not yet started never start; the running ones end with their workers
-        pool.shutdown(wait=True, cancel_futures=True)
+    """Phase two: each planned derivation checked in its own worker, its report appended to ``done`` as it comes."""
+    for target, index, name in found.checks:
+        outcome = run_job(settings.job(target, index, name), settings.timeout, progress)
+        done.append(report_of(outcome, name, target, settings.options.get("seed")))
 
 
 def report_of(outcome: Outcome, name: str, target: str, seed: int | None) -> Report:
