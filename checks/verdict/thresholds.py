@@ -57,6 +57,12 @@ C_SIZE = 4.0
 PRECISION_FLOOR_ULPS = 16.0
 #: Jittered points x(1 + δ) at which autograd and its Hessian-vector product measure σ_t.
 AUTOGRAD_JITTERS = 2
+#: Jittered copies at which the complex step and the analytic gradient measure their pair's rounding σ (checks/verdict/
+#: complex_witness.py): σ is the largest change of a − t between any two of the point and its copies. a − t of two
+#: correct gradients moves by whole ulps of the sums they round, and with one copy it kept its value by chance (a 1-ulp
+#: ∂f/∂beta of batchnorm at D = 1, N = 5, a cancelling Σ G, failed: σ read 0); among five values all equal by chance is
+#: rare. Measured only where τ_ex with σ = 0 does not settle the verdict.
+PAIR_JITTERS = 4
 #: Relative size of δ for σ_t: 2^-28 ≈ 3.7e-9, about 2^24 ulps. Wide enough that every rounded
 #: intermediate moves by many ulps (so its rounding is drawn afresh) — also a saturated one: tanh(h)
 #: at h ≈ 11 (1 − t² ≈ 1e-9) moves by under an ulp under 2^-32, so NumPy's and torch's tanh, a few
@@ -266,6 +272,7 @@ __all__ = [
     "NOISE_FLOOR_ULPS",
     "NOISE_JITTER",
     "OBJECTIVE_FLOOR",
+    "PAIR_JITTERS",
     "PRECISION_FLOOR_ULPS",
     "PROBE_SIZES",
     "RICHARDSON_ROUNDING",
