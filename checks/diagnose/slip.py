@@ -32,7 +32,7 @@ from verigrad.checks.diagnose import slip_trace
 from verigrad.checks.diagnose.slip_match import Matcher, Ref, references
 from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, Tracer, as_float, passes_through, rerun, trace, writes_into
 from verigrad.checks.report import Blame, GradientReport, Mark, Point, Problem, Report, Slip, TraceStep
-from verigrad.checks.verdict.thresholds import MAX_SUBSTITUTES, MAX_TRACE_SHOWN
+from verigrad.checks.verdict.thresholds import MAX_SLIP_FD_ENTRIES, MAX_SUBSTITUTES, MAX_TRACE_SHOWN
 from verigrad.reference import intermediates
 
 __all__ = ["join", "locate_slips"]
@@ -88,7 +88,7 @@ def locate_slips(derivation: Derivation, point: Point, failing: Sequence[Gradien
         for g in numeric:
             g.slip_reason = "the hand-derived gradients are not Python code that can be traced"
         return
-    refs = intermediates(derivation, point.params, point.grad_output)
+    refs = intermediates(derivation, point.params, point.grad_output, fd_entries=MAX_SLIP_FD_ENTRIES)
     try:
         returned: dict[str, object] = {}
         traced = trace(top, _call(derivation, point, returned))
@@ -180,12 +180,12 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
             out = rerun(step, {name: value.array})
             if out is None:
                 break
-            if m.same(out, target.array):
+            if m.same(out, target.array, target.error):
                 return inp, value
-            c = m.factor(out, target.array) if rescale else None
+            c = m.factor(out, target.array, target.error) if rescale else None
             if c is not None and c != 0:
                 scaled = value.times(1 / c)
-                if m.same(rerun(step, {name: scaled.array}), target.array):
+                if m.same(rerun(step, {name: scaled.array}), target.array, target.error):
                     return inp, scaled
     return None
 
@@ -217,7 +217,7 @@ def _finding(step: Step, chain: dict[Step, Ref], m: Matcher) -> tuple[Step, str]
         return step, "is " + rel.text()
     if step.value.shape != target.array.shape:
         return step, f"has shape {step.value.shape} where {target.label} has {target.array.shape}"
-    wrong = m.differing(step.value, target.array)
+    wrong = m.differing(step.value, target)
     return step, f"is not {target.label}: {wrong} of {step.value.size} entries differ"
 
 
@@ -236,7 +236,9 @@ def _substituted(step: Step, target: Ref, m: Matcher) -> tuple[Step, str, Ref] |
         shape = inp.value.shape
         others = [r for r in (meant, *m.of_shape(shape, here.ref.grad)[:MAX_SUBSTITUTES]) if r is not None and r.array.shape == shape]
         for other in others:
-            if other is here.ref or m.same(other.array, inp.value) or not m.same(rerun(step, {name: other.array}), target.array):
+            if other is here.ref or m.same(inp.value, other.array, other.error):
+                continue
+            if not m.same(rerun(step, {name: other.array}), target.array, target.error):
                 continue
             if inp.kind == ASSIGN and writes_into(inp):
                 return inp, f"is {here.ref.label} where {other.label} belongs", other

@@ -210,6 +210,17 @@ MAX_TRACE_SHOWN = 40
 #: gradient sums to 0 over two classes, so any two such are proportional); the slips a factor names (1/√D,
 #: 1/N) show on counterexamples of a few entries more.
 MIN_FACTOR_ENTRIES = 4
+#: Where the forward runs under NumPy only, ∂f/∂q comes from finite differences (reference/_numpy_intermediates.py)
+#: with an error bound e per entry (reference/_fd.py's model: truncation by Richardson, rounding ε_f/h); the
+#: match above then also allows FD_MATCH_SLACK · |c| · e per entry. The bound is an estimate from the spread of
+#: three steps and a few jittered evaluations, so it is taken with the margin the verdict gives its own FD
+#: witness; a slip still differs at O(1) relative, far above an FD error of about u^(2/3) relative.
+FD_MATCH_SLACK = 4.0
+#: Entries (of all parameters and intermediates together) whose ∂f/∂entry finite differences are taken for the
+#: slip of a NumPy-only forward: six runs of the forward each, so 256 entries cost about 1,500 runs, a second or
+#: two for the course layers at a counterexample's sizes (a few dozen entries each); beyond it the later (loop
+#: and helper) intermediates are left out.
+MAX_SLIP_FD_ENTRIES = 256
 
 # --- draws: how far random points keep from the declared kinks ---------------------------------------
 
@@ -240,6 +251,7 @@ __all__ = [
     "EVALUATIONS_PER_ENTRY",
     "EVALUATIONS_PER_MEASUREMENT",
     "FALLBACK_JITTER_EPS",
+    "FD_MATCH_SLACK",
     "H0",
     "INTERMEDIATE_FACTOR",
     "JITTER_POINTS",
@@ -257,6 +269,7 @@ __all__ = [
     "MAX_LISTED",
     "MAX_LOCALIZED",
     "MAX_PERMUTED_RANK",
+    "MAX_SLIP_FD_ENTRIES",
     "MAX_SUBSTITUTES",
     "MAX_TRACE_SHOWN",
     "MAX_TRACE_STEPS",
