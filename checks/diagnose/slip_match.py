@@ -117,7 +117,9 @@ def _informative(r: Ref) -> bool:
 class Matcher:
     """Compares step values with the reference quantities (module docstring)."""
 
-    def __init__(self, refs: list[Ref], failing: Sequence[GradientReport], derivation: Derivation, point: Point) -> None:
+    def __init__(self, refs: list[Ref], failing: Sequence[GradientReport], derivation: Derivation, point: Point, *,
+                 counterexample: bool = True) -> None:
+        self.counterexample = counterexample  # the failing gradients' references were taken at this point
         self.refs = [r for r in refs if _informative(r)]
         self.zeros = [r for r in refs if not _informative(r)]  # substitutes only, after the others
         self.by_param: dict[str, Ref] = {}  # ∂f/∂q by the name q, zeros included (a variable may name one)
@@ -146,12 +148,20 @@ class Matcher:
                 return self.by_param[name[len(prefix):]]
         return None
 
-    def target(self, g: GradientReport) -> Ref:
-        """∂f/∂param, what the returned gradient should be (autograd at the point; the verdict's reference without it)."""
+    def target(self, g: GradientReport) -> Ref | None:
+        """∂f/∂param, what the returned gradient should be: the reference quantity at the point, else the verdict's
+        reference where it was taken here (None: neither)."""
         own = self.by_param.get(g.param)
-        if own is not None and own.array.shape == np.shape(g.reference):
+        if own is not None and (not self.counterexample or own.array.shape == np.shape(g.reference)):
             return Ref(f"∂f/∂{g.param}", own.array, error=own.error)
+        if not self.counterexample:
+            return None
         return Ref(f"∂f/∂{g.param}", np.asarray(g.reference, dtype=np.float64))
+
+    def is_value(self, v: np.ndarray) -> bool:
+        """Whether ``v`` equals a forward value (an intermediate or a parameter) and no gradient."""
+        values = [r for r in self.refs if not r.grad and self.same(v, r.array)]
+        return bool(values) and not any(r.grad and self.same(v, r.array, r.error) for r in self.refs)
 
     def _within(self, v: np.ndarray, t: np.ndarray, c: float, err: np.ndarray | float) -> np.ndarray:
         """Per entry, whether |v − c · t| is within the tolerance (module docstring; ``err``: t's FD error bound)."""
