@@ -213,11 +213,12 @@ def _related_on_the_way(root: Step, chain: dict[Step, Ref], m: Matcher) -> Step 
 
 
 def _missing_sum(value: np.ndarray, target: Ref, m: Matcher) -> int | None:
-    """The axis of ``value`` whose sum is ``target`` (a gradient of a broadcast parameter left unsummed), or None."""
+    """The axis of ``value`` whose sum is ``target`` (a gradient of a broadcast parameter left unsummed), or None.
+    An axis of length 1 is not one: summing it only drops it (a kept axis, or one entry that is the sum)."""
     if value.shape == target.array.shape:
         return None
     for axis in range(value.ndim):
-        if m.same(value.sum(axis=axis), target.array, target.error):
+        if value.shape[axis] > 1 and m.same(value.sum(axis=axis), target.array, target.error):
             return axis
     return None
 

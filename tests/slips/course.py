@@ -103,6 +103,13 @@ def softmax_loss_no_mean(x, y):
     return loss, dx
 
 
+def batchnorm_train(x, gamma, beta):
+    return layers.batchnorm_forward(x, gamma, beta, {"mode": "train"})
+
+
+bn_train = Derivation.from_forward_backward("bn_train", batchnorm_train, layers.batchnorm_backward,
+                                            shapes={"x": ("N", "D"), "gamma": ("D",), "beta": ("D",)})
+
 LSTM = {"outputs": 2, "shapes": {"x": ("N", "D"), "prev_h": ("N", "H"), "prev_c": ("N", "H"), "Wx": ("D", "4*H"), "Wh": ("H", "4*H"),
                                  "b": ("4*H",)}}
 BN = {"shapes": {"x": ("N", "D"), "gamma": ("D",), "beta": ("D",)}, "hyper": {"bn_param": [{"mode": "train"}]}}
