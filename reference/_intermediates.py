@@ -15,7 +15,7 @@ from __future__ import annotations
 import ast
 import functools
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -145,14 +145,14 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 
 def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None, *,
-                  fd_entries: int = 0) -> Intermediates:
+                  fd_entries: int = 0, fd_first: Sequence[str] = ()) -> Intermediates:
     """The reference quantities of ``derivation`` at ``params`` (module docstring). The forward is user code: an
     exception it raises is the result's ``problem``, never raised. A forward that runs under NumPy only has its
     intermediates taken by finite differences (``_numpy_intermediates``), up to ``fd_entries`` entries in all
-    (0: none are taken, and the result's problem says why)."""
+    (0: none are taken, and the result's problem says why), ∂f/∂(the parameters in ``fd_first``) before any other."""
     if not runs_in(derivation, TORCH, params, grad_output):  # NumPy-only code (np.pad, .dot on 2-D arrays): reference/_namespace.py
         if fd_entries > 0:
-            return numpy_intermediates(derivation, params, grad_output, fd_entries)
+            return numpy_intermediates(derivation, params, grad_output, fd_entries, fd_first)
         return Intermediates(problem="the forward runs under NumPy only, so it has no torch intermediates")
     runs = derivation.torch_forward or derivation.forward  # the forward that runs under torch, wherever it is defined
     file = getattr(getattr(runs, "__code__", None), "co_filename", None)

@@ -13,7 +13,8 @@ bound by the error model of ``_fd`` (``richardson``: truncation and rounding, ε
 where the forward is not differentiable within the step has an unbounded error). Each entry costs six runs of
 the forward, so at most ``budget`` entries are taken in all: the parameters first, then the intermediates of the
 forward's own frame, in the order they were made, then those of helpers and of loops (a local a statement made
-more than once is a loop's scratch, of least use).
+more than once is a loop's scratch, of least use); the parameters the caller asks for come before them all (the
+failing gradients' ∂f/∂param, which the slip's search starts from), the other parameters after.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import os
 import sys
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -202,9 +203,11 @@ def _differences(f_at, x: np.ndarray, f0: float, noise: float) -> tuple[np.ndarr
     return np.where(np.isfinite(value), value, 0.0).reshape(x.shape), error.reshape(x.shape)
 
 
-def numpy_intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None, budget: int) -> Intermediates:
+def numpy_intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None, budget: int,
+                        first: Sequence[str] = ()) -> Intermediates:
     """The parameters and intermediates of a NumPy-only forward at ``params``, ∂f/∂each by finite differences
-    with its error bound, up to ``budget`` entries in all (module docstring)."""
+    with its error bound, up to ``budget`` entries in all (module docstring): the parameters in ``first``, then
+    the intermediates, then the other parameters."""
     g = None if grad_output is None else np.array(grad_output, dtype=np.float64)
     recorder = _Recorder()
     try:
@@ -212,32 +215,36 @@ def numpy_intermediates(derivation: Derivation, params: Mapping[str, np.ndarray]
     except ForwardError as e:
         return Intermediates(problem=f"the forward raised under NumPy: {' '.join(str(e).split())}")
     noise = _noise(derivation, params, g, f0)
-    out, left, cut = [], budget, False
-    for name, given in params.items():
-        x = np.asarray(given, dtype=np.float64)
-        if x.size > left:
-            cut = True
-            continue
-        left -= x.size
 
-        def f_param(i: int, value: float, name: str = name) -> float:
+    def of_param(name: str) -> Quantity:
+        def f_at(i: int, value: float) -> float:
             moved = dict(params)
             moved[name] = np.array(moved[name], dtype=np.float64, copy=True)
             moved[name].reshape(-1)[i] = value
             return _run(derivation, moved, g)
 
-        grad, error = _differences(f_param, x, f0, noise)
-        out.append(Quantity(name, x.copy(), grad, None, True, error))
-    for v in recorder.kept():
-        if v.value.size > left:
+        x = np.asarray(params[name], dtype=np.float64)
+        grad, error = _differences(f_at, x, f0, noise)
+        return Quantity(name, x.copy(), grad, None, True, error)
+
+    def of_version(v: _Version) -> Quantity:
+        nudge = lambda i, value: _run(derivation, params, g, _Nudge(v, i, value, recorder.others))
+        grad, error = _differences(nudge, v.value, f0, noise)
+        return Quantity(v.name, v.value, grad, v.line, False, error)
+
+    plan = [(np.size(params[n]), lambda n=n: of_param(n)) for n in params if n in first]
+    plan += [(v.value.size, lambda v=v: of_version(v)) for v in recorder.kept()]
+    plan += [(np.size(params[n]), lambda n=n: of_param(n)) for n in params if n not in first]
+    out, left, cut = [], budget, False
+    for size, take in plan:
+        if size > left:
             cut = True
             continue
-        left -= v.value.size
-        nudge = lambda i, value, v=v: _run(derivation, params, g, _Nudge(v, i, value, recorder.others))
-        grad, error = _differences(nudge, v.value, f0, noise)
-        if np.all(grad == 0) and np.all(np.isfinite(error)):
-            continue  # f does not move with it: not on the way to f
-        out.append(Quantity(v.name, v.value, grad, v.line, False, error))
+        left -= size
+        q = take()
+        if q.param or not (np.all(q.grad == 0) and np.all(np.isfinite(q.error))):  # else f does not move with it
+            out.append(q)
+    out.sort(key=lambda q: not q.param)  # the parameters first, as autograd's quantities
     if not any(not q.param for q in out):
         return Intermediates(out, problem="the forward computes no NumPy intermediates that f depends on", cut=cut)
     return Intermediates(out, cut=cut)

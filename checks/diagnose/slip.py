@@ -78,7 +78,8 @@ class _Elsewhere:
     def get(self) -> SlipPoint | None:
         if self.wanted and self._made is None:
             made = at_point(self.derivation, self.point, self.failing, self.top, counterexample=False)
-            self._made = made if isinstance(made, SlipPoint) and made.refs.problem is None else None
+            # References cut short by the finite-difference budget would stop the search early there: not a second opinion.
+            self._made = made if isinstance(made, SlipPoint) and made.refs.problem is None and not made.refs.cut else None
             self.wanted = self._made is not None
         return self._made
 

@@ -103,7 +103,7 @@ def _one_line(e: BaseException) -> str:
 def at_point(derivation: Derivation, point: Point, failing: Sequence[GradientReport], top, *, counterexample: bool = True) -> SlipPoint | str:
     """The SlipPoint of ``point``, or why there is none (the gradients raised while traced). ``counterexample``:
     the failing gradients' references were taken at this point (else at another: they give thresholds only)."""
-    refs = intermediates(derivation, point.params, point.grad_output, fd_entries=MAX_SLIP_FD_ENTRIES)
+    refs = intermediates(derivation, point.params, point.grad_output, fd_entries=MAX_SLIP_FD_ENTRIES, fd_first=[g.param for g in failing])
     returned: dict[str, object] = {}
     try:
         traced = trace(top, _call(derivation, point, returned))

@@ -217,10 +217,11 @@ MIN_FACTOR_ENTRIES = 4
 #: witness; a slip still differs at O(1) relative, far above an FD error of about u^(2/3) relative.
 FD_MATCH_SLACK = 4.0
 #: Entries (of all parameters and intermediates together) whose ∂f/∂entry finite differences are taken for the
-#: slip of a NumPy-only forward: six runs of the forward each, so 256 entries cost about 1,500 runs, a second or
-#: two for the course layers at a counterexample's sizes (a few dozen entries each); beyond it the later (loop
-#: and helper) intermediates are left out.
-MAX_SLIP_FD_ENTRIES = 256
+#: slip of a NumPy-only forward: six runs of the forward each, so 512 entries cost about 3,000 runs, a second or
+#: two for the course layers at a counterexample's sizes (a few dozen entries each) and enough for the LSTM step
+#: at the distinct dims of a second point (N=3, D=2, H=5: about 350); beyond it the later (loop and helper)
+#: intermediates and the parameters no failing gradient is of are left out.
+MAX_SLIP_FD_ENTRIES = 512
 
 # --- draws: how far random points keep from the declared kinks ---------------------------------------
 
