@@ -4,8 +4,10 @@ computed from are right.
 For a failing gradient, the gradients function is traced once at its counterexample (``slip_trace``: every
 local array after each statement, in-place writes and helpers of the same file included) and the forward's
 intermediates are taken at the same point (``verigrad.reference.intermediates``: each intermediate's value and
-∂f/∂it). Each step is compared with those reference quantities (``slip_match``: equal within the failing
-gradient's own threshold, up to a sign, a constant factor or a transpose).
+∂f/∂it, by autograd, or by finite differences with an error bound for a forward that runs under NumPy only).
+Each step is compared with those reference quantities (``slip_match``: equal within the failing gradient's own
+threshold and the differences' error, up to a sign, a constant factor or a transpose). ``slip_point`` holds
+what one point gives: the trace, the quantities, and the steps that recompute the forward, never followed.
 
 From the returned value, whose target is ∂f/∂param, the search goes back through the statements:
 
@@ -15,7 +17,12 @@ From the returned value, whose target is ∂f/∂param, the search goes back thr
   statement give its target: that input's own statement is then searched, with that value as its target;
 * otherwise this statement is the slip. Its finding says which right input was used where another quantity
   belongs (the statement run again with that quantity in its place gives the target), else how its value
-  relates to its target ("is −1 × ∂f/∂Y_pred"), else that it is not it.
+  relates to its target ("is −1 × ∂f/∂Y_pred", "is not summed over its axis 0"), else — where a step followed
+  on the way is a sign, factor or transpose of its own target — that step and its relation, else that it is
+  not its target (or, equal to it within the match, by how much it differs).
+
+At a counterexample whose dims are all 1 the slip is located again at a point whose dims differ
+(``slip_point.probe``); where the gradient is wrong there too and another line is named, that one is the slip.
 
 Gradients whose slip is the same line share it: the sentence says which of them inherit it (``join``).
 """
