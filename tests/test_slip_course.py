@@ -4,10 +4,14 @@ backward, against the forward's intermediates taken by finite differences (refer
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from verigrad import check
+from verigrad.checks.loader import load_file
 from verigrad.checks.report import Mark
 from verigrad.checks.verdict.thresholds import MAX_SLIP_FD_ENTRIES
 from verigrad.reference import intermediates
@@ -66,3 +70,28 @@ def test_a_numpy_only_forward_has_its_intermediates_by_finite_differences():
         assert np.all(np.abs(q.grad - exact) <= q.error), q.name
         assert np.all(q.error < 1e-6 * np.max(np.abs(exact)))
     np.testing.assert_allclose(named["x_hat"].value, (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), rtol=1e-12)
+
+
+COURSE = Path(__file__).resolve().parents[1] / "examples" / "course"
+#: examples/course's planted mistakes, each replayed where it shows: (file, derivation, point, its wrong line).
+EXAMPLES = {
+    "pool_overlap": ("wrong_pool_overlap.py", "max_pool_assigned",
+                     {"N": 1, "C": 1, "H": 3, "W": 3, "pool_param": {"pool_height": 2, "pool_width": 2, "stride": 1}},
+                     "dx[n, c, hs : hs + ph, ws : ws + pw] = mask * dout[n, c, i, j]"),
+    "conv_pad": ("wrong_conv_pad.py", "conv_pad_slice", {"N": 1, "C": 1, "H": 3, "W": 3, "F": 1, "K": 1, "conv_param": {"stride": 1, "pad": 0}},
+                 "dx = dx_pad[:, :, pad:-pad, pad:-pad]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXAMPLES))
+def test_the_wrong_line_of_each_course_example_is_named(case, monkeypatch):
+    filename, name, at, text = EXAMPLES[case]
+    for module in ("layers", "check_layers"):  # the course's module names are its own meanwhile
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    try:
+        d = {d.name: d for d in load_file(str(COURSE / filename))}[name]
+        report = check(d, replay=(at, 1))
+    finally:
+        for module in ("layers", "check_layers"):
+            sys.modules.pop(module, None)
+    _named(report, "x", text)

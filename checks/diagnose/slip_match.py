@@ -184,8 +184,10 @@ class Matcher:
         if tt == 0.0:
             return None
         c = snap(float(np.vdot(v, t)) / tt)
-        if t.size < MIN_FACTOR_ENTRIES and c not in SIMPLE:
-            return None  # a few entries are often a multiple of others: only a simple constant says something there
+        if np.count_nonzero(t) < MIN_FACTOR_ENTRIES and c not in SIMPLE:
+            # A few entries are often a multiple of others, and so are arrays of a few nonzero entries (a max-pool
+            # gradient, one per window): only a simple constant says something there.
+            return None
         return c if self._holds(v, t, c, err) else None
 
     def relation(self, v: np.ndarray, ref: Ref) -> Relation | None:

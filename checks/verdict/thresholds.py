@@ -205,8 +205,9 @@ MAX_TRACE_STEPS = 2000
 MAX_SUBSTITUTES = 64
 #: Steps shown in a gradient's derivation trace (the steps its value was computed from, in order).
 MAX_TRACE_SHOWN = 40
-#: A step is related to a quantity by a factor other than ±1, 2, 1/2, 3, 1/3, 4, 1/4 only when it has at least
-#: this many entries: a one-entry array is a multiple of any other, and two-entry ones often are (softmax's
+#: A step is related to a quantity by a factor other than ±1, 2, 1/2, 3, 1/3, 4, 1/4 only when the quantity has
+#: at least this many nonzero entries: a one-entry array is a multiple of any other (and an array of one nonzero
+#: entry of any other with the same one), and two-entry ones often are (softmax's
 #: gradient sums to 0 over two classes, so any two such are proportional); the slips a factor names (1/√D,
 #: 1/N) show on counterexamples of a few entries more.
 MIN_FACTOR_ENTRIES = 4
