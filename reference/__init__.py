@@ -13,7 +13,7 @@ from ._complex_step import ComplexStep, complex_step
 from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
 from ._heap import Heap
 from ._intermediates import Intermediates, Quantity, intermediates
-from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_output_shape
+from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_forward_unit, torch_output_shape
 from ._objective import ForwardError, check_scalar, forward_unit, np_xp, objective, read_as_scalar, seen_shape
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 from ._stacked import Stack, Unstackable
@@ -65,6 +65,7 @@ __all__ = [
     "seen_shape",
     "steps_for",
     "torch_namespace",
+    "torch_forward_unit",
     "torch_output_shape",
     "value_and_signs",
 ]
