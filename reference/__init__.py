@@ -64,8 +64,8 @@ __all__ = [
     "runs_in",
     "seen_shape",
     "steps_for",
-    "torch_namespace",
     "torch_forward_unit",
+    "torch_namespace",
     "torch_output_shape",
     "value_and_signs",
 ]

@@ -49,8 +49,8 @@ from verigrad.reference import (
     autograd_gradients,
     finite_differences,
     forward_unit,
-    torch_forward_unit,
     namespaces,
+    torch_forward_unit,
 )
 
 __all__ = ["one_namespace"]
