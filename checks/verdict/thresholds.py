@@ -19,6 +19,7 @@ import numpy as np
 from verigrad.reference.constants import (
     CONVERGENCE_NOISE,
     CONVERGENCE_RATIO,
+    CS_STEP,
     DEFAULT_MEMORY_BUDGET,
     DIRECTIONAL_ROUNDING,
     EVALUATIONS_PER_MEASUREMENT,
@@ -33,10 +34,12 @@ from verigrad.reference.constants import (
     MAX_LOCALIZED,
     NOISE_FLOOR_ULPS,
     RICHARDSON_ROUNDING,
+    STEP_EXPONENT,
     TINY,
     U64,
     UNRESOLVED_LISTED,
     VMAP_AGREEMENT_ULPS,
+    WIDE_STEP_EXPONENT,
 )
 
 # --- τ_ex: analytic vs autograd (docs/tolerances.md §4) ------------------------------------------------
@@ -86,7 +89,9 @@ ANALYTIC_NOISE_CAP = float(np.sqrt(U64))
 #: rounding noise ε_f and its worst realisation in two evaluations.
 K_FD = 4.0
 # Re-exported from reference.constants, where their reasons are written out: the base step
-# H0 = u^(1/3); ε_f from JITTER_POINTS points JITTER_ULPS ulps away, floored at NOISE_FLOOR_ULPS·u·|f|;
+# H0 = u^(STEP_EXPONENT) = u^(1/3), and u_f^(1/3) for a forward computing in a coarser precision u_f; the wide
+# step u_f^(WIDE_STEP_EXPONENT) = u_f^(1/7) of the differences that stand in where no exact witness is
+# (docs/tolerances.md §11); the complex step CS_STEP = 2^-70 of the scale; ε_f from JITTER_POINTS points JITTER_ULPS ulps away, floored at NOISE_FLOOR_ULPS·u·|f|;
 # Richardson's rounding RICHARDSON_ROUNDING·ρ (6ρ); convergence within CONVERGENCE_RATIO (½) of the
 # previous gap plus CONVERGENCE_NOISE·ρ (12ρ); a kink where the one-sided slope gap keeps more than
 # KINK_RATIO (½) of its size and exceeds KINK_NOISE·ρ (32ρ).
@@ -248,6 +253,7 @@ __all__ = [
     "CONVERGENCE_NOISE",
     "CONVERGENCE_RATIO",
     "CROSSOVER_ENTRIES",
+    "CS_STEP",
     "C_NOISE",
     "C_SIZE",
     "DEFAULT_BUDGET",
@@ -292,12 +298,14 @@ __all__ = [
     "PROBE_SIZES",
     "RICHARDSON_ROUNDING",
     "SNAP_RTOL",
+    "STEP_EXPONENT",
     "TINY",
     "TRUNCATION_MIN_LENGTH",
     "TRUNCATION_SEEDS",
     "U64",
     "UNRESOLVED_LISTED",
     "VMAP_AGREEMENT_ULPS",
+    "WIDE_STEP_EXPONENT",
     "exact_bound",
     "unit_roundoff",
 ]
