@@ -91,7 +91,8 @@ K_FD = 4.0
 # Re-exported from reference.constants, where their reasons are written out: the base step
 # H0 = u^(STEP_EXPONENT) = u^(1/3), and u_f^(1/3) for a forward computing in a coarser precision u_f; the wide
 # step u_f^(WIDE_STEP_EXPONENT) = u_f^(1/7) of the differences that stand in where no exact witness is
-# (docs/tolerances.md §11); the complex step CS_STEP = 2^-70 of the scale; ε_f from JITTER_POINTS points JITTER_ULPS ulps away, floored at NOISE_FLOOR_ULPS·u·|f|;
+# (docs/tolerances.md §11); the complex step CS_STEP = 2^-70 of the scale; ε_f from JITTER_POINTS points
+# JITTER_ULPS ulps away, floored at NOISE_FLOOR_ULPS·u·|f|;
 # Richardson's rounding RICHARDSON_ROUNDING·ρ (6ρ); convergence within CONVERGENCE_RATIO (½) of the
 # previous gap plus CONVERGENCE_NOISE·ρ (12ρ); a kink where the one-sided slope gap keeps more than
 # KINK_RATIO (½) of its size and exceeds KINK_NOISE·ρ (32ρ).
