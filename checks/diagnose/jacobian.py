@@ -29,7 +29,7 @@ import numpy as np
 from verigrad.checks.diagnose.evidence import Case, Example, on_examples
 from verigrad.checks.report import Diagnosis, Kind
 from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, MAX_JACOBIAN_OUTPUTS
-from verigrad.reference import TORCH, ForwardError, autograd_gradients, finite_differences, namespaces
+from verigrad.reference import TORCH, ForwardError, autograd_gradients, finite_differences, namespaces, seeded_at
 
 
 class Terms(NamedTuple):
@@ -45,15 +45,16 @@ def terms(case: Case, ex: Example) -> Terms | None:
     if g is None or np.size(g) > MAX_JACOBIAN_OUTPUTS:
         return None
     g = np.asarray(g, dtype=np.float64)
-    autograd = TORCH in namespaces(case.derivation, ex.point.params, g)
     rows = []
-    for o in range(g.size):
-        onehot = np.zeros(g.size)
-        onehot[o] = 1.0
-        try:  # user code: the forward, differentiated once per output entry
-            rows.append(_row(case, ex, onehot.reshape(g.shape), autograd).ravel())
-        except (ForwardError, ValueError, TypeError, RuntimeError):
-            return None
+    with seeded_at(ex.point.seed):  # the global generators as the verdict at the point had them
+        autograd = TORCH in namespaces(case.derivation, ex.point.params, g)
+        for o in range(g.size):
+            onehot = np.zeros(g.size)
+            onehot[o] = 1.0
+            try:  # user code: the forward, differentiated once per output entry
+                rows.append(_row(case, ex, onehot.reshape(g.shape), autograd).ravel())
+            except (ForwardError, ValueError, TypeError, RuntimeError):
+                return None
     jac = np.array(rows)
     return Terms(g.ravel()[:, None] * jac, jac)
 

@@ -143,7 +143,8 @@ def _diagnose(run: Run, point: Point, report: Report, failing: Sequence[Gradient
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=run.include_kinks)
         evidence.append((other, safe_evaluate(derivation, other, run.how)))
-    carry_warnings(report, (n for _, r in evidence for n in r.modified_in_place))
+    for _, r in evidence:
+        carry_warnings(report, r)
     for g in failing:
         if g.problem not in (None, Problem.RAISED, Problem.SHAPE):
             # Not a numeric disagreement (a missing entry, a non-real dtype, NaN/inf): the message is the diagnosis.
@@ -306,7 +307,7 @@ def _search(run: Run, budget: int, use_database: bool) -> Report:
         _go_on(run, report, Budget(budget - first.clean, _seen_failing(report, first), store), coverage)
         join_slips(report)
     _show_most_demanding(run, report, coverage)
-    carry_warnings(report, coverage.mutations)
+    carry_warnings(report, coverage)
     if report.status != Status.ERROR:
         mark_unjudged(report, coverage)
     report.duration_s = time.perf_counter() - run.started

@@ -13,11 +13,21 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import ERROR, FAIL, PASS, Blame, GradientReport, Point, Problem, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, mutation_warnings, nondeterministic
+from verigrad.checks.verdict.calls import (
+    call_gradients,
+    changed_in_place,
+    check_inputs,
+    copies,
+    forward_mutation_warnings,
+    global_draw_notes,
+    mutation_warnings,
+    nondeterministic,
+)
 from verigrad.checks.verdict.judge import judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.checks.verdict.references import fits_one_call, stacked_references
 from verigrad.reference import (
+    GENERATORS,
     NUMPY,
     BatchedObjective,
     FDEstimate,
@@ -29,6 +39,7 @@ from verigrad.reference import (
     finite_differences,
     forward_value_in,
     forward_value_torch,
+    seeded_at,
 )
 
 
@@ -69,15 +80,17 @@ class Prepared(Checked):
     sigma: dict[str, Any]
 
 
-def forward_problem_in(derivation: Derivation, namespace: str, params: dict[str, np.ndarray], g_out) -> tuple[float | None, str | None]:
-    """(f at the point, None), or (None, why the forward cannot be a witness there): it raises, writes into
-    its arguments, is not finite, or not deterministic — all in ``namespace``."""
+def forward_problem_in(
+    derivation: Derivation, namespace: str, params: dict[str, np.ndarray], g_out, written: list[str] | None = None
+) -> tuple[float | None, str | None]:
+    """(f at the point, None), or (None, why the forward cannot be a witness there): it raises, is not finite,
+    or not deterministic — all in ``namespace``. The arguments it writes into are added to ``written``: every
+    evaluation hands it copies, so it is judged on its values all the same."""
     try:
         args = copies(params)
         f1 = forward_value_in(derivation, namespace, args, g_out)
-        modified = changed_in_place(params, args)
-        if modified:
-            return None, f"forward modified its argument(s) {', '.join(modified)} in place"
+        if written is not None:
+            written.extend(changed_in_place(params, args))
         again = [forward_value_in(derivation, namespace, copies(params), g_out) for _ in range(tol.DETERMINISM_REPEATS)]
     except ForwardError as e:
         return None, str(e)
@@ -89,10 +102,12 @@ def forward_problem_in(derivation: Derivation, namespace: str, params: dict[str,
     return f1, None
 
 
-def forward_problem(derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None) -> tuple[float | None, str | None]:
+def forward_problem(
+    derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None, written: list[str] | None = None
+) -> tuple[float | None, str | None]:
     """(f at the point in NumPy, None), or (None, why the forward cannot be a witness there): as
     ``forward_problem_in`` NumPy, and the same value under torch."""
-    f1, problem = forward_problem_in(derivation, NUMPY, params, g_out)
+    f1, problem = forward_problem_in(derivation, NUMPY, params, g_out, written)
     if problem:
         return None, problem
     try:
@@ -138,16 +153,20 @@ def check_point(derivation: Derivation, point: Point, *, mode: str) -> Checked |
     return checked_with(derivation, point, rep, started, forward_problem)
 
 
-ForwardCheck = Callable[[Derivation, dict[str, np.ndarray], Any], tuple[float | None, str | None]]
+#: (derivation, params, grad_output, written) -> (f, problem), as ``forward_problem``.
+ForwardCheck = Callable[[Derivation, dict[str, np.ndarray], Any, list[str]], tuple[float | None, str | None]]
 
 
 def checked_with(derivation: Derivation, point: Point, rep: Report, started: float, forward_check: ForwardCheck) -> Checked | Report:
     """The forward checked as a witness by ``forward_check`` (``forward_problem``, or ``forward_problem_in`` one
-    namespace), then the analytic gradients: a warning if they wrote into their arguments, an error if they
-    are not a function of the point."""
+    namespace), then the analytic gradients: a warning if either wrote into its arguments (both are judged on
+    their values: they are handed copies), an error if the gradients are not a function of the point."""
     params = copies(point.params)
     g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
-    f0, problem = forward_check(derivation, params, g_out)
+    written: list[str] = []
+    f0, problem = forward_check(derivation, params, g_out, written)
+    rep.forward_modified_in_place = list(dict.fromkeys(written))
+    rep.warnings.extend(forward_mutation_warnings(rep.forward_modified_in_place))
     if problem:
         return error_report(rep, problem, started)
     analytic, raised, modified = call_gradients(derivation, point)
@@ -267,9 +286,24 @@ def stack_of_one(derivation: Derivation, c: Checked, fd_seed: int, progress) -> 
     return _judged(derivation, Prepared(**vars(c), auto=auto, sigma=sigma), fd, evaluations)
 
 
+def seeded(point: Point, run: Callable[[], Report]) -> Report:
+    """``run()``'s report at ``point`` with every call of user code preceded by seeding the global random
+    generators from the point's seed (reference.seeded_at), and a note for each one the code drew from."""
+    with seeded_at(point.seed) as drawn:
+        rep = run()
+    rep.global_generators = [g for g in GENERATORS if g in drawn]
+    rep.warnings.extend(global_draw_notes(rep.global_generators))
+    return rep
+
+
 def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu", progress=None) -> Report:
     """Check ``derivation`` at one point with all three witnesses, every entry by finite differences: as a
-    stack of one where it can (``stack_of_one``), else alone (reference.finite_differences)."""
+    stack of one where it can (``stack_of_one``), else alone (reference.finite_differences). The global
+    generators are seeded from the point's seed before every call of user code (``seeded``)."""
+    return seeded(point, lambda: _evaluate(derivation, point, fd_seed=fd_seed, device=device, progress=progress))
+
+
+def _evaluate(derivation: Derivation, point: Point, *, fd_seed: int, device: str, progress) -> Report:
     c = check_point(derivation, point, mode="exhaustive")
     if isinstance(c, Report):
         return c
