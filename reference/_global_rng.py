@@ -74,8 +74,9 @@ def _first_draws(seed: int) -> tuple[float, float, Any, Any]:
 
 
 def _seed(seed: int) -> None:
+    python_state = _first_draws(seed)[3]  # first: on a new seed it draws from the generators seeded here
     np.random.seed(seed)
-    random.setstate(_first_draws(seed)[3])
+    random.setstate(python_state)
     _torch_generator().manual_seed(seed)
 
 

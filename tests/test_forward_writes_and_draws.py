@@ -19,6 +19,7 @@ from verigrad.checks.report.markdown import render_markdown
 from verigrad.checks.search import draw_point, parse_replay
 from verigrad.checks.verdict import evaluate, evaluate_group
 from verigrad.checks.verdict.calls import forward_mutation_warnings, global_draw_notes
+from verigrad.checks.verdict.stacked import screen
 from verigrad.reference import NUMPY_GLOBAL, RANDOM, TORCH_GLOBAL, BatchedObjective, forward_value
 
 SEARCH = {"seed": 5, "database": False, "examples": 4}
@@ -194,3 +195,10 @@ def test_python_random_and_torch_generators_are_seeded_and_named():
 def test_code_that_draws_nothing_gets_no_note():
     report = check(Derivation(name="square", shapes={"x": ("D",)}, forward=lambda xp, x: xp.sum(x * x), gradients=lambda x: {"x": 2 * x}), **SEARCH)
     assert report.status == PASS and report.global_generators == [] and not report.warnings
+
+
+def test_code_that_draws_nothing_is_still_checked_as_a_stack_at_a_seed_never_seen():
+    d = Derivation(name="square_stacked", shapes={"x": ("D",)}, forward=lambda xp, x: xp.sum(x * x), gradients=lambda x: {"x": 2 * x})
+    for seed in (3_141_592_653, 2_718_281_828):  # seeds no other check used: their first draws are not known yet
+        assert isinstance(screen(d, draw_point(d, {"D": 3}, seed)), tuple)
+
