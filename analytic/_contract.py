@@ -141,6 +141,7 @@ class Derivation:
 
     def __post_init__(self) -> None:
         name = check_name(self.name)
+        object.__setattr__(self, "name", name)
         shapes = check_shapes(name, self.shapes)
         object.__setattr__(self, "shapes", shapes)
         check_inputs(self, name)  # data=, hyper=, seed=

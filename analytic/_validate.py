@@ -65,7 +65,7 @@ def check_name(name: object) -> str:
     if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
         # A lone surrogate cannot be written to a UTF-8 report nor typed in a command line.
         raise DerivationError(name, "name holds a lone surrogate character; use text that UTF-8 can encode")
-    return name
+    return str.__str__(name)  # a plain str: a StrEnum member of the user's module would carry its class wherever the name goes
 
 
 def _dim(name: str, what: str, d: object) -> Dim:

@@ -6,12 +6,14 @@ Exit codes:
   2  usage error, or a target could not be loaded (nothing wrong was found in what did load)
   3  a derivation could not be checked (its forward raised, is not deterministic, ...), none failed
   130 interrupted (Ctrl-C); the summary of what was checked so far is printed and reports are written
+  143 terminated (SIGTERM, as a cancelled CI job is): handled as Ctrl-C is, with this code
 
 A usage error (2) includes a report path that cannot be used (checked before anything is loaded: the same file
 twice, a directory, a file being checked, something that is not a regular file, a folder that cannot be written)
 and a requested report that could not be written: the other reports are still written, and the exit code is 2
 unless a failure (1) or Ctrl-C (130) says more. Ctrl-C while the reports are written is deferred until they are
-all written, then the run exits 130. A target that could not be loaded is in every report, status error. A closed
+all written, then the run exits 130. SIGTERM takes Ctrl-C's path (``_sigterm_as_ctrl_c``): the same reports, and
+143 wherever Ctrl-C gives 130. A target that could not be loaded is in every report, status error. A closed
 or broken standard output (``| head -1``, ``>&-``) changes neither the reports nor the exit code.
 """
 
@@ -20,8 +22,11 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from verigrad.checks import options
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
@@ -42,7 +47,7 @@ from verigrad.checks.report.annotations import FORMATS, github_annotations
 from verigrad.checks.runner import Plan, Settings, check_planned, plan
 from verigrad.checks.search import MODES, VALUES_PER_SIZE, parse_replay
 
-EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
 
 class _Parser(argparse.ArgumentParser):
@@ -237,6 +242,35 @@ def _listing(d) -> str:
     return "; ".join(parts)
 
 
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[list[int]]:
+    """Inside the block SIGTERM does what SIGINT does at that moment (raise KeyboardInterrupt, or be noted while
+    the reports are written), and is listed in the list yielded. Main thread only, as signal handlers are."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def as_ctrl_c(signum: int, frame: object) -> None:
+        received.append(signum)
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):  # SIGINT ignored (a background job): SIGTERM still ends the run
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, as_ctrl_c)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_terminable(args: argparse.Namespace) -> int:
+    with _sigterm_as_ctrl_c() as terminated:
+        code = _run_check(args)
+    return EXIT_TERMINATED if terminated and code == EXIT_INTERRUPTED else code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
@@ -248,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "check":
         build_parser().print_help()
         return EXIT_USAGE
-    return _run_check(args)
+    return _run_terminable(args)
 
 
 if __name__ == "__main__":

@@ -28,19 +28,57 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split()) or "(no message)"
 
 
-def _execute(path: str, name: str) -> ModuleType:
-    """Run the file as module ``name``, its folder importable meanwhile; what its code raises becomes one LoadError line."""
+def package_of(path: str) -> tuple[str, str] | None:
+    """(root folder, dotted module name) of a file inside a package, found as pytest finds it: the folders
+    up from the file that hold an ``__init__.py`` are the package, the first that does not is the root to
+    import it from (``tests/test_mine.py`` beside ``tests/__init__.py`` is ``tests.test_mine``). None for a
+    file outside any package, or one whose path is not a dotted name."""
+    folder, file = os.path.split(os.path.abspath(path))
+    parts = [os.path.splitext(file)[0]]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        parts.insert(0, package)
+    if len(parts) == 1 or parts[-1] == "__init__" or not all(p.isidentifier() for p in parts):
+        return None
+    return folder, ".".join(parts)
+
+
+def _from_file(path: str, name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise LoadError(f"{path}: cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    folder = os.path.dirname(os.path.abspath(path))
+    spec.loader.exec_module(module)
+    return module
+
+
+def _import(path: str, name: str) -> ModuleType:
+    """The package module ``name``, imported (its packages first, as pytest imports them), if that is ``path``;
+    else ``path`` run as a module of its own."""
+    module = importlib.import_module(name)
+    if os.path.realpath(getattr(module, "__file__", "") or "") == os.path.realpath(path):
+        return module
+    return _from_file(path, _own_name(path))
+
+
+def _own_name(path: str) -> str:
+    return "verigrad_user_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path))
+
+
+def _execute(path: str) -> ModuleType:
+    """Run the file as a module — as its package's module, with the package's root importable, when it is in
+    one (so its relative and absolute imports of its package work as under pytest), else as a module of its
+    own with its folder importable; what its code raises becomes one LoadError line."""
+    package = package_of(path)
+    folder = package[0] if package else os.path.dirname(os.path.abspath(path))
     added = folder not in sys.path
     if added:
         sys.path.insert(0, folder)
     try:
-        spec.loader.exec_module(module)
+        return _import(path, package[1]) if package else _from_file(path, _own_name(path))
+    except LoadError:
+        raise
     except SyntaxError as e:
         raise LoadError(f"{path}:{e.lineno}: syntax error: {_one_line(e.msg)}") from None
     except DerivationError as e:
@@ -50,7 +88,6 @@ def _execute(path: str, name: str) -> ModuleType:
     finally:
         if added:
             sys.path.remove(folder)
-    return module
 
 
 def target_problem(target: str) -> str | None:
@@ -75,7 +112,7 @@ def load_file(path: str) -> list[Derivation]:
     problem = target_problem(path)
     if problem:
         raise LoadError(problem)
-    module = _execute(path, "verigrad_user_" + "".join(c if c.isalnum() else "_" for c in os.path.abspath(path)))
+    module = _execute(path)
     found: dict[int, Derivation] = {}
     for value in vars(module).values():
         if isinstance(value, Derivation):
@@ -93,7 +130,7 @@ def load_binding(path: str, module: str, binding: str) -> Derivation:
     except Exception:  # user code: the module's top level, or a name importable only the way pytest set it up
         found = None
     same = found is not None and os.path.realpath(getattr(found, "__file__", "") or "") == os.path.realpath(path)
-    value = getattr(found if same else _execute(path, module), binding, None)
+    value = getattr(found if same else _execute(path), binding, None)
     if not isinstance(value, Derivation):
         raise LoadError(f"{path}: {binding} is not a Derivation when the module is loaded again")
     return value

@@ -11,9 +11,10 @@ process), from the test reports pytest hands there for every item (``pytest_runt
 - a collected item with no report at the end never ran to its end (``-x``, Ctrl-C, ``pytest.exit``, a worker
   lost for good): an error, never a gap;
 - a failed collection (a syntax error in a test module) is an error entry named after what failed to collect;
-- a skipped item was not checked, on purpose: it is left out, as pytest leaves it out of its failures.
+- a skipped item was not checked, on purpose: a ``skip`` entry with pytest's reason (neither a pass nor a failure).
 
-Entries are kept apart by node id, so two derivations of the same name (in one module or two) are two entries.
+Entries are kept apart by node id, and each carries its node id (and the variable bound to its derivation), so
+two derivations of the same name (in one module or two) are two entries that the report files tell apart.
 ``Entry`` makes an item's entry phase by phase where the item runs; ``Records`` keeps them where the files are
 written.
 """
@@ -26,9 +27,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from verigrad.checks.report import ERROR, Report, RunReport
+from verigrad.checks.report import ERROR, SKIP, Report, RunReport
 
-#: Attribute of a derivation item's TestReport holding ``pickle.dumps(Report | None)`` (None: skipped).
+#: Attribute of a derivation item's TestReport holding ``pickle.dumps(Report)``.
 PAYLOAD = "verigrad_report"
 #: Attribute of a failed CollectReport holding the one-line reason (set where the exception is at hand).
 COLLECT_ERROR = "verigrad_collect_error"
@@ -76,21 +77,32 @@ class Entry:
     """A derivation item's entry in the report files, phase by phase (in the process that runs the item)."""
 
     name: str
+    node_id: str | None = None
+    binding: str | None = None  # the module-level variable bound to the derivation
     checked: Report | None = None  # what the check returned, once it has
-    recorded: Report | None = None  # the entry after the latest phase; None: skipped, so not checked
+    recorded: Report | None = None  # the entry after the latest phase
 
-    def after(self, when: str, outcome: str, raised: BaseException | None, target: str) -> Report | None:
-        """The entry after phase ``when`` ended with ``outcome`` (``raised``: what the phase raised, if it did).
+    def after(self, when: str, outcome: str, raised: BaseException | None, target: str) -> Report:
+        """The entry after phase ``when`` ended with ``outcome`` (``raised``: what the phase raised, if it did),
+        with the item's node id and binding.
 
         From setup on there is one: until the check returns, the error standing for a check that did not finish.
         """
-        if when == "setup":
+        if when == "setup" or self.recorded is None:
             self.checked = None
             self.recorded = Report(name=self.name, status=ERROR, message=UNFINISHED, target=target)
+        self._advance(when, outcome, raised, target)
+        self.recorded = dataclasses.replace(self.recorded, node_id=self.node_id, binding=self.binding)
+        return self.recorded
+
+    def _advance(self, when: str, outcome: str, raised: BaseException | None, target: str) -> None:
         reason = "failed" if raised is None else one_line(raised)
         failed = outcome == "failed"
-        if outcome == "skipped" or self.recorded is None:
-            self.recorded = None
+        if outcome == "skipped":
+            said = " ".join(str(raised or "").split()) or "skipped"
+            self.recorded = Report(name=self.name, status=SKIP, message=said, target=target)
+        elif self.recorded.status == SKIP:
+            pass  # skipped at setup: its teardown changes nothing
         elif when == "call" and self.checked is None:
             self.recorded = error_like(self.recorded, f"the check raised {reason}") if failed else self.recorded
         elif when == "call":
@@ -98,7 +110,6 @@ class Entry:
             self.recorded = error_like(self.checked, f"a passing check then raised {reason}") if passed_then_failed else self.checked
         elif failed:
             self.recorded = error_like(self.recorded, f"{when} failed: {reason}")
-        return self.recorded
 
 
 @dataclass
@@ -106,6 +117,7 @@ class _Expected:
     position: int
     name: str
     target: str
+    binding: str | None = None
 
 
 @dataclass(eq=False)  # a plugin object: compared and hashed by identity
@@ -114,14 +126,13 @@ class Records:
 
     expected: dict[str, _Expected] = field(default_factory=dict)  # collected items, in collection order
     results: dict[str, Report] = field(default_factory=dict)  # the latest entry of each item that has one
-    skipped: set[str] = field(default_factory=set)
     foreign: set[str] = field(default_factory=set)  # ids shaped like ours whose reports carry no payload
     collect_errors: dict[str, Report] = field(default_factory=dict)
 
-    def expect(self, nodeid: str, name: str, target: str) -> None:
+    def expect(self, nodeid: str, name: str, target: str, binding: str | None = None) -> None:
         """A collected derivation item (in collection order)."""
         if nodeid not in self.expected:
-            self.expected[nodeid] = _Expected(len(self.expected), name, target)
+            self.expected[nodeid] = _Expected(len(self.expected), name, target, binding)
 
     # The hooks below: Records is registered as a plugin where the report files are written.
 
@@ -138,7 +149,7 @@ class Records:
             return
         where = report.nodeid or str(report.fspath)
         message = getattr(report, COLLECT_ERROR, None) or NOT_COLLECTED
-        self.collect_errors[where] = Report(name=where, status=ERROR, message=message, target=where.partition("::")[0])
+        self.collect_errors[where] = Report(name=where, status=ERROR, message=message, target=where.partition("::")[0], node_id=report.nodeid or None)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """One phase's test report of any item (only derivation items are kept)."""
@@ -146,13 +157,7 @@ class Records:
         payload = getattr(report, PAYLOAD, None)
         if payload is not None:
             # Our own item's report, from this process or one of its xdist workers: the pickle is trusted.
-            entry: Report | None = pickle.loads(payload)
-            if entry is None:
-                self.skipped.add(nodeid)
-                self.results.pop(nodeid, None)
-            else:
-                self.skipped.discard(nodeid)
-                self.results[nodeid] = entry
+            self.results[nodeid] = pickle.loads(payload)
         elif report.failed and (nodeid in self.results or (nodeid in self.expected and nodeid not in self.foreign)):
             # No payload on a derivation item's failed report: xdist's own, for a worker that crashed running it.
             said = report.longrepr.strip().partition("\n")[0] if isinstance(report.longrepr, str) else ""
@@ -165,7 +170,8 @@ class Records:
         if nodeid in self.results:
             return self.results[nodeid]
         name, target = _from_id(nodeid) if nodeid not in self.expected else (self.expected[nodeid].name, self.expected[nodeid].target)
-        return Report(name=name, status=ERROR, target=target)
+        binding = self.expected[nodeid].binding if nodeid in self.expected else None
+        return Report(name=name, status=ERROR, target=target, node_id=nodeid, binding=binding)
 
     def run(self, seed: int | None, *, interrupted: bool, collect_only: bool = False) -> RunReport:
         """The run's report: collection errors, then every derivation item in collection order."""
@@ -173,8 +179,6 @@ class Records:
         ids = [n for n in self.expected if n not in self.foreign]
         ids += [n for n in self.results if n not in self.expected]
         for nodeid in ids:
-            if nodeid in self.skipped:
-                continue
             if nodeid in self.results:
                 reports.append(self.results[nodeid])
             elif not collect_only:

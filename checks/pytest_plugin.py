@@ -4,14 +4,15 @@ Registered through the ``pytest11`` entry point, so installing verigrad is enoug
 derivation in ``test_mine.py`` becomes the item ``test_mine.py::verigrad[<name>]``; it fails with the
 terminal report's failure text (diagnosis, worst entry, replay command), not a traceback.
 
-Collected: derivations the module binds itself at top level (assignment, ``def``/``class``). Not
-collected: derivations it imports, verigrad's built-ins, modules with ``__verigrad__ = False``,
-and everything when the ini option ``verigrad_collect = false`` (or ``-p no:verigrad``).
+Collected: every derivation the imported module holds at top level (bound by an assignment, ``def``/``class``,
+or through ``globals()``), read off the module object pytest imported. Not collected: derivations it imports
+(by name, or with ``*``), verigrad's built-ins, modules with ``__verigrad__ = False``, and everything when the
+ini option ``verigrad_collect = false`` (or ``-p no:verigrad``).
 
 The ``--verigrad-*`` report files list every collected derivation item by node id with its true status,
 written once by the process that sees every item's test report (the controller under pytest-xdist): an item
-whose check raised, whose xdist worker crashed or that never ran is an error, a module that failed to
-collect is an error entry (see ``plugin_records``).
+whose check raised, whose xdist worker crashed or that never ran is an error, a skipped item is a skip entry,
+a module that failed to collect is an error entry (see ``plugin_records``).
 
 Loading the plugin imports verigrad (``verigrad/__init__.py`` makes real imports) but not torch, which the
 reference layer imports when a check first needs it (``reference/_torch.py``): a pytest run in an
@@ -21,6 +22,7 @@ environment where verigrad is installed, in a project without derivations, never
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import pickle
 import secrets
@@ -30,6 +32,7 @@ import warnings
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -39,7 +42,7 @@ from verigrad.checks import options
 from verigrad.checks.assertion import failure_text
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
 from verigrad.checks.plugin_records import COLLECT_ERROR, ITEM_PREFIX, PAYLOAD, Entry, Records, collect_error_line
-from verigrad.checks.report import Report, RunReport, report_path_problem, summary_line, warnings_of, write_each
+from verigrad.checks.report import SKIP, Report, RunReport, report_path_problem, summary_line, warnings_of, write_each
 from verigrad.checks.runner import report_of
 from verigrad.checks.search import VALUES_PER_SIZE
 from verigrad.checks.workers import Job, run_job
@@ -159,9 +162,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 # --- collection ---------------------------------------------------------------------------------
 
 
-def _bound_here(path: Path) -> tuple[dict[str, int], set[str]]:
-    """Names a module binds itself at top level (assignment, def, class), with their 1-based line;
-    and the names it binds by importing.
+def _bound_here(path: Path) -> tuple[dict[str, int], set[str], list[str]]:
+    """Names a module binds itself at top level (assignment, def, class), with their 1-based line; the names
+    it binds by importing; and the modules it imports ``*`` from (``..pkg.mod`` for a relative one).
 
     Imports are not bindings of the module's own: a derivation imported into a test module is
     collected where it is defined, if that is a test module, and not again here.
@@ -169,9 +172,10 @@ def _bound_here(path: Path) -> tuple[dict[str, int], set[str]]:
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (OSError, SyntaxError, ValueError):
-        return {}, set()
+        return {}, set(), []
     names: dict[str, int] = {}
     imported: set[str] = set()
+    starred: list[str] = []
 
     def visit(statements: list[ast.stmt]) -> None:
         for s in statements:
@@ -183,6 +187,8 @@ def _bound_here(path: Path) -> tuple[dict[str, int], set[str]]:
                         names.setdefault(name, s.lineno)
             elif isinstance(s, ast.Import | ast.ImportFrom):
                 imported.update((a.asname or a.name).partition(".")[0] for a in s.names)
+                if isinstance(s, ast.ImportFrom) and any(a.name == "*" for a in s.names):
+                    starred.append("." * s.level + (s.module or ""))
             elif isinstance(s, ast.If | ast.For | ast.While | ast.With | ast.Try | ast.TryStar):
                 # Bindings under a module-level if/for/with/try still belong to the module.
                 visit(getattr(s, "body", []) + getattr(s, "orelse", []) + getattr(s, "finalbody", []))
@@ -190,7 +196,22 @@ def _bound_here(path: Path) -> tuple[dict[str, int], set[str]]:
                     visit(handler.body)
 
     visit(tree.body)
-    return names, imported
+    return names, imported, starred
+
+
+def _imported_ids(module: ModuleType, imported: set[str], starred: list[str]) -> set[int]:
+    """The derivations ``module`` holds by importing them: under an imported name, or from a module it
+    imports ``*`` from (read off that module, which the import has already run)."""
+    held = vars(module)
+    found = {id(held[n]) for n in imported if isinstance(held.get(n), Derivation)}
+    for name in starred:
+        try:
+            source = sys.modules.get(importlib.util.resolve_name(name, module.__package__))
+        except (ImportError, ValueError):  # a relative import outside a package: the import itself failed
+            source = None
+        if source is not None:
+            found.update(id(v) for v in vars(source).values() if isinstance(v, Derivation))
+    return found
 
 
 def _target_names(target: ast.expr) -> list[str]:
@@ -232,22 +253,23 @@ _TAKEN = pytest.StashKey[set[str]]()
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> DerivationItem | None:
+    """Every derivation the imported module holds at top level — bound by an assignment or through
+    ``globals()`` — except imported ones, verigrad's built-ins, and a second name for one already collected."""
     if not isinstance(obj, Derivation) or not isinstance(collector, pytest.Module):
         return None
     if not collector.config.getini("verigrad_collect") or getattr(collector.obj, OPT_OUT, True) is False:
         return None
     if _BOUND not in collector.stash:
-        bound, imported = _bound_here(collector.path)
+        bound, imported, starred = _bound_here(collector.path)
         collector.stash[_BOUND] = bound
         # An alias of an imported derivation (``again = imported_one``) is not the module's own either.
-        module = vars(collector.obj)
-        collector.stash[_SEEN] = {id(module[n]) for n in imported if isinstance(module.get(n), Derivation)}
+        collector.stash[_SEEN] = _imported_ids(collector.obj, imported, starred)
         collector.stash[_TAKEN] = set()
-    line = collector.stash[_BOUND].get(name)
-    if line is None or _is_builtin(obj) or id(obj) in collector.stash[_SEEN]:
+    if _is_builtin(obj) or id(obj) in collector.stash[_SEEN]:
         return None
     collector.stash[_SEEN].add(id(obj))
     item_name = _item_name(obj, name, collector.stash[_TAKEN])
+    line = collector.stash[_BOUND].get(name, 1)  # a name bound through globals() has no line of its own: the module's first
     item = DerivationItem.from_parent(collector, name=item_name, derivation=obj, line=line - 1, binding=name)
     item.add_marker(MARKER)
     return item
@@ -258,7 +280,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     records = session.config.stash[_STATE].records
     for item in session.items:
         if isinstance(item, DerivationItem):
-            records.expect(item.nodeid, item.derivation.name, item.target())
+            records.expect(item.nodeid, item.derivation.name, item.target(), item.binding)
 
 
 def pytest_exception_interact(node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any], report: Any) -> None:
@@ -290,7 +312,7 @@ class DerivationItem(pytest.Item):
         self.derivation = derivation
         self.binding = binding  # the module-level variable bound to it: how a worker finds it again
         self.line = line
-        self.entry = Entry(derivation.name)  # its entry in the report files, phase by phase
+        self.entry = Entry(derivation.name, self.nodeid, binding)  # its entry in the report files, phase by phase
 
     def target(self) -> str:
         """The test file as the replay command should name it: relative to where pytest was started."""
@@ -327,8 +349,10 @@ class DerivationItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if not isinstance(excinfo.value, DerivationFailed):  # the harness itself broke: show where
             return str(super().repr_failure(excinfo, style=style))
-        seed = self.config.stash[_STATE].seed
-        rerun = f"rerun: pytest {shlex.quote(self.nodeid)} --verigrad-seed {seed}"
+        state = self.config.stash[_STATE]
+        # The options that make the search what it was: the seed, and the number of examples when it was given.
+        budget = "" if state.examples is None else f" --verigrad-examples {state.examples}"
+        rerun = f"rerun: pytest {shlex.quote(self.nodeid)} --verigrad-seed {state.seed}{budget}"
         return failure_text(excinfo.value.report) + "\n  " + rerun
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -356,7 +380,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     state.run = state.records.run(state.seed, interrupted=interrupted, collect_only=config.option.collectonly)
-    if exitstatus == pytest.ExitCode.OK and not all(r.passed for r in state.run.reports):
+    if exitstatus == pytest.ExitCode.OK and not all(r.passed or r.status == SKIP for r in state.run.reports):
         # pytest itself was told all is well (``pytest.exit(returncode=0)`` from user code): the reports were not.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     paths = _report_paths(config)

@@ -108,7 +108,7 @@ def check_planned(found: Plan, settings: Settings, done: list[Report], progress:
 def report_of(outcome: Outcome, name: str, target: str, seed: int | None) -> Report:
     """The report a check job sent, or an error report saying in one line why there is none."""
     if (m := outcome.first(REPORT)) is not None:
-        return m[1]
+        return Report.from_plain(m[1])
     if (m := outcome.first(RAISED)) is not None:
         line = f"user code raised {m[1]}, which ends a check (not an Exception)"
     elif (m := outcome.first(LOAD_ERROR) or outcome.first(USAGE)) is not None:

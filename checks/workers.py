@@ -16,16 +16,28 @@ The parent watches each worker:
 - an exit, a crash or a signal before the job's answer arrives (``sys.exit``, ``os._exit``, a
   segfault, SIGKILL from the kernel) is one line for that job.
 
-A worker ignores SIGINT: Ctrl-C is the parent's, which stops the worker and ends the run.
+Only plain data crosses back (``plain_data``: numbers, strings, lists, dicts, arrays of numbers), and the
+parent reads it refusing every global but numpy's array reconstruction (``read_message``): nothing of the
+user's, not even a name taken from the user's StrEnum, is imported or rebuilt in the parent.
+
+No process of the user's outlives its job or the run. A worker is not daemonic (user code may start
+processes of its own) and leads a session of its own; at the end of each job the parent kills that whole
+process group, so a helper the user's code started neither runs on nor holds the run's output open. A
+worker is killed when the fork server dies, and the fork server when the parent dies, whatever killed it
+(Linux's parent-death signal). A worker ignores SIGINT: Ctrl-C (and SIGTERM, checks/cli.py) is the
+parent's, which stops the worker and ends the run.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import functools
+import io
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import pickle
 import resource
 import shutil
 import signal
@@ -39,6 +51,7 @@ from typing import Any
 
 import hypothesis.configuration
 
+from verigrad.checks.report import plain_data
 from verigrad.checks.warm import SCRATCH_VARIABLE
 
 #: Modules the fork server imports once, so that a worker starts without importing them again.
@@ -53,6 +66,42 @@ EXIT_WAIT = 2.0
 
 # Kinds of the messages a worker sends (the first element of each tuple).
 DEFINED, LOAD_ERROR, USAGE, PROGRESS, REPORT, RAISED = "names", "load_error", "usage", "progress", "report", "raised"
+
+#: The only globals a worker's message may name: what pickle needs to rebuild a numpy array (numpy 1 and 2).
+MESSAGE_GLOBALS = frozenset(
+    {("numpy", "dtype"), ("numpy", "ndarray")}
+    | {(f"numpy.{core}.multiarray", "_reconstruct") for core in ("core", "_core")}
+    | {(f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")}
+)
+#: The environment variable through which the parent hands the fork server its own pid.
+PARENT_VARIABLE = "VERIGRAD_WORKER_PARENT"
+#: ``prctl``'s option that asks for a signal when the parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+#: The process that imported this module. In a worker, the fork server, which preloads it: the worker's parent.
+LOADED_BY = os.getpid()
+
+
+class _Plain(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in MESSAGE_GLOBALS:
+            raise pickle.UnpicklingError(f"a worker's message may not name {module}.{name}")
+        return super().find_class(module, name)
+
+
+def read_message(data: bytes) -> Any:
+    """A worker's message, read refusing every global outside ``MESSAGE_GLOBALS`` (pickle.UnpicklingError)."""
+    return _Plain(io.BytesIO(data)).load()
+
+
+def _die_with_parent(parent: int | None) -> None:
+    """Have the kernel kill this process when its parent dies (Linux; elsewhere nothing); exit now if ``parent``,
+    the process expected to be the parent, is already gone (None: not known)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (AttributeError, OSError):  # no prctl: not Linux
+        pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 @functools.cache
@@ -97,31 +146,34 @@ class Outcome:
 
 @functools.cache
 def context() -> Any:
-    """The forkserver context; its server started here, warmed (checks/warm.py) with the scratch folder."""
+    """The forkserver context; its server started here, warmed (checks/warm.py) with the scratch folder. The
+    server dies with the thread that starts it (the parent-death signal follows the thread): the main thread."""
     forkserver = multiprocessing.get_context("forkserver")
     forkserver.set_forkserver_preload(PRELOAD)
-    os.environ[SCRATCH_VARIABLE] = scratch_folder()
+    os.environ[SCRATCH_VARIABLE], os.environ[PARENT_VARIABLE] = scratch_folder(), str(os.getpid())
     try:
         multiprocessing.forkserver.ensure_running()
     finally:
-        del os.environ[SCRATCH_VARIABLE]
+        del os.environ[SCRATCH_VARIABLE], os.environ[PARENT_VARIABLE]
     return forkserver
 
 
 def run_job(job: Job, timeout: float | None, progress: Callable[..., None] | None = None) -> Outcome:
     """Run ``job`` in a fresh worker; return once it answered, died or ran out of time."""
     receive, send = context().Pipe(duplex=False)
-    worker = context().Process(target=_work, args=(job, send), daemon=True, name=f"verigrad {job.target}")
-    worker.start()
-    send.close()
-    deadline = None if timeout is None else time.monotonic() + timeout + GRACE
+    worker = context().Process(target=_work, args=(job, send), name=f"verigrad {job.target}")
     outcome = Outcome(messages=[])
     wait = 0.0  # unless the worker answered in time, it is killed at once
-    try:
+    worker.start()
+    try:  # at once: the worker is not daemonic, and a worker left running would keep the run from exiting
+        send.close()
+        deadline = None if timeout is None else time.monotonic() + timeout + GRACE
         if _watch(worker, receive, deadline, outcome.messages, progress):
             outcome.problem = f"timed out: did not finish within its time limit of {timeout:g} s (its worker was stopped at {timeout + GRACE:g} s)"
         else:
             wait = EXIT_WAIT
+    except pickle.UnpicklingError as e:  # a bug of the worker's side: still nothing of it is rebuilt here
+        outcome.problem = f"its worker sent a message that is not plain data ({e})"
     finally:  # a normal end, Ctrl-C or a harness bug: no worker outlives its job
         receive.close()
         code = _stop(worker, wait)
@@ -143,7 +195,7 @@ def _watch(worker: Any, receive: Connection, deadline: float | None, messages: l
         wait = POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic()))
         if receive.poll(wait):
             try:
-                message = receive.recv()
+                message = read_message(receive.recv_bytes())
             except EOFError:  # the worker closed its end: it has exited (or is exiting)
                 return False
             if message[0] == PROGRESS:
@@ -160,8 +212,13 @@ def _watch(worker: Any, receive: Connection, deadline: float | None, messages: l
 
 
 def _stop(worker: Any, wait: float) -> int | None:
-    """End the worker (killed if it lingers past ``wait`` seconds) and return its exit code."""
+    """End the worker (killed if it lingers past ``wait`` seconds) and every process of its group (what the user's
+    code started), and return its exit code."""
     worker.join(wait)
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker leads its group (os.setsid in _work)
+    except (ProcessLookupError, PermissionError):  # the group is empty: nothing of the job is left
+        pass
     if worker.is_alive():
         worker.kill()
         worker.join()
@@ -184,8 +241,14 @@ def _death(code: int | None) -> str:
 # --- inside the worker ----------------------------------------------------------------------------
 
 
+def _send(send: Connection, *message: Any) -> None:
+    send.send_bytes(pickle.dumps(plain_data(message)))
+
+
 def _work(job: Job, send: Connection) -> None:
     """The worker's whole life: set up, load, answer, and leave without running anything of the user's after."""
+    os.setsid()  # a group of its own, which the parent kills with the job
+    _die_with_parent(LOADED_BY if LOADED_BY != os.getpid() else None)  # None: this module was not preloaded
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.clear()
     os.environ.update(job.environ)
@@ -201,7 +264,7 @@ def _work(job: Job, send: Connection) -> None:
     try:
         _answer(job, send)
     except BaseException as e:  # user code's SystemExit, GeneratorExit or own BaseException, escaping the check
-        send.send((RAISED, f"{type(e).__name__}: {' '.join(str(e).split()) or '(no message)'}"))
+        _send(send, RAISED, f"{type(e).__name__}: {' '.join(str(e).split()) or '(no message)'}")
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -224,8 +287,8 @@ def _answer(job: Job, send: Connection) -> None:
     from verigrad.checks.search import check, check_replay
 
     def checked(derivation) -> None:
-        progress = lambda *a: send.send((PROGRESS, *a))
-        send.send((REPORT, check(derivation, replay=job.replay, target=job.target, progress=progress, **job.options)))
+        progress = lambda *a: _send(send, PROGRESS, *a)
+        _send(send, REPORT, check(derivation, replay=job.replay, target=job.target, progress=progress, **job.options))
 
     try:
         if job.binding is not None:
@@ -233,20 +296,24 @@ def _answer(job: Job, send: Connection) -> None:
             return
         found = load_target(job.target)
     except LoadError as e:
-        send.send((LOAD_ERROR, str(e)))
+        _send(send, LOAD_ERROR, str(e))
         return
     kept = [d for d in found if job.only is None or d.name in job.only]
-    send.send((DEFINED, [d.name for d in found]))
+    _send(send, DEFINED, [d.name for d in found])
     if job.replay is not None:
         try:
             for d in kept:
                 check_replay(d, job.replay[0])
         except ValueError as e:
-            send.send((USAGE, str(e)))
+            _send(send, USAGE, str(e))
             return
     if job.index is None:
         return
     if job.index >= len(kept) or kept[job.index].name != job.expect:
-        send.send((LOAD_ERROR, f"{job.target}: defines other derivations each time it is loaded (expected {job.expect!r})"))
+        _send(send, LOAD_ERROR, f"{job.target}: defines other derivations each time it is loaded (expected {job.expect!r})")
         return
     checked(kept[job.index])
+
+
+if os.environ.get(SCRATCH_VARIABLE) and os.environ.get(PARENT_VARIABLE):  # preloaded by the fork server
+    _die_with_parent(int(os.environ[PARENT_VARIABLE]))

@@ -81,3 +81,14 @@ def test_registry_lists_each_builtin_once_with_a_docstring():
         assert "∂f/∂" in d.doc, d.name
         for p in d.params:
             assert p in d.doc, (d.name, p)
+
+
+def test_a_name_taken_from_a_str_enum_is_held_as_a_plain_str():
+    """A StrEnum member of the user's module would carry its class into every report, pickle and process."""
+    from enum import StrEnum
+
+    class Names(StrEnum):
+        LIN = "lin"
+
+    d = Derivation(**{**GOOD, "name": Names.LIN})
+    assert type(d.name) is str and d.name == "lin"

@@ -176,3 +176,26 @@ def test_a_saved_failure_the_search_cannot_draw_is_skipped_and_one_the_dims_rule
     narrower = Derivation(name=wrong.name, shapes=BASE.shapes, forward=BASE.forward, gradients=wrong.gradients, kinks=BASE.kinks, dims={"N": (1, 5)})
     assert derivation_key(narrower, None) == derivation_key(wrong, None)
     assert saved(narrower) == []  # dropped
+
+
+LAMBDAS = """
+import numpy as np
+from verigrad import Derivation
+
+SHAPES = {"X": ("N", "D"), "W": ("D", "M")}
+forward = lambda xp, X, W: xp.sum((X @ W) ** 2)
+right = Derivation(name="twin", shapes=SHAPES, forward=forward, gradients=lambda X, W: {"X": 2 * (X @ W) @ W.T, "W": X.T @ (2 * (X @ W))})
+wrong = Derivation(name="twin", shapes=SHAPES, forward=forward, gradients=lambda X, W: {"X": 2 * (X @ W) @ W.T, "W": X.T @ (3 * (X @ W))})
+"""
+
+
+def test_two_derivations_of_one_name_written_with_lambdas_in_one_file_have_their_own_entries(workdir):
+    (workdir / "twins.py").write_text(LAMBDAS)
+    right, wrong = load_file("twins.py")
+    assert (right.name, wrong.name) == ("twin", "twin")
+    assert derivation_key(right, "twins.py") != derivation_key(wrong, "twins.py")
+    assert check(wrong, examples=5, target="twins.py").status == "fail"
+    kept = saved(wrong, "twins.py")
+    assert kept
+    assert check(right, examples=5, target="twins.py").passed  # the right one tries nothing of the wrong one's ...
+    assert saved(wrong, "twins.py") == kept  # ... and deletes none of it

@@ -95,10 +95,10 @@ def ragged(X, W, grad_output):
     return {**layer_gradients(X, W, grad_output), "W": [[1.0, 2.0], [3.0]]}
 
 
-def requires_grad(X, W, grad_output):
+def requires_grad(X, W, grad_output, factor=1.0):
     import torch
 
-    return {**layer_gradients(X, W, grad_output), "W": torch.tensor(X.T @ grad_output, requires_grad=True)}
+    return {**layer_gradients(X, W, grad_output), "W": torch.tensor(factor * X.T @ grad_output, requires_grad=True)}
 
 
 def array_raises(X, W, grad_output):
@@ -107,7 +107,6 @@ def array_raises(X, W, grad_output):
 
 MALFORMED = {
     "ragged": (ragged, "ValueError: setting an array element with a sequence"),
-    "requires_grad": (requires_grad, "RuntimeError: Can't call numpy() on Tensor that requires grad"),
     "array_raises": (array_raises, "RuntimeError: no array today"),
 }
 
@@ -124,6 +123,16 @@ def test_malformed_gradient_values_are_one_failure_line_on_every_path(case):
         assert w.message.startswith(f"gradient of W cannot be read as an array: {reason}"), (path, w.message)
         assert "\n" not in w.message
         assert rep.message == w.message
+
+
+def test_a_tensor_that_still_requires_grad_is_judged_on_its_values_on_every_path():
+    right = layer(matmul, requires_grad, name="requires_grad")
+    for path, rep in every_path(right).items():
+        assert rep.status == PASS, (path, rep.status, rep.message)
+    doubled = layer(matmul, lambda X, W, grad_output: requires_grad(X, W, grad_output, factor=2.0), name="doubled")
+    for path, rep in every_path(doubled).items():
+        w = {g.param: g for g in rep.gradients}["W"]
+        assert w.status == FAIL and w.problem is None and w.blame == Blame.ANALYTIC, (path, w.message)
 
 
 @pytest.mark.parametrize("case", sorted(MALFORMED))

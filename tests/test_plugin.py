@@ -75,7 +75,8 @@ def test_right_and_wrong_derivations_become_one_item_each(pytester):
     out = result.stdout.str()
     failure = out[out.index("verigrad square_half _") :]
     assert_failure_text(failure)
-    assert "rerun: pytest 'test_square.py::verigrad[square_half]' --verigrad-seed 7" in failure
+    # The rerun carries the search's budget too: another number of examples is another search.
+    assert "rerun: pytest 'test_square.py::verigrad[square_half]' --verigrad-seed 7 --verigrad-examples 4\n" in failure
     for frame in HARNESS:
         assert frame not in out, frame
     assert "verigrad: 1 passed, 1 failed (seed 7)" in out

@@ -2,8 +2,8 @@
 
 Every collected derivation item is in every report (JSON, JUnit, Markdown, HTML) with its true status: two
 derivations of the same name are two entries; one whose check raised, whose setup or teardown failed, whose
-xdist worker crashed or that never ran is an error; a module that failed to collect is an error entry; and a
-session that failed never leaves all-green reports behind.
+xdist worker crashed or that never ran is an error; a skipped one is a ``skip`` entry; a module that failed to
+collect is an error entry; and a session that failed never leaves all-green reports behind.
 """
 
 from __future__ import annotations
@@ -93,10 +93,20 @@ def run(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> tupl
         result = pytester.runpytest(*args, *options)
     read = {kind: (pytester.path / name).read_text(encoding="utf-8") for kind, name in PATHS.items()}
     reports = Reports(json.loads(read["json"]), ET.fromstring(read["junit"]), read["markdown"], read["html"])
-    for name, _ in reports.entries:  # every view lists every entry
+    for d in reports.doc["derivations"]:  # every view lists every entry
+        name = d["name"]
         assert escape(name) in reports.markdown and name in reports.html, name
-        assert any(case.get("classname") == name for case in reports.junit.iter("testcase")), name
+        assert any(case.get("classname") == junit_class(d) for case in reports.junit.iter("testcase")), name
     return result, reports
+
+
+def junit_class(entry: dict) -> str:
+    """A JUnit testcase's classname: the module's dotted path and the variable bound to the derivation (or the
+    item's name, where only its node id is known); an entry without a node id of an item goes by its name."""
+    path, sep, last = (entry["node_id"] or "").partition("::")
+    if not sep:
+        return entry["name"]
+    return path.removesuffix(".py").replace("/", ".") + "." + (entry["binding"] or last)
 
 
 def assert_not_green(result: pytest.RunResult, reports: Reports) -> None:
@@ -128,6 +138,38 @@ def test_two_derivations_of_one_name_are_two_entries(pytester):
     assert reports.markdown.count("| ❌ fail | sq |") == 1 and reports.markdown.count("| ✅ pass | sq |") == 2
     # Each item has a node id of its own, so neither hides the other (the second is named by its variable).
     result.stdout.fnmatch_lines(["test_a.py::verigrad[[]sq[]] FAILED*", "test_a.py::verigrad[[]sq@second[]] PASSED*"])
+
+
+SKIPPED = """
+import pytest
+
+pytestmark = pytest.mark.skip(reason="not today")
+later = wrong("later")
+"""
+
+
+def test_entries_carry_node_ids_skipped_items_are_entries_and_junit_tells_same_names_apart(pytester):
+    project(pytester, test_a=SAME_NAME, test_c=SKIPPED)
+    result, reports = run(pytester, *FAST)
+    result.assert_outcomes(passed=1, failed=1, skipped=1)
+    ids = [(d["node_id"], d["binding"], d["status"]) for d in reports.doc["derivations"]]
+    assert ids == [
+        ("test_a.py::verigrad[sq]", "first", "fail"),
+        ("test_a.py::verigrad[sq@second]", "second", "pass"),
+        ("test_c.py::verigrad[later]", "later", "skip"),
+    ]
+    assert "not today" in reports.message("later")
+    cases = {(c.get("classname"), c.get("name")): c for c in reports.junit.iter("testcase")}
+    assert {("test_a.first", "sq[x]"), ("test_a.second", "sq[x]")} <= set(cases)
+    assert cases[("test_c.later", "later")].find("skipped") is not None
+    assert reports.junit.get("skipped") == "1" and reports.tally() == {"tests": 3, "failures": 1, "errors": 0}
+    assert "⏭️ skip | later" in reports.markdown
+
+    pytester.path.joinpath("test_a.py").unlink()  # nothing but the skipped item: no failure, no error, and no pass
+    result, reports = run(pytester, *FAST)
+    assert result.ret == 0 and reports.entries == [("later", "skip")]
+    headline = reports.markdown.splitlines()[0]
+    assert "⏭️ verigrad: 0 passed, 0 failed, 1 skipped" in headline, headline
 
 
 # --- 2. an exception escaping the check -----------------------------------------------------------------
@@ -376,7 +418,7 @@ def test_a_keyboard_interrupt_raised_by_user_code_is_that_derivation_s_error_and
     assert "KeyboardInterrupt" in reports.message("stopped")
 
 
-def test_skipped_and_deselected_derivations_are_not_checked_and_not_listed(pytester):
+def test_a_skipped_derivation_is_a_skip_entry_and_a_deselected_one_is_not_listed(pytester):
     conftest = """
     import pytest
 
@@ -388,7 +430,8 @@ def test_skipped_and_deselected_derivations_are_not_checked_and_not_listed(pytes
     result, reports = run(pytester, *FAST, "-k", "not other")
     result.assert_outcomes(passed=1, skipped=1, deselected=1)
     assert result.ret == 0
-    assert reports.entries == [("kept", "pass")]
+    assert reports.entries == [("kept", "pass"), ("skipped", "skip")]
+    assert reports.message("skipped") == "not today"
 
 
 def test_reports_are_written_for_a_green_run_and_every_view_agrees(pytester):

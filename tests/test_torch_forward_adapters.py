@@ -15,7 +15,7 @@ def _affine(backward) -> Derivation:
 
 
 def affine_backward_doubled_dw(dout, cache):
-    x, w, _ = cache
+    x, w, _b = cache
     dx = (dout @ w.T).reshape(x.shape)
     dw = 2 * x.reshape(x.shape[0], -1).T @ dout
     db = np.sum(dout, axis=0)

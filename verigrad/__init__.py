@@ -50,6 +50,17 @@ from verigrad.checks import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``gradcheck``, ``gradgradcheck``, ``GradcheckError``: torch.autograd.gradcheck's drop-in (checks/gradcheck.py),
+    imported on first use with torch."""
+    if name in ("gradcheck", "gradgradcheck", "GradcheckError"):
+        from verigrad.checks import gradcheck as module
+
+        return getattr(module, name)
+    raise AttributeError(f"module 'verigrad' has no attribute {name!r}")
+
+
 __all__ = [
     "NAMES",
     "REPORT_VERSION",
@@ -57,6 +68,7 @@ __all__ = [
     "Derivation",
     "DerivationError",
     "Diagnosis",
+    "GradcheckError",
     "GradientReport",
     "Kind",
     "Mode",
@@ -73,6 +85,8 @@ __all__ = [
     "check",
     "draw_point",
     "fixed",
+    "gradcheck",
+    "gradgradcheck",
     "integers",
     "one_hot",
     "orthogonal",

@@ -20,6 +20,7 @@ from verigrad.checks.report.model import (
     FAIL,
     PASS,
     REPORT_VERSION,
+    SKIP,
     Blame,
     Diagnosis,
     GradientReport,
@@ -33,6 +34,7 @@ from verigrad.checks.report.model import (
     Slip,
     Status,
     TraceStep,
+    plain_data,
 )
 from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
@@ -45,6 +47,7 @@ __all__ = [
     "KINDS",
     "PASS",
     "REPORT_VERSION",
+    "SKIP",
     "Blame",
     "Diagnosis",
     "GradientReport",
@@ -64,6 +67,7 @@ __all__ = [
     "deferred_interrupt",
     "detail_lines",
     "load_failure_report",
+    "plain_data",
     "print_run",
     "render",
     "report_path_problem",

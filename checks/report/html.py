@@ -59,7 +59,7 @@ _MARK = (60, 60, 60, 255)
 _BOX = (0, 0, 0, 255)
 _GRID = (225, 225, 225, 255)
 #: CSS class of each status (the stylesheet above names them).
-_STATUS_CLASS = {Status.PASS: "pass", Status.FAIL: "fail", Status.ERROR: "error"}
+_STATUS_CLASS = {Status.PASS: "pass", Status.FAIL: "fail", Status.ERROR: "error", Status.SKIP: "skip"}
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1d1d1f;background:#fff}
@@ -70,6 +70,7 @@ table{border-collapse:collapse;margin:8px 0} th,td{padding:3px 10px;border-botto
 td.num{text-align:right;font-family:ui-monospace,Menlo,Consolas,monospace}
 .badge{display:inline-block;padding:0 6px;border-radius:3px;font-size:12px;font-weight:600;color:#fff}
 .pass .badge,.badge.pass{background:#1a7f37} .fail .badge,.badge.fail{background:#cf222e} .error .badge,.badge.error{background:#9a6700}
+.skip .badge,.badge.skip{background:#6e7781}
 .sentence{font-size:15px;font-weight:600;margin:6px 0;white-space:pre-wrap}
 .maps{display:flex;flex-wrap:wrap;gap:22px;align-items:flex-start;margin:8px 0 4px}
 figure{margin:0;min-width:170px} figcaption{font-size:12.5px;margin-top:4px;max-width:300px}
@@ -358,6 +359,8 @@ def _derivation(k: int, r: Report, run_seed: int | None) -> str:
     parts = []
     if r.status == Status.ERROR and not r.failures:
         parts.append(f'<p class="sentence">could not be checked</p><pre>{esc(r.message or "(no message)")}</pre>')
+    if r.status == Status.SKIP:
+        parts.append(f'<p class="sentence">not checked: {esc(r.message or "skipped")}</p>')
     where = point_text(r, run_seed)
     if where and own_points(r):  # each failing gradient gives its own point below
         where = "first failure " + where

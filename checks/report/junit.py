@@ -1,5 +1,10 @@
 """The JUnit XML report: one testsuite, one testcase per derivation × gradient.
 
+A testcase's classname is the derivation's name and its name the gradient's parameter; for a pytest item (the
+plugin's report) the classname is its module's dotted path and the variable bound to it (``tests.test_power.power_2``)
+and the name the derivation's with the parameter (``power_2[w]``; the name alone for the derivation as a whole),
+so two derivations of one name are told apart.
+
 Built with ElementTree so that it is always well-formed; characters XML 1.0 cannot hold (most
 control characters, lone surrogates) are shown as escapes first, since ElementTree would write
 them as they are and no parser would read the file back.
@@ -76,7 +81,14 @@ def _body(r: Report, g: GradientReport | None, run_seed: int | None) -> str:
     return "\n".join(lines)
 
 
-def _case(suite: ET.Element, classname: str, name: str, seconds: float) -> ET.Element:
+def _case(suite: ET.Element, r: Report, param: str | None, seconds: float) -> ET.Element:
+    """The testcase of ``r``'s gradient of ``param`` (None: of the derivation as a whole)."""
+    path, sep, last = (r.node_id or "").partition("::")
+    if sep:  # a pytest item
+        classname = f"{path.removesuffix('.py').replace('/', '.')}.{r.binding or last}"
+        name = r.name if param is None else f"{r.name}[{param}]"
+    else:  # a derivation of ``verigrad check``, or a module that failed to collect
+        classname, name = r.name, WHOLE if param is None else param
     return ET.SubElement(suite, "testcase", classname=_xml(classname), name=_xml(name), time=f"{seconds:.3f}")
 
 
@@ -87,12 +99,13 @@ class _Tally:
     tests: int = 0
     failures: int = 0
     errors: int = 0
+    skipped: int = 0
     time: float = 0.0
 
 
 def _gradient_case(suite: ET.Element, r: Report, g: GradientReport, share: float, run_seed: int | None, tally: _Tally) -> None:
     """One gradient's testcase: a failure (typed by its diagnosis) or an error, with the body the other views show."""
-    case = _case(suite, r.name, g.param, share)
+    case = _case(suite, r, g.param, share)
     tally.tests += 1
     if g.status == Status.FAIL:
         tally.failures += 1
@@ -116,8 +129,13 @@ def _gradient_case(suite: ET.Element, r: Report, g: GradientReport, share: float
 def _derivation_cases(suite: ET.Element, r: Report, run_seed: int | None, tally: _Tally) -> None:
     """A derivation's testcases: one per gradient, and one for the derivation when it could not be checked at all."""
     tally.time += r.duration_s
+    if r.status == Status.SKIP:
+        tally.tests += 1
+        tally.skipped += 1
+        ET.SubElement(_case(suite, r, None, 0.0), "skipped", message=_xml(r.message or "skipped"))
+        return
     if r.status == Status.ERROR and not r.failures:
-        case = _case(suite, r.name, WHOLE, r.duration_s if not r.gradients else 0.0)
+        case = _case(suite, r, None, r.duration_s if not r.gradients else 0.0)
         tally.tests += 1
         tally.errors += 1
         ET.SubElement(case, "error", message=_xml(r.message or "could not be checked"), type=r.status).text = _xml(_body(r, None, run_seed))
@@ -142,7 +160,7 @@ def render_junit(run: RunReport) -> str:
         element.set("tests", str(tally.tests))
         element.set("failures", str(tally.failures))
         element.set("errors", str(tally.errors))
-        element.set("skipped", "0")
+        element.set("skipped", str(tally.skipped))
         element.set("time", f"{tally.time:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -32,7 +32,7 @@ from verigrad.checks.report.words import (
     window_lines,
 )
 
-_ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.ERROR: "⚠️"}
+_ICON = {Status.PASS: "✅", Status.FAIL: "❌", Status.ERROR: "⚠️", Status.SKIP: "⏭️"}
 #: Failures detailed at most; a pull-request comment has a size limit and the JSON report has the rest.
 MAX_DETAILS = 20
 #: Characters that would start markup; escaped with a backslash (valid for any ASCII punctuation).
@@ -120,7 +120,7 @@ def _derivation(r: Report, run_seed: int | None, budget: int) -> tuple[list[str]
         if separate:
             out += _point(gradient_point_text(r, g, run_seed), gradient_replay(g))
         budget -= 1
-    if r.status != Status.PASS and not separate:
+    if r.status in (Status.FAIL, Status.ERROR) and not separate:
         out += _point(point_text(r, run_seed), r.replay)
     return out, budget
 
@@ -149,8 +149,9 @@ def _warnings(run: RunReport) -> list[str]:
 
 def render_markdown(run: RunReport) -> str:
     """The run as a Markdown comment: headline, table, details of what failed (at most MAX_DETAILS), warnings."""
-    passed, failed, _ = counts(run)
-    icon = _ICON[Status.PASS] if run.passed else (_ICON[Status.FAIL] if failed else _ICON[Status.ERROR])
+    passed, failed, errors = counts(run)
+    worst = Status.FAIL if failed else Status.ERROR if errors or not run.reports else Status.SKIP  # not passed: why
+    icon = _ICON[Status.PASS] if run.passed else _ICON[worst]
     lines = [f"### {icon} verigrad: {summary_line(run)}", ""]
     about = []
     if run.seed is not None:

@@ -8,7 +8,8 @@ JSON schema (``REPORT_VERSION``), documented in the README:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -23,9 +24,10 @@ class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     ERROR = "error"  # could not be checked (the forward raised, is not deterministic, timed out, ...)
+    SKIP = "skip"  # not checked, on purpose: a skipped pytest item (the plugin's reports)
 
 
-PASS, FAIL, ERROR = Status.PASS, Status.FAIL, Status.ERROR
+PASS, FAIL, ERROR, SKIP = Status.PASS, Status.FAIL, Status.ERROR, Status.SKIP
 
 
 class Blame(StrEnum):
@@ -106,6 +108,44 @@ def _plain(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return _num(v)
     return v
+
+
+def plain_data(value: Any) -> Any:
+    """``value`` made of plain data only, as it crosses from a worker to the verdict process: None, bool, int,
+    float, str, lists, tuples and dicts of them, and arrays of numbers (bool, int, float). A dataclass becomes the
+    dict of its fields, a str, int or float of a subclass (a StrEnum member, say) its base value; an array of
+    anything else becomes None (its gradient's verdict already says what it holds), and any other object its
+    repr, so that nothing defined by the user's code is ever sent."""
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, np.ndarray):
+        return np.array(value, subok=False) if value.dtype.kind in "biuf" else None
+    if isinstance(value, np.generic):
+        return value.item() if value.dtype.kind in "biuf" else None
+    for base, exact in ((str, str.__str__), (int, int.__int__), (float, float.__float__)):
+        if isinstance(value, base):
+            return exact(value)  # the base type's own method: nothing of the subclass runs
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain_data(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {plain_data(k): plain_data(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        items = [plain_data(v) for v in value]
+        return tuple(items) if isinstance(value, tuple) else items
+    try:
+        return repr(value)
+    except Exception:  # user code: the object's __repr__
+        return f"<{type(value).__name__} object>"
+
+
+def _rebuilt(cls: type, plain: Mapping[str, Any], **convert: Callable[[Any], Any]) -> Any:
+    """An instance of the dataclass ``cls`` from ``plain_data`` of one, each field through its converter."""
+    same = lambda v: v
+    return cls(**{f.name: convert.get(f.name, same)(plain[f.name]) for f in fields(cls) if f.name in plain})
+
+
+def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda v: None if v is None else convert(v)
 
 
 @dataclass
@@ -256,6 +296,20 @@ class GradientReport:
             "trace": [t.to_dict() for t in self.trace],
         }
 
+    @classmethod
+    def from_plain(cls, plain: Mapping[str, Any]) -> GradientReport:
+        """The gradient's report from its ``plain_data`` (every field, the arrays included)."""
+        return _rebuilt(
+            cls,
+            plain,
+            status=Status,
+            blame=_optional(Blame),
+            problem=_optional(Problem),
+            diagnosis=_optional(lambda d: _rebuilt(Diagnosis, d, kind=Kind)),
+            slip=_optional(lambda d: _rebuilt(Slip, d)),
+            trace=lambda steps: [_rebuilt(TraceStep, t, mark=Mark) for t in steps],
+        )
+
 
 @dataclass
 class Report:
@@ -297,6 +351,10 @@ class Report:
     # The global random generators the code drew from ("numpy.random", "random", "torch"), each seeded from the
     # point's seed before every call (reference/_global_rng.py); each has its note in ``warnings``.
     global_generators: list[str] = field(default_factory=list)
+    # A pytest item's node id (``test_mine.py::verigrad[my_relu]``) and the module-level variable bound to the
+    # derivation (the plugin's reports; None under ``verigrad check``).
+    node_id: str | None = None
+    binding: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -309,6 +367,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "node_id": self.node_id,
+            "binding": self.binding,
             "status": self.status,
             "message": self.message,
             "shapes": dict(self.shapes),
@@ -331,6 +391,11 @@ class Report:
             "gradients": [g.to_dict() for g in self.gradients],
         }
 
+    @classmethod
+    def from_plain(cls, plain: Mapping[str, Any]) -> Report:
+        """The report a worker sent as ``plain_data(report)``: the same report, rebuilt in the verdict process."""
+        return _rebuilt(cls, plain, status=Status, mode=Mode, gradients=lambda gs: [GradientReport.from_plain(g) for g in gs])
+
 
 @dataclass
 class RunReport:
@@ -342,7 +407,9 @@ class RunReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.reports) and all(r.passed for r in self.reports)
+        """Something was checked, and nothing failed or could not be checked (skipped entries aside)."""
+        checked = [r for r in self.reports if r.status != SKIP]
+        return bool(checked) and all(r.passed for r in checked)
 
     def to_dict(self) -> dict[str, Any]:
         return {

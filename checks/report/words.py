@@ -218,16 +218,18 @@ def figures_replay(r: Report, g: GradientReport) -> str | None:
 
 
 def counts(run: RunReport) -> tuple[int, int, int]:
-    """(passed, failed, could not be checked) derivations."""
+    """(passed, failed, could not be checked) derivations; skipped ones are none of these."""
     passed = sum(r.status == Status.PASS for r in run.reports)
     failed = sum(r.status == Status.FAIL for r in run.reports)
-    return passed, failed, len(run.reports) - passed - failed
+    skipped = sum(r.status == Status.SKIP for r in run.reports)
+    return passed, failed, len(run.reports) - passed - failed - skipped
 
 
 def summary_line(run: RunReport) -> str:
-    """``N passed, N failed`` (``, N errors`` when there are any): the line CI reads."""
+    """``N passed, N failed`` (``, N errors``, ``, N skipped`` when there are any): the line CI reads."""
     passed, failed, errors = counts(run)
-    return f"{passed} passed, {failed} failed" + (f", {errors} errors" if errors else "")
+    skipped = sum(r.status == Status.SKIP for r in run.reports)
+    return f"{passed} passed, {failed} failed" + (f", {errors} errors" if errors else "") + (f", {skipped} skipped" if skipped else "")
 
 
 def warnings_of(r: Report) -> list[tuple[str | None, str]]:

@@ -2,8 +2,8 @@
 
 Known failures live in hypothesis's ``DirectoryBasedExampleDatabase`` under ``.hypothesis/verigrad``,
 one key per derivation: the bytes of its identity (the target it was loaded from, its name, and
-where its forward and gradients are defined), so two derivations — also two of one name in
-different files — never share an entry. An entry is the counterexample's replay spec
+where its forward and gradients are defined, a lambda by its line and column), so two derivations — also
+two of one name in different files, or two written with lambdas in one file — never share an entry. An entry is the counterexample's replay spec
 (``N=1,D=2,seed=7``, checks/search/replay.py): sizes and a point seed, from which the point is
 drawn again exactly (with its hyperparameters, data and forward seed where the derivation has them:
 an entry whose values the derivation's grids or data no longer allow is deleted). The search hands
@@ -48,10 +48,17 @@ def wanted(database: bool | None, seed: int | None) -> bool:
 
 
 def _where(fn: Any) -> str:
+    """Where ``fn`` is written: module, qualified name and file; for a lambda also its line and column, since
+    every lambda of a module has the same qualified name."""
     code = getattr(fn, "__code__", None)
     module = getattr(fn, "__module__", None) or type(fn).__module__
     name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    return f"{module}.{name}@{os.path.abspath(code.co_filename) if code is not None else ''}"
+    where = f"{module}.{name}@{os.path.abspath(code.co_filename) if code is not None else ''}"
+    if code is not None and name.endswith("<lambda>"):
+        # The first instruction with a column (the one before it, RESUME, has column 0 on every line).
+        line, column = next(((p[0], p[2]) for p in code.co_positions() if p[2]), (code.co_firstlineno, 0))
+        where += f":{line}:{column}"
+    return where
 
 
 def derivation_key(derivation: Derivation, target: str | None) -> bytes:

@@ -131,8 +131,18 @@ def _path_word(text: str) -> str:
     return _quoted(f"./{text}" if text.startswith("-") else text)
 
 
-def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[str, Any], seed: int) -> str:
-    """The command line that re-checks exactly this point (a built-in is named; a file is ``<file.py>`` if unknown)."""
+def replay_command(
+    derivation: Derivation,
+    target: str | None,
+    sizes: Mapping[str, Any],
+    seed: int,
+    *,
+    mode: str = "auto",
+    include_kinks: bool = False,
+    device: str = "cpu",
+) -> str:
+    """The command line that re-checks exactly this point (a built-in is named; a file is ``<file.py>`` if unknown),
+    with every option that changes the verdict there: ``--mode``, ``--include-kinks`` (the point drawn), ``--device``."""
     if target is None:
         try:
             target = derivation.name if builtin(derivation.name) is derivation else None
@@ -142,7 +152,10 @@ def replay_command(derivation: Derivation, target: str | None, sizes: Mapping[st
     # --only=NAME: a name beginning with "-" would otherwise be read as an option.
     name = derivation.name
     pick = "" if target == name else f" --only={_quoted(name)}" if name.startswith("-") else f" --only {_quoted(name)}"
-    return f"verigrad check {where}{pick} --replay {_spec_word(replay_spec(sizes, seed))}"
+    verdict = "" if mode == "auto" else f" --mode {_quoted(mode)}"
+    verdict += " --include-kinks" if include_kinks else ""
+    verdict += "" if device == "cpu" else f" --device {_quoted(device)}"
+    return f"verigrad check {where}{pick}{verdict} --replay {_spec_word(replay_spec(sizes, seed))}"
 
 
 def _spec_word(spec: str) -> str:

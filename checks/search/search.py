@@ -114,6 +114,11 @@ class Run:
     how: Method
     started: float
 
+    def replay(self, point: Point) -> str:
+        """The command that replays ``point`` as this run checked it: its mode, kinks and device carried."""
+        how = {"mode": self.how.mode, "include_kinks": self.include_kinks, "device": self.how.device}
+        return replay_command(self.derivation, self.target, spec_of(point), point.seed, **how)
+
     def refuse(self, message: str) -> Report:
         return Report(name=self.derivation.name, status=Status.ERROR, message=message, target=self.target, seed=self.seed)
 
@@ -163,7 +168,7 @@ def _found_at(run: Run, point: Point, failing: Sequence[GradientReport]) -> str 
     """Each of the ``failing`` gradients found at ``point`` gets it as its counterexample; the replay command."""
     if point.seed is None:
         return None
-    replay = replay_command(run.derivation, run.target, spec_of(point), point.seed)
+    replay = run.replay(point)
     for g in failing:
         g.counterexample = {**counterexample_of(point), "replay": replay}
     return replay
@@ -394,7 +399,7 @@ def _show_most_demanding(run: Run, report: Report, coverage: Coverage) -> None:
             continue
         kept, point = best
         if point is not None and point.seed is not None:
-            replay = replay_command(run.derivation, run.target, spec_of(point), point.seed)
+            replay = run.replay(point)
             kept.figures_at = {**counterexample_of(point), "replay": replay}
         shown.append(kept)
     report.gradients = shown

@@ -3,6 +3,7 @@ whether it wrote into its arguments."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,18 +50,22 @@ def check_inputs(derivation: Derivation, point: Point) -> str | None:
 
 @dataclass(frozen=True)
 class Unreadable:
-    """A returned gradient NumPy cannot read as an array (a ragged list, a torch tensor that requires
-    grad, an object whose ``__array__`` raises): the exception, in one line."""
+    """A returned gradient NumPy cannot read as an array (a ragged list, a torch tensor on a GPU, an
+    object whose ``__array__`` raises): the exception, in one line."""
 
     reason: str
 
 
 def readable(value: Any) -> Any:
     """``value`` as a NumPy array (None stays None: no entry), or ``Unreadable`` saying why it is not one.
-    The only place returned gradient values are converted, so that every path judges the same arrays."""
+    The only place returned gradient values are converted, so that every path judges the same arrays.
+    A torch tensor is read detached: that it still requires grad says nothing about its values."""
     if value is None:
         return None
+    torch = sys.modules.get("torch")  # a tensor can only come from a process that imported torch
     try:
+        if torch is not None and isinstance(value, torch.Tensor):
+            value = value.detach()
         return np.asarray(value)
     except Exception as e:  # user code: the object's __array__, __len__ or __getitem__
         text = str(e).strip().splitlines()

@@ -1,0 +1,221 @@
+"""``verigrad.gradcheck`` and ``verigrad.gradgradcheck``: torch.autograd.gradcheck's signatures, this harness's verdict.
+
+A test that calls ``torch.autograd.gradcheck(func, inputs)`` switches by changing its import. What is checked:
+
+* the backward of ``func`` (a custom ``torch.autograd.Function``'s, or any graph's) is the hand-derived
+  gradient: f = Σ_k ⟨G_k, out_k⟩ over the differentiable outputs, with fixed random G_k (seed 0), and
+  ∂f/∂input by ``torch.autograd.grad`` through ``func`` — one vector-Jacobian product per input instead
+  of torch's whole Jacobian, which a wrong entry of the Jacobian changes just the same (almost surely);
+* against central finite differences of f with the error model of reference/_fd.py at ``inputs``,
+  every entry, kinks found per entry (checks/verdict/judge.py, the ``graph`` blame: autograd is the
+  backward under test, so finite differences decide);
+* ``gradgradcheck``: the backward's own backward, as torch defines it — ``gradcheck`` of
+  (inputs, grad_outputs) ↦ ∂⟨grad_outputs, func(inputs)⟩/∂inputs with ``create_graph=True``.
+
+Tolerances. The error model decides. ``atol=``/``rtol=`` given by the caller can only loosen a failure:
+an entry the error model rejects passes when |backward − reference| ≤ atol + rtol·|reference| (torch's
+rule), and the message says that the caller's tolerance decided. ``eps=`` is accepted and not used: the
+steps are sized per entry by the error model. Every other keyword of torch's is accepted; the checks
+that have no counterpart here (``check_forward_ad``, ``check_batched_grad``, ``fast_mode`` and the like)
+are named in a warning when asked for. Complex inputs or outputs are refused with one line.
+
+The failure raises ``GradcheckError``, a ``torch.autograd.gradcheck.GradcheckError``, with this harness's
+words: which output and input, the entries, the diagnosis and the worst entry (``raise_exception=False``:
+returns False).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.autograd.gradcheck import GradcheckError as TorchGradcheckError
+
+from verigrad.analytic import Derivation
+from verigrad.checks.assertion import failure_text
+from verigrad.checks.report import FAIL, PASS, Report
+from verigrad.checks.search import check
+
+__all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
+
+#: The seed of the upstream gradients G_k that make the outputs one scalar f.
+UPSTREAM_SEED = 0
+#: Keywords of torch's whose checks have no counterpart here: asking for them gets a warning naming them.
+NOT_CHECKED = ("check_forward_ad", "check_batched_grad", "check_batched_forward_grad", "check_grad_dtypes", "fast_mode", "masked")
+
+
+class GradcheckError(TorchGradcheckError):
+    """A backward that is not the gradient of its function: torch's error type, this harness's message."""
+
+
+def _tuple(x: Any) -> tuple[Any, ...]:
+    return tuple(x) if isinstance(x, tuple | list) else (x,)
+
+
+def _title(func: Callable[..., Any]) -> str:
+    owner = getattr(func, "__self__", None)  # Square.apply: the Function's name, not "Function.apply"
+    if isinstance(owner, type):
+        return f"{owner.__name__}.{func.__name__}"
+    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
+
+
+def _headline(problem: _Problem, report: Report) -> str:
+    """Which outputs were contracted, and which inputs' backward is wrong, in torch's terms."""
+    wrong = ", ".join(f"input {problem.names[g.param]} ({g.mismatches} of {g.entries} entries)" for g in report.failures)
+    outs = ", ".join(map(str, problem.outs))
+    return (f"verigrad.gradcheck: the backward of {_title(problem.func)} is not the gradient of its function with respect to {wrong}; "
+            f"output(s) {outs} contracted with fixed random upstream gradients (seed {UPSTREAM_SEED}), judged against finite differences")
+
+
+class _Problem:
+    """The function under check, taken apart: which inputs and outputs are differentiable, and the G_k."""
+
+    def __init__(self, func: Callable[..., Any], inputs: Sequence[Any]) -> None:
+        self.func, self.inputs = func, list(inputs)
+        self.wrt = [i for i, x in enumerate(self.inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
+        if not self.wrt:
+            raise ValueError("gradcheck: no input tensor requires grad; give at least one with requires_grad=True")
+        for i in self.wrt:
+            if self.inputs[i].is_complex() or not self.inputs[i].is_floating_point():
+                raise ValueError(f"gradcheck: input {i} has dtype {self.inputs[i].dtype}; only real floating inputs are checked here")
+        outs = _tuple(func(*[x.detach().requires_grad_(True) if i in self.wrt else x for i, x in enumerate(self.inputs)]))
+        self.outs = [k for k, o in enumerate(outs) if isinstance(o, torch.Tensor) and o.requires_grad and o.is_floating_point()]
+        for k, o in enumerate(outs):
+            if isinstance(o, torch.Tensor) and o.is_complex():
+                raise ValueError(f"gradcheck: output {k} is complex ({o.dtype}); only real outputs are checked here")
+        rng = np.random.default_rng(UPSTREAM_SEED)
+        self.upstream = {k: rng.standard_normal(tuple(outs[k].shape)) for k in self.outs}
+        self.names = {f"input{i}": i for i in self.wrt}
+
+    def objective(self, params: dict[str, Any]) -> Any:
+        """f = Σ_k ⟨G_k, out_k⟩ with the inputs of ``params`` (in their own dtype and device), as a float64 scalar."""
+        args = list(self.inputs)
+        for name, i in self.names.items():
+            args[i] = params[name].to(dtype=self.inputs[i].dtype, device=self.inputs[i].device)
+        outs = _tuple(self.func(*args))
+        f = sum((torch.as_tensor(self.upstream[k], dtype=outs[k].dtype, device=outs[k].device) * outs[k]).sum() for k in self.outs)
+        return torch.as_tensor(0.0, dtype=torch.float64) if isinstance(f, int) else f.to(torch.float64).cpu()
+
+    def forward(self, xp: Any, **params: Any) -> Any:
+        return self.objective(params)
+
+    def gradients(self, **params: np.ndarray) -> dict[str, np.ndarray]:
+        """∂f/∂input through ``func``'s backward, in each input's own dtype (None as zeros)."""
+        leaves = {n: torch.tensor(v, dtype=self.inputs[i].dtype, device=self.inputs[i].device, requires_grad=True) for n, v in params.items()
+                  for i in [self.names[n]]}
+        f = self.objective(leaves)
+        grads = torch.autograd.grad(f, list(leaves.values()), allow_unused=True) if f.requires_grad else [None] * len(leaves)
+        return {n: (np.zeros(t.shape) if g is None else g.detach().cpu().numpy()) for (n, t), g in zip(leaves.items(), grads, strict=True)}
+
+    def derivation(self) -> Derivation:
+        shapes = {n: tuple(int(d) for d in self.inputs[i].shape) or () for n, i in self.names.items()}
+        return Derivation(name=f"gradcheck {_title(self.func)}", shapes=shapes, forward=self.forward, gradients=self.gradients,
+                          namespaces=("torch",))
+
+    def point(self) -> dict[str, np.ndarray]:
+        return {n: self.inputs[i].detach().cpu().to(torch.float64).numpy().copy() for n, i in self.names.items()}
+
+
+def _loosened(report: Report, atol: float | None, rtol: float | None) -> bool:
+    """Whether the caller's atol/rtol accept every entry the error model rejected (torch's rule per entry)."""
+    if report.status != FAIL or (atol is None and rtol is None):
+        return False
+    a_tol, r_tol = atol or 0.0, rtol or 0.0
+    for g in report.failures:
+        if g.analytic is None or g.reference is None:
+            return False
+        a, r = np.asarray(g.analytic, dtype=np.float64), np.asarray(g.reference, dtype=np.float64)
+        if a.shape != r.shape or not np.all(np.abs(a - r) <= a_tol + r_tol * np.abs(r)):
+            return False
+    return True
+
+
+def _unchecked(options: dict[str, Any]) -> None:
+    asked = [k for k in NOT_CHECKED if options.get(k)]
+    if asked:
+        warnings.warn(f"verigrad.gradcheck does not perform {', '.join(asked)}: the backward is checked against finite differences only",
+                      stacklevel=3)
+
+
+def gradcheck(
+    func: Callable[..., Any],
+    inputs: Any,
+    *,
+    eps: float = 1e-6,
+    atol: float | None = None,
+    rtol: float | None = None,
+    raise_exception: bool = True,
+    nondet_tol: float = 0.0,
+    check_undefined_grad: bool = True,
+    check_grad_dtypes: bool = False,
+    check_batched_grad: bool = False,
+    check_batched_forward_grad: bool = False,
+    check_forward_ad: bool = False,
+    check_backward_ad: bool = True,
+    fast_mode: bool = False,
+    masked: bool | None = None,
+) -> bool:
+    """True when ``func``'s backward is the gradient of ``func`` at ``inputs``; else ``GradcheckError`` (or False)."""
+    _unchecked({"check_forward_ad": check_forward_ad, "check_batched_grad": check_batched_grad, "fast_mode": fast_mode,
+                "check_batched_forward_grad": check_batched_forward_grad, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
+    if not check_backward_ad:
+        return True
+    problem = _Problem(func, _tuple(inputs))
+    report = check(problem.derivation(), at=problem.point(), database=False)
+    if report.status == PASS:
+        return True
+    if _loosened(report, atol, rtol):
+        warnings.warn(f"verigrad.gradcheck: the error model rejects {report.name}'s backward; the given atol={atol}, rtol={rtol} accept it",
+                      stacklevel=2)
+        return True
+    if not raise_exception:
+        return False
+    raise GradcheckError(_headline(problem, report) + "\n" + failure_text(report))
+
+
+def gradgradcheck(
+    func: Callable[..., Any],
+    inputs: Any,
+    grad_outputs: Any = None,
+    *,
+    eps: float = 1e-6,
+    atol: float | None = None,
+    rtol: float | None = None,
+    gen_non_contig_grad_outputs: bool = False,
+    raise_exception: bool = True,
+    nondet_tol: float = 0.0,
+    check_undefined_grad: bool = True,
+    check_grad_dtypes: bool = False,
+    check_batched_grad: bool = False,
+    check_fwd_over_rev: bool = False,
+    check_rev_over_rev: bool = True,
+    fast_mode: bool = False,
+    masked: bool = False,
+) -> bool:
+    """``gradcheck`` of the backward itself: (inputs, grad_outputs) ↦ ∂⟨grad_outputs, func(inputs)⟩/∂inputs."""
+    if not check_rev_over_rev:
+        return True
+    inputs = _tuple(inputs)
+    wrt = [i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
+    outs = [o for o in _tuple(func(*inputs)) if isinstance(o, torch.Tensor) and o.requires_grad and o.is_floating_point()]
+    if grad_outputs is None:
+        gen = torch.Generator().manual_seed(UPSTREAM_SEED)
+        grad_outputs = [torch.randn(o.shape, generator=gen, dtype=o.dtype).to(o.device) for o in outs]
+    grad_outputs = [g.detach().requires_grad_(True) for g in _tuple(grad_outputs)]
+    n = len(inputs)
+
+    def backward_of(*args: Any) -> tuple[Any, ...]:
+        # Evaluated for its value alone (finite differences), an input is a fresh leaf: the backward needs a graph.
+        args = tuple(x.detach().requires_grad_(True) if i in wrt and not x.requires_grad else x for i, x in enumerate(args))
+        with torch.enable_grad():
+            outs_now = [o for o in _tuple(func(*args[:n])) if isinstance(o, torch.Tensor) and o.requires_grad and o.is_floating_point()]
+            grads = torch.autograd.grad(outs_now, [args[i] for i in wrt], args[n:], create_graph=True, allow_unused=True)
+        return tuple(g for g in grads if g is not None)
+
+    backward_of.__qualname__ = f"backward of {_title(func)}"
+    return gradcheck(backward_of, (*inputs, *grad_outputs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
+                     nondet_tol=nondet_tol, check_undefined_grad=check_undefined_grad, check_grad_dtypes=check_grad_dtypes,
+                     check_batched_grad=check_batched_grad, check_forward_ad=check_fwd_over_rev, fast_mode=fast_mode, masked=masked)

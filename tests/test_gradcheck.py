@@ -1,0 +1,103 @@
+"""verigrad.gradcheck / gradgradcheck: torch's signatures, this harness's verdict (a test switches by its import)."""
+
+import sys
+import warnings
+
+import pytest
+import torch
+
+from verigrad import gradcheck, gradgradcheck
+
+TorchGradcheckError = sys.modules["torch.autograd.gradcheck"].GradcheckError
+
+
+class Square(torch.autograd.Function):
+    """(x w)², with a hand-written backward."""
+
+    @staticmethod
+    def forward(ctx, x, w):
+        ctx.save_for_backward(x, w)
+        return (x @ w) ** 2
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        dh = 2 * (x @ w) * g
+        return dh @ w.T, x.T @ dh
+
+
+class OneEntryOff(Square):
+    """∂/∂w wrong by 1% at one entry."""
+
+    @staticmethod
+    def backward(ctx, g):
+        dx, dw = Square.backward(ctx, g)
+        dw = dw.clone()
+        dw[0, 0] *= 1.01
+        return dx, dw
+
+
+class FirstOrderOnly(Square):
+    """Right values, but h taken out of the graph: its own backward misses the second-order term."""
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        dh = 2 * (x @ w).detach() * g
+        return dh @ w.T, x.T @ dh
+
+
+def _inputs(seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.randn(3, 4, generator=gen, dtype=dtype, requires_grad=True), torch.randn(4, 2, generator=gen, dtype=dtype, requires_grad=True))
+
+
+def test_a_right_backward_passes():
+    assert gradcheck(Square.apply, _inputs()) is True
+
+
+def test_a_wrong_entry_raises_torchs_error_type_with_the_entry_and_the_function_named():
+    with pytest.raises(TorchGradcheckError) as info:
+        gradcheck(OneEntryOff.apply, _inputs())
+    text = str(info.value)
+    assert "backward of OneEntryOff.apply" in text and "input 1 (1 of 8 entries)" in text
+    assert "worst entry input1[0, 0]" in text and "torch.autograd.Function OneEntryOff" in text
+    assert gradcheck(OneEntryOff.apply, _inputs(), raise_exception=False) is False
+
+
+def test_a_callers_tolerance_can_only_loosen_and_says_so():
+    with pytest.warns(UserWarning, match="accept it"):
+        assert gradcheck(OneEntryOff.apply, _inputs(), rtol=0.05) is True
+    assert gradcheck(OneEntryOff.apply, _inputs(), rtol=1e-4, raise_exception=False) is False
+
+
+def test_a_relu_at_an_exact_tie_is_a_kink_not_a_mismatch():
+    x = torch.tensor([0.0, 1.5, -2.0, 0.3], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(torch.relu, (x,), raise_exception=False) is False  # 0.5 against 0 at the tie
+    assert gradcheck(torch.relu, (x,)) is True
+
+
+def test_outputs_that_are_not_differentiable_are_left_out():
+    def with_index(x):
+        return x.exp(), torch.argmax(x)
+
+    assert gradcheck(with_index, (torch.randn(5, dtype=torch.float64, requires_grad=True),)) is True
+
+
+def test_complex_inputs_are_refused_in_one_line():
+    z = torch.randn(3, dtype=torch.complex128, requires_grad=True)
+    with pytest.raises(ValueError, match=r"input 0 has dtype torch\.complex128"):
+        gradcheck(torch.sin, (z,))
+
+
+def test_checks_without_a_counterpart_are_named_in_a_warning():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert gradcheck(Square.apply, _inputs(), check_forward_ad=True, fast_mode=True) is True
+    assert any("check_forward_ad, fast_mode" in str(w.message) for w in seen)
+
+
+def test_gradgradcheck_passes_a_differentiable_backward_and_catches_a_missing_second_order_term():
+    assert gradgradcheck(Square.apply, _inputs()) is True
+    assert torch.autograd.gradgradcheck(FirstOrderOnly.apply, _inputs(), raise_exception=False) is False
+    assert gradgradcheck(FirstOrderOnly.apply, _inputs(), raise_exception=False) is False
