@@ -23,6 +23,7 @@ from ._draws import Draw, orthogonal, positive, simplex, spd
 from ._hyper import FORWARD_SEED, Setting, bind, configure, literal_text
 from ._outputs import flat_grad_output
 from ._registry import NAMES, builtin, builtins
+from ._tree import flat_at
 
 __all__ = [
     "DEFAULT_DIM_RANGE",
@@ -41,6 +42,7 @@ __all__ = [
     "configure",
     "dim_value",
     "fixed",
+    "flat_at",
     "flat_grad_output",
     "hyper_value",
     "integers",

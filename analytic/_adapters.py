@@ -27,12 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._outputs import standing_for
+from ._tree import GRADIENT_NAMES
 from ._validate import DerivationError
 
 __all__ = ["from_forward_backward", "from_layer", "from_loss"]
-
-#: Attribute names a layer's backward may leave a parameter P's gradient in, tried in this order.
-GRADIENT_ATTRIBUTES = ("d{}", "grad_{}", "{}_grad", "d_{}")
 
 
 class AdapterError(ValueError):
@@ -131,7 +129,10 @@ def _split(fn_name: str, returned: Any, outputs: int, what: str) -> tuple[list[A
 
 
 def _gradient_tuple(fn_name: str, returned: Any, params: Sequence[str]) -> dict[str, Any]:
-    """``{param: array}`` from the tuple a backward returned in the order of ``params``; AdapterError otherwise."""
+    """``{param: array}`` from the tuple a backward returned in the order of ``params``, or the dict it returned as it
+    is (its keys read by the naming rule, analytic/_tree.py); AdapterError otherwise."""
+    if isinstance(returned, Mapping):
+        return dict(returned)
     if len(params) == 1 and not isinstance(returned, tuple | list):
         returned = (returned,)
     if not isinstance(returned, tuple | list) or len(returned) != len(params):
@@ -147,29 +148,48 @@ def _check_outputs(name: str, outputs: object) -> int:
     return outputs
 
 
+def _check_differentiated(name: str, differentiated: object, outputs: int) -> list[int]:
+    """The outputs the backward takes an upstream gradient for (default: all), by their index in the forward's return."""
+    if differentiated is None:
+        return list(range(outputs))
+    given = list(differentiated) if isinstance(differentiated, tuple | list) else [differentiated]
+    ok = given and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < outputs for i in given)
+    if not ok or len(set(given)) != len(given):
+        raise DerivationError(
+            name,
+            f"differentiated= must name distinct outputs among 0..{outputs - 1} (the forward returns {outputs} before its cache),"
+            f" got {differentiated!r}",
+        )
+    return given
+
+
 def from_forward_backward(cls: type, name: str, forward: Callable[..., Any], backward: Callable[..., Any], *, shapes: Mapping[str, Any],
                           data: Mapping[str, Any] | None = None, hyper: Mapping[str, Any] | None = None, outputs: int = 1,
-                          **options: Any) -> Any:
-    """A Derivation of ``forward(...) -> (out..., cache)`` and ``backward(dout..., cache) -> (dparam, ...)``."""
+                          differentiated: Sequence[int] | None = None, **options: Any) -> Any:
+    """A Derivation of ``forward(...) -> (out..., cache)`` and ``backward(dout..., cache) -> (dparam, ...)`` (or a dict
+    of gradients in the code's own names, ``{"dxt": ..., "dWax": ...}``). ``differentiated=(0,)``: of the forward's
+    outputs, those the backward takes an upstream gradient for, in its order (``(a_next, yt_pred, cache)`` and
+    ``backward(da_next, cache)``); the others (a prediction beside the state) are not part of the objective."""
     for role, fn in (("forward", forward), ("backward", backward)):
         if not callable(fn):
             raise DerivationError(name, f"{role} must be callable, got {type(fn).__name__}")
     outputs = _check_outputs(name, outputs)
+    chosen = _check_differentiated(name, differentiated, outputs)
     taken = _bind(name, forward, f"forward {_title(forward)}", _declared(shapes, data, hyper), all_declared=True)
     params, f_name, b_name = list(shapes), _title(forward), _title(backward)
     what = "(out, cache)" if outputs == 1 else f"({', '.join(f'out{i + 1}' for i in range(outputs))}, cache)"
-    b_taken = _by_name(backward, outputs + 1, _declared({}, data, hyper))
+    b_taken = _by_name(backward, len(chosen) + 1, _declared({}, data, hyper))
 
     def run(kwargs: Mapping[str, Any]) -> tuple[list[Any], Any]:
         return _split(f_name, forward(**_pick(kwargs, taken)), outputs, what)
 
     def adapted_forward(xp: Any, **kwargs: Any) -> Any:
         outs, _ = run(kwargs)
-        return outs[0] if outputs == 1 else tuple(outs)
+        return outs[chosen[0]] if len(chosen) == 1 else tuple(outs[i] for i in chosen)
 
     def adapted_gradients(grad_output: Any, **kwargs: Any) -> dict[str, Any]:
         _, cache = run(kwargs)
-        douts = [grad_output] if outputs == 1 else list(grad_output)
+        douts = [grad_output] if len(chosen) == 1 else list(grad_output)
         return _gradient_tuple(b_name, backward(*douts, cache, **_pick(kwargs, b_taken)), params)
 
     return cls(name=name, shapes=shapes, forward=standing_for(adapted_forward, forward, own_signature=True),
@@ -215,10 +235,10 @@ def _method(layer: Any, method: str) -> Callable[..., Any]:
 
 def _attribute_gradient(obj: Any, param: str, where: str | Callable[[Any], Any] | None, layer_name: str) -> Any:
     """The gradient of ``param`` the layer's backward left on ``obj``: where ``grads=`` says, else the first of
-    GRADIENT_ATTRIBUTES present; AdapterError naming what was looked for."""
+    GRADIENT_NAMES (analytic/_tree.py) present; AdapterError naming what was looked for."""
     if callable(where):
         return where(obj)
-    tried = [where] if where else [pattern.format(param) for pattern in GRADIENT_ATTRIBUTES]
+    tried = [where] if where else [pattern.format(param) for pattern in GRADIENT_NAMES]
     for attr in tried:
         if hasattr(obj, attr):
             return getattr(obj, attr)

@@ -13,6 +13,7 @@ from ._draws import check_draws, wrap_draws
 from ._hyper import SEED_ARG, check_inputs, dims_named, space_of
 from ._outputs import check_namespaces, output_parts, wrap_forward
 from ._torch_function import function_gradients, is_torch_function
+from ._tree import by_leaf, check_tree
 from ._validate import (
     DEFAULT_DIM_RANGE,
     RESERVED_DIM,
@@ -24,7 +25,6 @@ from ._validate import (
     check_name,
     check_output,
     check_ranges,
-    check_shapes,
     check_signatures,
     dim_names,
     names_argument,
@@ -43,7 +43,10 @@ class Derivation:
                  (``"N"``), a fixed int, or an expression of names (``"H-2"``, ``"4*H"``,
                  ``"(H+2*P-K)//S+1"``: ints, + - * //, parentheses). The names are the free
                  dims, drawn and shrunk by the search; an expression dim is computed from them,
-                 and the free dims are drawn so that every dim is >= 1.
+                 and the free dims are drawn so that every dim is >= 1. A parameter may be a dict,
+                 list or tuple of shapes (``{"parameters": {"Wax": ("n_a", "n_x"), ...}}``): each
+                 leaf is a parameter named by its path (``parameters["Wax"]``), and the user's calls
+                 are handed the structure (analytic/_tree.py).
       forward    ``forward(xp, **params)``: the objective, written once against the array
                  namespace ``xp`` (NumPy or torch). A scalar, or an array of shape ``output``.
       gradients  ``gradients(**params)`` (plus ``grad_output=G`` for a layer) returning
@@ -63,7 +66,9 @@ class Derivation:
                  the forward), and ``grad_output`` comes in the same structure, each part drawn at
                  random: f = Σ_k ⟨G_k, out_k⟩ (analytic/_outputs.py).
       check      the parameters whose gradients are checked (default: all). Parameters not
-                 listed are still drawn and passed; their gradients may be omitted.
+                 listed are still drawn and passed; their gradients may be omitted. A leaf of a
+                 structure is named by its path (``("parameters", "Wax")`` or its name), a whole
+                 structure by its name; so are the keys of ``ranges`` and ``draws``.
       ranges     ``{param: (low, high)}``: draw that parameter uniformly in the range
                  (e.g. positive values for a log). Default: standard normal.
       draws      ``{param: positive() | spd() | simplex() | orthogonal()}``: draw that parameter
@@ -103,6 +108,10 @@ class Derivation:
                  example, the same int in every call there, so a random forward (dropout) is a
                  function of the parameters at a point. Replayed with it (``forward_seed=`` in a
                  replay spec; ``seed=`` at ``at=``, default 0).
+      grad_names ``{returned key: path}``: where a returned gradient goes when its key is neither a
+                 parameter's name, a leaf's, nor found by the naming rule (``dWax`` for
+                 ``parameters["Wax"]``, ``dxt`` for ``xt``: analytic/_tree.py); a path is a tuple of
+                 keys (``("weights", 0)``), a leaf's name or a parameter's.
       The hyperparameters, data and seed of a counterexample are in every report and in its replay
       command (``--replay "N=2,C=3,mode='train',y=[2,0],forward_seed=5,seed=7"``).
 
@@ -131,6 +140,7 @@ class Derivation:
     hyper: Mapping[str, Sequence[Any]] = field(default_factory=dict)  # hyperparameter grids: analytic/_hyper.py
     seed: bool = False
     draws: Mapping[str, Any] = field(default_factory=dict)  # parameters drawn through a transform: analytic/_draws.py
+    grad_names: Mapping[str, Any] | None = field(default=None, repr=False)  # returned key -> path: analytic/_tree.py
     hyper_dims: tuple[str, ...] = field(default=(), init=False, repr=False)  # the hyperparameters dims name
     hyper_configs: tuple[Mapping[str, int], ...] = field(default=(), init=False, repr=False)  # their values some sizes allow
     bound: Any = field(default=None, init=False, repr=False)  # a bound derivation's Setting (analytic/_hyper.py)
@@ -138,11 +148,14 @@ class Derivation:
     torch_function: Any = field(default=None, init=False, repr=False)
     layer: bool = field(default=False, init=False, repr=False)
     space: SizeSpace = field(default=None, init=False, repr=False)  # type: ignore[assignment]
+    tree: Any = field(default=None, init=False, repr=False)  # the parameters' structures: analytic/_tree.py
 
     def __post_init__(self) -> None:
         name = check_name(self.name)
         object.__setattr__(self, "name", name)
-        shapes = check_shapes(name, self.shapes)
+        shapes, tree = check_tree(name, self.shapes, self.grad_names)  # every leaf of a dict/list/tuple parameter
+        object.__setattr__(self, "tree", tree)
+        roots = list(tree.skeletons)
         object.__setattr__(self, "shapes", shapes)
         check_inputs(self, name)  # data=, hyper=, seed=
         declared = dims_named(self, list(shapes.values())) | set(self.hyper)
@@ -155,13 +168,17 @@ class Derivation:
         layer = self.output is not None or (callable(self.gradients) and names_argument(self.gradients, "grad_output"))
         object.__setattr__(self, "layer", layer)
         if is_torch_function(self.gradients):
+            if tree.nested:
+                raise DerivationError(name, "a torch.autograd.Function's apply takes arrays; for a dict or list parameter write gradients(...)")
             object.__setattr__(self, "torch_function", self.gradients)
             object.__setattr__(self, "gradients", function_gradients(self.gradients, params, self.output is not None))
-        check_signatures(name, self.forward, self.gradients, params, layer, self.input_names)
+        check_signatures(name, self.forward, self.gradients, roots, layer, self.input_names)
         extra = {"torch": self.torch_forward, "numpy": self.numpy_forward}
         object.__setattr__(self, "namespaces", check_namespaces(name, self.namespaces, extra))
         for fn in (self.torch_forward, self.numpy_forward):
-            check_signatures(name, fn or self.forward, self.gradients, params, layer, self.input_names)
+            check_signatures(name, fn or self.forward, self.gradients, roots, layer, self.input_names)
+        for role, value in by_leaf(self, name, tree).items():  # the user's code handed structures, returning its own names
+            object.__setattr__(self, role, value)
         forward, gradients = wrap_forward(self, self.torch_forward, self.numpy_forward)  # one flat output; by namespace
         object.__setattr__(self, "forward", forward)
         object.__setattr__(self, "gradients", gradients)
@@ -258,7 +275,8 @@ class Derivation:
     def from_forward_backward(cls, name: str, forward: Callable[..., Any], backward: Callable[..., Any], **kw: Any) -> Derivation:
         """``forward(x, w, b, conv_param) -> (out, cache)`` and ``backward(dout, cache) -> (dx, dw, db)``: arguments
         matched by name to ``shapes``/``data``/``hyper``, the backward's tuple in the order of ``shapes``;
-        ``outputs=2`` for ``(next_h, next_c, cache)`` and ``backward(dnext_h, dnext_c, cache)``."""
+        ``outputs=2`` for ``(next_h, next_c, cache)`` and ``backward(dnext_h, dnext_c, cache)``; ``outputs=2,
+        differentiated=(0,)`` for ``(a_next, yt_pred, cache)`` and ``backward(da_next, cache)``."""
         return from_forward_backward(cls, name, forward, backward, **kw)
 
     @classmethod

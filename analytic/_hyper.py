@@ -279,7 +279,8 @@ def check_inputs(d: Any, name: str) -> None:
         hyper = check_hyper({} if d.hyper is None else d.hyper)
     except ValueError as e:
         raise DerivationError(name, str(e)) from None
-    params = list(d.shapes)
+    roots = list(d.tree.skeletons)  # the parameters as the user's calls take them (a structure by its name)
+    params = list(dict.fromkeys([*d.shapes, *roots]))  # no data or hyperparameter may take a leaf's name or a structure's
     check_hyper_names(name, hyper, params)
     object.__setattr__(d, "hyper", hyper)
     object.__setattr__(d, "data", check_data(name, d.data, params, list(hyper)))
@@ -290,7 +291,7 @@ def check_inputs(d: Any, name: str) -> None:
         )
     _check_bounds(d, name)
     if d.kinks is not None and callable(d.kinks):
-        missing = accepts(d.kinks, [*params, *d.input_names])
+        missing = accepts(d.kinks, [*roots, *d.input_names])
         if missing:
             raise DerivationError(
                 name, f"kinks cannot take the argument(s) {', '.join(missing)}; kinks receive the data, hyperparameters and seed too"

@@ -102,17 +102,6 @@ def check_shape(name: str, what: str, shape: object) -> Shape:
     return tuple(_dim(name, what, d) for d in shape)
 
 
-def check_shapes(name: str, shapes: object) -> dict[str, Shape]:
-    if not isinstance(shapes, Mapping) or not shapes:
-        raise DerivationError(name, "shapes must be a non-empty mapping {param: (dim, ...)}")
-    out: dict[str, Shape] = {}
-    for param, shape in shapes.items():
-        if not isinstance(param, str) or not param.isidentifier() or param in RESERVED_ARGS:
-            raise DerivationError(name, f"parameter name {param!r} must be a Python identifier other than 'xp' and 'grad_output'")
-        out[param] = check_shape(name, f"shape of {param!r}", shape)
-    return out
-
-
 def dim_names(shape: Shape) -> list[str]:
     """The free names a shape uses: its named dims and the names inside its expressions."""
     out: list[str] = []

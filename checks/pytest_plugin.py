@@ -42,7 +42,7 @@ from verigrad.checks import options
 from verigrad.checks.assertion import failure_text
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
 from verigrad.checks.plugin_records import COLLECT_ERROR, ITEM_PREFIX, PAYLOAD, Entry, Records, collect_error_line
-from verigrad.checks.report import SKIP, Report, RunReport, report_path_problem, summary_line, warnings_of, write_each
+from verigrad.checks.report import SKIP, Report, RunReport, numpy_only_line, report_path_problem, summary_line, warnings_of, write_each
 from verigrad.checks.runner import report_of
 from verigrad.checks.search import VALUES_PER_SIZE
 from verigrad.checks.workers import Job, run_job
@@ -417,3 +417,5 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         return
     tail = f"; reports: {', '.join(state.written)}" if state.written else ""
     terminalreporter.write_line(f"verigrad: {summary_line(state.run)} (seed {state.seed}){tail}")
+    if (numpy := numpy_only_line(state.run)) is not None:
+        terminalreporter.write_line(f"verigrad: {numpy}")

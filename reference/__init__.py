@@ -9,12 +9,13 @@ imported when a check first needs it, not with the package (``_torch.py``).
 from . import constants
 from ._autograd import autograd_gradients, custom_functions, rounding_noise
 from ._batched import BatchedObjective, forward_value, forward_value_torch
+from ._complex_step import ComplexStep, complex_step
 from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
 from ._global_rng import GENERATORS, NUMPY_GLOBAL, RANDOM, TORCH_GLOBAL, seeded_at, user_call
 from ._heap import Heap
 from ._intermediates import Intermediates, Quantity, intermediates
 from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_output_shape
-from ._objective import ForwardError, check_scalar, np_xp, objective, read_as_scalar, seen_shape
+from ._objective import ForwardError, check_scalar, forward_unit, np_xp, objective, read_as_scalar, seen_shape
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 from ._stacked import Stack, Unstackable
 from ._switches import value_and_signs
@@ -31,6 +32,7 @@ __all__ = [
     "TORCH_GLOBAL",
     "U64",
     "BatchedObjective",
+    "ComplexStep",
     "DirectionalFD",
     "FDEstimate",
     "FDResult",
@@ -46,11 +48,13 @@ __all__ = [
     "Unstackable",
     "autograd_gradients",
     "check_scalar",
+    "complex_step",
     "constants",
     "custom_functions",
     "differences",
     "finite_differences",
     "forward_noise",
+    "forward_unit",
     "forward_value",
     "forward_value_in",
     "forward_value_torch",

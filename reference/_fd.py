@@ -36,8 +36,10 @@ from .constants import (
     KINK_RATIO,
     NOISE_FLOOR_ULPS,
     RICHARDSON_ROUNDING,
+    STEP_EXPONENT,
     TINY,
     U64,
+    WIDE_STEP_EXPONENT,
 )
 
 
@@ -76,8 +78,9 @@ def _rms(x: np.ndarray, axis: int) -> np.ndarray:
     return rms
 
 
-def steps_for(x: np.ndarray, *, stacked: bool = False) -> np.ndarray:
-    """Per-entry step h_i = H0 · max(|x_i|, rms(x)), never zero.
+def steps_for(x: np.ndarray, *, stacked: bool = False, base: float = H0, floor: float = 0.0) -> np.ndarray:
+    """Per-entry step h_i = base · max(|x_i|, rms(x)), never zero (``base`` H0 unless a wider step or another
+    precision calls for another; ``floor``: a least scale, where the caller has one).
 
     ``stacked``: x holds one parameter of several points along its first axis; rms is taken per point.
     """
@@ -87,23 +90,24 @@ def steps_for(x: np.ndarray, *, stacked: bool = False) -> np.ndarray:
         rms = _rms(flat, axis=1).reshape(-1, *([1] * (x.ndim - 1))) if flat.size else np.zeros(len(x))
     else:
         rms = float(_rms(x.reshape(1, -1), axis=1)[0]) if x.size else 0.0
-    scale = np.maximum(np.abs(x), rms)
-    return H0 * np.where(scale > 0, scale, 1.0)
+    scale = np.maximum(np.maximum(np.abs(x), rms), floor)
+    return base * np.where(scale > 0, scale, 1.0)
 
 
-def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False) -> float:
+def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False, unit: float = U64) -> float:
     """ε_f: the spread of f over JITTER_POINTS points jittered by a few ulps, by the engine the
-    differences use (``batched``: vmapped calls; else NumPy), floored at NOISE_FLOOR_ULPS·u·|f|."""
-    jit, f0 = evaluator.jittered(JITTER_POINTS, JITTER_ULPS * U64 * 2, rng, batched=batched)
-    return float(noise_from_jitter(jit[None], np.array([f0]))[0])
+    differences use (``batched``: vmapped calls; else NumPy), floored at NOISE_FLOOR_ULPS·u·|f|; ulps and u
+    of the precision the forward computes in (``unit``: float64's unless it computes in a coarser one)."""
+    jit, f0 = evaluator.jittered(JITTER_POINTS, JITTER_ULPS * unit * 2, rng, batched=batched)
+    return float(noise_from_jitter(jit[None], np.array([f0]), unit)[0])
 
 
-def noise_from_jitter(jit: np.ndarray, f0: np.ndarray) -> np.ndarray:
+def noise_from_jitter(jit: np.ndarray, f0: np.ndarray, unit: float = U64) -> np.ndarray:
     """ε_f per point from f at its jittered copies (one row per point) and at the point itself:
-    the largest spread (inf if any is not finite), never below NOISE_FLOOR_ULPS·u·|f|."""
+    the largest spread (inf if any is not finite), never below NOISE_FLOOR_ULPS·u·|f| (u: ``unit``)."""
     with np.errstate(invalid="ignore"):
         spread = np.where(np.all(np.isfinite(jit), axis=1), np.max(np.abs(jit - f0[:, None]), axis=1), np.inf)
-    return np.maximum(np.maximum(spread, NOISE_FLOOR_ULPS * U64 * np.abs(f0)), TINY)
+    return np.maximum(np.maximum(spread, NOISE_FLOOR_ULPS * unit * np.abs(f0)), TINY)
 
 
 def differences(ev: BatchedObjective, name: str, flat: np.ndarray, x: np.ndarray, h: np.ndarray):
@@ -116,12 +120,13 @@ def differences(ev: BatchedObjective, name: str, flat: np.ndarray, x: np.ndarray
     return (fp - fm) / (xp - xm), fp, fm, flipped[:n] | flipped[n:]
 
 
-def _stage_one(ev: BatchedObjective, names: Sequence[str]) -> dict[str, tuple]:
-    """Central differences at step h for every entry of every parameter in ``names`` (batched together)."""
+def _stage_one(ev: BatchedObjective, names: Sequence[str], base: float = H0, floor: float = 0.0) -> dict[str, tuple]:
+    """Central differences at step h (relative ``base``, scale at least ``floor``) for every entry of every parameter in
+    ``names`` (batched together)."""
     plan = {}
     for name in names:
         x = ev.params[name].reshape(-1)
-        h = steps_for(x)
+        h = steps_for(x, base=base, floor=floor)
         plan[name] = (x, h, x + h, x - h)
     flat = {name: np.arange(ev.params[name].size) for name in names}
     results = ev.at_entries_many(
@@ -208,6 +213,8 @@ def finite_differences(
     seed: int = 0,
     evaluator: BatchedObjective | None = None,
     progress: Callable[[int, int], None] | None = None,
+    unit: float = U64,
+    wide: bool = False,
 ) -> FDResult:
     """Central-difference estimate of ∂f/∂param for every entry of every checked parameter.
 
@@ -215,15 +222,71 @@ def finite_differences(
     extrapolation, truncation estimate, convergence test); by default every entry does. A caller
     that already holds an exact reference refines only the entries that disagree with it at h.
     ``progress(done, planned)`` hears of every batched call (planned: the two evaluations per entry).
+    ``unit``: the unit roundoff of the precision the forward computes in; the step is u^(1/3) of the scale
+    and ε_f is measured and floored in that precision. ``wide``: every entry is estimated from the wide steps
+    H first (H/2 and H/4 where ``refine`` says), and from the usual ones only where that is not sharper (``usual_where_needed``).
     """
     ev = evaluator or BatchedObjective(derivation, params, grad_output)
     if progress is not None:
         planned = 2 * sum(np.size(params[n]) for n in (check or derivation.check))
         ev.on_batch = lambda done: progress(done, planned)
     names = list(check or derivation.check)
-    first = _stage_one(ev, names)
+    base = H0 if unit == U64 else unit**STEP_EXPONENT
+    # Wide steps take the scale of the whole point at least: a parameter of a few small entries (a bias) would
+    # otherwise get a small step and a large rounding, and the wide estimate's truncation is measured, not assumed.
+    first = _stage_one(ev, names, unit**WIDE_STEP_EXPONENT, _point_rms(ev.params)) if wide else _stage_one(ev, names, base)
     # After the first batched call, which settles whether the forward vmaps: ε_f is measured by the
     # engine that computed the differences.
-    noise = forward_noise(ev, np.random.default_rng(seed), batched=True)
-    grads = {name: estimate(ev, name, noise, refine, first[name]) for name in names}
+    noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit)
+    if wide:
+        grads = {name: usual_where_needed(ev, name, noise, refine, estimate(ev, name, noise, refine, first[name]), base) for name in names}
+    else:
+        grads = {name: estimate(ev, name, noise, refine, first[name]) for name in names}
     return FDResult(gradients=grads, noise=noise, f0=ev.f0, evaluations=ev.evaluations, vectorized=ev.vectorized)
+
+
+def _point_rms(params: Mapping[str, np.ndarray]) -> float:
+    """rms over every entry of every parameter of the point."""
+    flat = np.concatenate([np.asarray(v, dtype=np.float64).reshape(-1) for v in params.values()]) if params else np.zeros(0)
+    return float(_rms(flat.reshape(1, -1), axis=1)[0]) if flat.size else 0.0
+
+
+def usual_where_needed(ev: BatchedObjective, name: str, noise: float, refine: Refine | None, wide: FDEstimate, base: float) -> FDEstimate:
+    """``wide`` (D(H) at the wide step H = u^(1/7)·s at every entry, Richardson from H, H/2, H/4 where it does not
+    confirm the analytic value), with the usual estimate
+    (step h = ``base``·s, refined where ``refine`` says) at the entries where the wide one is not sharper than
+    any usual one could be (its error is not below ε_f/h) or has a kink within its steps; ``sharper`` picks
+    per entry. The wide rounding, 6ε_f/H, is (H/h)/6 ≈ 180 times below the K_FD·ε_f/h of an entry confirmed at
+    h, and its truncation is measured (|R2 − R1|, or the non-converged error), not assumed: where f is a
+    polynomial of low degree in the entry (a convolution, an affine map) rounding is all there is."""
+    x = ev.params[name].reshape(-1)
+    h = steps_for(x, base=base)
+    need = np.flatnonzero(wide.nondifferentiable.reshape(-1) | ~(wide.error.reshape(-1) < noise / h))
+    if not need.size:
+        return wide
+    d1, fp, fm = (np.full(x.size, np.nan) for _ in range(3))
+    d1[need], fp[need], fm[need], flipped = differences(ev, name, need, x[need], h[need])
+    flat = [np.array(v, copy=True).reshape(-1) for v in (wide.value, wide.error, wide.step, wide.nondifferentiable, wide.refined)]
+    for arr, part in zip(flat, (d1[need], noise / h[need], h[need], flipped, False), strict=True):
+        arr[need] = part
+    usual = FDEstimate(*(v.reshape(wide.value.shape) for v in flat))
+    mask = np.zeros(x.size, dtype=bool)
+    mask[need] = True if refine is None else np.asarray(refine(name, usual), dtype=bool).reshape(-1)[need]
+    idx = np.flatnonzero(mask & ~usual.nondifferentiable.reshape(-1))
+    if idx.size:
+        refine_entries(ev, name, noise, usual, idx, x, h, d1, fp, fm)
+    return sharper(usual, wide)
+
+
+def sharper(usual: FDEstimate, wide: FDEstimate) -> FDEstimate:
+    """Per entry, the wide estimate where it has the smaller error and no kink within its steps; the usual
+    one elsewhere (a kink within the wide step but not the usual one keeps the usual, differentiable estimate)."""
+    take = ~wide.nondifferentiable & (wide.error < usual.error)
+    pick = lambda w, u: np.where(take, w, u)
+    return FDEstimate(
+        pick(wide.value, usual.value),
+        pick(wide.error, usual.error),
+        pick(wide.step, usual.step),
+        usual.nondifferentiable,
+        pick(wide.refined, usual.refined),
+    )

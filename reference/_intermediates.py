@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import ast
 import functools
-import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import Any
 
@@ -26,7 +24,9 @@ import numpy as np
 from verigrad.analytic import Derivation
 
 from ._namespace import TORCH, runs_in
+from ._numpy_intermediates import numpy_intermediates
 from ._objective import objective
+from ._quantities import Intermediates, Quantity, is_user_file
 from ._torch import Deferred, torch_namespace
 
 torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
@@ -37,26 +37,6 @@ __all__ = ["MAX_INTERMEDIATES", "Intermediates", "Quantity", "intermediates"]
 #: operations; a forward with loops over long sequences keeps its first MAX_INTERMEDIATES results (enough to name
 #: the early steps) rather than holding an unbounded graph's worth of copies.
 MAX_INTERMEDIATES = 512
-
-
-@dataclass(frozen=True)
-class Quantity:
-    """One reference quantity: a parameter or an intermediate of the forward, its value and ∂f/∂it."""
-
-    name: str  # the forward's local variable, the parameter, or the expression's source text in parentheses
-    value: np.ndarray
-    grad: np.ndarray  # ∂f/∂(this quantity), autograd in float64
-    line: int | None = None  # its line in the forward's file (None: a parameter)
-    param: bool = False
-
-
-@dataclass
-class Intermediates:
-    """What the forward computed at the point: its quantities (parameters first), or why none could be taken."""
-
-    quantities: list[Quantity] = field(default_factory=list)
-    problem: str | None = None  # the forward raised, or f does not depend on any intermediate through torch
-    cut: bool = False  # MAX_INTERMEDIATES reached: later intermediates were not kept
 
 
 @functools.cache
@@ -91,25 +71,13 @@ def _keep_mode() -> type:
     return Keep
 
 
-@functools.cache
-def _library_dirs() -> tuple[str, ...]:
-    """Where the code that is not the user's lives: torch, NumPy, array-api-compat, and this package (the objective)."""
-    import array_api_compat
-
-    return tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, np, array_api_compat, sys.modules[__package__]))
-
-
-def _is_user(file: str) -> bool:
-    return not os.path.abspath(file).startswith(_library_dirs())
-
-
 def _user_frame(frame: FrameType | None, file: str) -> FrameType | None:
     """The innermost frame of the user's code (the forward's file, or a helper of another file it calls) under the
     forward's own frame; None outside the forward."""
     inner = None
     while frame is not None:
         name = frame.f_code.co_filename
-        if inner is None and _is_user(name):
+        if inner is None and is_user_file(name):
             inner = frame
         if name == file:
             return inner
@@ -156,7 +124,7 @@ class _Names:
         return self._local
 
     def __call__(self, frame: FrameType, event: str, arg: Any):
-        if event == "call" and _is_user(frame.f_code.co_filename):
+        if event == "call" and is_user_file(frame.f_code.co_filename):
             return self._local
         return None
 
@@ -176,10 +144,15 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float64, copy=True)
 
 
-def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None) -> Intermediates:
+def intermediates(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None, *,
+                  fd_entries: int = 0, fd_first: Sequence[str] = ()) -> Intermediates:
     """The reference quantities of ``derivation`` at ``params`` (module docstring). The forward is user code: an
-    exception it raises is the result's ``problem``, never raised."""
+    exception it raises is the result's ``problem``, never raised. A forward that runs under NumPy only has its
+    intermediates taken by finite differences (``_numpy_intermediates``), up to ``fd_entries`` entries in all
+    (0: none are taken, and the result's problem says why), ∂f/∂(the parameters in ``fd_first``) before any other."""
     if not runs_in(derivation, TORCH, params, grad_output):  # NumPy-only code (np.pad, .dot on 2-D arrays): reference/_namespace.py
+        if fd_entries > 0:
+            return numpy_intermediates(derivation, params, grad_output, fd_entries, fd_first)
         return Intermediates(problem="the forward runs under NumPy only, so it has no torch intermediates")
     runs = derivation.torch_forward or derivation.forward  # the forward that runs under torch, wherever it is defined
     file = getattr(getattr(runs, "__code__", None), "co_filename", None)

@@ -19,7 +19,7 @@ from ._torch import Deferred
 
 torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
-__all__ = ["ForwardError", "check_output", "np_xp", "objective", "read_as_scalar", "seen_shape"]
+__all__ = ["ForwardError", "check_output", "forward_unit", "np_xp", "objective", "read_as_scalar", "seen_shape"]
 
 
 class ForwardError(RuntimeError):
@@ -110,3 +110,17 @@ def check_scalar(derivation: Derivation, value: Any) -> float:
     if not np.issubdtype(arr.dtype, np.floating):
         raise ForwardError(f"forward returned a value of dtype {arr.dtype}; the objective must be floating point")
     return float(arr.reshape(()))
+
+
+def forward_unit(derivation: Derivation, params: Mapping[str, Any], grad_output: Any = None) -> float:
+    """The unit roundoff of the precision a NumPy forward computes in, read off the dtype of what it returns
+    (a float32 output, ``np.empty(..., dtype='f')``, carries float32's rounding whatever the inputs were);
+    float64's for a float64, integer or unreadable value. The value itself is judged elsewhere."""
+    try:
+        with np.errstate(all="ignore"):
+            out = user_call(derivation.forward, np_xp, **{k: np.array(v, copy=True) for k, v in params.items()})  # copies, seeded
+    except Exception:  # user code: the checks that call it run the forward again and say why it fails
+        return float(np.finfo(np.float64).eps) / 2
+    dtype = np.asarray(out).dtype
+    coarse = dtype.kind == "f" and dtype.itemsize < 8
+    return float(np.finfo(dtype if coarse else np.float64).eps) / 2

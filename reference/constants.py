@@ -17,7 +17,13 @@ TINY = float(np.finfo(np.float64).tiny)
 # --- finite differences (reference/_fd.py, docs/tolerances.md §2, §3, §5) ---------------------------
 #: Base relative step of central differences: u^(1/3) balances their O(h²) truncation against their
 #: O(u/h) rounding.
-H0 = U64 ** (1 / 3)
+STEP_EXPONENT = 1 / 3
+H0 = U64**STEP_EXPONENT
+#: Wide step of the sharper differences a NumPy-only forward gets (reference/_fd.py::usual_where_needed), as a power of
+#: u: Richardson from H, H/2, H/4 leaves an O(H⁶) remainder against a rounding of 6ε_f/H, balanced at H ≈ u^(1/7)
+#: (5.3e-3 of the entry's scale in float64); its error is measured (|R2 − R1|), so a wider step is never trusted
+#: beyond what the three steps show.
+WIDE_STEP_EXPONENT = 1 / 7
 #: ε_f, the forward's rounding noise, is the spread of f over JITTER_POINTS points whose every entry
 #: moves by about JITTER_ULPS ulps: far enough that each rounding is drawn afresh, near enough that
 #: the true change of f (|∇f|·8 ulps) stays below the noise it measures.
@@ -39,6 +45,12 @@ KINK_RATIO = 0.5
 #: ... when it is above KINK_NOISE·ρ as well: rounding puts up to 4ε_f/(h/4) = 16ρ into J(h/4); 32
 #: leaves a factor 2 for ε_f being measured on a few jittered points only.
 KINK_NOISE = 32
+
+# --- the complex step (reference/_complex_step.py, docs/tolerances.md §11) ----------------------------
+#: Relative step of the complex step Im f(x + i·h)/h, h = CS_STEP·s: its truncation, h²/6·|f'''|/|f'| ≈
+#: CS_STEP²/6 ≈ 1.2e-43 relative, far below rounding; there is no subtraction, so no rounding grows as h
+#: shrinks. 2⁻⁷⁰ ≈ 8.5e-22 keeps h·|∂f| clear of float64's subnormals for any entry scale above 1e-280.
+CS_STEP = 2.0**-70
 
 # --- autograd's rounding noise σ_t (reference/_autograd.py, docs/tolerances.md §4) ------------------
 #: Where the forward's torch graph has no double backward, σ_t is the change of autograd under a jitter

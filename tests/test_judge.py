@@ -200,3 +200,14 @@ def test_the_table_names_every_constant_it_reexports():
     public = {n for n in vars(constants) if n.isupper()}
     assert public <= set(thresholds.__all__)
     assert all(getattr(thresholds, n) == getattr(constants, n) for n in public)
+
+
+def test_a_gradient_whose_every_entry_is_at_a_kink_passes_without_a_figure_instead_of_crashing():
+    """A one-entry ReLU at exactly 0: no entry is compared, so there is no max abs err to set against the floor."""
+    from verigrad import Derivation, check
+
+    relu = Derivation("relu_one", shapes={"x": (1,)}, forward=lambda xp, x: xp.sum(x * (x > 0)),
+                      gradients=lambda x: {"x": (x > 0).astype(float)}, kinks=lambda xp, x: [x])
+    report = check(relu, at={"x": np.array([0.0])})
+    g = report.gradients[0]
+    assert (report.status, g.status, g.max_abs_err, g.nondifferentiable) == ("pass", "pass", None, [(0,)])

@@ -4,8 +4,10 @@ computed from are right.
 For a failing gradient, the gradients function is traced once at its counterexample (``slip_trace``: every
 local array after each statement, in-place writes and helpers of the same file included) and the forward's
 intermediates are taken at the same point (``verigrad.reference.intermediates``: each intermediate's value and
-∂f/∂it). Each step is compared with those reference quantities (``slip_match``: equal within the failing
-gradient's own threshold, up to a sign, a constant factor or a transpose).
+∂f/∂it, by autograd, or by finite differences with an error bound for a forward that runs under NumPy only).
+Each step is compared with those reference quantities (``slip_match``: equal within the failing gradient's own
+threshold and the differences' error, up to a sign, a constant factor or a transpose). ``slip_point`` holds
+what one point gives: the trace, the quantities, and the steps that recompute the forward, never followed.
 
 From the returned value, whose target is ∂f/∂param, the search goes back through the statements:
 
@@ -15,60 +17,31 @@ From the returned value, whose target is ∂f/∂param, the search goes back thr
   statement give its target: that input's own statement is then searched, with that value as its target;
 * otherwise this statement is the slip. Its finding says which right input was used where another quantity
   belongs (the statement run again with that quantity in its place gives the target), else how its value
-  relates to its target ("is −1 × ∂f/∂Y_pred"), else that it is not it.
+  relates to its target ("is −1 × ∂f/∂Y_pred", "is not summed over its axis 0"), else — where a step followed
+  on the way is a sign, factor or transpose of its own target — that step and its relation, else that it is
+  not its target (or, equal to it within the match, by how much it differs).
+
+At a counterexample whose dims are all 1 the slip is located again at a point whose dims differ
+(``slip_point.probe``); where the gradient is wrong there too and another line is named, that one is the slip.
 
 Gradients whose slip is the same line share it: the sentence says which of them inherit it (``join``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose import slip_trace
-from verigrad.checks.diagnose.slip_match import Matcher, Ref, references
-from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, Tracer, as_float, passes_through, rerun, trace, writes_into
+from verigrad.checks.diagnose.slip_match import Matcher, Ref
+from verigrad.checks.diagnose.slip_point import SlipPoint, at_point, probe, top_code
+from verigrad.checks.diagnose.slip_trace import ALIAS, ASSIGN, INPUT, Step, passes_through, rerun, writes_into
 from verigrad.checks.report import Blame, GradientReport, Mark, Point, Problem, Report, Slip, TraceStep
 from verigrad.checks.verdict.thresholds import MAX_SUBSTITUTES, MAX_TRACE_SHOWN
-from verigrad.reference import intermediates
 
 __all__ = ["join", "locate_slips"]
-
-
-def _top_code(derivation: Derivation):
-    fn = derivation.gradients
-    if derivation.torch_function is not None:
-        fn = getattr(derivation.torch_function, "backward", None)
-    return getattr(fn, "__code__", None) or getattr(vars(type(fn)).get("__call__"), "__code__", None)
-
-
-def _call(derivation: Derivation, point: Point, returned: dict[str, object]):
-    """The call of the user's gradients at ``point``; what it returns is put in ``returned``."""
-    args = {k: np.array(v, dtype=np.float64, copy=True) for k, v in point.params.items()}
-    if derivation.is_layer:
-        args["grad_output"] = np.array(point.grad_output, dtype=np.float64, copy=True)
-
-    def call() -> None:
-        out = derivation.gradients(**args)
-        if isinstance(out, Mapping):
-            returned.update(out)
-
-    return call
-
-
-def _raised_by_tracer(e: BaseException) -> bool:
-    """Whether the innermost frame of ``e`` is the tracer's own code (a harness bug), not the user's."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_filename == slip_trace.__file__
-
-
-def _one_line(e: BaseException) -> str:
-    return f"{type(e).__name__}: {' '.join(str(e).split()) or '(no message)'}"
 
 
 def locate_slips(derivation: Derivation, point: Point, failing: Sequence[GradientReport]) -> None:
@@ -83,56 +56,68 @@ def locate_slips(derivation: Derivation, point: Point, failing: Sequence[Gradien
                 " (the gradients function raised)" if g.problem == Problem.RAISED else "")
     if not numeric:
         return
-    top = _top_code(derivation)
+    top = top_code(derivation)
     if top is None:
         for g in numeric:
             g.slip_reason = "the hand-derived gradients are not Python code that can be traced"
         return
-    refs = intermediates(derivation, point.params, point.grad_output)
-    try:
-        returned: dict[str, object] = {}
-        traced = trace(top, _call(derivation, point, returned))
-    except Exception as e:  # user code: the gradients, called once more under the trace (a bug of the tracer propagates)
-        if _raised_by_tracer(e):
-            raise
+    here = at_point(derivation, point, numeric, top)
+    if isinstance(here, str):
         for g in numeric:
-            g.slip_reason = f"the gradients function raised while traced: {_one_line(e)}"
+            g.slip_reason = here
         return
-    matcher = Matcher(references(refs), numeric, derivation, point)
+    elsewhere = _Elsewhere(derivation, point, numeric, top)
     for g in numeric:
-        _one(g, _final(derivation, g.param, traced, returned), traced, refs, matcher)
+        g.slip, g.trace, g.slip_reason = _located(derivation, g, here)
+        if g.slip is not None and elsewhere.wanted:
+            _confirm(derivation, g, elsewhere.get())
 
 
-def _final(derivation: Derivation, param: str, traced: Tracer, returned: Mapping[str, object]) -> Step | None:
-    """The step that made the returned ∂f/∂param: the entry of that key (of that position, for a Function's
-    backward), else the step that made the very object the gradients returned for it (an adapter's backward
-    returns a tuple or one array), else the returned entry with its values."""
-    entries = traced.entries or {}
-    key = param if derivation.torch_function is None else derivation.params.index(param)
-    if key in entries:
-        return entries[key]
-    made = traced.made(returned.get(param))
-    if made is not None:
-        return made
-    value = as_float(returned.get(param))
-    same = [s for s in entries.values() if value is not None and s.value.shape == value.shape and np.array_equal(s.value, value)]
-    return same[0] if same else None
+class _Elsewhere:
+    """The SlipPoint at other sizes (``slip_point.probe``), made when first asked for (None: there is none)."""
+
+    def __init__(self, derivation: Derivation, point: Point, failing: Sequence[GradientReport], top) -> None:
+        self.derivation, self.failing, self.top = derivation, failing, top
+        self.point = probe(derivation, point)
+        self.wanted = self.point is not None
+        self._made: SlipPoint | None = None
+
+    def get(self) -> SlipPoint | None:
+        if self.wanted and self._made is None:
+            made = at_point(self.derivation, self.point, self.failing, self.top, counterexample=False)
+            # References cut short by the finite-difference budget would stop the search early there: not a second opinion.
+            self._made = made if isinstance(made, SlipPoint) and made.refs.problem is None and not made.refs.cut else None
+            self.wanted = self._made is not None
+        return self._made
 
 
-def _one(g: GradientReport, final: Step | None, traced: Tracer, refs, matcher: Matcher) -> None:
+def _confirm(derivation: Derivation, g: GradientReport, other: SlipPoint | None) -> None:
+    """At a counterexample of all-ones dims, the slip located again where the dims differ: where the gradient is
+    wrong there too and another line is named, that line (with that point's trace) is the slip."""
+    if other is None or not other.fails(derivation, g):
+        return
+    slip, steps, reason = _located(derivation, g, other)
+    if slip is None or (slip.file, slip.line) == (g.slip.file, g.slip.line):
+        return
+    sizes = ", ".join(f"{k}={v}" for k, v in other.point.sizes.items())
+    slip.finding += f" (at {sizes}, where the dims differ)"
+    g.slip, g.trace, g.slip_reason = slip, steps, reason
+
+
+def _located(derivation: Derivation, g: GradientReport, at: SlipPoint) -> tuple[Slip | None, list[TraceStep], str | None]:
+    """(the slip, the derivation trace, the reason no slip is named or the trace was cut) of ``g`` at ``at``."""
+    final, matcher = at.final(derivation, g.param), at.matcher
     if final is None:
-        g.slip_reason = f"the returned ∂f/∂{g.param} was not computed by a traced line of {traced.file}"
-        return
-    if refs.problem is not None:
-        g.trace = _steps(final, matcher, {})
-        g.slip_reason = f"{refs.problem}: the steps could not be compared with reference quantities"
-        return
-    root, chain = _locate(final, matcher.target(g), matcher, set())
-    root, finding = _finding(root, chain, matcher)
-    g.slip = Slip(root.file, root.line, root.source, finding, own=root is _resolve(final))
-    g.trace = _steps(final, matcher, chain)
-    if traced.cut:
-        g.slip_reason = "the trace was cut after its first steps (MAX_TRACE_STEPS)"
+        return None, [], f"the returned ∂f/∂{g.param} was not computed by a traced line of {at.traced.file}"
+    target = matcher.target(g)
+    if at.refs.problem is not None or target is None:
+        problem = at.refs.problem or f"∂f/∂{g.param} was not taken at this point"
+        return None, _steps(final, matcher, {}), f"{problem}: the steps could not be compared with reference quantities"
+    root, chain = _locate(final, target, matcher, set(at.forward))
+    root, finding = _finding(root, chain, matcher, at.forward)
+    slip = Slip(root.file, root.line, root.source, finding, own=root is _resolve(final))
+    reason = "the trace was cut after its first steps (MAX_TRACE_STEPS)" if at.traced.cut else None
+    return slip, _steps(final, matcher, chain), reason
 
 
 def _resolve(step: Step) -> Step:
@@ -180,12 +165,12 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
             out = rerun(step, {name: value.array})
             if out is None:
                 break
-            if m.same(out, target.array):
+            if m.same(out, target.array, target.error):
                 return inp, value
-            c = m.factor(out, target.array) if rescale else None
+            c = m.factor(out, target.array, target.error) if rescale else None
             if c is not None and c != 0:
                 scaled = value.times(1 / c)
-                if m.same(rerun(step, {name: scaled.array}), target.array):
+                if m.same(rerun(step, {name: scaled.array}), target.array, target.error):
                     return inp, scaled
     return None
 
@@ -200,33 +185,77 @@ def _corrections(inp: Step, m: Matcher) -> Iterator[Ref]:
     yield from (r for r in m.of_shape(inp.value.shape)[:MAX_SUBSTITUTES] if all(r is not f for f in first))
 
 
-def _finding(step: Step, chain: dict[Step, Ref], m: Matcher) -> tuple[Step, str]:
+def _finding(step: Step, chain: dict[Step, Ref], m: Matcher, forward: frozenset[int]) -> tuple[Step, str]:
     """What is wrong at the slip: a right input used where another gradient belongs (``_substituted``); else a sign,
-    transpose or plain factor of its target; else a forward value used where another belongs; else another
-    relation, its shape, or that it is not its target. (A value put in a value's place can fit by chance where a
-    ReLU is off, so a plain relation to the target goes first there.)"""
+    transpose or plain factor of its target; else a forward value used where another belongs; else, where a step
+    followed on the way there is a sign, transpose or plain factor of its own target, that step (a known relation
+    names a slip better than "not"); else another relation, its shape, or that it is not its target. (A value put
+    in a value's place can fit by chance where a ReLU is off, so a plain relation to the target goes first there.)"""
     target = chain[step]
-    found = _substituted(step, target, m)
+    found = _substituted(step, target, m, forward)
     rel = m.relation(step.value, target)
     if found is not None and (found[2].grad or rel is None or not rel.simple):
         at, text, other = found
         if at is not step:  # moved to the line that made the input: its target is the quantity that belongs
             chain[at] = other
         return at, text
+    if rel is not None or _missing_sum(step.value, target, m) is not None:
+        return step, _wrong(step.value, target, m)
+    related = _related_on_the_way(step, chain, m)
+    if related is not None:
+        return related, _wrong(related.value, chain[related], m)
+    return step, _wrong(step.value, target, m)
+
+
+def _related_on_the_way(root: Step, chain: dict[Step, Ref], m: Matcher) -> Step | None:
+    """The step followed last before ``root`` (the nearest it) that is a sign, transpose or plain factor of its
+    own target; the steps after it leave the chain. None where there is none."""
+    steps = list(chain)
+    for k in range(len(steps) - 2, -1, -1):
+        rel = m.relation(steps[k].value, chain[steps[k]])
+        if rel is not None and rel.simple and not rel.identity:
+            for later in steps[k + 1 :]:
+                del chain[later]
+            return steps[k]
+    return None
+
+
+def _missing_sum(value: np.ndarray, target: Ref, m: Matcher) -> int | None:
+    """The axis of ``value`` whose sum is ``target`` (a gradient of a broadcast parameter left unsummed), or None.
+    An axis of length 1 is not one: summing it only drops it (a kept axis, or one entry that is the sum)."""
+    if value.shape == target.array.shape:
+        return None
+    for axis in range(value.ndim):
+        if value.shape[axis] > 1 and m.same(value.sum(axis=axis), target.array, target.error):
+            return axis
+    return None
+
+
+def _wrong(value: np.ndarray, target: Ref, m: Matcher) -> str:
+    """What is wrong with a value that should be ``target``: the relation it has to it (a sign, factor or
+    transpose), how far it is off where it equals it within the matching tolerance, its shape, or that it is not
+    it. Never the bare name of the quantity it should be."""
+    rel = m.relation(value, target)
+    if rel is not None and not rel.identity:
+        return "is " + rel.text()
+    axis = _missing_sum(value, target, m)
+    if axis is not None:
+        return f"is not summed over its axis {axis}: its sum over that axis is {target.label}"
+    if value.shape != target.array.shape:
+        return f"has shape {value.shape} where {target.label} has {target.array.shape}"
+    off = np.abs(value - target.array)
+    wrong = int(np.sum(off > 0)) if rel is not None else m.differing(value, target)
     if rel is not None:
-        return step, "is " + rel.text()
-    if step.value.shape != target.array.shape:
-        return step, f"has shape {step.value.shape} where {target.label} has {target.array.shape}"
-    wrong = m.differing(step.value, target.array)
-    return step, f"is not {target.label}: {wrong} of {step.value.size} entries differ"
+        return f"differs from {target.label} by up to {float(np.max(off, initial=0.0)):.3g} ({wrong} of {value.size} entries)"
+    return f"is not {target.label}: {wrong} of {value.size} entries differ"
 
 
-def _substituted(step: Step, target: Ref, m: Matcher) -> tuple[Step, str, Ref] | None:
+def _substituted(step: Step, target: Ref, m: Matcher, forward: frozenset[int]) -> tuple[Step, str, Ref] | None:
     """(the slip, its finding, the quantity that belongs there) for a right input of ``step`` whose place another
     quantity of its kind (a value for a value, a gradient for a gradient) would have made ``step`` right. The slip
     moves to the input's own line when that line made it: an in-place write that left it (``grad_h[h > 0] = 0``
     changing nothing, or the wrong entries), or a statement whose value is a sign or plain factor of the gradient
-    that belongs (``dy = 2 (Y − Y_pred)``, read as ∂f/∂Y where ∂f/∂Y_pred belongs)."""
+    that belongs (``dy = 2 (Y − Y_pred)``, read as ∂f/∂Y where ∂f/∂Y_pred belongs); never to a forward step."""
     for name, read in step.inputs.items():
         inp = _resolve(read)
         here = m.right(inp.value, None if inp.kind == INPUT else inp.name)
@@ -236,11 +265,14 @@ def _substituted(step: Step, target: Ref, m: Matcher) -> tuple[Step, str, Ref] |
         shape = inp.value.shape
         others = [r for r in (meant, *m.of_shape(shape, here.ref.grad)[:MAX_SUBSTITUTES]) if r is not None and r.array.shape == shape]
         for other in others:
-            if other is here.ref or m.same(other.array, inp.value) or not m.same(rerun(step, {name: other.array}), target.array):
+            if other is here.ref or m.same(inp.value, other.array, other.error):
                 continue
-            if inp.kind == ASSIGN and writes_into(inp):
+            if not m.same(rerun(step, {name: other.array}), target.array, target.error):
+                continue
+            movable = inp.kind == ASSIGN and id(inp) not in forward
+            if movable and writes_into(inp):
                 return inp, f"is {here.ref.label} where {other.label} belongs", other
-            rel = m.relation(inp.value, other) if inp.kind == ASSIGN and other.grad else None
+            rel = m.relation(inp.value, other) if movable and other.grad else None
             if rel is not None and rel.simple:
                 return inp, "is " + rel.text(), other
             return step, f": {here.ref.label} used where {other.label} belongs", other
@@ -274,9 +306,7 @@ def _steps(final: Step, m: Matcher, chain: dict[Step, Ref]) -> list[TraceStep]:
         if passes_through(s) is not None and s not in chain:
             continue  # "W": grad_W says nothing the step of grad_W does not
         if s in chain:
-            rel = m.relation(s.value, chain[s])
-            text = rel.text() if rel is not None else f"not {chain[s].label}"
-            out.append(TraceStep(s.file, s.line, s.source, Mark.WRONG, text))
+            out.append(TraceStep(s.file, s.line, s.source, Mark.WRONG, _wrong_mark(s.value, chain[s], m)))
             continue
         match = m.right(s.value, s.name) if m.refs else None
         if match is not None:
@@ -288,6 +318,14 @@ def _steps(final: Step, m: Matcher, chain: dict[Step, Ref]) -> list[TraceStep]:
         rel = m.related(s.value, s.name)
         out.append(TraceStep(s.file, s.line, s.source, Mark.UNCHECKED, rel.text() if rel is not None else ""))
     return out
+
+
+def _wrong_mark(value: np.ndarray, target: Ref, m: Matcher) -> str:
+    """A wrong step's text in the trace: ``_wrong``'s, without its verb ("−1 × ∂f/∂Y", "not ∂f/∂h")."""
+    text = _wrong(value, target, m)
+    if text.startswith("is not "):
+        return "not " + target.label
+    return text.removeprefix("is ")
 
 
 @dataclass(frozen=True)

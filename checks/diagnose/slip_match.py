@@ -28,7 +28,7 @@ from verigrad.analytic import Derivation
 from verigrad.checks.diagnose.evidence import CONSTANTS, snap
 from verigrad.checks.report import GradientReport, Point
 from verigrad.checks.verdict import inner_length
-from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, MIN_FACTOR_ENTRIES, U64, exact_bound
+from verigrad.checks.verdict.thresholds import FD_MATCH_SLACK, MATCH_RTOL, MATCH_SLACK, MIN_FACTOR_ENTRIES, U64, exact_bound
 
 __all__ = ["Matcher", "Ref", "Relation", "factor_text", "references"]
 
@@ -58,13 +58,19 @@ class Ref:
     array: np.ndarray
     grad: bool = True
     scale: float = 1.0
+    error: np.ndarray | float = 0.0  # per entry, the finite-difference error bound of a NumPy-only forward's ∂f/∂q
 
     @property
     def label(self) -> str:
         return self.name if self.scale == 1.0 else f"{factor_text(self.scale)} × {self.name}"
 
     def times(self, k: float) -> Ref:
-        return Ref(self.name, self.array * k, self.grad, self.scale * k)
+        return Ref(self.name, self.array * k, self.grad, self.scale * k, self.error * abs(k))
+
+    @property
+    def t_error(self) -> np.ndarray | float:
+        """The error bound as the transposed array's (``array.T``)."""
+        return self.error.T if isinstance(self.error, np.ndarray) else self.error
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,10 @@ def references(found) -> list[Ref]:
     named = [q for q in found.quantities if not q.param and not q.name.startswith("(")]
     params = [q for q in found.quantities if q.param]
     unnamed = [q for q in found.quantities if not q.param and q.name.startswith("(")]
-    out = [Ref(f"∂f/∂{q.name}", q.grad) for q in (*named, *params)]
+    grad = lambda q: Ref(f"∂f/∂{q.name}", q.grad, error=0.0 if q.error is None else q.error)
+    out = [grad(q) for q in (*named, *params)]
     out += [Ref(q.name, q.value, False) for q in (*named, *params)]
-    out += [Ref(f"∂f/∂{q.name}", q.grad) for q in unnamed] + [Ref(q.name, q.value, False) for q in unnamed]
+    out += [grad(q) for q in unnamed] + [Ref(q.name, q.value, False) for q in unnamed]
     return [r for r in out if r.array.size and np.all(np.isfinite(r.array))]
 
 
@@ -110,7 +117,9 @@ def _informative(r: Ref) -> bool:
 class Matcher:
     """Compares step values with the reference quantities (module docstring)."""
 
-    def __init__(self, refs: list[Ref], failing: Sequence[GradientReport], derivation: Derivation, point: Point) -> None:
+    def __init__(self, refs: list[Ref], failing: Sequence[GradientReport], derivation: Derivation, point: Point, *,
+                 counterexample: bool = True) -> None:
+        self.counterexample = counterexample  # the failing gradients' references were taken at this point
         self.refs = [r for r in refs if _informative(r)]
         self.zeros = [r for r in refs if not _informative(r)]  # substitutes only, after the others
         self.by_param: dict[str, Ref] = {}  # ∂f/∂q by the name q, zeros included (a variable may name one)
@@ -139,23 +148,35 @@ class Matcher:
                 return self.by_param[name[len(prefix):]]
         return None
 
-    def target(self, g: GradientReport) -> Ref:
-        """∂f/∂param, what the returned gradient should be (autograd at the point; the verdict's reference without it)."""
+    def target(self, g: GradientReport) -> Ref | None:
+        """∂f/∂param, what the returned gradient should be: the reference quantity at the point, else the verdict's
+        reference where it was taken here (None: neither)."""
         own = self.by_param.get(g.param)
-        if own is not None and own.array.shape == np.shape(g.reference):
-            return Ref(f"∂f/∂{g.param}", own.array)
+        if own is not None and (not self.counterexample or own.array.shape == np.shape(g.reference)):
+            return Ref(f"∂f/∂{g.param}", own.array, error=own.error)
+        if not self.counterexample:
+            return None
         return Ref(f"∂f/∂{g.param}", np.asarray(g.reference, dtype=np.float64))
 
-    def _holds(self, v: np.ndarray, t: np.ndarray, c: float) -> bool:
+    def is_value(self, v: np.ndarray) -> bool:
+        """Whether ``v`` equals a forward value (an intermediate or a parameter) and no gradient."""
+        values = [r for r in self.refs if not r.grad and self.same(v, r.array)]
+        return bool(values) and not any(r.grad and self.same(v, r.array, r.error) for r in self.refs)
+
+    def _within(self, v: np.ndarray, t: np.ndarray, c: float, err: np.ndarray | float) -> np.ndarray:
+        """Per entry, whether |v − c · t| is within the tolerance (module docstring; ``err``: t's FD error bound)."""
         tau = MATCH_SLACK * self.rho * float(np.max(np.abs(t), initial=0.0)) * max(1.0, abs(c))
         with np.errstate(invalid="ignore", over="ignore"):
-            return bool(np.all(np.abs(v - c * t) <= tau + MATCH_RTOL * np.abs(c * t)))
+            return np.abs(v - c * t) <= tau + MATCH_RTOL * np.abs(c * t) + FD_MATCH_SLACK * abs(c) * err
 
-    def same(self, v: np.ndarray | None, t: np.ndarray) -> bool:
-        """Whether ``v`` equals ``t`` (same shape, within the tolerance)."""
-        return v is not None and v.shape == t.shape and self._holds(v, t, 1.0)
+    def _holds(self, v: np.ndarray, t: np.ndarray, c: float, err: np.ndarray | float = 0.0) -> bool:
+        return bool(np.all(self._within(v, t, c, err)))
 
-    def factor(self, v: np.ndarray | None, t: np.ndarray) -> float | None:
+    def same(self, v: np.ndarray | None, t: np.ndarray, err: np.ndarray | float = 0.0) -> bool:
+        """Whether ``v`` equals ``t`` (same shape, within the tolerance; ``err``: t's FD error bound per entry)."""
+        return v is not None and v.shape == t.shape and self._holds(v, t, 1.0, err)
+
+    def factor(self, v: np.ndarray | None, t: np.ndarray, err: np.ndarray | float = 0.0) -> float | None:
         """c with v = c · t, or None."""
         if v is None or v.shape != t.shape or not np.all(np.isfinite(v)):
             return None
@@ -163,17 +184,19 @@ class Matcher:
         if tt == 0.0:
             return None
         c = snap(float(np.vdot(v, t)) / tt)
-        if t.size < MIN_FACTOR_ENTRIES and c not in SIMPLE:
-            return None  # a few entries are often a multiple of others: only a simple constant says something there
-        return c if self._holds(v, t, c) else None
+        if np.count_nonzero(t) < MIN_FACTOR_ENTRIES and c not in SIMPLE:
+            # A few entries are often a multiple of others, and so are arrays of a few nonzero entries (a max-pool
+            # gradient, one per window): only a simple constant says something there.
+            return None
+        return c if self._holds(v, t, c, err) else None
 
     def relation(self, v: np.ndarray, ref: Ref) -> Relation | None:
         """value = c · T(ref) for the identity or a transpose (a 2-d array), or None; the identity first."""
-        c = self.factor(v, ref.array)
+        c = self.factor(v, ref.array, ref.error)
         if c is not None and c != 0.0:
             return Relation(ref, c)
         if ref.array.ndim == 2 and ref.array.T.shape == v.shape:
-            c = self.factor(v, ref.array.T)
+            c = self.factor(v, ref.array.T, ref.t_error)
             if c is not None and c != 0.0:
                 return Relation(ref, c, True)
         return None
@@ -183,12 +206,12 @@ class Matcher:
         and none when ``v`` is a sign, factor or transpose of ∂f/∂q (the name says which of two equal values it is)."""
         meant = self.intended(name)
         if meant is not None:
-            if self.same(v, meant.array):
+            if self.same(v, meant.array, meant.error):
                 return Relation(meant, 1.0)
             if self.relation(v, meant) is not None:
                 return None
         for r in self.refs:
-            if self.same(v, r.array):
+            if self.same(v, r.array, r.error):
                 return Relation(r, 1.0)
         return None
 
@@ -212,7 +235,6 @@ class Matcher:
         those that are all zeros last."""
         return [r for r in (*self.refs, *self.zeros) if r.array.shape == shape and (grad is None or r.grad == grad)]
 
-    def differing(self, v: np.ndarray, t: np.ndarray) -> int:
-        tau = MATCH_SLACK * self.rho * float(np.max(np.abs(t), initial=0.0))
-        with np.errstate(invalid="ignore"):
-            return int(np.sum(~(np.abs(v - t) <= tau + MATCH_RTOL * np.abs(t))))
+    def differing(self, v: np.ndarray, t: Ref) -> int:
+        """How many entries of ``v`` differ from ``t``'s."""
+        return int(np.sum(~self._within(v, t.array, 1.0, t.error)))

@@ -34,12 +34,13 @@ from verigrad.checks.report.model import (
     Slip,
     Status,
     TraceStep,
+    Witness,
     plain_data,
 )
 from verigrad.checks.report.paths import KINDS, report_path_problem
 from verigrad.checks.report.progress import Progress
 from verigrad.checks.report.terminal import detail_lines, print_run, render, say, shown
-from verigrad.checks.report.words import summary_line, visible, warnings_of
+from verigrad.checks.report.words import numpy_only_line, summary_line, visible, warnings_of
 
 __all__ = [
     "ERROR",
@@ -63,10 +64,12 @@ __all__ = [
     "Slip",
     "Status",
     "TraceStep",
+    "Witness",
     "Written",
     "deferred_interrupt",
     "detail_lines",
     "load_failure_report",
+    "numpy_only_line",
     "plain_data",
     "print_run",
     "render",

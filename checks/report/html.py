@@ -32,6 +32,7 @@ from verigrad.checks.report.words import (
     headline_is_disagreement,
     nondiff_text,
     note,
+    numpy_only_line,
     own_points,
     point_text,
     side_message,
@@ -386,6 +387,8 @@ def render_html(run: RunReport) -> str:
         about.append(f"seed {run.seed}")
     if run.interrupted:
         about.append("interrupted: only the derivations below were checked")
+    if (numpy := numpy_only_line(run)) is not None:
+        about.append(numpy)
     warns = sum(len(warnings_of(r)) for r in run.reports)
     if warns:
         about.append(f"{warns} warning{'s' if warns > 1 else ''}")

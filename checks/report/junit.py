@@ -24,6 +24,7 @@ from verigrad.checks.report.words import (
     gradient_replay,
     headline,
     names_its_gradient,
+    numpy_only_line,
     point_text,
     side_message,
     slip_text,
@@ -152,6 +153,8 @@ def render_junit(run: RunReport) -> str:
         ET.SubElement(props, "property", name="seed", value=str(run.seed))
     if run.interrupted:
         ET.SubElement(props, "property", name="interrupted", value="true")
+    if (numpy := numpy_only_line(run)) is not None:
+        ET.SubElement(props, "property", name="numpy_only", value=_xml(numpy))
     tally = _Tally()
     for r in run.reports:
         _derivation_cases(suite, r, run.seed, tally)

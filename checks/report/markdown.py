@@ -19,6 +19,7 @@ from verigrad.checks.report.words import (
     headline,
     index_text,
     note,
+    numpy_only_line,
     own_points,
     point_text,
     side_message,
@@ -158,6 +159,8 @@ def render_markdown(run: RunReport) -> str:
         about.append(f"Seed `{run.seed}`.")
     if run.interrupted:
         about.append("**Interrupted**: only the derivations listed were checked.")
+    if (numpy := numpy_only_line(run)) is not None:
+        about.append(escape(numpy) + ".")
     if about:
         lines += [" ".join(about), ""]
     if not run.reports:
@@ -172,6 +175,6 @@ def render_markdown(run: RunReport) -> str:
         lines += [f"… and {left} more failing gradients: see the JSON report.", ""]
     warns = _warnings(run)
     lines += warns
-    if passed == len(run.reports) and not warns:
+    if passed == len(run.reports) and not warns and numpy_only_line(run) is None:
         lines += [f"All {passed} derivations agree with autograd and finite differences.", ""]
     return "\n".join(lines)

@@ -71,6 +71,14 @@ class Problem(StrEnum):
     NON_FINITE = "non_finite"  # NaN/inf where the forward is finite
 
 
+class Witness(StrEnum):
+    """The exact witness an analytic gradient was judged against (finite differences confirm it, or stand alone)."""
+
+    AUTOGRAD = "autograd"  # torch autograd, float64
+    COMPLEX_STEP = "complex step"  # Im f(x + i·h·e_k)/h of a NumPy-only forward (reference/_complex_step.py)
+    FINITE_DIFFERENCES = "finite differences"  # central differences alone: no exact witness was available
+
+
 class Mode(StrEnum):
     """How finite differences confirm the references (see the README's speed section)."""
 
@@ -249,6 +257,10 @@ class GradientReport:
     warnings: list[str] = field(default_factory=list)
     message: str | None = None  # for status error: one line
     problem: Problem | None = None  # set when the values could not be compared entry by entry
+    witness: Witness = Witness.AUTOGRAD  # what the analytic gradient was judged against
+    #: The smallest error it could have seen: the largest threshold applied to an entry, relative to max |reference|
+    resolution: float | None = None
+    witness_refused: str | None = None  # why the complex step was not the witness of a NumPy-only forward's gradient
     raised: str | None = None  # with Problem.RAISED: the exception, "TypeError: ..."
     # Where the search found this gradient failing, its own smallest point: {"shapes": {...}, "seed": ..., "replay": "..."}
     # (a gradient that fails only at sizes where the others pass is reported there, not at the derivation's counterexample).
@@ -280,6 +292,9 @@ class GradientReport:
             "reference_value": _num(self.reference_value),
             "threshold": {k: _num(v) for k, v in self.threshold.items()},
             "blame": self.blame,
+            "witness": self.witness,
+            "resolution": _num(self.resolution),
+            "witness_refused": self.witness_refused,
             "mismatches": self.mismatches,
             "entries": self.entries,
             "nondifferentiable": idx(self.nondifferentiable),
@@ -305,6 +320,7 @@ class GradientReport:
             status=Status,
             blame=_optional(Blame),
             problem=_optional(Problem),
+            witness=Witness,
             diagnosis=_optional(lambda d: _rebuilt(Diagnosis, d, kind=Kind)),
             slip=_optional(lambda d: _rebuilt(Slip, d)),
             trace=lambda steps: [_rebuilt(TraceStep, t, mark=Mark) for t in steps],

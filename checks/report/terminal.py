@@ -21,6 +21,7 @@ from verigrad.checks.report.words import (
     headline,
     names_its_gradient,
     note,
+    numpy_only_line,
     own_points,
     point_text,
     side_message,
@@ -121,6 +122,8 @@ def render(run: RunReport, color: bool = False) -> str:
     lines.append("")
     if run.interrupted:
         lines.append("interrupted: the counts below cover the derivations checked before the interruption")
+    if (numpy := numpy_only_line(run)) is not None:
+        lines.append(numpy)
     if run.seed is not None:
         lines.append(f"seed {run.seed}")
     lines.append(summary_line(run))

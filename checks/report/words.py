@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from verigrad.checks.report.inputs import inputs_words
-from verigrad.checks.report.model import GradientReport, Mark, Report, RunReport, Status
+from verigrad.checks.report.model import GradientReport, Mark, Report, RunReport, Status, Witness
 
 #: Rows and columns of the analytic/reference window shown around the worst entry.
 WINDOW = 3
@@ -84,7 +84,27 @@ def note(g: GradientReport) -> str:
         parts.append(f"blame {g.blame}")
     if g.nondifferentiable:
         parts.append(f"{len(g.nondifferentiable)} nondiff")
+    if g.witness != Witness.AUTOGRAD:
+        parts.append(witness_note(g))
     return "; ".join(parts)
+
+
+def witness_note(g: GradientReport) -> str:
+    """What a gradient without autograd was judged against, and the smallest error that could have been seen."""
+    seen = f", sees {g.resolution:.0e}" if g.resolution is not None else ""
+    return f"vs {g.witness}{seen}"
+
+
+def numpy_only_line(run: RunReport) -> str | None:
+    """One line for every derivation of the run whose forward runs under NumPy only (None when there is none)."""
+    names = [r.name for r in run.reports if not r.autograd_available]
+    if not names:
+        return None
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"no autograd for {shown} (NumPy only): each gradient judged against the complex step, or finite differences"
+        " where the note says so (sees: the smallest error relative to max|reference| it lets through); give torch_forward= for autograd"
+    )
 
 
 def _has_sentence(g: GradientReport) -> bool:

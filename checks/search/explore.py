@@ -26,11 +26,22 @@ from verigrad.checks.search.coverage import Coverage
 from verigrad.checks.search.database import Entry
 from verigrad.checks.search.points import SEED_MAX, KinksError, draw_points, seeds, sizes_strategy
 
-__all__ = ["VALUES_PER_SIZE", "Outcome", "Round", "explore", "shows_failure"]
+__all__ = ["VALUES_ALONE", "VALUES_PER_SIZE", "Outcome", "Round", "explore", "shows_failure"]
 
 #: Points drawn at each example's sizes. Checked as one stack (checks/verdict/stacked.py), 16 points cost
 #: about what two checked alone do, and each size is tried on as many random values.
 VALUES_PER_SIZE = 16
+#: Points drawn at each example's sizes for a forward that runs under NumPy only: nothing stacks them, each
+#: costs its own forward calls (one per entry for the complex step, several for finite differences), so 16 cost
+#: 16 times one. Two keep a second draw of the values at every size (a kink, a tie, a cancellation that one draw
+#: hits and the other misses) for an eighth of the cost; the sizes are as many as ever.
+VALUES_ALONE = 2
+
+
+def values_per_size(derivation: Derivation) -> int:
+    """The points of one example: VALUES_PER_SIZE where they are checked as one stack, VALUES_ALONE for a
+    forward declared to run under NumPy only (checked one point at a time)."""
+    return VALUES_ALONE if tuple(derivation.namespaces or ()) == ("numpy",) else VALUES_PER_SIZE
 
 Progress = Callable[[str, int, int], None]
 Checked = tuple[Point | Report, Report]
@@ -150,8 +161,8 @@ def _settings(budget: int) -> settings:
 
 
 def _draw_example(rnd: Round, tally: _Tally, sizes: Mapping[str, int], point_seed: int) -> list[Point]:
-    """The VALUES_PER_SIZE points of one example; one whose kinks() raised ends it as a failure."""
-    every = [(point_seed + j) % (SEED_MAX + 1) for j in range(VALUES_PER_SIZE)]
+    """The points of one example (``values_per_size``); one whose kinks() raised ends it as a failure."""
+    every = [(point_seed + j) % (SEED_MAX + 1) for j in range(values_per_size(rnd.derivation))]
     try:
         return draw_points(rnd.derivation, sizes, every, include_kinks=rnd.include_kinks)
     except KinksError:

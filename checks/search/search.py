@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from verigrad.analytic import Derivation, flat_grad_output
+from verigrad.analytic import Derivation, flat_at, flat_grad_output
 from verigrad.checks.diagnose import diagnose, join_slips, locate_slips
 from verigrad.checks.limits import DerivationTimeout, largest_sizes, memory_problem, time_limit
 from verigrad.checks.report import Diagnosis, GradientReport, Kind, Mode, Point, Problem, Report, Status
@@ -256,7 +256,7 @@ def check(
 def _at_point(run: Run, at: Mapping[str, Any]) -> Report:
     """One point the caller gave (a layer without ``grad_output`` gets one drawn from the run's seed)."""
     try:
-        at = flat_grad_output(run.derivation, at)  # a grad_output given in the forward's structure (several outputs)
+        at = flat_grad_output(run.derivation, flat_at(run.derivation, at))  # structured parameters, grad_output as leaves
         derivation, arrays, sizes = bind_at(run.derivation, at)  # data, hyperparameters and seed taken out of at
     except ValueError as e:
         return run.refuse(str(e))

@@ -22,12 +22,9 @@ import time
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report import GradientReport, Point, Report
+from verigrad.checks.report import FAIL, Blame, GradientReport, Point, Report, Witness
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.calls import check_inputs
-from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
-from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
-from verigrad.checks.verdict.point import (
+from verigrad.checks.verdict.before import (
     Checked,
     Prepared,
     blank_report,
@@ -38,6 +35,10 @@ from verigrad.checks.verdict.point import (
     judge_param,
     name_graph_cause,
 )
+from verigrad.checks.verdict.calls import check_inputs
+from verigrad.checks.verdict.complex_witness import Sharp, complex_witness, pair_noise
+from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
+from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.reference import (
     NUMPY,
     TORCH,
@@ -47,16 +48,20 @@ from verigrad.reference import (
     TorchObjective,
     autograd_gradients,
     finite_differences,
+    forward_unit,
     namespaces,
 )
 
-__all__ = ["NO_AUTOGRAD", "one_namespace"]
+__all__ = ["one_namespace"]
 
-#: The warning every report of a NumPy-only forward carries (the field is ``Report.autograd_available``).
-NO_AUTOGRAD = (
-    "autograd was not available: the forward runs under NumPy only, so it was checked against finite differences"
-    " alone (two witnesses); give torch_forward= for the third"
-)
+
+
+def coarse_forward(unit: float) -> str:
+    """The warning of a NumPy forward that computes in a precision coarser than float64."""
+    return (
+        f"the forward computes in a precision coarser than float64 (u = {unit:.1e}, read off the dtype it returns):"
+        " its finite differences are sized and judged for that precision"
+    )
 
 
 def one_namespace(derivation: Derivation, point: Point, *, mode: str = "exhaustive", seed: int = 0, device: str = "cpu") -> Report | None:
@@ -116,28 +121,70 @@ def two_witnesses(name: str, analytic, fd: FDEstimate, total_dims: int) -> Gradi
 
 
 def numpy_only(derivation: Derivation, point: Point, *, seed: int = 0) -> Report:
-    """Two witnesses: the hand-derived gradients and finite differences in NumPy float64."""
+    """The hand-derived gradients against the complex step, verified by finite differences, where the forward
+    allows it (checks/verdict/complex_witness.py); against finite differences in NumPy float64 alone for the
+    gradients where it does not."""
     rep = blank_report(derivation, point, "exhaustive")
     rep.autograd_available, rep.namespace = False, NUMPY
-    rep.warnings.append(NO_AUTOGRAD)
     c = _checked(derivation, point, NUMPY, rep)
     if isinstance(c, Report):
         return c
+    unit = forward_unit(derivation, c.params, c.grad_output)
+    if unit > tol.U64:
+        rep.warnings.append(coarse_forward(unit))
     try:
         ev = BatchedObjective(derivation, c.params, c.grad_output, f0=c.f0)
-        refine = refine_where_analytic_disagrees(None if c.raised else c.analytic)
-        fd = finite_differences(derivation, c.params, c.grad_output, refine=refine, seed=seed, evaluator=ev)
+        exact = c.raised is None and unit == tol.U64  # a complex step in float32 would be judged as float64: none
+        sharp = complex_witness(derivation, ev, c.total_dims, seed) if exact else Sharp()
+        judged = {name: _by_complex_step(derivation, c, ev, sharp, name, seed) for name in sharp.values}
+        rest = [n for n in derivation.check if judged.get(n) is None]
+        if rest:
+            refine = refine_where_analytic_disagrees(None if c.raised else c.analytic)
+            fd = finite_differences(derivation, c.params, c.grad_output, check=rest, refine=refine, seed=seed, evaluator=ev, unit=unit, wide=True)
     except ForwardError as e:
         return error_report(rep, str(e), c.started)
-    rep.evaluations = fd.evaluations
+    rep.evaluations = ev.evaluations + sharp.evaluations
     for name in derivation.check:
-        est = fd.gradients[name]
-        if c.raised is not None:  # the reference shown is the finite difference
-            g = judge_param(Prepared(**vars(c), auto={name: est.value}, sigma={}), name, est)
-        else:
-            g = two_witnesses(name, c.analytic.get(name), est, c.total_dims)
+        g = judged.get(name) or _by_differences(c, name, fd.gradients[name])
+        g.witness_refused = sharp.refused.get(name)
         rep.gradients.append(g)
     return conclude(rep, c.started)
+
+
+def _by_differences(c: Checked, name: str, est: FDEstimate) -> GradientReport:
+    """The verdict on ``name`` by finite differences alone (the reference shown is the finite difference)."""
+    if c.raised is not None:
+        g = judge_param(Prepared(**vars(c), auto={name: est.value}, sigma={}), name, est)
+    else:
+        g = two_witnesses(name, c.analytic.get(name), est, c.total_dims)
+    g.witness = Witness.FINITE_DIFFERENCES
+    return g
+
+
+def _by_complex_step(derivation: Derivation, c: Checked, ev: BatchedObjective, sharp: Sharp, name: str, seed: int) -> GradientReport | None:
+    """The verdict on ``name`` against the verified complex step t (None where the analytic gradient cannot be
+    compared entry by entry: judged by finite differences): the analytic gradient within τ_ex of t at every entry
+    passes. Otherwise σ is measured (``pair_noise``) and, if it still fails, finite differences at every entry join
+    as the third witness (refined where they miss t) and decide the blame, as autograd's are decided; where they
+    side with the analytic gradient against t (a kink within the step, code the complex step does not follow),
+    None: judged by finite differences alone."""
+    t, a = sharp.values[name], c.analytic.get(name)
+    if admit(name, a, t.shape)[0] is not None:
+        return None  # not comparable entry by entry: the differences' verdict says why, with their thresholds
+    confirmed = FDEstimate(t, np.zeros(t.shape), np.zeros(t.shape), np.zeros(t.shape, dtype=bool), np.zeros(t.shape, dtype=bool))
+    g = judge_point(name, a, t, confirmed, sharp.sigma[name], c.total_dims)
+    if g.status == FAIL and pair_noise(derivation, ev, a, name, sharp, seed):
+        g = judge_point(name, a, t, confirmed, sharp.sigma[name], c.total_dims)
+    sigma = sharp.sigma[name]
+    if g.status == FAIL:
+        refine = refine_where_autograd_disagrees({name: t})
+        fd = finite_differences(derivation, c.params, c.grad_output, check=[name], refine=refine, seed=seed, evaluator=ev)
+        g = judge_point(name, c.analytic.get(name), t, fd.gradients[name], sigma, c.total_dims)
+        if g.blame is not None and g.blame != Blame.ANALYTIC:
+            sharp.refused[name] = "finite differences side with the analytic gradient against it at some entry"
+            return None
+    g.witness = Witness.COMPLEX_STEP
+    return g
 
 
 def torch_only(derivation: Derivation, point: Point, *, seed: int = 0, device: str = "cpu") -> Report:

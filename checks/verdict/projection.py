@@ -23,8 +23,9 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import FAIL, PASS, Blame, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.before import conclude, error_report, judge_param, name_graph_cause
 from verigrad.checks.verdict.judge import exact_tolerance, precision_of
-from verigrad.checks.verdict.point import conclude, error_report, judge_param, name_graph_cause, prepare, seeded
+from verigrad.checks.verdict.point import prepare, seeded
 from verigrad.checks.verdict.thresholds import (
     CROSSOVER_ENTRIES,
     DEFAULT_BUDGET,

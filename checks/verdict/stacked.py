@@ -22,9 +22,10 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import ERROR, PASS, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
+from verigrad.checks.verdict.before import blank_report, error_report, inner_length
 from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, differing, nondeterministic
 from verigrad.checks.verdict.judge import judge_stack
-from verigrad.checks.verdict.point import blank_report, error_report, evaluate, inner_length
+from verigrad.checks.verdict.point import evaluate
 from verigrad.checks.verdict.references import stacked_references
 from verigrad.reference import ForwardError, Stack, Unstackable, forward_value, seeded_at
 

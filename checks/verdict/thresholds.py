@@ -57,6 +57,12 @@ C_SIZE = 4.0
 PRECISION_FLOOR_ULPS = 16.0
 #: Jittered points x(1 + δ) at which autograd and its Hessian-vector product measure σ_t.
 AUTOGRAD_JITTERS = 2
+#: Jittered copies at which the complex step and the analytic gradient measure their pair's rounding σ (checks/verdict/
+#: complex_witness.py): σ is the largest change of a − t between any two of the point and its copies. a − t of two
+#: correct gradients moves by whole ulps of the sums they round, and with one copy it kept its value by chance (a 1-ulp
+#: ∂f/∂beta of batchnorm at D = 1, N = 5, a cancelling Σ G, failed: σ read 0); among five values all equal by chance is
+#: rare. Measured only where τ_ex with σ = 0 does not settle the verdict.
+PAIR_JITTERS = 4
 #: Relative size of δ for σ_t: 2^-28 ≈ 3.7e-9, about 2^24 ulps. Wide enough that every rounded
 #: intermediate moves by many ulps (so its rounding is drawn afresh) — also a saturated one: tanh(h)
 #: at h ≈ 11 (1 − t² ≈ 1e-9) moves by under an ulp under 2^-32, so NumPy's and torch's tanh, a few
@@ -205,11 +211,24 @@ MAX_TRACE_STEPS = 2000
 MAX_SUBSTITUTES = 64
 #: Steps shown in a gradient's derivation trace (the steps its value was computed from, in order).
 MAX_TRACE_SHOWN = 40
-#: A step is related to a quantity by a factor other than ±1, 2, 1/2, 3, 1/3, 4, 1/4 only when it has at least
-#: this many entries: a one-entry array is a multiple of any other, and two-entry ones often are (softmax's
+#: A step is related to a quantity by a factor other than ±1, 2, 1/2, 3, 1/3, 4, 1/4 only when the quantity has
+#: at least this many nonzero entries: a one-entry array is a multiple of any other (and an array of one nonzero
+#: entry of any other with the same one), and two-entry ones often are (softmax's
 #: gradient sums to 0 over two classes, so any two such are proportional); the slips a factor names (1/√D,
 #: 1/N) show on counterexamples of a few entries more.
 MIN_FACTOR_ENTRIES = 4
+#: Where the forward runs under NumPy only, ∂f/∂q comes from finite differences (reference/_numpy_intermediates.py)
+#: with an error bound e per entry (reference/_fd.py's model: truncation by Richardson, rounding ε_f/h); the
+#: match above then also allows FD_MATCH_SLACK · |c| · e per entry. The bound is an estimate from the spread of
+#: three steps and a few jittered evaluations, so it is taken with the margin the verdict gives its own FD
+#: witness; a slip still differs at O(1) relative, far above an FD error of about u^(2/3) relative.
+FD_MATCH_SLACK = 4.0
+#: Entries (of all parameters and intermediates together) whose ∂f/∂entry finite differences are taken for the
+#: slip of a NumPy-only forward: six runs of the forward each, so 512 entries cost about 3,000 runs, a second or
+#: two for the course layers at a counterexample's sizes (a few dozen entries each) and enough for the LSTM step
+#: at the distinct dims of a second point (N=3, D=2, H=5: about 350); beyond it the later (loop and helper)
+#: intermediates and the parameters no failing gradient is of are left out.
+MAX_SLIP_FD_ENTRIES = 512
 
 # --- draws: how far random points keep from the declared kinks ---------------------------------------
 
@@ -240,6 +259,7 @@ __all__ = [
     "EVALUATIONS_PER_ENTRY",
     "EVALUATIONS_PER_MEASUREMENT",
     "FALLBACK_JITTER_EPS",
+    "FD_MATCH_SLACK",
     "H0",
     "INTERMEDIATE_FACTOR",
     "JITTER_POINTS",
@@ -257,6 +277,7 @@ __all__ = [
     "MAX_LISTED",
     "MAX_LOCALIZED",
     "MAX_PERMUTED_RANK",
+    "MAX_SLIP_FD_ENTRIES",
     "MAX_SUBSTITUTES",
     "MAX_TRACE_SHOWN",
     "MAX_TRACE_STEPS",
@@ -266,6 +287,7 @@ __all__ = [
     "NOISE_FLOOR_ULPS",
     "NOISE_JITTER",
     "OBJECTIVE_FLOOR",
+    "PAIR_JITTERS",
     "PRECISION_FLOOR_ULPS",
     "PROBE_SIZES",
     "RICHARDSON_ROUNDING",

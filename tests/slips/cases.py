@@ -158,3 +158,39 @@ def affine_backward(dout, cache):
 
 
 adapter_slip = Derivation.from_forward_backward("adapter_slip", affine_forward, affine_backward, shapes={"x": ("N", "D"), "w": ("D", "M")})
+
+
+# --- ReLU regression with ∂f/∂Y's sign slipped: the forward recomputed first (Z, S) is never the slip -----------
+def relu_dY_forward(xp, X, W, Y):
+    Z = X @ W
+    S = Z * (Z > 0)
+    return xp.sum((S - Y) ** 2)
+
+
+def relu_dY_gradients(X, W, Y):
+    Z = X @ W
+    S = np.maximum(Z, 0.0)
+    dS = 2 * (S - Y)
+    dY = 2 * (S - Y)
+    dZ = dS * (Z > 0)
+    return {"W": X.T @ dZ, "X": dZ @ W.T, "Y": dY}
+
+
+relu_dY = Derivation(name="relu_dY", shapes={"X": ("N", "D"), "W": ("D", "M"), "Y": ("N", "M")}, forward=relu_dY_forward,
+                     gradients=relu_dY_gradients, kinks=lambda xp, X, W, Y: [X @ W])
+
+
+# --- a gradient off by 1e-12 relative: failing, yet equal to ∂f/∂X within the matching tolerance ---------------
+def near_forward(xp, X, W):
+    h = X @ W
+    return xp.sum(h**2)
+
+
+def near_gradients(X, W):
+    h = X @ W
+    dh = 2 * h
+    dh_safe = dh * (1 + 1e-12)
+    return {"X": dh_safe @ W.T, "W": X.T @ dh}
+
+
+near = Derivation(name="near", shapes={"X": ("N", "D"), "W": ("D", "M")}, forward=near_forward, gradients=near_gradients)

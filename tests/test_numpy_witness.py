@@ -1,0 +1,172 @@
+"""The witness of NumPy-only code (checks/verdict/fd_only.py, checks/verdict/complex_witness.py): the complex step
+where the forward follows it, verified by finite differences; wide-step finite differences where it drops the
+imaginary part; steps sized for a float32 forward; the report says which witness judged each gradient and the
+smallest error it could have seen, and the NumPy-only note is said once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from verigrad import Derivation
+from verigrad.checks import check
+from verigrad.checks.report import Blame, RunReport, Status, Witness
+from verigrad.checks.report.terminal import render
+from verigrad.checks.search.explore import VALUES_ALONE
+
+from .course_layers import affine_backward, affine_forward, conv_backward_naive, conv_forward_naive
+
+pytest_plugins = ["pytester"]
+
+EXAMPLES, SEED = 4, 5
+#: A planted error this far below max|∂f/∂param| (at one entry) must be caught: above the smallest error the
+#: NumPy-only witness lets through (≤ 1e-10 of max|reference| on the course layers), below today's 5e-9.
+PLANTED = 1e-9
+AFFINE = {"x": ("N", "D"), "w": ("D", "M"), "b": ("M",)}
+CONV = {
+    "shapes": {"x": ("N", "C", "H", "W"), "w": ("F", "C", "K", "K"), "b": ("F",)},
+    "hyper": {"conv_param": [{"stride": 1, "pad": 1}]},
+    "dims": {"N": (1, 2), "C": (1, 2), "H": (3, 4), "W": (3, 4), "F": (1, 2), "K": (1, 3)},
+}
+
+
+def _planted(backward, which: int):
+    """``backward`` with one entry of its ``which``-th gradient off by PLANTED·max|gradient|."""
+
+    def wrong(dout, cache):
+        grads = list(backward(dout, cache))
+        g = grads[which].copy()
+        g.flat[0] += PLANTED * np.max(np.abs(g))
+        grads[which] = g
+        return tuple(grads)
+
+    return wrong
+
+
+def _run(d: Derivation):
+    return check(d, examples=EXAMPLES, seed=SEED, database=False)
+
+
+def test_complex_step_judges_an_analytic_numpy_forward():
+    report = _run(Derivation.from_forward_backward("affine", affine_forward, affine_backward, shapes=AFFINE))
+    assert report.passed, report.message
+    assert {g.witness for g in report.gradients} == {Witness.COMPLEX_STEP}
+    assert all(g.resolution is not None and g.resolution <= 1e-10 for g in report.gradients)
+    assert report.points == report.examples * VALUES_ALONE  # forwards one at a time: fewer draws per size
+
+
+def test_error_of_1e_9_relative_is_caught_by_the_complex_step():
+    report = _run(Derivation.from_forward_backward("affine_off", affine_forward, _planted(affine_backward, 1), shapes=AFFINE))
+    assert report.status == Status.FAIL
+    assert [g.param for g in report.failures] == ["w"] and report.failures[0].blame == Blame.ANALYTIC
+
+
+def test_real_buffer_refuses_the_complex_step_and_wide_differences_judge():
+    report = _run(Derivation.from_forward_backward("conv", conv_forward_naive, conv_backward_naive, **CONV))
+    assert report.passed, report.message
+    for g in report.gradients:
+        assert g.witness == Witness.FINITE_DIFFERENCES and "real array" in g.witness_refused
+        # A convolution is linear in each entry: wide steps carry rounding alone, below the planted error (≤ 1e-10 of
+        # max|reference| for x and w; a bias whose value is small gets a small step, and sees less).
+        assert g.resolution < PLANTED
+
+
+def test_error_of_1e_9_relative_is_caught_by_wide_differences():
+    d = Derivation.from_forward_backward("conv_off", conv_forward_naive, _planted(conv_backward_naive, 1), **CONV)
+    report = _run(d)
+    assert report.status == Status.FAIL
+    assert [g.param for g in report.failures] == ["w"] and report.failures[0].blame == Blame.ANALYTIC
+
+
+def _abs_forward(x, w):
+    """Drops the imaginary part of x without a warning: np.abs of a complex array is real, and the sum with x − x
+    (a complex zero) keeps the result complex, so nothing but the value of the complex step shows it."""
+    out = (np.abs(x) + (x - x)) @ w
+    return out, (x, w)
+
+
+def _abs_backward(dout, cache):
+    x, w = cache
+    return np.sign(x) * (dout @ w.T), np.abs(x).T @ dout
+
+
+def test_dropped_imaginary_part_is_caught_by_finite_differences_not_trusted():
+    d = Derivation.from_forward_backward("abs_dot", _abs_forward, _abs_backward, shapes={"x": ("N", "D"), "w": ("D", "M")})
+    report = _run(d)
+    assert report.passed, report.message  # no false alarm: the complex step of x is 0, and refused
+    by = {g.param: g for g in report.gradients}
+    assert by["x"].witness == Witness.FINITE_DIFFERENCES and "not analytic" in by["x"].witness_refused
+    assert by["w"].witness == Witness.COMPLEX_STEP
+
+
+def _affine32_forward(x, w, b):
+    """A textbook time layer's habit: the output allocated in float32."""
+    out = np.empty((x.shape[0], w.shape[1]), dtype="f")
+    out[...] = x @ w + b
+    return out, (x, w)
+
+
+def _affine32_backward(dout, cache):
+    x, w = cache
+    return dout @ w.T, x.T @ dout, dout.sum(axis=0)
+
+
+def _affine32_backward_off(dout, cache):
+    dx, dw, db = _affine32_backward(dout, cache)
+    dw = dw.copy()
+    dw.flat[0] *= 1.03  # a few percent off at one entry
+    return dx, dw, db
+
+
+@pytest.mark.parametrize(("backward", "passes"), [(_affine32_backward, True), (_affine32_backward_off, False)])
+def test_float32_numpy_forward_is_judged_in_its_own_precision(backward, passes):
+    report = _run(Derivation.from_forward_backward("affine32", _affine32_forward, backward, shapes=AFFINE))
+    assert report.passed is passes, report.message
+    assert any("coarser than float64" in w for w in report.warnings)
+    if not passes:
+        assert [g.param for g in report.failures] == ["w"] and report.failures[0].blame == Blame.ANALYTIC
+
+
+def test_numpy_only_note_is_said_once():
+    runs = [_run(Derivation.from_forward_backward(f"affine{k}", affine_forward, affine_backward, shapes=AFFINE)) for k in range(3)]
+    text = render(RunReport(runs, seed=SEED))
+    assert text.count("no autograd for") == 1 and "affine0, affine1, affine2" in text
+    assert "autograd was not available" not in text and text.count("vs complex step") == 9
+
+
+def _affine16_forward(x, w, b):
+    out = np.empty((x.shape[0], w.shape[1]), dtype=np.float16)
+    out[...] = x @ w + b
+    return out, (x, w)
+
+
+def test_float16_numpy_forward_is_not_failed_for_steps_sized_for_float64():
+    report = _run(Derivation.from_forward_backward("affine16", _affine16_forward, _affine32_backward, shapes=AFFINE))
+    assert report.passed, report.message
+    assert {g.witness for g in report.gradients} == {Witness.FINITE_DIFFERENCES}  # no complex step in float16
+    assert any("coarser than float64" in w for w in report.warnings)
+
+
+NUMPY_ONLY_MODULE = '''
+import numpy as np
+from verigrad import Derivation
+
+def affine_forward(x, w):
+    return x @ w, (x, w)
+
+def affine_backward(dout, cache):
+    x, w = cache
+    return dout @ w.T, x.T @ dout
+
+SHAPES = {"x": ("N", "D"), "w": ("D", "M")}
+first = Derivation.from_forward_backward("first", affine_forward, affine_backward, shapes=SHAPES)
+second = Derivation.from_forward_backward("second", affine_forward, affine_backward, shapes=SHAPES)
+'''
+
+
+def test_plugin_says_numpy_only_once_not_a_warning_per_derivation(pytester):
+    pytester.makepyfile(test_numpy_only=NUMPY_ONLY_MODULE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--verigrad-examples", "2", "--verigrad-seed", "7")
+    result.assert_outcomes(passed=2)
+    text = result.stdout.str()
+    assert text.count("no autograd for first, second") == 1 and "autograd was not available" not in text
