@@ -91,24 +91,27 @@ class _Problem:
         self.names = {f"input{i}": i for i in self.wrt}
 
     def objective(self, params: dict[str, Any]) -> Any:
-        """f = Σ_k ⟨G_k, out_k⟩ with the inputs of ``params`` (in their own dtype and device), as a float64 scalar."""
+        """f = Σ_k ⟨G_k, out_k⟩ with the inputs of ``params`` (in their own dtype and device), a scalar in the
+        outputs' precision: the finite differences are sized and judged for it (reference.torch_forward_unit)."""
         args = list(self.inputs)
         for name, i in self.names.items():
             args[i] = params[name].to(dtype=self.inputs[i].dtype, device=self.inputs[i].device)
         outs = _tuple(self.func(*args))
         f = sum((torch.as_tensor(self.upstream[k], dtype=outs[k].dtype, device=outs[k].device) * outs[k]).sum() for k in self.outs)
-        return torch.as_tensor(0.0, dtype=torch.float64) if isinstance(f, int) else f.to(torch.float64).cpu()
+        return torch.as_tensor(0.0, dtype=torch.float64) if isinstance(f, int) else f.cpu()
 
     def forward(self, xp: Any, **params: Any) -> Any:
         return self.objective(params)
 
     def gradients(self, **params: np.ndarray) -> dict[str, np.ndarray]:
-        """∂f/∂input through ``func``'s backward, in each input's own dtype (None as zeros)."""
+        """∂f/∂input through ``func``'s backward (None as zeros), handed over in float64: autograd, the other exact
+        witness, runs through the same backward in the same precision, so the two agree to their last bit, and the
+        backward's precision is judged where it shows, against the finite differences sized for it."""
         leaves = {n: torch.tensor(v, dtype=self.inputs[i].dtype, device=self.inputs[i].device, requires_grad=True) for n, v in params.items()
                   for i in [self.names[n]]}
         f = self.objective(leaves)
         grads = torch.autograd.grad(f, list(leaves.values()), allow_unused=True) if f.requires_grad else [None] * len(leaves)
-        return {n: (np.zeros(t.shape) if g is None else g.detach().cpu().numpy()) for (n, t), g in zip(leaves.items(), grads, strict=True)}
+        return {n: (np.zeros(t.shape) if g is None else g.detach().cpu().double().numpy()) for (n, t), g in zip(leaves.items(), grads, strict=True)}
 
     def derivation(self) -> Derivation:
         shapes = {n: tuple(int(d) for d in self.inputs[i].shape) or () for n, i in self.names.items()}

@@ -14,7 +14,7 @@ from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_
 from ._global_rng import GENERATORS, NUMPY_GLOBAL, RANDOM, TORCH_GLOBAL, seeded_at, user_call
 from ._heap import Heap
 from ._intermediates import Intermediates, Quantity, intermediates
-from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_output_shape
+from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_forward_unit, torch_output_shape
 from ._objective import ForwardError, check_scalar, forward_unit, np_xp, objective, read_as_scalar, seen_shape
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
 from ._stacked import Stack, Unstackable
@@ -70,6 +70,7 @@ __all__ = [
     "seeded_at",
     "seen_shape",
     "steps_for",
+    "torch_forward_unit",
     "torch_namespace",
     "torch_output_shape",
     "user_call",

@@ -25,7 +25,7 @@ from ._torch import Deferred, torch_namespace
 
 torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
-__all__ = ["NUMPY", "TORCH", "TorchObjective", "forward_value_in", "namespaces", "runs_in", "torch_output_shape"]
+__all__ = ["NUMPY", "TORCH", "TorchObjective", "forward_value_in", "namespaces", "runs_in", "torch_forward_unit", "torch_output_shape"]
 
 NUMPY, TORCH = "numpy", "torch"
 BOTH = (NUMPY, TORCH)
@@ -87,6 +87,21 @@ def torch_output_shape(derivation: Derivation, params: Mapping[str, np.ndarray])
         return tuple(int(n) for n in out.shape)
     except Exception:  # user code: the forward, or its output's shape
         return ()
+
+
+def torch_forward_unit(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None) -> float:
+    """The unit roundoff of the precision a torch-only forward computes in, read off the dtype of the objective it
+    returns (a function that casts its float64 inputs to float32 — an op written for float32 only — returns a
+    float32 scalar); float64's otherwise, or where it raises (the check runs it again and reports why)."""
+    g = None if grad_output is None else torch.from_numpy(np.array(grad_output, dtype=np.float64))
+    try:
+        with torch.no_grad():
+            f = objective(derivation, torch_namespace(), _tensors(params, False), g)
+    except Exception:  # user code: the forward
+        return float(np.finfo(np.float64).eps) / 2
+    dtype = getattr(f, "dtype", None)
+    coarse = isinstance(dtype, torch.dtype) and dtype.is_floating_point and dtype.itemsize < 8
+    return float(torch.finfo(dtype).eps) / 2 if coarse else float(np.finfo(np.float64).eps) / 2
 
 
 class TorchObjective(BatchedObjective):

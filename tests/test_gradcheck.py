@@ -101,3 +101,18 @@ def test_gradgradcheck_passes_a_differentiable_backward_and_catches_a_missing_se
     assert gradgradcheck(Square.apply, _inputs()) is True
     assert torch.autograd.gradgradcheck(FirstOrderOnly.apply, _inputs(), raise_exception=False) is False
     assert gradgradcheck(FirstOrderOnly.apply, _inputs(), raise_exception=False) is False
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_float32_is_checked_in_its_own_precision(seed):
+    """No float64 required: right float32 functions pass (torch's defaults fail them), a 1% entry is still caught."""
+    import torch.nn.functional as F
+
+    gen = torch.Generator().manual_seed(seed)
+    x, w = torch.randn(2, 3, 6, 6, generator=gen), torch.randn(4, 3, 3, 3, generator=gen)
+    conv = lambda x, w: F.conv2d(x, w, padding=1)
+    assert gradcheck(conv, (x.requires_grad_(True), w.requires_grad_(True))) is True
+    assert torch.autograd.gradcheck(conv, (x, w), raise_exception=False) is False
+    assert gradcheck(Square.apply, _inputs(seed, dtype=torch.float32)) is True
+    with pytest.raises(TorchGradcheckError, match="precision coarser than float64"):
+        gradcheck(OneEntryOff.apply, _inputs(seed, dtype=torch.float32))

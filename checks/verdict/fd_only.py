@@ -50,6 +50,7 @@ from verigrad.reference import (
     finite_differences,
     forward_unit,
     namespaces,
+    torch_forward_unit,
 )
 
 __all__ = ["one_namespace"]
@@ -57,7 +58,7 @@ __all__ = ["one_namespace"]
 
 
 def coarse_forward(unit: float) -> str:
-    """The warning of a NumPy forward that computes in a precision coarser than float64."""
+    """The warning of a forward that computes in a precision coarser than float64."""
     return (
         f"the forward computes in a precision coarser than float64 (u = {unit:.1e}, read off the dtype it returns):"
         " its finite differences are sized and judged for that precision"
@@ -200,8 +201,12 @@ def torch_only(derivation: Derivation, point: Point, *, seed: int = 0, device: s
         sigma = autograd_noise(derivation, point, np.random.default_rng(seed), device, probes, at_base=auto)
         if c.analytic is not None and c.raised is None:
             sigma = with_analytic_noise(derivation, sigma, c.analytic, probes, auto)
+        unit = torch_forward_unit(derivation, c.params, c.grad_output)
+        if unit > tol.U64:
+            rep.warnings.append(coarse_forward(unit))
         ev = TorchObjective(derivation, c.params, c.grad_output, f0=c.f0)
-        fd = finite_differences(derivation, c.params, c.grad_output, refine=refine_where_autograd_disagrees(auto), seed=seed, evaluator=ev)
+        fd = finite_differences(derivation, c.params, c.grad_output, refine=refine_where_autograd_disagrees(auto), seed=seed, evaluator=ev,
+                                unit=unit, wide=unit > tol.U64)
     except ForwardError as e:
         return error_report(rep, str(e), c.started)
     rep.evaluations = fd.evaluations
