@@ -18,7 +18,7 @@ Glossary (every derivation's docstring uses these words):
 
 from ._contract import DEFAULT_DIM_RANGE, Derivation, DerivationError, resolve
 from ._data import DataKind, DataSpec, booleans, fixed, integers, one_hot, one_hot_rows
-from ._dims import dim_value, solve_sizes
+from ._dims import dim_value, hyper_value, solve_sizes
 from ._draws import Draw, orthogonal, positive, simplex, spd
 from ._hyper import FORWARD_SEED, Setting, bind, configure, literal_text
 from ._outputs import flat_grad_output
@@ -44,6 +44,7 @@ __all__ = [
     "fixed",
     "flat_at",
     "flat_grad_output",
+    "hyper_value",
     "integers",
     "literal_text",
     "one_hot",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._adapters import from_forward_backward, from_layer, from_loss
-from ._dims import SizeSpace, dim_value
+from ._dims import SizeSpace, dim_value, hyper_base
 from ._draws import check_draws, wrap_draws
 from ._hyper import SEED_ARG, check_inputs, dims_named, space_of
 from ._outputs import check_namespaces, output_parts, wrap_forward
@@ -224,7 +224,7 @@ class Derivation:
         for spec in self.data.values():
             for d in spec.names():
                 seen.setdefault(d, None)
-        return tuple(d for d in seen if d not in self.hyper)
+        return tuple(d for d in seen if hyper_base(d) not in self.hyper)
 
     @property
     def input_names(self) -> tuple[str, ...]:

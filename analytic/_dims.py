@@ -1,7 +1,8 @@
 """Sizes written as expressions of other sizes: ``"H-2"``, ``"4*H"``, ``"G*Cg"``, ``"(H+2*P-K)//S+1"``.
 
 An expression is parsed with ``ast`` and only these nodes are kept: names, non-negative int constants,
-``+ - * //``, unary minus and parentheses. Nothing the user writes is ever evaluated by Python; the tree
+``+ - * //``, unary minus, parentheses, and a string key of a name (``conv_param['pad']``, a key of a dict
+hyperparameter, which stands in the expression as one name: ``key_name``). Nothing the user writes is ever evaluated by Python; the tree
 is walked here. The names in an expression are *free* dims, searched like any other; an expression dim
 is computed from them.
 
@@ -19,6 +20,7 @@ import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 #: Steps a range end is moved inward by one value at a time while narrowing (beyond it, the rest of a
 #: huge range is left to the point-by-point check): enough for every range a check can afford to draw.
@@ -90,9 +92,38 @@ class Expr:
         return (min(corners), max(corners))
 
 
+def key_name(base: str, key: str) -> str:
+    """The one name a key of a dict hyperparameter has in an expression, however it was quoted: ``conv_param['pad']``."""
+    return f"{base}[{key!r}]"
+
+
+def split_key(name: str) -> tuple[str, str] | None:
+    """``(base, key)`` of a name made by ``key_name``; None for a plain name."""
+    if name.isidentifier():
+        return None
+    base, _, rest = name.partition("[")
+    return base, ast.literal_eval(rest[:-1])
+
+
+def hyper_base(name: str) -> str:
+    """The hyperparameter a name in a dim stands for: the name itself, or the dict whose key it is."""
+    keyed = split_key(name)
+    return name if keyed is None else keyed[0]
+
+
+def hyper_value(name: str, values: Mapping[str, Any]) -> Any:
+    """The value of ``name`` (a plain name, or ``base['key']``) under one value per hyperparameter."""
+    keyed = split_key(name)
+    return values[name] if keyed is None else values[keyed[0]][keyed[1]]
+
+
 def _build(node: ast.AST, text: str) -> Expr:
     if isinstance(node, ast.Name):
         return Expr("name", (node.id,))
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        key = node.slice.value if isinstance(node.slice, ast.Constant) else None
+        if type(key) is str:
+            return Expr("name", (key_name(node.value.id, key),))
     if isinstance(node, ast.Constant) and type(node.value) is int:
         return Expr("int", (node.value,))
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
@@ -100,7 +131,8 @@ def _build(node: ast.AST, text: str) -> Expr:
     if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
         return Expr(_OPS[type(node.op)], (_build(node.left, text), _build(node.right, text)))
     what = ast.get_source_segment(text, node) or type(node).__name__
-    raise DimExpressionError(f"{what!r} is not allowed (a dim is a name, an int, or names and ints with + - * // and parentheses)")
+    raise DimExpressionError(f"{what!r} is not allowed (a dim is a name, an int, or names, ints and keys"
+                             " of a dict hyperparameter (conv_param['pad']) with + - * // and parentheses)")
 
 
 @functools.lru_cache(maxsize=1024)

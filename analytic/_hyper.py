@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._data import DataSpec, Inputs
-from ._dims import DimExpressionError, Expr, parse_dim, size_space
+from ._dims import DimExpressionError, Expr, hyper_base, hyper_value, parse_dim, size_space, split_key
 from ._validate import DEFAULT_DIM_RANGE
 
 __all__ = ["FORWARD_SEED", "Setting", "bind", "check_hyper", "configs", "configure", "literal_text", "substitute"]
@@ -155,14 +155,16 @@ def config_space(derivation: Any, values: Mapping[str, int], ranges: Mapping[str
 
 
 def configs(derivation: Any, in_dims: tuple[str, ...], ranges: Mapping[str, tuple[int, int]]) -> list[dict[str, int]]:
-    """The configurations of the hyperparameters ``in_dims`` under which some sizes make every dim >= 1."""
-    grids = [derivation.hyper[n] for n in in_dims]
-    combos = itertools.islice(itertools.product(*grids), MAX_CONFIGS)
-    out = []
+    """The configurations of the hyperparameters ``in_dims`` (names, or keys of dicts: ``conv_param['pad']``)
+    under which some sizes make every dim >= 1, each ``{dim name: int}``."""
+    bases = tuple(dict.fromkeys(hyper_base(n) for n in in_dims))
+    combos = itertools.islice(itertools.product(*(derivation.hyper[b] for b in bases)), MAX_CONFIGS)
+    out: list[dict[str, int]] = []
     for combo in combos:
-        values = dict(zip(in_dims, combo, strict=True))
-        if config_space(derivation, values, ranges) is not None:
-            out.append(values)
+        values = dict(zip(bases, combo, strict=True))
+        ints = {n: hyper_value(n, values) for n in in_dims}
+        if ints not in out and config_space(derivation, ints, ranges) is not None:
+            out.append(ints)
     return out
 
 
@@ -220,7 +222,7 @@ def configure(derivation: Any, values: Mapping[str, Any]) -> Any:
     key = _config_key(values)
     if key in cache:
         return cache[key]
-    ints = {n: values[n] for n in derivation.hyper_dims}
+    ints = {n: hyper_value(n, values) for n in derivation.hyper_dims}
     c = copy.copy(derivation)
     setattr_ = lambda name, v: object.__setattr__(c, name, v)
     setattr_("shapes", {p: _sub_shape(s, ints) for p, s in derivation.shapes.items()})
@@ -318,22 +320,53 @@ def dims_named(d: Any, every: list) -> set[str]:
     return out
 
 
+def hyper_in_dims(d: Any, name: str, named: set[str]) -> tuple[str, ...]:
+    """The names in dims that stand for hyperparameters: each one named itself, then the keys of it named
+    (``conv_param['pad']``), in the order of ``hyper=``. DerivationError for a key of anything else."""
+    from ._validate import DerivationError
+
+    stray = sorted(n for n in named if split_key(n) is not None and hyper_base(n) not in d.hyper)
+    if stray:
+        raise DerivationError(name, f"dim {stray[0]} takes a key of {hyper_base(stray[0])!r}, which is not a hyperparameter;"
+                                      " only a key of a dict in hyper= may be written so")
+    keyed = lambda h: sorted(n for n in named if split_key(n) is not None and hyper_base(n) == h)
+    return tuple(n for h in d.hyper for n in ([h] if h in named else []) + keyed(h))
+
+
+def _key_problem(dim: str, grid: tuple[Any, ...]) -> str | None:
+    """Why the hyperparameter values ``grid`` cannot give the int ``dim`` stands for (a name, or a key of a dict)."""
+    keyed = split_key(dim)
+    if keyed is None:
+        return None if int_grid(grid) else f"hyperparameter {dim!r} appears in a dim, so its values must be ints, got {list(grid)!r}"
+    base, key = keyed
+    for v in grid:
+        if not isinstance(v, Mapping):
+            return f"dim {dim} takes key {key!r} of hyperparameter {base!r}, whose value {v!r} is not a dict"
+        if key not in v:
+            return f"dim {dim}: hyperparameter {base!r} has no key {key!r} in its value {v!r} (keys: {', '.join(map(repr, v))})"
+        if not int_grid((v[key],)):
+            return f"dim {dim}: {base}[{key!r}] is {v[key]!r} in {v!r}; a key used in a dim must hold an int"
+    return None
+
+
 def space_of(d: Any, name: str, every: list, dims: Mapping[str, tuple[int, int]]) -> Any:
     """The derivation's SizeSpace, the data's dims and the integers' ``high - low`` included; with int
     hyperparameters in dims, the configurations some sizes allow are kept on ``d.hyper_configs``."""
     from ._validate import DerivationError, check_space
 
     named = dims_named(d, every)
-    in_dims = tuple(h for h in d.hyper if h in named)
+    in_dims = hyper_in_dims(d, name, named)
     for h in in_dims:
-        if not int_grid(d.hyper[h]):
-            raise DerivationError(name, f"hyperparameter {h!r} appears in a dim, so its values must be ints, got {list(d.hyper[h])!r}")
+        problem = _key_problem(h, d.hyper[hyper_base(h)])
+        if problem:
+            raise DerivationError(name, problem)
     object.__setattr__(d, "hyper_dims", in_dims)
     extra = [x for spec in d.data.values() for x in spec.shape] + [s for spec in d.data.values() if (s := spec.span()) is not None]
     if not in_dims:
         return check_space(name, [*every, tuple(extra)], dims, d.symbols)
     ranges = {s: dims.get(s, DEFAULT_DIM_RANGE) for s in d.symbols}
-    boxes = {h: (min(d.hyper[h]), max(d.hyper[h])) for h in in_dims}
+    grids = {h: [hyper_value(h, {hyper_base(h): v}) for v in d.hyper[hyper_base(h)]] for h in in_dims}
+    boxes = {h: (min(g), max(g)) for h, g in grids.items()}
     try:
         space = size_space([x for s in every for x in s] + extra, ranges, boxes)
     except DimExpressionError as e:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._data import DataError, check_spec
-from ._dims import DimExpressionError, SizeSpace, parse_dim, size_space
+from ._dims import DimExpressionError, SizeSpace, hyper_base, parse_dim, size_space
 
 Dim = str | int
 Shape = tuple[Dim, ...]
@@ -115,7 +115,7 @@ def check_output(name: str, output: object, symbols: set[str]) -> Shape | None:
     if output is None:
         return None
     out = check_shape(name, "output", output)
-    unknown = [d for d in dim_names(out) if d not in symbols]
+    unknown = [d for d in dim_names(out) if hyper_base(d) not in symbols]  # symbols: the hyperparameters too
     if unknown:
         raise DerivationError(name, f"output uses dim {unknown[0]!r}, which no parameter's shape declares")
     return out

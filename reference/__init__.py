@@ -11,6 +11,7 @@ from ._autograd import autograd_gradients, custom_functions, rounding_noise
 from ._batched import BatchedObjective, forward_value, forward_value_torch
 from ._complex_step import ComplexStep, complex_step
 from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
+from ._global_rng import GENERATORS, NUMPY_GLOBAL, RANDOM, TORCH_GLOBAL, seeded_at, user_call
 from ._heap import Heap
 from ._intermediates import Intermediates, Quantity, intermediates
 from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_forward_unit, torch_output_shape
@@ -22,9 +23,13 @@ from ._torch import torch_namespace
 from .constants import H0, U64
 
 __all__ = [
+    "GENERATORS",
     "H0",
     "NUMPY",
+    "NUMPY_GLOBAL",
+    "RANDOM",
     "TORCH",
+    "TORCH_GLOBAL",
     "U64",
     "BatchedObjective",
     "ComplexStep",
@@ -62,10 +67,12 @@ __all__ = [
     "refine_entries",
     "rounding_noise",
     "runs_in",
+    "seeded_at",
     "seen_shape",
     "steps_for",
     "torch_forward_unit",
     "torch_namespace",
     "torch_output_shape",
+    "user_call",
     "value_and_signs",
 ]

@@ -73,15 +73,16 @@ class BatchedObjective:
 
     # --- single evaluations ----------------------------------------------------------------
     def _f_numpy(self, params: Mapping[str, np.ndarray]) -> float:
+        """f at ``params``, the forward handed copies: one that writes into its inputs changes no other evaluation."""
         self.evaluations += 1
         with np.errstate(all="ignore"):
-            return check_scalar(self.derivation, objective(self.derivation, np_xp, params, self.grad_output))
+            return check_scalar(self.derivation, objective(self.derivation, np_xp, _copies(params), self.grad_output))
 
     def _switches(self, xp, params) -> list:
         if self.derivation.kinks is None:
             return []
         with np.errstate(all="ignore"):
-            return [s for s in self.derivation.kinks(xp, **params)]
+            return [s for s in self.derivation.kinks(xp, **(_copies(params) if xp is np_xp else params))]
 
     def _probe_vmap(self) -> bool:
         name = next(iter(self.params))
@@ -123,12 +124,21 @@ class BatchedObjective:
         def one(p):
             return value_and_signs(self.derivation, {**others, name: p}, self._g)
 
+        versions = {k: t._version for k, t in others.items()}
         try:
             f, signs = torch.func.vmap(one)(stack)
         finally:
             if stack._version != version:  # the forward wrote into its input: never reuse those rows
                 self._stack_name = self._stack = None
+            self._restore(versions)
         return f.reshape(b).numpy().copy(), signs
+
+    def _restore(self, versions: Mapping[str, int]) -> None:
+        """The point's tensors afresh where the forward wrote into one (shared by every row of a call, and by the
+        next call): each call sees the intended point."""
+        for k, v in versions.items():
+            if self._t[k]._version != v:
+                self._t[k] = torch.from_numpy(self.params[k].copy())
 
     def _count(self, raw) -> tuple[np.ndarray, np.ndarray]:
         """(f, flipped) per perturbed row of a ``_vmap_call``, counted as evaluations and reported to ``on_batch``."""
@@ -283,11 +293,18 @@ class BatchedObjective:
         return np.array([self._f_numpy(ps) for ps in moved]), self.f0
 
 
-def forward_value(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output=None) -> float:
-    """The objective at ``params`` in NumPy float64 (ForwardError if it is not a finite-or-not scalar)."""
+def _copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.array(v, copy=True) for k, v in params.items()}
+
+
+def forward_value(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output=None, *, shared: bool = False) -> float:
+    """The objective at ``params`` in NumPy float64 (ForwardError if it is not a finite-or-not scalar). The
+    forward is handed copies, or (``shared``) the arrays themselves, so that a forward that writes into its
+    inputs changes ``params`` (the in-place check)."""
+    args = params if shared else _copies(params)
     try:
         with np.errstate(all="ignore"):
-            value = objective(derivation, np_xp, params, grad_output)
+            value = objective(derivation, np_xp, args, grad_output)
     except ForwardError:
         raise
     except Exception as e:  # user code

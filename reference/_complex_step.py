@@ -27,6 +27,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 
 from ._fd import steps_for
+from ._global_rng import user_call
 from ._objective import np_xp
 from .constants import CS_STEP, H0
 
@@ -53,7 +54,7 @@ def _complex_objective(derivation: Derivation, params: Mapping[str, np.ndarray],
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
-            out = derivation.forward(np_xp, **params)
+            out = user_call(derivation.forward, np_xp, **{k: np.array(v, copy=True) for k, v in params.items()})  # copies, seeded
     except np.exceptions.ComplexWarning as e:
         raise _Refused("the forward writes complex values into a real array (the imaginary part is dropped)") from e
     except Exception as e:  # user code: not defined for complex arrays

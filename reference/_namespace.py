@@ -71,9 +71,10 @@ def namespaces(derivation: Derivation, params: Mapping[str, np.ndarray], grad_ou
 
 
 def forward_value_in(derivation: Derivation, namespace: str, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None) -> float:
-    """The objective at ``params`` in ``namespace``, float64 (ForwardError as ``forward_value``)."""
+    """The objective at ``params`` in ``namespace``, float64 (ForwardError as ``forward_value``), the forward
+    handed ``params`` themselves (a forward that writes into its inputs changes them: the in-place check)."""
     if namespace == NUMPY:
-        return forward_value(derivation, params, grad_output)
+        return forward_value(derivation, params, grad_output, shared=True)
     return forward_value_torch(derivation, params, grad_output, shared=True)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 
+from ._global_rng import user_call
 from ._torch import Deferred
 
 torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
@@ -27,8 +28,12 @@ class ForwardError(RuntimeError):
 
 def objective(derivation: Derivation, xp: Any, params: Mapping[str, Any], grad_output: Any = None) -> Any:
     """Evaluate the scalar objective of ``derivation`` with namespace ``xp``. A layer's output is checked
-    against ``grad_output``, which has the declared output shape (``check_output``)."""
-    out = derivation.forward(xp, **params)
+    against ``grad_output``, which has the declared output shape (``check_output``). A tensor that autograd
+    differentiates is handed to the forward as a copy in its graph (``clone``), so that a forward that writes into
+    its input is differentiated at the intended point instead of refused by torch (a leaf written in place)."""
+    if xp is not np_xp:
+        params = {k: v.clone() if isinstance(v, torch.Tensor) and v.requires_grad else v for k, v in params.items()}
+    out = user_call(derivation.forward, xp, **params)  # the global generators seeded first (_global_rng.py)
     if derivation.is_layer:
         if grad_output is None:
             raise ValueError("a layer derivation needs grad_output")
@@ -113,7 +118,7 @@ def forward_unit(derivation: Derivation, params: Mapping[str, Any], grad_output:
     float64's for a float64, integer or unreadable value. The value itself is judged elsewhere."""
     try:
         with np.errstate(all="ignore"):
-            out = derivation.forward(np_xp, **params)
+            out = user_call(derivation.forward, np_xp, **{k: np.array(v, copy=True) for k, v in params.items()})  # copies, seeded
     except Exception:  # user code: the checks that call it run the forward again and say why it fails
         return float(np.finfo(np.float64).eps) / 2
     dtype = np.asarray(out).dtype

@@ -11,7 +11,7 @@ import pytest
 from tests import course_layers as L
 from verigrad import Derivation
 from verigrad.checks import check
-from verigrad.checks.report import ERROR, FAIL, PASS, Witness
+from verigrad.checks.report import ERROR, FAIL, PASS, Kind, Witness
 
 EXAMPLES = 4
 SMALL = {"N": (1, 2), "D": (1, 3), "M": (1, 3)}
@@ -239,3 +239,4 @@ def test_max_pool_assignment_is_caught_with_overlapping_windows_in_the_counterex
     )
     r = checked(d, examples=10)
     assert r.status == FAIL and r.counterexample["hyper"]["pool_param"]["stride"] == 1
+    assert r.failures[0].diagnosis.kind == Kind.ASSIGNMENT, r.failures[0].diagnosis.sentence  # a NumPy-only layer: J by differences

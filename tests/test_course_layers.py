@@ -16,7 +16,7 @@ import pytest
 
 from verigrad.checks import check
 from verigrad.checks.loader import load_file
-from verigrad.checks.report import Blame, Status
+from verigrad.checks.report import Blame, Kind, Status
 
 COURSE = Path(__file__).resolve().parents[1] / "examples" / "course"
 #: Sizes tried per derivation: the NumPy-only loops are slow under finite differences, and a few sizes
@@ -80,6 +80,9 @@ def test_pool_backward_wrong_only_with_overlapping_windows_is_caught_there(load)
     report = _caught(d, "x")
     found = report.failures[0].counterexample["hyper"]["pool_param"]
     assert found["stride"] < found["pool_height"], found
+    # A max-pool picks one input of each window by its value: = for += is an assignment, not a scattered partial.
+    diagnosis = report.failures[0].diagnosis
+    assert diagnosis.kind == Kind.ASSIGNMENT, diagnosis.sentence
     side_by_side = [c for c in d.hyper["pool_param"] if c["stride"] >= c["pool_height"]]
     assert check(dataclasses.replace(d, hyper={"pool_param": side_by_side}), examples=EXAMPLES, seed=SEED, database=False).passed
 

@@ -122,6 +122,63 @@ def test_configurations_that_allow_no_sizes_are_never_drawn():
     assert check(d, **SEARCH).status == Status.PASS
 
 
+# --- a key of a dict hyperparameter in a dim: the course's conv_param -------------------------------------------
+
+
+def conv_param_derivation(name, gradients=conv_gradients, grid=None, output=None):
+    grid = grid or [{"stride": 1, "pad": 1}, {"stride": 2, "pad": 0}, {"stride": 1, "pad": 0}]
+    return Derivation(
+        name=name,
+        shapes={"x": ("N", "H"), "w": ("K",)},
+        hyper={"conv_param": grid},
+        output=output or ("N", "(H+2*conv_param['pad']-K)//conv_param[\"stride\"]+1"),
+        dims={"N": (1, 2), "H": (1, 6), "K": (1, 3)},
+        forward=lambda xp, x, w, conv_param: conv_forward(xp, x, w, conv_param["stride"], conv_param["pad"]),
+        gradients=lambda x, w, conv_param, grad_output: gradients(x, w, conv_param["stride"], conv_param["pad"], grad_output),
+    )
+
+
+def test_a_key_of_a_dict_hyperparameter_sizes_the_output():
+    d = conv_param_derivation("conv_param")
+    assert d.symbols == ("N", "H", "K")
+    assert d.hyper_dims == ("conv_param['pad']", "conv_param['stride']")  # either quote: one name
+    assert {(c["conv_param['pad']"], c["conv_param['stride']"]) for c in d.hyper_configs} == {(1, 1), (0, 2), (0, 1)}
+    report = check(d, **SEARCH)
+    assert report.status == Status.PASS, report.message
+
+
+def test_a_key_of_a_dict_hyperparameter_is_searched_shrunk_and_replayed():
+    bad = lambda x, w, stride, pad, grad_output: conv_gradients(x, w, stride, pad, grad_output, crop=lambda d, p: d[:, p:-p])
+    d = conv_param_derivation("conv_param_crop", bad)
+    report = check(d, **SEARCH)
+    assert report.status == Status.FAIL
+    assert report.hyper["conv_param"]["pad"] == 0
+    again = replayed(d, report.replay)
+    assert again.status == Status.FAIL and again.hyper == report.hyper and again.shapes == report.shapes
+
+
+@pytest.mark.parametrize(
+    ("output", "grid", "needle"),
+    [
+        pytest.param("H-conv_param['padd']", None, "dim conv_param['padd']: hyperparameter 'conv_param' has no key 'padd'", id="no-key"),
+        pytest.param("H-conv_param['pad']", [{"pad": 1}, 2], "whose value 2 is not a dict", id="not-a-dict"),
+        pytest.param("H-conv_param['pad']", [{"pad": 0.5}], "a key used in a dim must hold an int", id="not-an-int"),
+        pytest.param("H-conv_param[0]", None, "'conv_param[0]' is not allowed", id="int-key"),
+        pytest.param("H-conv_param[pad]", None, "'conv_param[pad]' is not allowed", id="name-key"),
+    ],
+)
+def test_a_bad_key_in_a_dim_is_one_line_when_built(output, grid, needle):
+    with pytest.raises(DerivationError) as info:
+        conv_param_derivation("bad_key", grid=grid, output=("N", output))
+    text = str(info.value)
+    assert text.startswith("derivation 'bad_key':") and needle in text and "\n" not in text
+
+
+def test_a_key_of_something_not_a_hyperparameter_is_refused():
+    with pytest.raises(DerivationError, match="dim p\\['a'\\] takes a key of 'p', which is not a hyperparameter"):
+        Derivation(name="stray", shapes={"x": ("p['a']",)}, forward=lambda xp, x: xp.sum(x), gradients=lambda x: {"x": np.ones_like(x)})
+
+
 # --- integer labels, masks, one-hot rows, fixed arrays ------------------------------------------------------------
 
 

@@ -11,14 +11,14 @@ import pytest
 from verigrad import Derivation
 from verigrad.checks import check
 from verigrad.checks.diagnose import diagnose
-from verigrad.checks.report import ERROR, FAIL, PASS, Kind, Report, RunReport, render
+from verigrad.checks.report import FAIL, PASS, Kind, Report, RunReport, render
 from verigrad.checks.report.html import esc, render_html
 from verigrad.checks.report.junit import render_junit
 from verigrad.checks.report.markdown import escape, render_markdown
 from verigrad.checks.search import draw_point
 from verigrad.checks.search.coverage import Coverage, carry_warnings
 from verigrad.checks.verdict import evaluate, evaluate_group
-from verigrad.checks.verdict.calls import mutation_warnings
+from verigrad.checks.verdict.calls import forward_mutation_warnings, mutation_warnings
 
 EXAMPLES = 10
 SEED = 0
@@ -149,19 +149,24 @@ def test_the_search_carries_the_warning_from_any_point_it_checked():
     coverage.see(seen)
     coverage.see(seen)
     reported = Report(name="d", status=PASS)
-    carry_warnings(reported, coverage.mutations)
+    carry_warnings(reported, coverage)
     assert reported.warnings == mutation_warnings(["grad_output"])  # once, and only the mutation's
     assert reported.modified_in_place == ["grad_output"]
 
 
-def test_a_forward_that_writes_into_its_input_is_still_no_witness():
+def test_a_forward_that_writes_into_its_input_is_judged_on_copies_with_a_warning():
     def forward(xp, X):
-        X *= 2.0  # written into the caller's array
+        X *= 2.0  # written into the caller's array: evaluated twice on one array, it would give another value
         return xp.sum(X**2)
 
     d = Derivation(name="forward_into_x", shapes={"X": ("N",)}, forward=forward, gradients=lambda X: {"X": 8 * X})
     report = check(d, at={"X": np.array([1.0, -2.0])})
-    assert report.status == ERROR and "forward modified its argument(s) X in place" in report.message
+    assert report.status == PASS, report.message
+    assert report.forward_modified_in_place == ["X"] and report.to_dict()["forward_modified_in_place"] == ["X"]
+    assert forward_mutation_warnings(["X"])[0] in report.warnings
+    wrong = Derivation(name="forward_into_x_wrong", shapes={"X": ("N",)}, forward=forward, gradients=lambda X: {"X": 2 * X})
+    report = check(wrong, seed=1, database=False, examples=3)
+    assert report.status == FAIL and report.forward_modified_in_place == ["X"]
 
 
 # --- a kept axis: values right, shape (1, D) or (D, 1) for (D,) ------------------------------------------------

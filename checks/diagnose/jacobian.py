@@ -1,17 +1,20 @@
 """One term where a sum of terms belongs: a layer's gradient is ∂f/∂x_i = Σ_o G_o · ∂out_o/∂x_i, and a
 backward that keeps only one term per entry is a slip of its own kind.
 
-The terms T[o, i] = G_o · J[o, i] come from the layer's Jacobian J = ∂out/∂param, one autograd row per
-output entry (a one-hot grad_output), at the small sizes of a counterexample (MAX_JACOBIAN_OUTPUTS).
+The terms T[o, i] = G_o · J[o, i] come from the layer's Jacobian J = ∂out/∂param, one row per output entry
+(a one-hot grad_output), at the small sizes of a counterexample (MAX_JACOBIAN_OUTPUTS): by autograd, or by
+central differences where the forward runs under NumPy only (its other witness).
 On every example the claim is tested per entry within MATCH_SLACK · τ:
 
 * ``jacobian_diagonal``  analytic_i = T[i, i] (output and parameter of one shape): only the Jacobian's
                          diagonal, as a softmax backward written G ⊙ p(1 − p);
 * ``subsample``          analytic_i = T[o, i] for one o of the block of outputs copied from x_i, where each
-                         output is a copy of one input (J has one nonzero per row): the backward of an
-                         upsampling that takes one entry per block where the block's sum belongs;
+                         output is a copy of one input, the same input on every example (J has one nonzero
+                         per row, in the same place): the backward of an upsampling that takes one entry per
+                         block where the block's sum belongs;
 * ``assignment``         analytic_i = T[o, i] for one o, where outputs read several inputs (overlapping
-                         windows): a backward loop that assigns (=) where it must accumulate (+=).
+                         windows), or pick one input of a window by its value (a max-pool: J's nonzeros move
+                         from example to example): a backward loop that assigns (=) where it must accumulate (+=).
 
 Entries with a single term are right by any of these and must be right. Layers only: a scalar objective has
 no output entries to take terms over.
@@ -26,7 +29,7 @@ import numpy as np
 from verigrad.checks.diagnose.evidence import Case, Example, on_examples
 from verigrad.checks.report import Diagnosis, Kind
 from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK, MAX_JACOBIAN_OUTPUTS
-from verigrad.reference import ForwardError, autograd_gradients
+from verigrad.reference import TORCH, ForwardError, autograd_gradients, finite_differences, namespaces, seeded_at
 
 
 class Terms(NamedTuple):
@@ -39,19 +42,30 @@ class Terms(NamedTuple):
 def terms(case: Case, ex: Example) -> Terms | None:
     """T[o, i] = G_o · ∂out_o/∂param_i at ``ex``'s point, or None (not a layer, too many outputs, autograd failed)."""
     g = ex.point.grad_output
-    if g is None or case.derivation.output is None or np.size(g) > MAX_JACOBIAN_OUTPUTS:
+    if g is None or np.size(g) > MAX_JACOBIAN_OUTPUTS:
         return None
     g = np.asarray(g, dtype=np.float64)
     rows = []
-    for o in range(g.size):
-        onehot = np.zeros(g.size)
-        onehot[o] = 1.0
-        try:  # user code: the forward, differentiated once per output entry
-            rows.append(np.asarray(autograd_gradients(case.derivation, ex.point.params, onehot.reshape(g.shape))[case.param]).ravel())
-        except (ForwardError, ValueError, TypeError, RuntimeError):
-            return None
+    with seeded_at(ex.point.seed):  # the global generators as the verdict at the point had them
+        autograd = TORCH in namespaces(case.derivation, ex.point.params, g)
+        for o in range(g.size):
+            onehot = np.zeros(g.size)
+            onehot[o] = 1.0
+            try:  # user code: the forward, differentiated once per output entry
+                rows.append(_row(case, ex, onehot.reshape(g.shape), autograd).ravel())
+            except (ForwardError, ValueError, TypeError, RuntimeError):
+                return None
     jac = np.array(rows)
     return Terms(g.ravel()[:, None] * jac, jac)
+
+
+def _row(case: Case, ex: Example, onehot: np.ndarray, autograd: bool) -> np.ndarray:
+    """∂out_o/∂param for the output entry ``onehot`` selects: autograd's, or central differences at step h alone
+    (exact where the layer is linear or piecewise linear within a step; an entry that no output reads gets 0)."""
+    if autograd:
+        return np.asarray(autograd_gradients(case.derivation, ex.point.params, onehot)[case.param])
+    at_h = lambda name, est: np.zeros(est.value.shape, dtype=bool)
+    return finite_differences(case.derivation, ex.point.params, onehot, check=[case.param], refine=at_h).gradients[case.param].value
 
 
 def close(ex: Example, t: np.ndarray) -> np.ndarray:
@@ -78,7 +92,7 @@ def supported(case: Case, diagonal: bool) -> tuple[int, list[Terms]] | None:
     """(examples the one-term relation holds on, their terms), or None where the terms cannot be had or the
     counterexample does not fit."""
     exs = case.exs
-    if case.wrong_shape or case.derivation.output is None:
+    if case.wrong_shape or not case.derivation.is_layer:
         return None
     if "terms" not in case.memo:  # the diagonal and the one-term entries share them
         case.memo["terms"] = [terms(case, ex) for ex in exs]
@@ -104,15 +118,16 @@ def jacobian_diagonal(case: Case) -> Diagnosis | None:
 
 
 def _one_of_many(case: Case) -> tuple[int, int, bool] | None:
-    """(examples it holds on, most terms of an entry, whether each output reads one input) where analytic_i is
-    one term G_o · ∂out_o/∂x_i of several; None where it is not."""
+    """(examples it holds on, most terms of an entry, whether each output copies one input, the same on every
+    example) where analytic_i is one term G_o · ∂out_o/∂x_i of several; None where it is not."""
     if "one_of_many" not in case.memo:
         found = supported(case, diagonal=False)
         if found is None:
             case.memo["one_of_many"] = None
         else:
-            jac = found[1][0].jacobian != 0
-            case.memo["one_of_many"] = (found[0], int(jac.sum(axis=0).max()), bool(np.all(jac.sum(axis=1) <= 1)))
+            jacs = [tm.jacobian != 0 for tm in found[1]]
+            copies = all(np.array_equal(j, jacs[0]) for j in jacs) and bool(np.all(jacs[0].sum(axis=1) <= 1))
+            case.memo["one_of_many"] = (found[0], int(jacs[0].sum(axis=0).max()), copies)
     return case.memo["one_of_many"]
 
 

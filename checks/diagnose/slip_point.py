@@ -28,7 +28,7 @@ from verigrad.checks.diagnose.slip_trace import ALIAS, ENTRY, INPUT, Step, Trace
 from verigrad.checks.report import GradientReport, Point
 from verigrad.checks.search.points import KinksError, draw_point
 from verigrad.checks.verdict.thresholds import MAX_SLIP_FD_ENTRIES
-from verigrad.reference import Intermediates, intermediates
+from verigrad.reference import Intermediates, intermediates, user_call
 
 __all__ = ["SlipPoint", "at_point", "probe", "top_code"]
 
@@ -81,7 +81,7 @@ def _call(derivation: Derivation, point: Point, returned: dict[str, object]):
         args["grad_output"] = np.array(point.grad_output, dtype=np.float64, copy=True)
 
     def call() -> None:
-        out = derivation.gradients(**args)
+        out = user_call(derivation.gradients, **args)  # the global generators seeded as for the verdict
         if isinstance(out, Mapping):
             returned.update(out)
 

@@ -361,6 +361,12 @@ class Report:
     # The arguments the hand-derived gradients wrote into at this point (judged all the same, on copies; each has
     # its warning in ``warnings``). The search carries them from every point it checked.
     modified_in_place: list[str] = field(default_factory=list)
+    # The arguments the forward wrote into (judged all the same: every evaluation is handed copies; each has its
+    # warning in ``warnings``), carried by the search as ``modified_in_place``.
+    forward_modified_in_place: list[str] = field(default_factory=list)
+    # The global random generators the code drew from ("numpy.random", "random", "torch"), each seeded from the
+    # point's seed before every call (reference/_global_rng.py); each has its note in ``warnings``.
+    global_generators: list[str] = field(default_factory=list)
     # A pytest item's node id (``test_mine.py::verigrad[my_relu]``) and the module-level variable bound to the
     # derivation (the plugin's reports; None under ``verigrad check``).
     node_id: str | None = None
@@ -394,6 +400,9 @@ class Report:
             "location": None if self.location is None else dict(self.location),
             "namespace": self.namespace,
             "autograd_available": self.autograd_available,
+            "modified_in_place": list(self.modified_in_place),
+            "forward_modified_in_place": list(self.forward_modified_in_place),
+            "global_generators": list(self.global_generators),
             **inputs_dict(self.hyper, self.data, self.forward_seed),
             "gradients": [g.to_dict() for g in self.gradients],
         }

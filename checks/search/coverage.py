@@ -9,21 +9,20 @@ A passing gradient is shown at the most demanding point the search judged it at:
 error came closest to its threshold (``demand``), kept as the points are seen, so it costs no evaluation.
 A tie (every judged point matched exactly, say) keeps the point with most entries, then the first seen.
 
-The search reports one point, but gradients that write into their arguments may do so at some points
-only (``dx[x <= 0] = 0`` changes nothing where x > 0): the warning of every point that showed it is carried
-into the report (``carry_warnings``).
+The search reports one point, but gradients (or a forward) that write into their arguments may do so at some
+points only (``dx[x <= 0] = 0`` changes nothing where x > 0): the warning of every point that showed it is
+carried into the report (``carry_warnings``, for each field of ``calls.CARRIED``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from verigrad.checks.report import GradientReport, Point, Report, Status
 from verigrad.checks.verdict import demand, judged
-from verigrad.checks.verdict.calls import mutation_warnings
+from verigrad.checks.verdict.calls import CARRIED
 
 
 @dataclass
@@ -35,14 +34,16 @@ class Coverage:
     judged: set[str] = field(default_factory=set)
     nonzero: set[str] = field(default_factory=set)
     points: int = 0
-    mutations: list[str] = field(default_factory=list)  # the arguments the gradients wrote into, at some point
+    modified_in_place: list[str] = field(default_factory=list)  # the arguments the gradients wrote into, at some point
+    forward_modified_in_place: list[str] = field(default_factory=list)  # ... and the forward
+    global_generators: list[str] = field(default_factory=list)  # the global generators the code drew from
     #: Per parameter: (demand, entries) of the most demanding judged pass so far, its report and its point.
     demanding: dict[str, tuple[tuple[float, int], GradientReport, Point | None]] = field(default_factory=dict)
 
     def see(self, report: Report, point: Point | None = None) -> None:
         """Count one checked point (``point``: where ``report`` was taken, when the search drew it)."""
         self.points += 1
-        self.mutations.extend(n for n in report.modified_in_place if n not in self.mutations)
+        carry(self, report)
         for g in report.gradients:
             if g.status == Status.PASS:
                 self._keep_if_demanding(g, point)
@@ -89,10 +90,23 @@ def mark_unjudged(report: Report, coverage: Coverage) -> None:
         report.status, report.message = Status.ERROR, "; ".join(lines)
 
 
-def carry_warnings(report: Report, modified: Iterable[str]) -> None:
-    """The arguments the gradients wrote into at other points (``Coverage.mutations``, the diagnosis's examples),
-    added to ``report`` once each with their warnings."""
-    for name in modified:
-        if name not in report.modified_in_place:
-            report.modified_in_place.append(name)
-            report.warnings.extend(mutation_warnings([name]))
+def carry(into: Report | Coverage, source: Report | Coverage) -> list[tuple[str, str]]:
+    """Each name of a ``calls.CARRIED`` field of ``source`` that ``into`` lacks, added there once; the
+    (field, name) pairs added."""
+    added = []
+    for attr, _ in CARRIED:
+        have = getattr(into, attr)
+        for name in getattr(source, attr):
+            if name not in have:
+                have.append(name)
+                added.append((attr, name))
+    return added
+
+
+def carry_warnings(report: Report, source: Report | Coverage) -> None:
+    """What user code did at other points (``Coverage``, a diagnosis example's report): each argument the
+    gradients or the forward wrote into, and each global generator drawn from, added to ``report`` once with its
+    warning."""
+    words = dict(CARRIED)
+    for attr, name in carry(report, source):
+        report.warnings.extend(words[attr]([name]))

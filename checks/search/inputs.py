@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from verigrad.analytic import FORWARD_SEED, DataKind, Derivation, bind, configure, one_hot_rows, resolve
+from verigrad.analytic import FORWARD_SEED, DataKind, Derivation, bind, configure, hyper_value, one_hot_rows, resolve
 from verigrad.checks.report import Point, Report
 from verigrad.checks.report.model import inputs_dict
 from verigrad.checks.verdict.thresholds import TOP_SIZE_SHARE
@@ -78,7 +78,7 @@ def _hyper_strategy(derivation: Derivation) -> st.SearchStrategy[dict[str, Any]]
         return draw
     allowed = {tuple(c[n] for n in derivation.hyper_dims) for c in derivation.hyper_configs}
     names = list(derivation.hyper)
-    keep = lambda h: tuple(h[n] for n in derivation.hyper_dims) in allowed
+    keep = lambda h: tuple(hyper_value(n, h) for n in derivation.hyper_dims) in allowed
     return draw.filter(keep).map(lambda h: {n: h[n] for n in names})
 
 

@@ -32,6 +32,7 @@ from verigrad.checks.search.points import KinksError, bind_at, draw_point, grad_
 from verigrad.checks.search.replay import check_replay, replay_command
 from verigrad.checks.search.usercode import raised_in_user_code, source_location
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
+from verigrad.reference import seeded_at
 
 __all__ = ["CONFIRM_EXAMPLES", "DEFAULT_EXAMPLES", "MODES", "VALUES_PER_SIZE", "Method", "check", "check_points", "safe_evaluate"]
 
@@ -148,7 +149,13 @@ def _diagnose(run: Run, point: Point, report: Report, failing: Sequence[Gradient
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=run.include_kinks)
         evidence.append((other, safe_evaluate(derivation, other, run.how)))
-    carry_warnings(report, (n for _, r in evidence for n in r.modified_in_place))
+    for _, r in evidence:
+        carry_warnings(report, r)
+    with seeded_at(point.seed):  # the global generators as at the counterexample (reference/_global_rng.py)
+        _diagnose_failing(derivation, point, evidence, failing)
+
+
+def _diagnose_failing(derivation: Derivation, point: Point, evidence: list[tuple[Point, Report]], failing: Sequence[GradientReport]) -> None:
     for g in failing:
         if g.problem not in (None, Problem.RAISED, Problem.SHAPE):
             # Not a numeric disagreement (a missing entry, a non-real dtype, NaN/inf): the message is the diagnosis.
@@ -311,7 +318,7 @@ def _search(run: Run, budget: int, use_database: bool) -> Report:
         _go_on(run, report, Budget(budget - first.clean, _seen_failing(report, first), store), coverage)
         join_slips(report)
     _show_most_demanding(run, report, coverage)
-    carry_warnings(report, coverage.mutations)
+    carry_warnings(report, coverage)
     if report.status != Status.ERROR:
         mark_unjudged(report, coverage)
     report.duration_s = time.perf_counter() - run.started

@@ -18,7 +18,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import ERROR, FAIL, PASS, Blame, GradientReport, Point, Problem, Report
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.calls import call_gradients, changed_in_place, copies, mutation_warnings, nondeterministic
+from verigrad.checks.verdict.calls import call_gradients, changed_in_place, copies, forward_mutation_warnings, mutation_warnings, nondeterministic
 from verigrad.checks.verdict.judge import judge_point
 from verigrad.reference import NUMPY, FDEstimate, ForwardError, custom_functions, forward_value_in, forward_value_torch
 
@@ -60,15 +60,17 @@ class Prepared(Checked):
     sigma: dict[str, Any]
 
 
-def forward_problem_in(derivation: Derivation, namespace: str, params: dict[str, np.ndarray], g_out) -> tuple[float | None, str | None]:
-    """(f at the point, None), or (None, why the forward cannot be a witness there): it raises, writes into
-    its arguments, is not finite, or not deterministic — all in ``namespace``."""
+def forward_problem_in(
+    derivation: Derivation, namespace: str, params: dict[str, np.ndarray], g_out, written: list[str] | None = None
+) -> tuple[float | None, str | None]:
+    """(f at the point, None), or (None, why the forward cannot be a witness there): it raises, is not finite,
+    or not deterministic — all in ``namespace``. The arguments it writes into are added to ``written``: every
+    evaluation hands it copies, so it is judged on its values all the same."""
     try:
         args = copies(params)
         f1 = forward_value_in(derivation, namespace, args, g_out)
-        modified = changed_in_place(params, args)
-        if modified:
-            return None, f"forward modified its argument(s) {', '.join(modified)} in place"
+        if written is not None:
+            written.extend(changed_in_place(params, args))
         again = [forward_value_in(derivation, namespace, copies(params), g_out) for _ in range(tol.DETERMINISM_REPEATS)]
     except ForwardError as e:
         return None, str(e)
@@ -80,10 +82,12 @@ def forward_problem_in(derivation: Derivation, namespace: str, params: dict[str,
     return f1, None
 
 
-def forward_problem(derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None) -> tuple[float | None, str | None]:
+def forward_problem(
+    derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None, written: list[str] | None = None
+) -> tuple[float | None, str | None]:
     """(f at the point in NumPy, None), or (None, why the forward cannot be a witness there): as
     ``forward_problem_in`` NumPy, and the same value under torch."""
-    f1, problem = forward_problem_in(derivation, NUMPY, params, g_out)
+    f1, problem = forward_problem_in(derivation, NUMPY, params, g_out, written)
     if problem:
         return None, problem
     try:
@@ -105,16 +109,20 @@ def blank_report(derivation: Derivation, point: Point, mode: str) -> Report:
     return rep
 
 
-ForwardCheck = Callable[[Derivation, dict[str, np.ndarray], Any], tuple[float | None, str | None]]
+#: (derivation, params, grad_output, written) -> (f, problem), as ``forward_problem``.
+ForwardCheck = Callable[[Derivation, dict[str, np.ndarray], Any, list[str]], tuple[float | None, str | None]]
 
 
 def checked_with(derivation: Derivation, point: Point, rep: Report, started: float, forward_check: ForwardCheck) -> Checked | Report:
     """The forward checked as a witness by ``forward_check`` (``forward_problem``, or ``forward_problem_in`` one
-    namespace), then the analytic gradients: a warning if they wrote into their arguments, an error if they
-    are not a function of the point."""
+    namespace), then the analytic gradients: a warning if either wrote into its arguments (both are judged on
+    their values: they are handed copies), an error if the gradients are not a function of the point."""
     params = copies(point.params)
     g_out = None if point.grad_output is None else np.array(point.grad_output, dtype=np.float64)
-    f0, problem = forward_check(derivation, params, g_out)
+    written: list[str] = []
+    f0, problem = forward_check(derivation, params, g_out, written)
+    rep.forward_modified_in_place = list(dict.fromkeys(written))
+    rep.warnings.extend(forward_mutation_warnings(rep.forward_modified_in_place))
     if problem:
         return error_report(rep, problem, started)
     analytic, raised, modified = call_gradients(derivation, point)

@@ -12,6 +12,7 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 from verigrad.checks.report import Point
+from verigrad.reference import NUMPY_GLOBAL, RANDOM, TORCH_GLOBAL, user_call
 
 
 def copies(params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -99,6 +100,37 @@ def mutation_warnings(modified: Iterable[str]) -> list[str]:
     return out
 
 
+#: How every warning about a forward that wrote into its arguments begins.
+FORWARD_MUTATION_HEAD = "forward modified "
+
+
+def forward_mutation_warnings(modified: Iterable[str]) -> list[str]:
+    """One warning per argument the forward wrote into. It was judged on its values all the same (every evaluation
+    was handed copies of the point), but a caller that hands it its own arrays gets those arrays changed."""
+    return [f"{FORWARD_MUTATION_HEAD}its input {name} in place ({name} -= ..., {name}[...] = ...): judged on copies,"
+            f" but its caller's {name} is changed; write into a copy ({name} = {name}.copy())" for name in modified]
+
+
+#: How each global generator is named in the note that says the code drew from it.
+GENERATOR_WORDS = {NUMPY_GLOBAL: "NumPy's global generator (np.random)", RANDOM: "Python's random module", TORCH_GLOBAL: "torch's default generator"}
+
+
+def global_draw_notes(generators: Iterable[str]) -> list[str]:
+    """One note per global generator the code drew from (reference/_global_rng.py): it was checked as it is."""
+    return [f"the code draws from {GENERATOR_WORDS[g]}: it was seeded from the point's seed before every call of the forward"
+            " and the gradients, so the code was checked as it is, with the same draws at every call at a point and on a replay"
+            for g in generators]
+
+
+#: The report fields that name what user code did at some point of a search, each with the words of its warnings:
+#: the search carries every name any point showed into the report it gives (checks/search/coverage.py).
+CARRIED = (
+    ("modified_in_place", mutation_warnings),
+    ("forward_modified_in_place", forward_mutation_warnings),
+    ("global_generators", global_draw_notes),
+)
+
+
 def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any] | None, str | None, list[str]]:
     """The hand-derived gradients at the point, called on copies of its arrays: (gradients, exception text,
     names modified in place). Values written into the copies change nothing the check compares with."""
@@ -109,7 +141,7 @@ def call_gradients(derivation: Derivation, point: Point) -> tuple[dict[str, Any]
         before["grad_output"] = point.grad_output
     try:
         with np.errstate(all="ignore"):
-            out = derivation.gradients(**args)
+            out = user_call(derivation.gradients, **args)
     except Exception as e:  # user code
         return None, f"{type(e).__name__}: {e}", []
     modified = changed_in_place(before, args)
@@ -153,7 +185,7 @@ def gradients_at(derivation: Derivation, params: Mapping[str, np.ndarray], grad_
         args["grad_output"] = np.array(grad_output, dtype=np.float64, copy=True)
     try:
         with np.errstate(all="ignore"):
-            there = derivation.gradients(**args)
+            there = user_call(derivation.gradients, **args)
     except Exception:  # user code
         return None
     return as_arrays(there, derivation.params) if isinstance(there, Mapping) else None

@@ -11,8 +11,8 @@
 * **torch only** (``torch.nn.functional``): the three witnesses, without NumPy — autograd, and finite
   differences evaluated in torch float64 (``reference.TorchObjective``).
 
-In either, the forward must leave its inputs alone and give the same finite value every time
-(DETERMINISM_REPEATS more evaluations in its own namespace), as in the three-way check.
+In either, the forward must give the same finite value every time (DETERMINISM_REPEATS more evaluations in its
+own namespace), as in the three-way check; one that writes into its inputs is judged on copies, with a warning.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _checked(derivation: Derivation, point: Point, namespace: str, rep: Report) 
     """The checks before the references, in ``namespace``: a finite deterministic forward that leaves its
     inputs alone, and the analytic gradients (a warning if they wrote into their arguments; an error if they
     are not a function of the point)."""
-    in_namespace = lambda d, params, g_out: forward_problem_in(d, namespace, params, g_out)
+    in_namespace = lambda d, params, g_out, written: forward_problem_in(d, namespace, params, g_out, written)
     return checked_with(derivation, point, rep, time.perf_counter(), in_namespace)
 
 

@@ -23,12 +23,13 @@ from verigrad.checks.verdict.before import (
     judge_param,
     name_graph_cause,
 )
-from verigrad.checks.verdict.calls import check_inputs
+from verigrad.checks.verdict.calls import check_inputs, global_draw_notes
 from verigrad.checks.verdict.fd_only import one_namespace
 from verigrad.checks.verdict.judge import refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.checks.verdict.references import fits_one_call, stacked_references
 from verigrad.reference import (
+    GENERATORS,
     BatchedObjective,
     FDEstimate,
     ForwardError,
@@ -36,9 +37,10 @@ from verigrad.reference import (
     Unstackable,
     autograd_gradients,
     finite_differences,
+    seeded_at,
 )
 
-__all__ = ["check_point", "evaluate", "inner_length", "prepare", "with_references"]
+__all__ = ["check_point", "evaluate", "inner_length", "prepare", "seeded", "with_references"]
 
 
 def _notes(derivation: Derivation, analytic: Mapping[str, Any] | None, unused: list[str]) -> list[str]:
@@ -128,9 +130,24 @@ def stack_of_one(derivation: Derivation, c: Checked, fd_seed: int, progress) -> 
     return _judged(derivation, Prepared(**vars(c), auto=auto, sigma=sigma), fd, evaluations)
 
 
+def seeded(point: Point, run: Callable[[], Report]) -> Report:
+    """``run()``'s report at ``point`` with every call of user code preceded by seeding the global random
+    generators from the point's seed (reference.seeded_at), and a note for each one the code drew from."""
+    with seeded_at(point.seed) as drawn:
+        rep = run()
+    rep.global_generators = [g for g in GENERATORS if g in drawn]
+    rep.warnings.extend(global_draw_notes(rep.global_generators))
+    return rep
+
+
 def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu", progress=None) -> Report:
     """Check ``derivation`` at one point with all three witnesses, every entry by finite differences: as a
-    stack of one where it can (``stack_of_one``), else alone (reference.finite_differences)."""
+    stack of one where it can (``stack_of_one``), else alone (reference.finite_differences). The global
+    generators are seeded from the point's seed before every call of user code (``seeded``)."""
+    return seeded(point, lambda: _evaluate(derivation, point, fd_seed=fd_seed, device=device, progress=progress))
+
+
+def _evaluate(derivation: Derivation, point: Point, *, fd_seed: int, device: str, progress) -> Report:
     c = check_point(derivation, point, mode="exhaustive")
     if isinstance(c, Report):
         return c

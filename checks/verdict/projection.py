@@ -25,7 +25,7 @@ from verigrad.checks.report import FAIL, PASS, Blame, GradientReport, Point, Rep
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.before import conclude, error_report, judge_param, name_graph_cause
 from verigrad.checks.verdict.judge import exact_tolerance, precision_of
-from verigrad.checks.verdict.point import prepare
+from verigrad.checks.verdict.point import prepare, seeded
 from verigrad.checks.verdict.thresholds import (
     CROSSOVER_ENTRIES,
     DEFAULT_BUDGET,
@@ -123,9 +123,14 @@ def evaluate_projection(
     budget: int = DEFAULT_BUDGET,
     device: str = "cpu",
 ) -> Report:
-    """Check ``derivation`` at one point: entry-level analytic vs autograd, directional finite differences."""
+    """Check ``derivation`` at one point: entry-level analytic vs autograd, directional finite differences (the
+    global generators seeded from the point's seed before every call of user code: ``point.seeded``)."""
     if directions < 1:
         raise ValueError(f"directions must be >= 1, got {directions}")
+    return seeded(point, lambda: _projection(derivation, point, directions, seed, budget, device))
+
+
+def _projection(derivation: Derivation, point: Point, directions: int, seed: int, budget: int, device: str) -> Report:
     prep = prepare(derivation, point, mode="projection", seed=seed, device=device)
     if isinstance(prep, Report):
         return prep

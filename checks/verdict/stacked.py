@@ -27,17 +27,25 @@ from verigrad.checks.verdict.calls import call_gradients, changed_in_place, chec
 from verigrad.checks.verdict.judge import judge_stack
 from verigrad.checks.verdict.point import evaluate
 from verigrad.checks.verdict.references import stacked_references
-from verigrad.reference import ForwardError, Stack, Unstackable, forward_value
+from verigrad.reference import ForwardError, Stack, Unstackable, forward_value, seeded_at
 
 
 def screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | str | None:
     """(analytic gradients as float64 arrays, f in NumPy) when nothing about the point needs the single
-    check's messages; why the gradients are not deterministic, if a second call says so; else None."""
+    check's messages; why the gradients are not deterministic, if a second call says so; else None. Code that
+    draws from a global generator is seeded per point (``point.seeded``), which a stack of points cannot be:
+    None."""
+    with seeded_at(point.seed) as drawn:
+        found = _screen(derivation, point)
+    return None if drawn and not isinstance(found, str) else found
+
+
+def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | str | None:
     if check_inputs(derivation, point) is not None or len(derivation.namespaces or "ab") == 1:  # one namespace: fd_only.py
         return None
     try:
         args = copies(point.params)
-        f1 = forward_value(derivation, args, point.grad_output)
+        f1 = forward_value(derivation, args, point.grad_output, shared=True)
         if changed_in_place(point.params, args) or not np.isfinite(f1):
             return None
         # As often as the single check (DETERMINISM_REPEATS in NumPy; the torch evaluation is the stack's
@@ -117,8 +125,11 @@ def evaluate_group(
     if len(screened) > 1:
         idx = list(screened)
         try:
-            got = stacked_verdicts(derivation, [points[i] for i in idx], [screened[i] for i in idx], fd_seed)
+            with seeded_at(points[idx[0]].seed) as drawn:  # code that drew nowhere in the screen: any seed serves
+                got = stacked_verdicts(derivation, [points[i] for i in idx], [screened[i] for i in idx], fd_seed)
         except Unstackable:  # the stack could not run faithfully (see reference.Stack): one at a time
+            got = [None] * len(idx)
+        if drawn:  # it drew after all: each point's own seed, one at a time
             got = [None] * len(idx)
         for i, rep in zip(idx, got, strict=True):
             reports[i] = rep

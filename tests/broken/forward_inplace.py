@@ -1,5 +1,5 @@
-# expect: forward modified its argument(s) w in place
-# exit: 3
+# expect: forward modified its input w in place
+# exit: 1
 import numpy as np
 
 from verigrad import Derivation
