@@ -149,3 +149,21 @@ def test_a_near_tie_of_a_max_is_not_a_graph_failure():
     report = check(d, at={"x": x})
     assert report.status == "pass", report.message
     assert report.gradients[0].blame != "graph" and report.gradients[0].nondifferentiable
+
+
+def _tanh_sum(xp, X, w):
+    return xp.sum(xp.tanh(X @ (2 * w)))
+
+
+def _tanh_sum_gradients(X, w):
+    s = 1 - np.tanh(X @ (2 * w)) ** 2
+    return {"X": np.outer(s, 2 * w), "w": 2 * X.T @ s}
+
+
+def test_rounding_frozen_in_a_saturated_tanh_is_not_a_wrong_graph():
+    """At N=2, D=1 (search seed 2) tanh(h) ≈ ±1 rounds by 1e-16 while ε_f, measured at ulps-sized jitters, reads
+    5e-19: one entry's difference was off by 1e-11 against its own K_FD·e of 3.5e-12, and the correct forward
+    failed with blame graph. The other entries' measured gaps, 1e-10, show the differences' real noise."""
+    d = Derivation(name="tanh_sum", shapes={"X": ("N", "D"), "w": ("D",)}, forward=_tanh_sum, gradients=_tanh_sum_gradients)
+    report = check(d, examples=10, seed=2, database=False)
+    assert report.status == "pass", report.message

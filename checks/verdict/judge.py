@@ -130,15 +130,31 @@ class Entries:
     u_a: float
 
 
-def _verdicts(finite_t, nd, at, td, ad) -> np.ndarray:
+def _verdicts(finite_t, nd, at, td, ad, beyond_noise) -> np.ndarray:
     verdict = np.full(at.shape, OK, dtype=np.int8)
-    verdict[finite_t & at & ~td & ~ad] = GRAPH
+    verdict[finite_t & at & ~td & ~ad & beyond_noise] = GRAPH
     verdict[finite_t & ~at & td] = ANALYTIC
     verdict[finite_t & ~at & ~td & ad] = AUTOGRAD
     verdict[finite_t & ~at & ~td & ~ad] = UNDETERMINED
     verdict[~finite_t & ~ad] = ANALYTIC
     verdict[nd] = OK
     return verdict
+
+
+def _beyond_noise(auto: np.ndarray, d: np.ndarray, thr_fd: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """Where autograd and the finite difference differ by more than the largest finite-difference threshold of the
+    same gradient at the same point (over its differentiable entries): what a graph entry must show.
+
+    An entry's own K_FD·e can fall far below the rounding its difference carries — ε_f is measured at jitters of a
+    few ulps, and in a saturated tanh the rounding of tanh(h) ≈ ±1 does not move under them, so the spread of f
+    reads 5e-19 where its terms round by 1e-16, and a Richardson gap can vanish by coincidence — while the other
+    entries' measured gaps show the true level. A wrong graph (a custom backward, a value taken out of the graph)
+    differs at O(1) of the entry, far above it; a correct tanh forward's differences at 7e-12 of 1e-10 noise are
+    not a wrong graph (docs/tolerances.md §1)."""
+    k = auto.shape[0]
+    level = np.max(np.where(live, thr_fd, 0.0).reshape(k, -1), axis=1, initial=0.0).reshape(k, *([1] * (auto.ndim - 1)))
+    with np.errstate(invalid="ignore"):
+        return np.abs(auto - d) > level
 
 
 def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u_a: float, total_dims: int) -> Entries:
@@ -161,7 +177,7 @@ def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u
         if plain:
             verdict, err = np.zeros(auto.shape, dtype=np.int8), gap
         else:
-            verdict = _verdicts(finite_t, nd, at, td, np.abs(a - fd.value) <= thr_fd)
+            verdict = _verdicts(finite_t, nd, at, td, np.abs(a - fd.value) <= thr_fd, _beyond_noise(auto, fd.value, thr_fd, finite_t & ~nd))
             ref = np.where(verdict == GRAPH, fd.value, ref)  # judged against the function there
             err = np.where(nd, 0.0, np.abs(a - ref))
             err = np.where(np.isnan(err), np.inf, err)
