@@ -273,7 +273,7 @@ def _badge(status: Status) -> str:
 
 
 def _summary_table(run: RunReport) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("derivation", "param", "status", "max abs err", "max rel err", "threshold", "note", "figures at"))
+    head = "".join(f"<th>{h}</th>" for h in ("derivation", "param", "status", "max abs err", "max rel err", "abs threshold", "note", "figures at"))
     rows = []
     for k, r in enumerate(run.reports):
         link = f'<a href="#d{k}">{esc(r.name)}</a>'

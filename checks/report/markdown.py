@@ -69,7 +69,7 @@ def _row(cells: list[str]) -> str:
 
 def _table(run: RunReport) -> list[str]:
     lines = [
-        _row(["", "derivation", "param", "max abs err", "max rel err", "threshold", "note", "figures at"]),
+        _row(["", "derivation", "param", "max abs err", "max rel err", "abs threshold", "note", "figures at"]),
         _row(["---"] * 3 + ["--:"] * 3 + ["---"] * 2),
     ]
     for r in run.reports:

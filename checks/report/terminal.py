@@ -89,7 +89,7 @@ def _cell(text: object, limit: int = MAX_CELL) -> str:
 def _table(run: RunReport) -> list[Line]:
     """One row per gradient (one per derivation that has none), columns padded to their widest cell; the last
     says at which point the row's figures were taken (a passing gradient's most demanding one)."""
-    rows = [("derivation", "param", "status", "max abs err", "max rel err", "threshold", "note", "figures at")]
+    rows = [("derivation", "param", "status", "max abs err", "max rel err", "abs threshold", "note", "figures at")]
     for r in run.reports:
         if not r.gradients:
             rows.append((_cell(r.name), "—", r.status, "—", "—", "—", _cell(r.message or ""), "—"))
