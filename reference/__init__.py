@@ -11,7 +11,7 @@ from ._autograd import autograd_gradients, custom_functions, rounding_noise
 from ._batched import BatchedObjective, forward_value, forward_value_torch
 from ._complex_step import ComplexStep, complex_step
 from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
-from ._global_rng import GENERATORS, NUMPY_GLOBAL, RANDOM, TORCH_GLOBAL, seeded_at, user_call
+from ._global_rng import GENERATORS, NUMPY_GLOBAL, RANDOM, TORCH_GLOBAL, keeps_generators, seeded_at, user_call
 from ._heap import Heap
 from ._intermediates import Intermediates, Quantity, intermediates
 from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_forward_unit, torch_output_shape
@@ -59,6 +59,7 @@ __all__ = [
     "forward_value_in",
     "forward_value_torch",
     "intermediates",
+    "keeps_generators",
     "namespaces",
     "np_xp",
     "objective",

@@ -18,7 +18,9 @@ function and point instead of a seeding (about 10 µs) per call.
 
 from __future__ import annotations
 
+import functools
 import random
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,7 +33,7 @@ from ._torch import Deferred
 
 torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
-__all__ = ["GENERATORS", "NUMPY_GLOBAL", "RANDOM", "TORCH_GLOBAL", "seeded_at", "user_call"]
+__all__ = ["GENERATORS", "NUMPY_GLOBAL", "RANDOM", "TORCH_GLOBAL", "keeps_generators", "seeded_at", "user_call"]
 
 #: The names of the global generators, as reports give them.
 NUMPY_GLOBAL, RANDOM, TORCH_GLOBAL = "numpy.random", "random", "torch"
@@ -112,3 +114,23 @@ def user_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         found = _drawn_from(seed)
         watched[id(fn)] = bool(found)
         _DRAWN.get().update(found)
+
+
+def keeps_generators(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` that leaves the caller's global generators as it found them: a check called in the caller's own
+    process (the Python API, ``verigrad.gradcheck`` in a test suite) seeds them at every point, and the caller's
+    next ``np.random.rand()`` must be the one it would have drawn without the check."""
+
+    @functools.wraps(fn)
+    def kept(*args: Any, **kwargs: Any) -> Any:
+        numpy_state, python_state = np.random.get_state(), random.getstate()
+        torch_state = _torch_generator().get_state() if "torch" in sys.modules else None
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+            if torch_state is not None:
+                _torch_generator().set_state(torch_state)
+
+    return kept

@@ -206,3 +206,24 @@ def test_code_that_draws_nothing_is_still_checked_as_a_stack_at_a_seed_never_see
     for seed in (3_141_592_653, 2_718_281_828):  # seeds no other check used: their first draws are not known yet
         assert isinstance(screen(d, draw_point(d, {"D": 3}, seed)), tuple)
 
+
+
+def test_a_check_in_the_callers_process_leaves_its_global_generators_as_they_were():
+    """The checks seed np.random, random and torch at every point; the caller's own streams go on undisturbed."""
+    import random
+
+    import torch
+
+    from verigrad import check
+
+    def dropout_forward(xp, X):
+        mask = np.random.rand(*X.shape) > 0.5
+        return xp.sum((X * xp.asarray(mask, dtype=xp.float64)) ** 2)
+
+    d = Derivation(name="global_dropout", shapes={"X": ("N", "D")}, forward=dropout_forward, namespaces=("numpy",),
+                   gradients=lambda X: {"X": 2 * X * (np.random.rand(*X.shape) > 0.5)})
+    np.random.seed(7), random.seed(7), torch.manual_seed(7)
+    expected = (np.random.rand(), random.random(), float(torch.rand(())))
+    np.random.seed(7), random.seed(7), torch.manual_seed(7)
+    check(d, examples=2, seed=0, database=False)
+    assert (np.random.rand(), random.random(), float(torch.rand(()))) == expected

@@ -32,7 +32,7 @@ from verigrad.checks.search.points import KinksError, bind_at, draw_point, grad_
 from verigrad.checks.search.replay import check_replay, replay_command
 from verigrad.checks.search.usercode import raised_in_user_code, source_location
 from verigrad.checks.verdict import choose_mode, evaluate, evaluate_group, evaluate_projection
-from verigrad.reference import seeded_at
+from verigrad.reference import keeps_generators, seeded_at
 
 __all__ = ["CONFIRM_EXAMPLES", "DEFAULT_EXAMPLES", "MODES", "VALUES_PER_SIZE", "Method", "check", "check_points", "safe_evaluate"]
 
@@ -196,6 +196,7 @@ def _finish(run: Run, report: Report, point: Point, counts: tuple[int, int]) -> 
     return report
 
 
+@keeps_generators
 def check(
     derivation: Derivation,
     at: Mapping[str, Any] | None = None,
