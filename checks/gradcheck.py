@@ -107,14 +107,17 @@ class _Problem:
         """∂f/∂input through ``func``'s backward (None as zeros), handed over in float64: autograd, the other exact
         witness, runs through the same backward in the same precision, so the two agree to their last bit, and the
         backward's precision is judged where it shows, against the finite differences sized for it."""
-        leaves = {n: torch.tensor(v, dtype=self.inputs[i].dtype, device=self.inputs[i].device, requires_grad=True) for n, v in params.items()
-                  for i in [self.names[n]]}
+        leaves = {n: self._leaf(n, v) for n, v in params.items()}
         f = self.objective(leaves)
         grads = torch.autograd.grad(f, list(leaves.values()), allow_unused=True) if f.requires_grad else [None] * len(leaves)
         return {n: (np.zeros(t.shape) if g is None else g.detach().cpu().double().numpy()) for (n, t), g in zip(leaves.items(), grads, strict=True)}
 
+    def _leaf(self, name: str, value: np.ndarray) -> Any:
+        x = self.inputs[self.names[name]]
+        return torch.tensor(value, dtype=x.dtype, device=x.device, requires_grad=True)
+
     def derivation(self) -> Derivation:
-        shapes = {n: tuple(int(d) for d in self.inputs[i].shape) or () for n, i in self.names.items()}
+        shapes = {n: tuple(int(d) for d in self.inputs[i].shape) for n, i in self.names.items()}
         return Derivation(name=f"gradcheck {_title(self.func)}", shapes=shapes, forward=self.forward, gradients=self.gradients,
                           namespaces=("torch",))
 
