@@ -278,8 +278,9 @@ def gradgradcheck(
     n = len(inputs)
 
     def backward_of(*args: Any) -> tuple[Any, ...]:
-        # Evaluated for its value alone (finite differences), an input is a fresh leaf: the backward needs a graph.
-        args = tuple(x.detach().requires_grad_(True) if i in wrt and not x.requires_grad else x for i, x in enumerate(args))
+        # Evaluated for its value alone (finite differences, or with forward-mode tangents), an input is a fresh leaf: the
+        # backward needs a graph. A clone, not a detached copy: it keeps the tangent of a forward-over-reverse check.
+        args = tuple(x.clone().requires_grad_(True) if i in wrt and not x.requires_grad else x for i, x in enumerate(args))
         with torch.enable_grad():
             outs_now = [o for o in _tuple(func(*args[:n])) if isinstance(o, torch.Tensor) and o.requires_grad and o.is_floating_point()]
             grads = torch.autograd.grad(outs_now, [args[i] for i in wrt], args[n:], create_graph=True, allow_unused=True)

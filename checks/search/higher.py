@@ -2,7 +2,8 @@
 
 At a given point (``at=``) or a replayed one, there; in a search, at the point the report's figures were taken and
 at HIGHER_POINTS more points of random sizes (the run's seed draws them), smallest first. Each product keeps its
-first failing point (the smallest), else its largest passing one; a failing H·v is diagnosed there
+first failing point (the smallest), else its largest passing one; the direction v is drawn from the point's seed, so
+a replay of the point sees the same products; a failing H·v is diagnosed there
 (checks/diagnose/second_order.py) and carries that point's replay command. The products' verdicts are appended to
 the report's gradients (``GradientReport.quantity``) and fail it as a gradient does.
 """
@@ -50,6 +51,7 @@ def search_points(report: Report, seed: int, draw: Callable[[dict[str, int], int
 
 
 def _at(d: Derivation, point: Point, trusted: bool, seed: int, device: str) -> list[Operator]:
+    seed = seed if point.seed is None else point.seed  # the direction v is the point's: a replay sees the same
     with seeded_at(point.seed):
         ops = [hvp_at(d, point, trusted=trusted, seed=seed, device=device)] if d.hvp is not None else []
         if d.jvp is not None:
