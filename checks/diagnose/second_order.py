@@ -120,6 +120,12 @@ def _error_symmetric(probe: _Probe, p: str, q: str, tau_p: float, tau_q: float) 
 
 def diagnose_hvp(op: Operator, g: GradientReport, rng: np.random.Generator) -> Diagnosis:
     """The kind of mistake of the failing (H·v)_p ``g`` (module docstring)."""
+    found = _diagnosis(op, g, rng)
+    found.names_param = found.sentence.startswith(g.title)
+    return found
+
+
+def _diagnosis(op: Operator, g: GradientReport, rng: np.random.Generator) -> Diagnosis:
     p = g.param
     taus = {r.param: float(r.threshold.get("analytic_vs_autograd", 0.0)) for r in op.reports}
     probe = _Probe(op, rng)

@@ -297,7 +297,10 @@ def _higher_orders(run: Run, report: Report, at: Mapping[str, Any] | None, repla
         points = [p for p in [run.draw(dict(replay[0]), replay[1])] if isinstance(p, Point)]
     else:
         points = search_points(report, run.seed or 0, run.draw, d)
-    trusted = lambda p: safe_evaluate(d, p, run.how).status == Status.PASS
+    if at is not None or replay is not None:  # the report is the first order's verdict at that very point
+        trusted = lambda p: report.status == Status.PASS
+    else:
+        trusted = lambda p: safe_evaluate(d, p, run.how).status == Status.PASS
     higher_orders(d, report, points, trusted, run.replay, seed=run.seed or 0, device=run.how.device)
 
 

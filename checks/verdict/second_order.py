@@ -25,7 +25,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.report import ERROR, FAIL, Blame, GradientReport, Point, Problem, Quantity, Witness
 from verigrad.checks.verdict import thresholds as tol
-from verigrad.checks.verdict.before import inner_length
+from verigrad.checks.verdict.before import inner_length, resolution
 from verigrad.checks.verdict.calls import copies
 from verigrad.checks.verdict.fd_only import two_witnesses
 from verigrad.checks.verdict.judge import judge_point
@@ -128,6 +128,7 @@ def _judge(keys, a: Mapping[str, Any], t: Mapping[str, np.ndarray] | None, fd, s
         else:
             g = judge_point(k, a.get(k), t[k], fd[k], sigma[k], total)
         g.quantity = quantity
+        g.resolution = resolution(g)
         out.append(g)
     return out
 
