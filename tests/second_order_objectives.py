@@ -26,6 +26,8 @@ Quadratic form f = xᵀ A x + ‖A‖²_F / 2 (a square matrix, for a transposed
     (H·v)_x = (A + Aᵀ) v_x + (v_A + v_Aᵀ) x,   (H·v)_A = v_x xᵀ + x v_xᵀ + v_A
 """
 
+from functools import partial
+
 import numpy as np
 
 from verigrad import Derivation
@@ -55,16 +57,10 @@ def logistic_hvp(v, X, w, y, *, cross=True, factor=1.0):
     return {"w": factor * hw, "X": hX}
 
 
-def logistic(name="logistic_hvp", **hvp_kw):
-    hvp = (lambda v, X, w, y: logistic_hvp(v, X, w, y, **hvp_kw)) if hvp_kw else logistic_hvp
-    return Derivation(
-        name=name,
-        shapes={"X": ("N", "D"), "w": ("D",), "y": ("N",)},
-        forward=logistic_forward,
-        gradients=logistic_gradients,
-        check=["w", "X"],
-        hvp=hvp,
-    )
+def logistic(name="logistic_hvp", hvp=logistic_hvp, **kw):
+    """The logistic derivation over w and X with ``hvp``; ``kw``: more of Derivation's arguments (a forward, namespaces)."""
+    args = {"forward": logistic_forward, "gradients": logistic_gradients, "check": ["w", "X"], **kw}
+    return Derivation(name=name, shapes={"X": ("N", "D"), "w": ("D",), "y": ("N",)}, hvp=hvp, **args)
 
 
 # --- two-layer sigmoid network ---------------------------------------------------------------------------
@@ -83,7 +79,7 @@ def two_layer_hvp(v, X, W1, b1, W2, b2, Y, *, activation_curvature=True):
 
 
 def two_layer(name="two_layer_sigmoid_hvp", **hvp_kw):
-    hvp = (lambda v, X, W1, b1, W2, b2, Y: two_layer_hvp(v, X, W1, b1, W2, b2, Y, **hvp_kw)) if hvp_kw else two_layer_hvp
+    hvp = partial(two_layer_hvp, **hvp_kw)
     return Derivation(name=name, shapes=tls.SHAPES, forward=tls.forward, gradients=tls.gradients, check=["W1", "b1", "W2", "b2"], hvp=hvp)
 
 
@@ -102,5 +98,5 @@ def quad_hvp(v, A, x, *, transposed=False):
 
 
 def quadratic(name="quadratic_hvp", **hvp_kw):
-    hvp = (lambda v, A, x: quad_hvp(v, A, x, **hvp_kw)) if hvp_kw else quad_hvp
+    hvp = partial(quad_hvp, **hvp_kw)
     return Derivation(name=name, shapes={"A": ("D", "D"), "x": ("D",)}, forward=quad_forward, gradients=quad_gradients, hvp=hvp)

@@ -4,6 +4,8 @@ The objectives and the slips are in tests/second_order_objectives.py: the seed's
 sigmoid network and a quadratic form with a square matrix.
 """
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -33,8 +35,8 @@ def test_a_right_hessian_vector_product_passes_every_parameter(make):
     ("d", "wrong", "kind"),
     [
         (two_layer("no_activation_curvature", activation_curvature=False), {"W1", "b1"}, Kind.MISSING_TERM),
-        (logistic("no_cross_terms", cross=False), {"w", "X"}, Kind.MISSING_TERM),
-        (logistic("factor_two", factor=2.0), {"w"}, Kind.SCALE),
+        (logistic("no_cross_terms", partial(logistic_hvp, cross=False)), {"w", "X"}, Kind.MISSING_TERM),
+        (logistic("factor_two", partial(logistic_hvp, factor=2.0)), {"w"}, Kind.SCALE),
         (quadratic("transposed_term", transposed=True), {"x"}, Kind.ASYMMETRIC),
     ],
     ids=["missing_sigma_second_derivative", "missing_gradient_terms", "factor_2", "transposed_term"],
@@ -75,22 +77,14 @@ def _numpy_only(name, hvp):
         out[0] = np.sum(np.log1p(np.exp(-y * (X @ w))))
         return out[0]
 
-    return Derivation(
-        name=name,
-        shapes={"X": ("N", "D"), "w": ("D",), "y": ("N",)},
-        forward=forward,
-        gradients=logistic_gradients,
-        check=["w", "X"],
-        hvp=hvp,
-        namespaces=("numpy",),
-    )
+    return logistic(name, hvp, forward=forward, namespaces=("numpy",))
 
 
 def test_a_numpy_only_forward_is_judged_by_the_differences_of_its_gradients():
     right = check(_numpy_only("np_right", logistic_hvp), examples=3, seed=2, database=False)
     assert right.status == PASS
     assert all(g.witness == Witness.FINITE_DIFFERENCES for g in _products(right).values())
-    wrong = check(_numpy_only("np_wrong", lambda v, X, w, y: logistic_hvp(v, X, w, y, factor=2.0)), examples=3, seed=2, database=False)
+    wrong = check(_numpy_only("np_wrong", partial(logistic_hvp, factor=2.0)), examples=3, seed=2, database=False)
     g = _products(wrong)["w"]
     assert g.status == FAIL and g.witness == Witness.FINITE_DIFFERENCES and g.diagnosis.kind == Kind.SCALE
 
@@ -112,7 +106,7 @@ def test_wrong_gradients_leave_hv_to_autograds_gradient_and_say_so():
 
 
 def test_a_point_a_replay_and_the_json_carry_the_products():
-    d = logistic("factor_two_at", factor=2.0)
+    d = logistic("factor_two_at", partial(logistic_hvp, factor=2.0))
     rng = np.random.default_rng(0)
     at = {"X": rng.standard_normal((3, 2)), "w": rng.standard_normal(2), "y": rng.standard_normal(3)}
     report = check(d, at=at)
