@@ -11,6 +11,7 @@ import pytest
 
 from verigrad import Derivation, check
 from verigrad.checks.report import FAIL, PASS, Kind, Quantity, Witness
+from verigrad.checks.verdict.thresholds import AUTOGRAD_JITTERS
 
 from .second_order_objectives import logistic, logistic_forward, logistic_gradients, logistic_hvp, quad_hvp, quadratic, two_layer
 
@@ -141,3 +142,24 @@ def test_malformed_hvp_and_jvp_are_refused_where_the_derivation_is_built():
         Derivation(
             **{**base, "forward": lambda xp, x, k: xp.sum(x**3)}, gradients=lambda x, k: {"x": 3 * x**2}, hyper={"k": [1]}, hvp=lambda v, x, k: {}
         )
+
+
+def test_an_hvp_of_the_wrong_shape_is_refused_as_a_gradient_would_be():
+    wrong = lambda v, X, w, y: {**logistic_hvp(v, X, w, y), "w": logistic_hvp(v, X, w, y)["w"][:, None]}
+    g = _products(check(logistic("lg_shape", wrong), examples=1, seed=0, database=False))["w"]
+    assert g.status == FAIL and g.problem == "shape" and "has shape" in g.message
+
+
+def test_a_diagnosis_that_cannot_call_the_hvp_again_keeps_the_verdict():
+    calls = []
+
+    def flaky(v, X, w, y):  # right at the first direction only, then raises
+        calls.append(1)
+        if len(calls) > 1 + AUTOGRAD_JITTERS:  # the verdict's own calls: the product and σ's jitters
+            raise RuntimeError("only once")
+        return logistic_hvp(v, X, w, y, factor=2.0)
+
+    rng = np.random.default_rng(1)
+    at = {"X": rng.standard_normal((3, 2)), "w": rng.standard_normal(2), "y": rng.standard_normal(3)}
+    g = _products(check(logistic("lg_flaky", flaky), at=at))["w"]
+    assert g.status == FAIL and g.diagnosis.kind == Kind.UNKNOWN and "could not be made (RuntimeError: only once)" in g.diagnosis.sentence

@@ -16,8 +16,9 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 from verigrad.checks.diagnose.second_order import diagnose_hvp
-from verigrad.checks.report import FAIL, PASS, GradientReport, Point, Quantity, Report, Status
+from verigrad.checks.report import FAIL, PASS, Diagnosis, GradientReport, Kind, Point, Quantity, Report, Status
 from verigrad.checks.search.inputs import counterexample_of
+from verigrad.checks.search.usercode import raised_in_user_code
 from verigrad.checks.verdict.second_order import Operator, hvp_at, jvp_at
 from verigrad.reference import seeded_at
 
@@ -59,6 +60,16 @@ def _at(d: Derivation, point: Point, trusted: bool, seed: int, device: str) -> l
     return ops
 
 
+def _diagnosis(d: Derivation, op: Operator, g: GradientReport, point: Point, seed: int) -> Diagnosis:
+    try:
+        with seeded_at(point.seed):
+            return diagnose_hvp(op, g, np.random.default_rng(seed + 1))
+    except Exception as e:  # user code failed along another direction: the verdict stands (a harness bug propagates)
+        if not raised_in_user_code(d, e):
+            raise
+        return Diagnosis(Kind.UNKNOWN, f"{g.title}: the diagnosis could not be made ({type(e).__name__}: {e})", {}, 0)
+
+
 def higher_orders(
     d: Derivation,
     report: Report,
@@ -81,8 +92,7 @@ def higher_orders(
                 if point.seed is not None:
                     g.counterexample = {**counterexample_of(point), "replay": replay(point)}
                 if g.status == FAIL and g.quantity == Quantity.HVP and g.problem is None:
-                    with seeded_at(point.seed):
-                        g.diagnosis = diagnose_hvp(op, g, np.random.default_rng(seed + 1))
+                    g.diagnosis = _diagnosis(d, op, g, point, seed)
                 kept[key] = g
     report.gradients.extend(kept.values())
     failed = [g for g in kept.values() if g.status != PASS]
