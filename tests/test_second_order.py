@@ -163,3 +163,28 @@ def test_a_diagnosis_that_cannot_call_the_hvp_again_keeps_the_verdict():
     at = {"X": rng.standard_normal((3, 2)), "w": rng.standard_normal(2), "y": rng.standard_normal(3)}
     g = _products(check(logistic("lg_flaky", flaky), at=at))["w"]
     assert g.status == FAIL and g.diagnosis.kind == Kind.UNKNOWN and "could not be made (RuntimeError: only once)" in g.diagnosis.sentence
+
+
+def test_a_layers_hvp_takes_the_upstream_gradient():
+    """f = ⟨G, tanh(X W)⟩ over W: (H·v)_W = Xᵀ (G ⊙ tanh''(h) ⊙ X v_W), tanh'' = −2 t (1 − t²)."""
+
+    def gradients(X, W, grad_output):
+        t = np.tanh(X @ W)
+        return {"X": (grad_output * (1 - t * t)) @ W.T, "W": X.T @ (grad_output * (1 - t * t))}
+
+    def hvp(v, X, W, grad_output, k=-2.0):
+        t = np.tanh(X @ W)
+        return {"W": X.T @ (grad_output * k * t * (1 - t * t) * (X @ v["W"]))}
+
+    make = lambda name, h: Derivation(
+        name=name,
+        shapes={"X": ("N", "D"), "W": ("D", "M")},
+        output=("N", "M"),
+        forward=lambda xp, X, W: xp.tanh(X @ W),
+        gradients=gradients,
+        check=["W"],
+        hvp=h,
+    )
+    assert _products(check(make("tanh_layer_hvp", hvp), examples=3, seed=0, database=False))["W"].status == PASS
+    g = _products(check(make("tanh_layer_hvp_slip", partial(hvp, k=2.0)), examples=3, seed=0, database=False))["W"]
+    assert g.status == FAIL and g.diagnosis.kind == Kind.SIGN_FLIP
