@@ -10,6 +10,7 @@ from typing import Any
 from ._adapters import from_forward_backward, from_layer, from_loss
 from ._dims import SizeSpace, dim_value, hyper_base
 from ._draws import check_draws, wrap_draws
+from ._higher import function_jvp, has_own_jvp
 from ._hyper import SEED_ARG, check_inputs, dims_named, space_of
 from ._outputs import check_namespaces, output_parts, wrap_forward
 from ._torch_function import function_gradients, is_torch_function
@@ -22,6 +23,7 @@ from ._validate import (
     Shape,
     check_checked,
     check_dims,
+    check_higher,
     check_name,
     check_output,
     check_ranges,
@@ -112,6 +114,16 @@ class Derivation:
                  parameter's name, a leaf's, nor found by the naming rule (``dWax`` for
                  ``parameters["Wax"]``, ``dxt`` for ``xt``: analytic/_tree.py); a path is a tuple of
                  keys (``("weights", 0)``), a leaf's name or a parameter's.
+      hvp        ``hvp(v, **params)`` (plus ``grad_output=G`` for a layer) returning ``{param: array}``:
+                 the hand-derived Hessian-vector product (H v)_p = Σ_q ∂²f/∂p∂q · v_q over the checked
+                 parameters p, q, for a direction ``v = {q: array of q's shape}``. Checked against
+                 autograd's double backward and the differences of ``gradients`` along v
+                 (checks/verdict/second_order.py).
+      jvp        ``jvp(v, **params)`` returning the directional derivative of the forward along
+                 ``v``: a scalar, or J·v of the output's shape for a layer (no ``grad_output``).
+                 Checked against torch's forward-mode AD and the differences of the forward along
+                 v. A ``torch.autograd.Function`` given as ``gradients`` with its own ``jvp``
+                 staticmethod gets this from it.
       The hyperparameters, data and seed of a counterexample are in every report and in its replay
       command (``--replay "N=2,C=3,mode='train',y=[2,0],forward_seed=5,seed=7"``).
 
@@ -141,6 +153,8 @@ class Derivation:
     seed: bool = False
     draws: Mapping[str, Any] = field(default_factory=dict)  # parameters drawn through a transform: analytic/_draws.py
     grad_names: Mapping[str, Any] | None = field(default=None, repr=False)  # returned key -> path: analytic/_tree.py
+    hvp: Callable[..., Mapping[str, Any]] | None = field(default=None, repr=False)  # second order: analytic/_validate.py
+    jvp: Callable[..., Any] | None = field(default=None, repr=False)  # forward mode
     hyper_dims: tuple[str, ...] = field(default=(), init=False, repr=False)  # the hyperparameters dims name
     hyper_configs: tuple[Mapping[str, int], ...] = field(default=(), init=False, repr=False)  # their values some sizes allow
     bound: Any = field(default=None, init=False, repr=False)  # a bound derivation's Setting (analytic/_hyper.py)
@@ -194,6 +208,9 @@ class Derivation:
             if kinks is not None:
                 object.__setattr__(self, "kinks", kinks)
         object.__setattr__(self, "check", check_checked(name, self.check, params))
+        if self.torch_function is not None and self.jvp is None and has_own_jvp(self.torch_function):
+            object.__setattr__(self, "jvp", function_jvp(self.torch_function, params))
+        check_higher(self, name)
         object.__setattr__(self, "ranges", check_ranges(name, self.ranges, params, list(self.data)))
         symbols = self.symbols
         dims = check_dims(name, self.dims, symbols)

@@ -229,3 +229,29 @@ def check_seed(name: str, seed: object) -> bool:
     if not isinstance(seed, bool):
         raise DerivationError(name, f"seed must be True (forward and gradients receive seed=<int>) or False, got {seed!r}")
     return seed
+
+
+def check_higher(d: Any, name: str) -> None:
+    """``hvp=`` and ``jvp=`` of the derivation ``d`` being built: callables taking the direction ``v`` and the
+    parameters by keyword (``hvp`` of a layer ``grad_output`` too), on a derivation whose parameters are plain arrays
+    handed to the user's code as drawn (checks/verdict/second_order.py moves them along ``v``)."""
+    given = {role: fn for role, fn in (("hvp", d.hvp), ("jvp", d.jvp)) if fn is not None}
+    for role, fn in given.items():
+        if not callable(fn):
+            raise DerivationError(name, f"{role} must be callable or None, got {type(fn).__name__}")
+        args = [*d.shapes, *(["grad_output"] if role == "hvp" and d.layer else [])]
+        missing = accepts(fn, args)
+        if missing:
+            raise DerivationError(name, f"{role} cannot take the argument(s) {', '.join(missing)}; write {role}(v, {', '.join(args)})")
+        why = _higher_refused(d)
+        if why:
+            raise DerivationError(name, f"{role}= is checked for derivations of plain array parameters; this one has {why}")
+
+
+def _higher_refused(d: Any) -> str | None:
+    if d.tree.nested:
+        return "dict, list or tuple parameters"
+    for what, has in (("data=", d.data), ("hyper=", d.hyper), ("seed=True", d.seed), ("draws=", d.draws), ("several outputs", d.outputs)):
+        if has:
+            return what
+    return None

@@ -10,13 +10,17 @@ A test that calls ``torch.autograd.gradcheck(func, inputs)`` switches by changin
   every entry, kinks found per entry (checks/verdict/judge.py, the ``graph`` blame: autograd is the
   backward under test, so finite differences decide);
 * ``gradgradcheck``: the backward's own backward, as torch defines it — ``gradcheck`` of
-  (inputs, grad_outputs) ↦ ∂⟨grad_outputs, func(inputs)⟩/∂inputs with ``create_graph=True``.
+  (inputs, grad_outputs) ↦ ∂⟨grad_outputs, func(inputs)⟩/∂inputs with ``create_graph=True``;
+* ``check_forward_ad=True``: forward-mode AD through ``func`` (a custom Function's ``jvp`` staticmethod, as torch
+  runs it) along a random direction v of the inputs, J·v per differentiable output, against the differences of
+  ``func`` along v with the same error model, stepped for the outputs' precision (checks/verdict/second_order.py;
+  ``check_fwd_over_rev`` of ``gradgradcheck``: the same of the backward).
 
 Tolerances. The error model decides. ``atol=``/``rtol=`` given by the caller can only loosen a failure:
 an entry the error model rejects passes when |backward − reference| ≤ atol + rtol·|reference| (torch's
 rule), and the message says that the caller's tolerance decided. ``eps=`` is accepted and not used: the
 steps are sized per entry by the error model. Every other keyword of torch's is accepted; the checks
-that have no counterpart here (``check_forward_ad``, ``check_batched_grad``, ``fast_mode`` and the like)
+that have no counterpart here (``check_batched_grad``, ``fast_mode`` and the like)
 are named in a warning when asked for. Complex inputs or outputs are refused with one line.
 
 The failure raises ``GradcheckError``, a ``torch.autograd.gradcheck.GradcheckError``, with this harness's
@@ -38,13 +42,16 @@ from verigrad.analytic import Derivation
 from verigrad.checks.assertion import failure_text
 from verigrad.checks.report import FAIL, PASS, Report
 from verigrad.checks.search import check
+from verigrad.checks.verdict.second_order import judge_tangents
+from verigrad.checks.verdict.thresholds import unit_roundoff
+from verigrad.reference import direction
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
 #: The seed of the upstream gradients G_k that make the outputs one scalar f.
 UPSTREAM_SEED = 0
 #: Keywords of torch's whose checks have no counterpart here: asking for them gets a warning naming them.
-NOT_CHECKED = ("check_forward_ad", "check_batched_grad", "check_batched_forward_grad", "check_grad_dtypes", "fast_mode", "masked")
+NOT_CHECKED = ("check_batched_grad", "check_batched_forward_grad", "check_grad_dtypes", "fast_mode", "masked")
 
 
 class GradcheckError(TorchGradcheckError):
@@ -68,6 +75,12 @@ def _headline(problem: _Problem, report: Report) -> str:
     outs = ", ".join(map(str, problem.outs))
     return (f"verigrad.gradcheck: the backward of {_title(problem.func)} is not the gradient of its function with respect to {wrong}; "
             f"output(s) {outs} contracted with fixed random upstream gradients (seed {UPSTREAM_SEED}), judged against finite differences")
+
+
+def _forward_headline(problem: _Problem, report: Report) -> str:
+    wrong = ", ".join(f"output {g.param.removeprefix('output')} ({g.mismatches} of {g.entries} entries)" for g in report.failures)
+    return (f"verigrad.gradcheck: the forward-mode derivative of {_title(problem.func)} is not the derivative of its function along v for "
+            f"{wrong}; v a random direction of the inputs (seed {UPSTREAM_SEED}), judged against differences along v")
 
 
 class _Problem:
@@ -124,6 +137,46 @@ class _Problem:
     def point(self) -> dict[str, np.ndarray]:
         return {n: self.inputs[i].detach().cpu().to(torch.float64).numpy().copy() for n, i in self.names.items()}
 
+    def _args(self, params: dict[str, Any]) -> list[Any]:
+        args = list(self.inputs)
+        for name, i in self.names.items():
+            args[i] = torch.as_tensor(params[name]).to(dtype=self.inputs[i].dtype, device=self.inputs[i].device)
+        return args
+
+    def outputs(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The differentiable outputs at ``params``, as float64 arrays (the differences along v are taken of them)."""
+        with torch.no_grad():
+            outs = _tuple(self.func(*self._args(params)))
+        return {f"output{k}": outs[k].detach().cpu().double().numpy() for k in self.outs}
+
+    def tangents(self, params: dict[str, np.ndarray], v: dict[str, np.ndarray]) -> dict[str, Any]:
+        """J·v of each differentiable output by forward-mode AD through ``func`` (its Functions' ``jvp``), in the
+        outputs' own dtype; GradcheckError (one line) where forward mode cannot run through it."""
+        import torch.autograd.forward_ad as fwad
+
+        args = self._args(params)
+        try:
+            with fwad.dual_level():
+                for name, i in self.names.items():
+                    args[i] = fwad.make_dual(args[i], torch.as_tensor(v[name]).to(dtype=args[i].dtype, device=args[i].device))
+                outs = _tuple(self.func(*args))
+                found = {k: fwad.unpack_dual(outs[k]).tangent for k in self.outs}
+        except RuntimeError as e:  # user code: a Function without jvp, an op without a forward-mode formula
+            raise GradcheckError(f"verigrad.gradcheck: forward-mode AD cannot run through {_title(self.func)}: {' '.join(str(e).split())}") from e
+        return {f"output{k}": (np.zeros(tuple(outs[k].shape)) if t is None else t.detach().cpu().numpy()) for k, t in found.items()}
+
+
+def _forward_mode(problem: _Problem) -> Report:
+    """The verdict on ``func``'s forward-mode derivative along a random direction (seed UPSTREAM_SEED)."""
+    params = problem.point()
+    v = direction(params, list(params), np.random.default_rng(UPSTREAM_SEED))
+    unit = max(*(float(torch.finfo(problem.inputs[i].dtype).eps) / 2 for i in problem.wrt), unit_roundoff(np.float64))
+    total = sum(int(d) for x in params.values() for d in x.shape)
+    reports = judge_tangents(problem.tangents(params, v), problem.outputs, params, v, total, unit=unit, seed=UPSTREAM_SEED)
+    failing = [g for g in reports if g.status != PASS]
+    return Report(name=f"forward mode of {_title(problem.func)}", status=FAIL if failing else PASS, gradients=reports,
+                  message=None if not failing else f"{failing[0].title}: {failing[0].mismatches} of {failing[0].entries} entries disagree")
+
 
 def _loosened(report: Report, atol: float | None, rtol: float | None) -> bool:
     """Whether the caller's atol/rtol accept every entry the error model rejected (torch's rule per entry)."""
@@ -167,9 +220,20 @@ def gradcheck(
     """True when ``func``'s backward is the gradient of ``func`` at ``inputs``; else ``GradcheckError`` (or False)."""
     _unchecked({"check_forward_ad": check_forward_ad, "check_batched_grad": check_batched_grad, "fast_mode": fast_mode,
                 "check_batched_forward_grad": check_batched_forward_grad, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
+    problem = _Problem(func, _tuple(inputs))
+    if check_forward_ad:
+        try:
+            forward = _forward_mode(problem)
+        except GradcheckError:
+            if raise_exception:
+                raise
+            return False
+        if forward.status != PASS:
+            if not raise_exception:
+                return False
+            raise GradcheckError(_forward_headline(problem, forward) + "\n" + failure_text(forward))
     if not check_backward_ad:
         return True
-    problem = _Problem(func, _tuple(inputs))
     report = check(problem.derivation(), at=problem.point(), database=False)
     if report.status == PASS:
         return True
@@ -214,8 +278,9 @@ def gradgradcheck(
     n = len(inputs)
 
     def backward_of(*args: Any) -> tuple[Any, ...]:
-        # Evaluated for its value alone (finite differences), an input is a fresh leaf: the backward needs a graph.
-        args = tuple(x.detach().requires_grad_(True) if i in wrt and not x.requires_grad else x for i, x in enumerate(args))
+        # Evaluated for its value alone (finite differences, or with forward-mode tangents), an input is a fresh leaf: the
+        # backward needs a graph. A clone, not a detached copy: it keeps the tangent of a forward-over-reverse check.
+        args = tuple(x.clone().requires_grad_(True) if i in wrt and not x.requires_grad else x for i, x in enumerate(args))
         with torch.enable_grad():
             outs_now = [o for o in _tuple(func(*args[:n])) if isinstance(o, torch.Tensor) and o.requires_grad and o.is_floating_point()]
             grads = torch.autograd.grad(outs_now, [args[i] for i in wrt], args[n:], create_graph=True, allow_unused=True)

@@ -17,6 +17,7 @@ from ._intermediates import Intermediates, Quantity, intermediates
 from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_forward_unit, torch_output_shape
 from ._objective import ForwardError, check_scalar, forward_unit, np_xp, objective, read_as_scalar, seen_shape
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
+from ._second_order import along, autograd_hvp, direction, forward_ad_jvp, forward_output
 from ._stacked import Stack, Unstackable
 from ._switches import value_and_signs
 from ._torch import torch_namespace
@@ -46,14 +47,19 @@ __all__ = [
     "Support",
     "TorchObjective",
     "Unstackable",
+    "along",
     "autograd_gradients",
+    "autograd_hvp",
     "check_scalar",
     "complex_step",
     "constants",
     "custom_functions",
     "differences",
+    "direction",
     "finite_differences",
+    "forward_ad_jvp",
     "forward_noise",
+    "forward_output",
     "forward_unit",
     "forward_value",
     "forward_value_in",

@@ -93,8 +93,14 @@ def test_complex_inputs_are_refused_in_one_line():
 def test_checks_without_a_counterpart_are_named_in_a_warning():
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        assert gradcheck(Square.apply, _inputs(), check_forward_ad=True, fast_mode=True) is True
-    assert any("check_forward_ad, fast_mode" in str(w.message) for w in seen)
+        assert gradcheck(Square.apply, _inputs(), check_batched_grad=True, fast_mode=True) is True
+    assert any("check_batched_grad, fast_mode" in str(w.message) for w in seen)
+
+
+def test_forward_ad_asked_of_a_function_without_jvp_is_one_line_as_in_torch():
+    with pytest.raises(TorchGradcheckError, match=r"forward-mode AD cannot run through Square\.apply: You must implement the jvp"):
+        gradcheck(Square.apply, _inputs(), check_forward_ad=True)
+    assert gradcheck(Square.apply, _inputs(), check_forward_ad=True, raise_exception=False) is False
 
 
 def test_gradgradcheck_passes_a_differentiable_backward_and_catches_a_missing_second_order_term():

@@ -304,7 +304,7 @@ def _passing_point(r: Report, g: GradientReport) -> list[str]:
 
 
 def _gradient(k: int, j: int, r: Report, g: GradientReport, run_seed: int | None = None) -> str:
-    parts = [f'<h3 id="d{k}g{j}">∂f/∂{esc(g.param)} {_badge(g.status)} <span class="note">{esc(note(g))}</span></h3>']
+    parts = [f'<h3 id="d{k}g{j}">{esc(g.title)} {_badge(g.status)} <span class="note">{esc(note(g))}</span></h3>']
     if g.status != Status.PASS and own_points(r):
         parts += _own_point(r, g, run_seed)
     if g.status == Status.PASS:

@@ -48,7 +48,7 @@ def _xml(text: object) -> str:
 def _named(g: GradientReport) -> str:
     """The headline, naming the gradient unless it already starts by doing so."""
     sentence = headline(g)
-    return sentence if names_its_gradient(g) else f"∂f/∂{g.param}: {sentence}"
+    return sentence if names_its_gradient(g) else f"{g.title}: {sentence}"
 
 
 def _body(r: Report, g: GradientReport | None, run_seed: int | None) -> str:

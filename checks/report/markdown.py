@@ -85,7 +85,7 @@ def _table(run: RunReport) -> list[str]:
 
 
 def _gradient(r: Report, g: GradientReport) -> list[str]:
-    out = [f"#### {_ICON.get(g.status, '')} {escape(r.name)} — ∂f/∂{escape(g.param)}", "", escape(headline(g)), ""]
+    out = [f"#### {_ICON.get(g.status, '')} {escape(r.name)} — {escape(g.title)}", "", escape(headline(g)), ""]
     extra = side_message(g)
     if extra:
         out += [escape(extra), ""]

@@ -58,6 +58,8 @@ class Kind(StrEnum):
     ASSIGNMENT = "assignment"  # assigned (=) where overlapping windows must accumulate (+=)
     TRUNCATION = "truncation"  # right while a length is below some value, wrong beyond it (truncated backprop)
     PARTIAL = "partial"
+    ASYMMETRIC = "asymmetric"  # a hand-derived Hessian whose block ∂²f/∂p∂q is not the transpose of ∂²f/∂q∂p
+    MISSING_TERM = "missing_term"  # a symmetric hand-derived Hessian off by a symmetric term: a second-order term left out
     UNKNOWN = "unknown"
 
 
@@ -77,6 +79,21 @@ class Witness(StrEnum):
     AUTOGRAD = "autograd"  # torch autograd, float64
     COMPLEX_STEP = "complex step"  # Im f(x + i·h·e_k)/h of a NumPy-only forward (reference/_complex_step.py)
     FINITE_DIFFERENCES = "finite differences"  # central differences alone: no exact witness was available
+
+
+class Quantity(StrEnum):
+    """What a GradientReport judges: the gradient ∂f/∂param (first order), the param block of a hand-derived
+    Hessian-vector product, or a hand-written forward-mode J·v (checks/verdict/second_order.py)."""
+
+    GRADIENT = "gradient"
+    HVP = "hvp"
+    JVP = "jvp"
+
+    def title(self, param: str) -> str:
+        """How views name it: ∂f/∂W1, (H·v)_W1, J·v (of one output: (J·v)_output1)."""
+        if self == Quantity.JVP:
+            return "J·v" if param == "output" else f"(J·v)_{param}"
+        return f"(H·v)_{param}" if self == Quantity.HVP else f"∂f/∂{param}"
 
 
 class Mode(StrEnum):
@@ -262,6 +279,7 @@ class GradientReport:
     resolution: float | None = None
     witness_refused: str | None = None  # why the complex step was not the witness of a NumPy-only forward's gradient
     raised: str | None = None  # with Problem.RAISED: the exception, "TypeError: ..."
+    quantity: Quantity = Quantity.GRADIENT  # first order, or a hand-derived H·v or J·v
     # Where the search found this gradient failing, its own smallest point: {"shapes": {...}, "seed": ..., "replay": "..."}
     # (a gradient that fails only at sizes where the others pass is reported there, not at the derivation's counterexample).
     counterexample: dict[str, Any] | None = None
@@ -280,10 +298,16 @@ class GradientReport:
     #: Indices listed in JSON at most; the count is always given.
     MAX_LISTED = 100
 
+    @property
+    def title(self) -> str:
+        """What it judges, as views name it: ∂f/∂W1, (H·v)_W1, J·v."""
+        return self.quantity.title(self.param)
+
     def to_dict(self) -> dict[str, Any]:
         idx = lambda ix: [list(map(int, i)) for i in ix[: self.MAX_LISTED]]
         return {
             "param": self.param,
+            "quantity": self.quantity,
             "status": self.status,
             "max_abs_err": _num(self.max_abs_err),
             "max_rel_err": _num(self.max_rel_err),
@@ -321,6 +345,7 @@ class GradientReport:
             blame=_optional(Blame),
             problem=_optional(Problem),
             witness=Witness,
+            quantity=Quantity,
             diagnosis=_optional(lambda d: _rebuilt(Diagnosis, d, kind=Kind)),
             slip=_optional(lambda d: _rebuilt(Slip, d)),
             trace=lambda steps: [_rebuilt(TraceStep, t, mark=Mark) for t in steps],

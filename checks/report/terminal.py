@@ -11,7 +11,7 @@ import sys
 import unicodedata
 from typing import TextIO
 
-from verigrad.checks.report.model import GradientReport, Kind, Report, RunReport, Status
+from verigrad.checks.report.model import GradientReport, Kind, Quantity, Report, RunReport, Status
 from verigrad.checks.report.words import (
     facts,
     figures_point_text,
@@ -95,7 +95,8 @@ def _table(run: RunReport) -> list[Line]:
             rows.append((_cell(r.name), "—", r.status, "—", "—", "—", _cell(r.message or ""), "—"))
         for g in r.gradients:
             at = _cell(figures_point_text(r, g), MAX_POINT_CELL)
-            rows.append((_cell(r.name), _cell(g.param), g.status, fmt(g.max_abs_err), fmt(g.max_rel_err), fmt(threshold(g)), _cell(note(g)), at))
+            param = _cell(g.param if g.quantity == Quantity.GRADIENT else g.title)
+            rows.append((_cell(r.name), param, g.status, fmt(g.max_abs_err), fmt(g.max_rel_err), fmt(threshold(g)), _cell(note(g)), at))
     widths = [max(_width(row[k]) for row in rows) for k in range(len(rows[0]))]
     lines: list[Line] = []
     for n, row in enumerate(rows):
@@ -132,7 +133,7 @@ def render(run: RunReport, color: bool = False) -> str:
 
 def _gradient_lines(name: str, g: GradientReport) -> list[Line]:
     """What is wrong with one gradient: the headline, the harness's finding beside it, the worst entry, the facts, the window."""
-    about = f"{name} ∂f/∂{g.param}"
+    about = f"{name} {g.title}"
     head = (_COLORS.get(g.status, ""), g.status.upper() + " "), (_BOLD, name if names_its_gradient(g) else about)
     out: list[Line] = [(*head, ("", f": {headline(g)}"))]
     extra = side_message(g)

@@ -27,6 +27,7 @@ from verigrad.checks.report import Diagnosis, GradientReport, Kind, Mode, Point,
 from verigrad.checks.search.coverage import Coverage, carry_warnings, mark_unjudged
 from verigrad.checks.search.database import Entry, KnownFailures, known_failures, wanted
 from verigrad.checks.search.explore import VALUES_PER_SIZE, Outcome, Round, explore
+from verigrad.checks.search.higher import higher_orders, search_points, wants_higher
 from verigrad.checks.search.inputs import bound_for, counterexample_of, free_sizes, point_inputs, show_inputs, spec_of
 from verigrad.checks.search.points import KinksError, bind_at, draw_point, grad_output_shape, scalar_notes
 from verigrad.checks.search.replay import check_replay, replay_command
@@ -247,6 +248,8 @@ def check(
                 report = _replay(run, *replay)
             else:
                 report = _search(run, DEFAULT_EXAMPLES if examples is None else examples, use_database)
+            if wants_higher(derivation) and report.status != Status.ERROR:
+                _higher_orders(run, report, at, replay)
     except DerivationTimeout as e:
         report = Report(
             name=derivation.name,
@@ -260,8 +263,8 @@ def check(
     return report
 
 
-def _at_point(run: Run, at: Mapping[str, Any]) -> Report:
-    """One point the caller gave (a layer without ``grad_output`` gets one drawn from the run's seed)."""
+def _given_point(run: Run, at: Mapping[str, Any]) -> tuple[Derivation, Point] | Report:
+    """The point the caller gave (a layer without ``grad_output`` gets one drawn from the run's seed)."""
     try:
         at = flat_grad_output(run.derivation, flat_at(run.derivation, at))  # structured parameters, grad_output as leaves
         derivation, arrays, sizes = bind_at(run.derivation, at)  # data, hyperparameters and seed taken out of at
@@ -272,8 +275,33 @@ def _at_point(run: Run, at: Mapping[str, Any]) -> Report:
     if derivation.is_layer and g is None:
         g = np.random.default_rng(run.seed or 0).standard_normal(grad_output_shape(derivation, sizes, params))
     notes = scalar_notes(run.derivation, sizes, derivation, params)
-    point = Point(sizes=sizes, params=params, grad_output=g, notes=notes, **point_inputs(derivation))
+    return derivation, Point(sizes=sizes, params=params, grad_output=g, notes=notes, **point_inputs(derivation))
+
+
+def _at_point(run: Run, at: Mapping[str, Any]) -> Report:
+    """One point the caller gave."""
+    given = _given_point(run, at)
+    if isinstance(given, Report):
+        return given
+    derivation, point = given
     return _finish(run, safe_evaluate(derivation, point, run.how), point, (1, 1))
+
+
+def _higher_orders(run: Run, report: Report, at: Mapping[str, Any] | None, replay: tuple[Mapping[str, int], int] | None) -> None:
+    """A derivation's hand-derived H·v and J·v, judged at the check's point(s) (checks/search/higher.py)."""
+    d = run.derivation
+    if at is not None:
+        given = _given_point(run, at)
+        points = [] if isinstance(given, Report) else [given[1]]
+    elif replay is not None:
+        points = [p for p in [run.draw(dict(replay[0]), replay[1])] if isinstance(p, Point)]
+    else:
+        points = search_points(report, run.seed or 0, run.draw, d)
+    if at is not None or replay is not None:  # the report is the first order's verdict at that very point
+        trusted = lambda p: report.status == Status.PASS
+    else:
+        trusted = lambda p: safe_evaluate(d, p, run.how).status == Status.PASS
+    higher_orders(d, report, points, trusted, run.replay, seed=run.seed or 0, device=run.how.device)
 
 
 def _replay(run: Run, sizes: Mapping[str, int], point_seed: int) -> Report:

@@ -49,7 +49,7 @@ def raised_in_user_code(derivation: Derivation, error: BaseException) -> bool:
     """Whether ``error`` came out of ``derivation``'s own code (see the module docstring)."""
     if isinstance(error, KinksError):
         return True
-    codes = _codes(derivation.forward) | _codes(derivation.gradients) | _codes(derivation.kinks)
+    codes = _codes(derivation.forward) | _codes(derivation.gradients) | _codes(derivation.kinks) | _codes(derivation.hvp) | _codes(derivation.jvp)
     tb, last = error.__traceback__, None
     while tb is not None:
         if tb.tb_frame.f_code in codes:
