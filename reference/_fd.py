@@ -5,7 +5,8 @@ Error model (derivation in docs/tolerances.md):
 * step  h_i = H0 · s_i, with s_i = max(|x_i|, rms(x)) the entry's scale and H0 = u^(1/3), the step that
   balances O(h²) truncation against O(u/h) rounding for central differences;
 * rounding: every evaluation of f carries an absolute error of about ε_f, measured by evaluating f
-  at points jittered by a few ulps (and at least 4·u·|f|); the central difference then carries at
+  at points jittered by a few ulps (and at least 4·u·|f|), and, for a forward finite differences alone
+  witness, along a line at the steps' own scale too (``line_noise``); the central difference then carries at
   most ε_f / h_i;
 * truncation: where it matters (``refine``), f is also evaluated at h/2 and h/4; the Richardson
   extrapolations R1 = (4D(h/2) − D(h))/3 and R2 = (4D(h/4) − D(h/2))/3 give the estimate R2 and its
@@ -18,6 +19,7 @@ Error model (derivation in docs/tolerances.md):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +36,8 @@ from .constants import (
     JITTER_ULPS,
     KINK_NOISE,
     KINK_RATIO,
+    LINE_ORDER,
+    LINE_POINTS,
     NOISE_FLOOR_ULPS,
     RICHARDSON_ROUNDING,
     STEP_EXPONENT,
@@ -94,12 +98,30 @@ def steps_for(x: np.ndarray, *, stacked: bool = False, base: float = H0, floor: 
     return base * np.where(scale > 0, scale, 1.0)
 
 
-def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False, unit: float = U64) -> float:
+def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False, unit: float = U64, line: bool = False) -> float:
     """ε_f: the spread of f over JITTER_POINTS points jittered by a few ulps, by the engine the
     differences use (``batched``: vmapped calls; else NumPy), floored at NOISE_FLOOR_ULPS·u·|f|; ulps and u
-    of the precision the forward computes in (``unit``: float64's unless it computes in a coarser one)."""
+    of the precision the forward computes in (``unit``: float64's unless it computes in a coarser one).
+    ``line``: at least the rounding seen at the scale of the differences' steps as well (``line_noise``)."""
     jit, f0 = evaluator.jittered(JITTER_POINTS, JITTER_ULPS * unit * 2, rng, batched=batched)
-    return float(noise_from_jitter(jit[None], np.array([f0]), unit)[0])
+    noise = float(noise_from_jitter(jit[None], np.array([f0]), unit)[0])
+    return max(noise, line_noise(evaluator, rng, batched=batched, unit=unit)) if line else noise
+
+
+def line_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False, unit: float = U64) -> float:
+    """The rounding of f at the scale of the smallest step the differences take (h/4), where a jitter of a few ulps
+    may not reach it (an intermediate quantized far more coarsely than the inputs: 1 − σ(z) for σ(z) near 1 moves by
+    whole ulps of 1 only when z moves by many ulps of z). f at LINE_POINTS points x + j·s·v, j = 0, 1, …, along a
+    random direction (|v_i| ≤ 1, s_i = u^(1/3)/4 of the entry's scale): the LINE_ORDER-th differences of the table
+    remove the smooth part (s^k·f^(k), ≈ 1e-18 relative) and leave Σ_j ±C(k, j)·e_j of the roundings e_j, whose
+    spread is √C(2k, k) times theirs; ε = max |Δᵏf| / √C(2k, k) (docs/tolerances.md §2)."""
+    s = {n: steps_for(v, base=unit**STEP_EXPONENT / 4) * rng.uniform(-1.0, 1.0, v.shape) for n, v in evaluator.params.items()}
+    moved = [{n: v + j * s[n] for n, v in evaluator.params.items()} for j in range(1, LINE_POINTS)]
+    f, f0 = evaluator.at_points(moved, batched=batched)
+    table = np.diff(np.concatenate([[f0], f]), n=LINE_ORDER)
+    if not np.all(np.isfinite(table)):
+        return 0.0  # a forward that is not finite near the point: the jitter's ε_f (inf there) already says so
+    return float(np.max(np.abs(table)) / math.sqrt(math.comb(2 * LINE_ORDER, LINE_ORDER)))
 
 
 def noise_from_jitter(jit: np.ndarray, f0: np.ndarray, unit: float = U64) -> np.ndarray:
@@ -237,7 +259,7 @@ def finite_differences(
     first = _stage_one(ev, names, unit**WIDE_STEP_EXPONENT, _point_rms(ev.params)) if wide else _stage_one(ev, names, base)
     # After the first batched call, which settles whether the forward vmaps: ε_f is measured by the
     # engine that computed the differences.
-    noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit)
+    noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit, line=wide)
     if wide:
         grads = {name: usual_where_needed(ev, name, noise, refine, estimate(ev, name, noise, refine, first[name]), base) for name in names}
     else:

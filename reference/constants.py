@@ -29,6 +29,12 @@ WIDE_STEP_EXPONENT = 1 / 7
 #: the true change of f (|∇f|·8 ulps) stays below the noise it measures.
 JITTER_ULPS = 8
 JITTER_POINTS = 8
+#: ε_f is also read off f at LINE_POINTS points along a line, spaced by the smallest step the differences take (h/4),
+#: from its differences of order LINE_ORDER (reference/_fd.py::line_noise): the jitter alone misses a rounding that
+#: moves only when an intermediate moves by whole ulps of a much larger number (1 − σ(z) near σ(z) = 1). Order 3
+#: removes the smooth part of f to ≈ (u^(1/3)/4)³ ≈ 1.5e-18 of its third derivative's scale and leaves 5 differences.
+LINE_POINTS = 8
+LINE_ORDER = 3
 #: Floor of ε_f, in units of u·|f|: a forward that happens to round the same at every jittered point
 #: still carries a few roundings of its last operations.
 NOISE_FLOOR_ULPS = 4

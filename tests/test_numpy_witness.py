@@ -170,3 +170,42 @@ def test_plugin_says_numpy_only_once_not_a_warning_per_derivation(pytester):
     result.assert_outcomes(passed=2)
     text = result.stdout.str()
     assert text.count("no autograd for first, second") == 1 and "autograd was not available" not in text
+
+
+def _sigmoid_loss(xp, z):
+    """−Σ log(1 − σ(z)): for z ≈ 13, 1 − σ(z) ≈ 2e-6 is a multiple of ulp(1), rounded by ~5e-11 relative, and moves
+    only when z moves by ~1e-11 — far more than a jitter of a few ulps."""
+    return -xp.sum(xp.log(1 - 1 / (1 + xp.exp(-z))))
+
+
+def test_rounding_of_a_coarsely_quantized_intermediate_is_measured_at_the_steps_scale():
+    from verigrad.reference import BatchedObjective, forward_noise
+
+    z = np.array([13.0, 12.7, 13.3, 12.9])
+    d = Derivation("sigmoid_tail", shapes={"z": ("N",)}, forward=_sigmoid_loss, gradients=lambda z: {"z": 1 / (1 + np.exp(-z))})
+    ev = BatchedObjective(d, {"z": z})
+    jitter = forward_noise(ev, np.random.default_rng(0))
+    noise = forward_noise(ev, np.random.default_rng(0), line=True)
+    # The rounding the differences carry at the usual step: their deviation from the exact slope σ(z), times h.
+    h = 1e-5 * z
+    slips = [
+        abs(ev.at_entries("z", np.array([k, k]), np.array([z[k] + h[k], z[k] - h[k]]))[0] @ [1, -1] - 2 * h[k] / (1 + np.exp(-z[k])))
+        for k in range(4)
+    ]
+    assert jitter < max(slips) / 100  # the jitter misses it ...
+    assert noise > max(slips) / 10  # ... the line sees it
+
+
+def _tanh_sum(xp, x, w, b):
+    return xp.sum(xp.tanh(x @ w + b) ** 2)
+
+
+def test_the_line_agrees_with_the_jitter_where_the_jitter_resolves_the_rounding():
+    from verigrad.reference import BatchedObjective, forward_noise
+
+    rng = np.random.default_rng(3)
+    params = {"x": rng.standard_normal((4, 5)), "w": rng.standard_normal((5, 3)), "b": rng.standard_normal(3)}
+    d = Derivation("affine_plain", shapes={"x": ("N", "D"), "w": ("D", "M"), "b": ("M",)}, forward=_tanh_sum, gradients=lambda x, w, b: {})
+    ev = BatchedObjective(d, params)
+    jitter, both = forward_noise(ev, np.random.default_rng(0)), forward_noise(ev, np.random.default_rng(0), line=True)
+    assert jitter <= both <= 10 * jitter

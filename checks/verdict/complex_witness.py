@@ -79,7 +79,7 @@ def complex_witness(derivation: Derivation, ev: BatchedObjective, total_dims: in
     if not cs.values:
         return out
     rng = np.random.default_rng(seed)
-    noise = forward_noise(ev, rng)
+    noise = forward_noise(ev, rng, line=True)
     for name, t in cs.values.items():
         tau = float(exact_tolerance(np.zeros((1, *t.shape)), tol.U64, total_dims, t[None])[0])
         why = _unconfirmed(ev, name, t, tau, noise, rng)
