@@ -101,8 +101,8 @@ def sweep(searches: int, examples: int, target: float) -> None:
 
     search_module.check_points = recording
     print(f"load average at start: {os.getloadavg()}")
-    print(f"| layer | gradient | points | witnesses | above {target:g} | largest | search s |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"| layer (statuses) | gradient | points | witnesses | median | largest | above {target:g} | s per search |")
+    print("|---|---|---|---|---|---|---|---|")
     try:
         for name in LAYERS:
             d = getattr(check_layers, name)
@@ -115,9 +115,10 @@ def sweep(searches: int, examples: int, target: float) -> None:
                 res = np.array([g.resolution for g in gs])
                 witnesses = "/".join(f"{w} {n}" for w, n in sorted(Counter(str(g.witness) for g in gs).items()))
                 share = float(np.mean(res > target)) if res.size else float("nan")
+                median = float(np.median(res)) if res.size else float("nan")
                 print(
-                    f"| {d.name} {'/'.join(map(str, statuses))} | {param} | {res.size} | {witnesses} | {share:.1%} |"
-                    f" {res.max(initial=0.0):.1e} | {took:.1f} |"
+                    f"| {d.name} ({'/'.join(map(str, statuses))}) | {param} | {res.size} | {witnesses} | {median:.1e} |"
+                    f" {res.max(initial=0.0):.1e} | {share:.1%} | {took:.1f} |"
                 )
     finally:
         search_module.check_points = plain

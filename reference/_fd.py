@@ -36,10 +36,13 @@ from .constants import (
     JITTER_ULPS,
     KINK_NOISE,
     KINK_RATIO,
+    LADDER_DOWN,
+    LADDER_UP,
     LINE_ORDER,
     LINE_POINTS,
     NOISE_FLOOR_ULPS,
     RICHARDSON_ROUNDING,
+    SHARPEN_ABOVE,
     STEP_EXPONENT,
     TINY,
     U64,
@@ -283,6 +286,7 @@ def usual_where_needed(ev: BatchedObjective, name: str, noise: float, refine: Re
     polynomial of low degree in the entry (a convolution, an affine map) rounding is all there is."""
     x = ev.params[name].reshape(-1)
     h = steps_for(x, base=base)
+    wide = other_steps(ev, name, noise, refine, wide, h)
     need = np.flatnonzero(wide.nondifferentiable.reshape(-1) | ~(wide.error.reshape(-1) < noise / h))
     if not need.size:
         return wide
@@ -298,6 +302,75 @@ def usual_where_needed(ev: BatchedObjective, name: str, noise: float, refine: Re
     if idx.size:
         refine_entries(ev, name, noise, usual, idx, x, h, d1, fp, fm)
     return sharper(usual, wide)
+
+
+def other_steps(ev: BatchedObjective, name: str, noise: float, refine: Refine | None, wide: FDEstimate, h: np.ndarray) -> FDEstimate:
+    """``wide`` with the entries that another difference confirms (``refine`` says it does not disagree, and no
+    declared switch flips within it) estimated by that one, at its rounding error:
+
+    * central differences at LADDER_UP·H, the largest first, at entries whose error is above SHARPEN_ABOVE of the
+      gradient's largest value (the rounding ε_f/H of a bias whose Σ G cancels): error ε_f/step;
+    * at entries with a kink within ±H (a max-pool competitor within the wide step), or whose error is not below
+      ε_f/h for another reason, which the usual step h would otherwise judge at ε_f/h: the one-sided differences (f(x ± H) − f(x))/±H, error 2ε_f/H, each only where it
+      also agrees with the central difference at h within both errors (the slope of the piece x lies on, not of
+      the piece beyond the kink); then central differences at LADDER_DOWN·H.
+
+    Where f is linear in the entry, or piecewise linear with no kink on the side or within the step, these are
+    exact up to rounding; elsewhere they confirm nothing and the entry keeps its estimate. Without ``refine``
+    (nothing to confirm), ``wide`` as it is. ``h``: the usual step of every entry."""
+    if refine is None:
+        return wide
+    x = ev.params[name].reshape(-1)
+    parts = (wide.value, wide.error, wide.step, wide.nondifferentiable, wide.refined)
+    est = [np.array(v, copy=True).reshape(-1) for v in parts]
+    base = est[2].copy()
+    with np.errstate(invalid="ignore"):
+        scale = float(np.max(np.abs(est[0][np.isfinite(est[0])]), initial=0.0))
+        blunt = ~est[3] & ~(est[1] <= SHARPEN_ABOVE * scale)
+    kinked = est[3] | ~(est[1] < noise / h)  # a kink within ±H, seen or not: the usual step would judge these
+
+    def confirmed(idx, d, err, flipped, steps) -> np.ndarray:
+        """Writes d at the entries of ``idx`` it confirms; which it does."""
+        trial = FDEstimate(*(np.full(wide.value.shape, np.nan) for _ in range(3)), wide.nondifferentiable, wide.refined)
+        trial.value.reshape(-1)[idx], trial.error.reshape(-1)[idx] = d, err
+        ok = ~np.asarray(refine(name, trial), dtype=bool).reshape(-1)[idx] & ~flipped
+        take = idx[ok]
+        for arr, part in zip(est, (d[ok], err[ok], steps[ok], False, False), strict=True):
+            arr[take] = part
+        return ok
+
+    for todo, factors in ((blunt, LADDER_UP), (kinked, LADDER_DOWN)):
+        if todo is kinked and kinked.any():
+            kinked[_one_sided(ev, name, noise, np.flatnonzero(kinked), x, base, h, confirmed)] = False
+        for factor in factors:
+            idx = np.flatnonzero(todo)
+            if not idx.size:
+                break
+            hs = base[idx] * factor
+            d, _, _, flipped = differences(ev, name, idx, x[idx], hs)
+            todo[idx[confirmed(idx, d, noise / hs, flipped, hs)]] = False
+    return FDEstimate(*(v.reshape(wide.value.shape) for v in est))
+
+
+def _one_sided(ev: BatchedObjective, name: str, noise: float, idx, x, big, h, confirmed) -> np.ndarray:
+    """The entries of ``idx`` that a one-sided difference at step ``big`` confirms (``confirmed`` writes it), each
+    side only where it agrees with the central difference at the usual step ``h`` within both errors."""
+    n, xi = len(idx), x[idx]
+    xs = np.concatenate([xi + big[idx], xi - big[idx], xi + h[idx], xi - h[idx], xi[:1]])
+    f, flips = ev.at_entries(name, np.concatenate([idx, idx, idx, idx, idx[:1]]), xs)
+    f0 = f[-1]  # f at the point by the engine of the differences
+    near = (f[2 * n : 3 * n] - f[3 * n : 4 * n]) / (xs[2 * n : 3 * n] - xs[3 * n : 4 * n])
+    near_err = noise / h[idx]
+    done = np.zeros(n, dtype=bool)
+    for side in (0, 1):
+        fs, xside = f[side * n : (side + 1) * n], xs[side * n : (side + 1) * n]
+        d = (fs - f0) / (xside - xi)
+        err = 2 * noise / np.abs(xside - xi)
+        with np.errstate(invalid="ignore"):
+            agrees = np.abs(d - near) <= err + near_err
+        flipped = flips[side * n : (side + 1) * n] | flips[2 * n : 4 * n].reshape(2, n).any(axis=0) | ~agrees | done
+        done |= confirmed(idx, d, err, flipped, np.abs(xside - xi))
+    return idx[done]
 
 
 def sharper(usual: FDEstimate, wide: FDEstimate) -> FDEstimate:

@@ -14,7 +14,7 @@ from verigrad.checks.report import Blame, RunReport, Status, Witness
 from verigrad.checks.report.terminal import render
 from verigrad.checks.search.explore import VALUES_ALONE
 
-from .course_layers import affine_backward, affine_forward, conv_backward_naive, conv_forward_naive
+from .course_layers import affine_backward, affine_forward, conv_backward_naive, conv_forward_naive, max_pool_backward_naive, max_pool_forward_naive
 
 pytest_plugins = ["pytester"]
 
@@ -66,9 +66,9 @@ def test_real_buffer_refuses_the_complex_step_and_wide_differences_judge():
     assert report.passed, report.message
     for g in report.gradients:
         assert g.witness == Witness.FINITE_DIFFERENCES and "real array" in g.witness_refused
-        # A convolution is linear in each entry: wide steps carry rounding alone, below the planted error (≤ 1e-10 of
-        # max|reference| for x and w; a bias whose value is small gets a small step, and sees less).
-        assert g.resolution < PLANTED
+        # A convolution is linear in each entry: wide steps carry rounding alone, and a bias whose Σ G cancels takes a
+        # step up to 64 H (reference/_fd.py::other_steps): ≤ 1e-10 of max|reference| for x, w and b.
+        assert g.resolution <= 1e-10
 
 
 def test_error_of_1e_9_relative_is_caught_by_wide_differences():
@@ -209,3 +209,27 @@ def test_the_line_agrees_with_the_jitter_where_the_jitter_resolves_the_rounding(
     ev = BatchedObjective(d, params)
     jitter, both = forward_noise(ev, np.random.default_rng(0)), forward_noise(ev, np.random.default_rng(0), line=True)
     assert jitter <= both <= 10 * jitter
+
+
+POOL = {"shapes": {"x": ("N", "C", "H", "W")}, "hyper": {"pool_param": [{"pool_height": 2, "pool_width": 2, "stride": 2}]}}
+#: One window whose two largest values are 1e-4 apart: a kink within the wide step H ≈ 5e-3, far outside the usual h ≈ 5e-6.
+NEAR_TIE = np.array([[[[1.0, 1.0 - 1e-4], [0.3, -0.5]]]])
+
+
+def _pool_last_of_near_ties(dout, cache):
+    """A tie-tolerant argmax: the gradient goes to the last value within 1e-3 of the window's maximum."""
+    x, _ = cache
+    dx = np.zeros_like(x)
+    window = x[0, 0].reshape(-1)
+    k = np.flatnonzero(window >= window.max() - 1e-3)[-1]
+    dx[0, 0].flat[k] = dout[0, 0, 0, 0]
+    return (dx,)
+
+
+def test_a_kink_within_the_wide_step_is_judged_sharply_by_the_piece_the_point_lies_on():
+    at = {"x": NEAR_TIE, "pool_param": POOL["hyper"]["pool_param"][0], "grad_output": np.array([[[[1.3]]]])}
+    right = check(Derivation.from_forward_backward("max_pool", max_pool_forward_naive, max_pool_backward_naive, **POOL), at=at)
+    assert right.passed, right.message
+    assert right.gradients[0].witness == Witness.FINITE_DIFFERENCES and right.gradients[0].resolution <= 1e-10
+    wrong = check(Derivation.from_forward_backward("max_pool_ties", max_pool_forward_naive, _pool_last_of_near_ties, **POOL), at=at)
+    assert wrong.status == Status.FAIL and wrong.failures[0].blame == Blame.ANALYTIC

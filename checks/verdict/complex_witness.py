@@ -13,9 +13,10 @@ For each checked gradient (docs/tolerances.md §11):
   there at x', σ is t's own change;
 * trusted only when finite differences agree: a central difference along a random direction v of the
   gradient's entries (reference.DirectionalFD, Richardson at h and h/2, within K_FD·e plus τ_ex·Σ|v|)
-  must confirm ⟨t, v⟩. Code that drops part of the imaginary channel is caught here as soon as the part
-  dropped is above the differences' error; a gradient whose direction crosses a declared switch, or
-  disagrees, is judged by finite differences alone.
+  must confirm ⟨t, v⟩ — where it does not with ε_f from the jitter, once more along another direction with
+  ε_f read at the steps' scale too (reference/_fd.py::line_noise), before t is refused. Code that drops
+  part of the imaginary channel is caught here as soon as the part dropped is above the differences' error;
+  a gradient whose direction crosses a declared switch, or disagrees, is judged by finite differences alone.
 """
 
 from __future__ import annotations
@@ -79,10 +80,13 @@ def complex_witness(derivation: Derivation, ev: BatchedObjective, total_dims: in
     if not cs.values:
         return out
     rng = np.random.default_rng(seed)
-    noise = forward_noise(ev, rng, line=True)
+    noise, lined = forward_noise(ev, rng), False
     for name, t in cs.values.items():
         tau = float(exact_tolerance(np.zeros((1, *t.shape)), tol.U64, total_dims, t[None])[0])
         why = _unconfirmed(ev, name, t, tau, noise, rng)
+        if why and not lined:  # ε_f read at the steps' scale as well before the complex step is refused (§2)
+            noise, lined = max(noise, forward_noise(ev, rng, line=True)), True
+            why = _unconfirmed(ev, name, t, tau, noise, rng)
         if why:
             out.refused[name] = why
         else:
