@@ -311,9 +311,10 @@ def other_steps(ev: BatchedObjective, name: str, noise: float, refine: Refine | 
     * central differences at LADDER_UP·H, the largest first, at entries whose error is above SHARPEN_ABOVE of the
       gradient's largest value (the rounding ε_f/H of a bias whose Σ G cancels): error ε_f/step;
     * at entries with a kink within ±H (a max-pool competitor within the wide step), or whose error is not below
-      ε_f/h for another reason, which the usual step h would otherwise judge at ε_f/h: the one-sided differences (f(x ± H) − f(x))/±H, error 2ε_f/H, each only where it
-      also agrees with the central difference at h within both errors (the slope of the piece x lies on, not of
-      the piece beyond the kink); then central differences at LADDER_DOWN·H.
+      ε_f/h for another reason, which the usual step h would otherwise judge at ε_f/h: the one-sided differences
+      (f(x ± H) − f(x))/±H, error 2ε_f/H, each only where it also agrees with the central difference at h within
+      both errors (the slope of the piece x lies on, not of the piece beyond the kink); then central differences
+      at LADDER_DOWN·H.
 
     Where f is linear in the entry, or piecewise linear with no kink on the side or within the step, these are
     exact up to rounding; elsewhere they confirm nothing and the entry keeps its estimate. Without ``refine``

@@ -612,3 +612,13 @@ def test_a_forward_taking_an_undeclared_structure_is_refused():
     with pytest.raises(DerivationError, match=r"rnn_cell.*'parameters'"):
         _load(source)
 
+
+
+def test_the_mooc_deep_network_at_a_saturated_output_is_judged_by_differences_not_the_rounded_complex_step():
+    """At z = 23.4 with label 0 the forward's log(1 − AL) rounds 1 − AL = 6.6e-11 to ulps of 1: the complex step of W1
+    is 1.8e-7 off, the course's backward 2e-10 (docs/tolerances.md §11). t is refused there, not trusted."""
+    spec = {"n_x": 6, "m": 8, "n_h": 8, "Y": [[0] * 8]}
+    report = check(_load(DEEP_SOURCE, "deep"), replay=(spec, 627))
+    assert report.status == "pass", report.message
+    w1 = report.gradients[0]
+    assert w1.witness == "finite differences" and "not exact to rounding" in w1.witness_refused
