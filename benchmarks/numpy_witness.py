@@ -17,6 +17,14 @@ configuration of its grid, drawn as the search draws it):
 
 Wall clock per point, the median of ``--rounds`` rounds (each method once per round, alternating); the load
 average is printed, and the ratio is taken within a round, so that load moves both sides alike.
+
+``--sweep`` measures the witness's sharpness over the searches instead: ``verigrad.check`` of each layer with
+``--searches`` seeds (``--examples`` examples each), every point the search judged recorded, and per layer and
+gradient the witnesses that judged it, the fraction of points whose smallest visible error (``resolution``,
+relative to max|reference|) is above ``--target`` (1e-10, the NumPy-only witness's goal), the largest, and the wall
+time of the searches::
+
+    python benchmarks/numpy_witness.py --sweep [--searches 3] [--examples 30]
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +44,10 @@ sys.path.insert(0, str(ROOT / "examples" / "course"))
 
 import check_layers  # noqa: E402  (the course's own module, from its folder)
 
+from verigrad import check  # noqa: E402
 from verigrad.analytic import Derivation  # noqa: E402
 from verigrad.checks.search import draw_point  # noqa: E402
+from verigrad.checks.search import search as search_module  # noqa: E402
 from verigrad.checks.search.inputs import bound_for  # noqa: E402
 from verigrad.checks.search.search import evaluate_point  # noqa: E402
 
@@ -77,11 +88,55 @@ def course_loop(bound: Derivation, point) -> dict[str, np.ndarray]:
     return grads
 
 
+def sweep(searches: int, examples: int, target: float) -> None:
+    """Every point of ``searches`` searches per layer, through the search's own ``check_points`` (wrapped to keep
+    the reports it yields): per gradient the witnesses, the share of points above ``target`` and the largest."""
+    seen: list = []
+    plain = search_module.check_points
+
+    def recording(*args, **kwargs):
+        for report in plain(*args, **kwargs):
+            seen.append(report)
+            yield report
+
+    search_module.check_points = recording
+    print(f"load average at start: {os.getloadavg()}")
+    print(f"| layer (statuses) | gradient | points | witnesses | median | largest | above {target:g} | s per search |")
+    print("|---|---|---|---|---|---|---|---|")
+    try:
+        for name in LAYERS:
+            d = getattr(check_layers, name)
+            seen.clear()
+            t0 = time.perf_counter()
+            statuses = [check(d, seed=seed, examples=examples, database=False).status for seed in range(searches)]
+            took = (time.perf_counter() - t0) / searches
+            for param in d.check:
+                gs = [g for r in seen for g in r.gradients if g.param == param and g.resolution is not None]
+                res = np.array([g.resolution for g in gs])
+                witnesses = "/".join(f"{w} {n}" for w, n in sorted(Counter(str(g.witness) for g in gs).items()))
+                share = float(np.mean(res > target)) if res.size else float("nan")
+                median = float(np.median(res)) if res.size else float("nan")
+                print(
+                    f"| {d.name} ({'/'.join(map(str, statuses))}) | {param} | {res.size} | {witnesses} | {median:.1e} |"
+                    f" {res.max(initial=0.0):.1e} | {share:.1%} | {took:.1f} |"
+                )
+    finally:
+        search_module.check_points = plain
+    print(f"load average at end: {os.getloadavg()}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--size", type=int, default=3)
+    ap.add_argument("--sweep", action="store_true", help="the witness's sharpness over the searches, not the cost per point")
+    ap.add_argument("--searches", type=int, default=3)
+    ap.add_argument("--examples", type=int, default=30)
+    ap.add_argument("--target", type=float, default=1e-10)
     args = ap.parse_args()
+    if args.sweep:
+        sweep(args.searches, args.examples, args.target)
+        return
     print(f"load average at start: {os.getloadavg()}")
     print("| layer | entries | witness | sees (relative) | verigrad ms/point | course loop ms/point | ratio |")
     print("|---|---|---|---|---|---|---|")

@@ -276,6 +276,12 @@ class BatchedObjective:
         (``batched``, when the forward vmaps) one vmapped call whose last row is the point itself, so
         that the noise measured is that of the batched kernels the finite differences use."""
         moved = [{n: v * (1.0 + relative * rng.uniform(-1.0, 1.0, v.shape)) for n, v in self.params.items()} for _ in range(count)]
+        return self.at_points(moved, batched=batched)
+
+    def at_points(self, moved: list[dict[str, np.ndarray]], *, batched: bool = False) -> tuple[np.ndarray, float]:
+        """f at each of the points ``moved`` (every parameter given) and at the point itself, by one engine: NumPy
+        one point at a time, or (``batched``, when the forward vmaps) one vmapped call whose last row is the point."""
+        count = len(moved)
         if batched and self.vectorized:
             names = list(self.params)
             stacks = [torch.from_numpy(np.stack([*(m[n] for m in moved), self.params[n]])) for n in names]

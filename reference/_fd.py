@@ -5,7 +5,8 @@ Error model (derivation in docs/tolerances.md):
 * step  h_i = H0 · s_i, with s_i = max(|x_i|, rms(x)) the entry's scale and H0 = u^(1/3), the step that
   balances O(h²) truncation against O(u/h) rounding for central differences;
 * rounding: every evaluation of f carries an absolute error of about ε_f, measured by evaluating f
-  at points jittered by a few ulps (and at least 4·u·|f|); the central difference then carries at
+  at points jittered by a few ulps (and at least 4·u·|f|), and, for a forward finite differences alone
+  witness, along a line at the steps' own scale too (``line_noise``); the central difference then carries at
   most ε_f / h_i;
 * truncation: where it matters (``refine``), f is also evaluated at h/2 and h/4; the Richardson
   extrapolations R1 = (4D(h/2) − D(h))/3 and R2 = (4D(h/4) − D(h/2))/3 give the estimate R2 and its
@@ -18,6 +19,7 @@ Error model (derivation in docs/tolerances.md):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -34,8 +36,13 @@ from .constants import (
     JITTER_ULPS,
     KINK_NOISE,
     KINK_RATIO,
+    LADDER_DOWN,
+    LADDER_UP,
+    LINE_ORDER,
+    LINE_POINTS,
     NOISE_FLOOR_ULPS,
     RICHARDSON_ROUNDING,
+    SHARPEN_ABOVE,
     STEP_EXPONENT,
     TINY,
     U64,
@@ -94,12 +101,30 @@ def steps_for(x: np.ndarray, *, stacked: bool = False, base: float = H0, floor: 
     return base * np.where(scale > 0, scale, 1.0)
 
 
-def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False, unit: float = U64) -> float:
+def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False, unit: float = U64, line: bool = False) -> float:
     """ε_f: the spread of f over JITTER_POINTS points jittered by a few ulps, by the engine the
     differences use (``batched``: vmapped calls; else NumPy), floored at NOISE_FLOOR_ULPS·u·|f|; ulps and u
-    of the precision the forward computes in (``unit``: float64's unless it computes in a coarser one)."""
+    of the precision the forward computes in (``unit``: float64's unless it computes in a coarser one).
+    ``line``: at least the rounding seen at the scale of the differences' steps as well (``line_noise``)."""
     jit, f0 = evaluator.jittered(JITTER_POINTS, JITTER_ULPS * unit * 2, rng, batched=batched)
-    return float(noise_from_jitter(jit[None], np.array([f0]), unit)[0])
+    noise = float(noise_from_jitter(jit[None], np.array([f0]), unit)[0])
+    return max(noise, line_noise(evaluator, rng, batched=batched, unit=unit)) if line else noise
+
+
+def line_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False, unit: float = U64) -> float:
+    """The rounding of f at the scale of the smallest step the differences take (h/4), where a jitter of a few ulps
+    may not reach it (an intermediate quantized far more coarsely than the inputs: 1 − σ(z) for σ(z) near 1 moves by
+    whole ulps of 1 only when z moves by many ulps of z). f at LINE_POINTS points x + j·s·v, j = 0, 1, …, along a
+    random direction (|v_i| ≤ 1, s_i = u^(1/3)/4 of the entry's scale): the LINE_ORDER-th differences of the table
+    remove the smooth part (s^k·f^(k), ≈ 1e-18 relative) and leave Σ_j ±C(k, j)·e_j of the roundings e_j, whose
+    spread is √C(2k, k) times theirs; ε = max |Δᵏf| / √C(2k, k) (docs/tolerances.md §2)."""
+    s = {n: steps_for(v, base=unit**STEP_EXPONENT / 4) * rng.uniform(-1.0, 1.0, v.shape) for n, v in evaluator.params.items()}
+    moved = [{n: v + j * s[n] for n, v in evaluator.params.items()} for j in range(1, LINE_POINTS)]
+    f, f0 = evaluator.at_points(moved, batched=batched)
+    table = np.diff(np.concatenate([[f0], f]), n=LINE_ORDER)
+    if not np.all(np.isfinite(table)):
+        return 0.0  # a forward that is not finite near the point: the jitter's ε_f (inf there) already says so
+    return float(np.max(np.abs(table)) / math.sqrt(math.comb(2 * LINE_ORDER, LINE_ORDER)))
 
 
 def noise_from_jitter(jit: np.ndarray, f0: np.ndarray, unit: float = U64) -> np.ndarray:
@@ -237,7 +262,7 @@ def finite_differences(
     first = _stage_one(ev, names, unit**WIDE_STEP_EXPONENT, _point_rms(ev.params)) if wide else _stage_one(ev, names, base)
     # After the first batched call, which settles whether the forward vmaps: ε_f is measured by the
     # engine that computed the differences.
-    noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit)
+    noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit, line=wide)
     if wide:
         grads = {name: usual_where_needed(ev, name, noise, refine, estimate(ev, name, noise, refine, first[name]), base) for name in names}
     else:
@@ -261,6 +286,7 @@ def usual_where_needed(ev: BatchedObjective, name: str, noise: float, refine: Re
     polynomial of low degree in the entry (a convolution, an affine map) rounding is all there is."""
     x = ev.params[name].reshape(-1)
     h = steps_for(x, base=base)
+    wide = other_steps(ev, name, noise, refine, wide, h)
     need = np.flatnonzero(wide.nondifferentiable.reshape(-1) | ~(wide.error.reshape(-1) < noise / h))
     if not need.size:
         return wide
@@ -276,6 +302,76 @@ def usual_where_needed(ev: BatchedObjective, name: str, noise: float, refine: Re
     if idx.size:
         refine_entries(ev, name, noise, usual, idx, x, h, d1, fp, fm)
     return sharper(usual, wide)
+
+
+def other_steps(ev: BatchedObjective, name: str, noise: float, refine: Refine | None, wide: FDEstimate, h: np.ndarray) -> FDEstimate:
+    """``wide`` with the entries that another difference confirms (``refine`` says it does not disagree, and no
+    declared switch flips within it) estimated by that one, at its rounding error:
+
+    * central differences at LADDER_UP·H, the largest first, at entries whose error is above SHARPEN_ABOVE of the
+      gradient's largest value (the rounding ε_f/H of a bias whose Σ G cancels): error ε_f/step;
+    * at entries with a kink within ±H (a max-pool competitor within the wide step), or whose error is not below
+      ε_f/h for another reason, which the usual step h would otherwise judge at ε_f/h: the one-sided differences
+      (f(x ± H) − f(x))/±H, error 2ε_f/H, each only where it also agrees with the central difference at h within
+      both errors (the slope of the piece x lies on, not of the piece beyond the kink); then central differences
+      at LADDER_DOWN·H.
+
+    Where f is linear in the entry, or piecewise linear with no kink on the side or within the step, these are
+    exact up to rounding; elsewhere they confirm nothing and the entry keeps its estimate. Without ``refine``
+    (nothing to confirm), ``wide`` as it is. ``h``: the usual step of every entry."""
+    if refine is None:
+        return wide
+    x = ev.params[name].reshape(-1)
+    parts = (wide.value, wide.error, wide.step, wide.nondifferentiable, wide.refined)
+    est = [np.array(v, copy=True).reshape(-1) for v in parts]
+    base = est[2].copy()
+    with np.errstate(invalid="ignore"):
+        scale = float(np.max(np.abs(est[0][np.isfinite(est[0])]), initial=0.0))
+        blunt = ~est[3] & ~(est[1] <= SHARPEN_ABOVE * scale)
+    kinked = est[3] | ~(est[1] < noise / h)  # a kink within ±H, seen or not: the usual step would judge these
+
+    def confirmed(idx, d, err, flipped, steps) -> np.ndarray:
+        """Writes d at the entries of ``idx`` it confirms; which it does."""
+        trial = FDEstimate(*(np.full(wide.value.shape, np.nan) for _ in range(3)), wide.nondifferentiable, wide.refined)
+        trial.value.reshape(-1)[idx], trial.error.reshape(-1)[idx] = d, err
+        ok = ~np.asarray(refine(name, trial), dtype=bool).reshape(-1)[idx] & ~flipped
+        take = idx[ok]
+        for arr, part in zip(est, (d[ok], err[ok], steps[ok], False, False), strict=True):
+            arr[take] = part
+        return ok
+
+    for todo, factors in ((blunt, LADDER_UP), (kinked, LADDER_DOWN)):
+        if todo is kinked and kinked.any():
+            kinked[_one_sided(ev, name, noise, np.flatnonzero(kinked), x, base, h, confirmed)] = False
+        for factor in factors:
+            idx = np.flatnonzero(todo)
+            if not idx.size:
+                break
+            hs = base[idx] * factor
+            d, _, _, flipped = differences(ev, name, idx, x[idx], hs)
+            todo[idx[confirmed(idx, d, noise / hs, flipped, hs)]] = False
+    return FDEstimate(*(v.reshape(wide.value.shape) for v in est))
+
+
+def _one_sided(ev: BatchedObjective, name: str, noise: float, idx, x, big, h, confirmed) -> np.ndarray:
+    """The entries of ``idx`` that a one-sided difference at step ``big`` confirms (``confirmed`` writes it), each
+    side only where it agrees with the central difference at the usual step ``h`` within both errors."""
+    n, xi = len(idx), x[idx]
+    xs = np.concatenate([xi + big[idx], xi - big[idx], xi + h[idx], xi - h[idx], xi[:1]])
+    f, flips = ev.at_entries(name, np.concatenate([idx, idx, idx, idx, idx[:1]]), xs)
+    f0 = f[-1]  # f at the point by the engine of the differences
+    near = (f[2 * n : 3 * n] - f[3 * n : 4 * n]) / (xs[2 * n : 3 * n] - xs[3 * n : 4 * n])
+    near_err = noise / h[idx]
+    done = np.zeros(n, dtype=bool)
+    for side in (0, 1):
+        fs, xside = f[side * n : (side + 1) * n], xs[side * n : (side + 1) * n]
+        d = (fs - f0) / (xside - xi)
+        err = 2 * noise / np.abs(xside - xi)
+        with np.errstate(invalid="ignore"):
+            agrees = np.abs(d - near) <= err + near_err
+        flipped = flips[side * n : (side + 1) * n] | flips[2 * n : 4 * n].reshape(2, n).any(axis=0) | ~agrees | done
+        done |= confirmed(idx, d, err, flipped, np.abs(xside - xi))
+    return idx[done]
 
 
 def sharper(usual: FDEstimate, wide: FDEstimate) -> FDEstimate:

@@ -24,11 +24,28 @@ H0 = U64**STEP_EXPONENT
 #: (5.3e-3 of the entry's scale in float64); its error is measured (|R2 − R1|), so a wider step is never trusted
 #: beyond what the three steps show.
 WIDE_STEP_EXPONENT = 1 / 7
+#: Other steps of the wide differences (reference/_fd.py::other_steps), as factors of H, the largest first: an entry
+#: whose error is above SHARPEN_ABOVE of its gradient's largest value tries LADDER_UP·H (up to 0.34 of the entry's
+#: scale, so the forward's intermediates, and their rounding, stay within a small factor of their size at the point);
+#: one with a kink within ±H tries LADDER_DOWN·H before the usual step. Only a step at which the difference confirms
+#: the value it is checked against counts, at error ε_f/step: a linear (or piecewise linear, kink-free) entry is
+#: exact there up to rounding; elsewhere the step confirms nothing and costs its two evaluations.
+LADDER_UP = (64.0, 8.0)
+LADDER_DOWN = (1 / 8, 1 / 64)
+#: ... the error above which an entry tries them: K_FD·e (K_FD = 4) above 1e-10 of the gradient's largest value,
+#: the smallest error a NumPy-only check aims to see (docs/tolerances.md §11).
+SHARPEN_ABOVE = 2.5e-11
 #: ε_f, the forward's rounding noise, is the spread of f over JITTER_POINTS points whose every entry
 #: moves by about JITTER_ULPS ulps: far enough that each rounding is drawn afresh, near enough that
 #: the true change of f (|∇f|·8 ulps) stays below the noise it measures.
 JITTER_ULPS = 8
 JITTER_POINTS = 8
+#: ε_f is also read off f at LINE_POINTS points along a line, spaced by the smallest step the differences take (h/4),
+#: from its differences of order LINE_ORDER (reference/_fd.py::line_noise): the jitter alone misses a rounding that
+#: moves only when an intermediate moves by whole ulps of a much larger number (1 − σ(z) near σ(z) = 1). Order 3
+#: removes the smooth part of f to ≈ (u^(1/3)/4)³ ≈ 1.5e-18 of its third derivative's scale and leaves 5 differences.
+LINE_POINTS = 8
+LINE_ORDER = 3
 #: Floor of ε_f, in units of u·|f|: a forward that happens to round the same at every jittered point
 #: still carries a few roundings of its last operations.
 NOISE_FLOOR_ULPS = 4

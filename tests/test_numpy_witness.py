@@ -14,7 +14,7 @@ from verigrad.checks.report import Blame, RunReport, Status, Witness
 from verigrad.checks.report.terminal import render
 from verigrad.checks.search.explore import VALUES_ALONE
 
-from .course_layers import affine_backward, affine_forward, conv_backward_naive, conv_forward_naive
+from .course_layers import affine_backward, affine_forward, conv_backward_naive, conv_forward_naive, max_pool_backward_naive, max_pool_forward_naive
 
 pytest_plugins = ["pytester"]
 
@@ -66,9 +66,9 @@ def test_real_buffer_refuses_the_complex_step_and_wide_differences_judge():
     assert report.passed, report.message
     for g in report.gradients:
         assert g.witness == Witness.FINITE_DIFFERENCES and "real array" in g.witness_refused
-        # A convolution is linear in each entry: wide steps carry rounding alone, below the planted error (≤ 1e-10 of
-        # max|reference| for x and w; a bias whose value is small gets a small step, and sees less).
-        assert g.resolution < PLANTED
+        # A convolution is linear in each entry: wide steps carry rounding alone, and a bias whose Σ G cancels takes a
+        # step up to 64 H (reference/_fd.py::other_steps): ≤ 1e-10 of max|reference| for x, w and b.
+        assert g.resolution <= 1e-10
 
 
 def test_error_of_1e_9_relative_is_caught_by_wide_differences():
@@ -170,3 +170,66 @@ def test_plugin_says_numpy_only_once_not_a_warning_per_derivation(pytester):
     result.assert_outcomes(passed=2)
     text = result.stdout.str()
     assert text.count("no autograd for first, second") == 1 and "autograd was not available" not in text
+
+
+def _sigmoid_loss(xp, z):
+    """−Σ log(1 − σ(z)): for z ≈ 13, 1 − σ(z) ≈ 2e-6 is a multiple of ulp(1), rounded by ~5e-11 relative, and moves
+    only when z moves by ~1e-11 — far more than a jitter of a few ulps."""
+    return -xp.sum(xp.log(1 - 1 / (1 + xp.exp(-z))))
+
+
+def test_rounding_of_a_coarsely_quantized_intermediate_is_measured_at_the_steps_scale():
+    from verigrad.reference import BatchedObjective, forward_noise
+
+    z = np.array([13.0, 12.7, 13.3, 12.9])
+    d = Derivation("sigmoid_tail", shapes={"z": ("N",)}, forward=_sigmoid_loss, gradients=lambda z: {"z": 1 / (1 + np.exp(-z))})
+    ev = BatchedObjective(d, {"z": z})
+    jitter = forward_noise(ev, np.random.default_rng(0))
+    noise = forward_noise(ev, np.random.default_rng(0), line=True)
+    # The rounding the differences carry at the usual step: their deviation from the exact slope σ(z), times h.
+    h = 1e-5 * z
+    slips = [
+        abs(ev.at_entries("z", np.array([k, k]), np.array([z[k] + h[k], z[k] - h[k]]))[0] @ [1, -1] - 2 * h[k] / (1 + np.exp(-z[k])))
+        for k in range(4)
+    ]
+    assert jitter < max(slips) / 100  # the jitter misses it ...
+    assert noise > max(slips) / 10  # ... the line sees it
+
+
+def _tanh_sum(xp, x, w, b):
+    return xp.sum(xp.tanh(x @ w + b) ** 2)
+
+
+def test_the_line_agrees_with_the_jitter_where_the_jitter_resolves_the_rounding():
+    from verigrad.reference import BatchedObjective, forward_noise
+
+    rng = np.random.default_rng(3)
+    params = {"x": rng.standard_normal((4, 5)), "w": rng.standard_normal((5, 3)), "b": rng.standard_normal(3)}
+    d = Derivation("affine_plain", shapes={"x": ("N", "D"), "w": ("D", "M"), "b": ("M",)}, forward=_tanh_sum, gradients=lambda x, w, b: {})
+    ev = BatchedObjective(d, params)
+    jitter, both = forward_noise(ev, np.random.default_rng(0)), forward_noise(ev, np.random.default_rng(0), line=True)
+    assert jitter <= both <= 10 * jitter
+
+
+POOL = {"shapes": {"x": ("N", "C", "H", "W")}, "hyper": {"pool_param": [{"pool_height": 2, "pool_width": 2, "stride": 2}]}}
+#: One window whose two largest values are 1e-4 apart: a kink within the wide step H ≈ 5e-3, far outside the usual h ≈ 5e-6.
+NEAR_TIE = np.array([[[[1.0, 1.0 - 1e-4], [0.3, -0.5]]]])
+
+
+def _pool_last_of_near_ties(dout, cache):
+    """A tie-tolerant argmax: the gradient goes to the last value within 1e-3 of the window's maximum."""
+    x, _ = cache
+    dx = np.zeros_like(x)
+    window = x[0, 0].reshape(-1)
+    k = np.flatnonzero(window >= window.max() - 1e-3)[-1]
+    dx[0, 0].flat[k] = dout[0, 0, 0, 0]
+    return (dx,)
+
+
+def test_a_kink_within_the_wide_step_is_judged_sharply_by_the_piece_the_point_lies_on():
+    at = {"x": NEAR_TIE, "pool_param": POOL["hyper"]["pool_param"][0], "grad_output": np.array([[[[1.3]]]])}
+    right = check(Derivation.from_forward_backward("max_pool", max_pool_forward_naive, max_pool_backward_naive, **POOL), at=at)
+    assert right.passed, right.message
+    assert right.gradients[0].witness == Witness.FINITE_DIFFERENCES and right.gradients[0].resolution <= 1e-10
+    wrong = check(Derivation.from_forward_backward("max_pool_ties", max_pool_forward_naive, _pool_last_of_near_ties, **POOL), at=at)
+    assert wrong.status == Status.FAIL and wrong.failures[0].blame == Blame.ANALYTIC

@@ -165,7 +165,8 @@ def _by_differences(c: Checked, name: str, est: FDEstimate) -> GradientReport:
 def _by_complex_step(derivation: Derivation, c: Checked, ev: BatchedObjective, sharp: Sharp, name: str, seed: int) -> GradientReport | None:
     """The verdict on ``name`` against the verified complex step t (None where the analytic gradient cannot be
     compared entry by entry: judged by finite differences): the analytic gradient within τ_ex of t at every entry
-    passes. Otherwise σ is measured (``pair_noise``) and, if it still fails, finite differences at every entry join
+    passes. Otherwise σ is measured (``pair_noise``, then at the differences' smallest step too, where t may be
+    refused) and, if it still fails, finite differences at every entry join
     as the third witness (refined where they miss t) and decide the blame, as autograd's are decided; where they
     side with the analytic gradient against t (a kink within the step, code the complex step does not follow),
     None: judged by finite differences alone."""
@@ -176,6 +177,11 @@ def _by_complex_step(derivation: Derivation, c: Checked, ev: BatchedObjective, s
     g = judge_point(name, a, t, confirmed, sharp.sigma[name], c.total_dims)
     if g.status == FAIL and pair_noise(derivation, ev, a, name, sharp, seed):
         g = judge_point(name, a, t, confirmed, sharp.sigma[name], c.total_dims)
+    if g.status == FAIL:
+        if pair_noise(derivation, ev, a, name, sharp, seed, coarse=True):
+            g = judge_point(name, a, t, confirmed, sharp.sigma[name], c.total_dims)
+        elif name in sharp.refused:
+            return None  # not exact to rounding at this point: finite differences judge alone
     sigma = sharp.sigma[name]
     if g.status == FAIL:
         refine = refine_where_autograd_disagrees({name: t})

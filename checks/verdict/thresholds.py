@@ -30,10 +30,15 @@ from verigrad.reference.constants import (
     JITTER_ULPS,
     KINK_NOISE,
     KINK_RATIO,
+    LADDER_DOWN,
+    LADDER_UP,
+    LINE_ORDER,
+    LINE_POINTS,
     MAX_CHUNK_ROWS,
     MAX_LOCALIZED,
     NOISE_FLOOR_ULPS,
     RICHARDSON_ROUNDING,
+    SHARPEN_ABOVE,
     STEP_EXPONENT,
     TINY,
     U64,
@@ -92,7 +97,9 @@ K_FD = 4.0
 # H0 = u^(STEP_EXPONENT) = u^(1/3), and u_f^(1/3) for a forward computing in a coarser precision u_f; the wide
 # step u_f^(WIDE_STEP_EXPONENT) = u_f^(1/7) of the differences that stand in where no exact witness is
 # (docs/tolerances.md §11); the complex step CS_STEP = 2^-70 of the scale; ε_f from JITTER_POINTS points
-# JITTER_ULPS ulps away, floored at NOISE_FLOOR_ULPS·u·|f|;
+# JITTER_ULPS ulps away, floored at NOISE_FLOOR_ULPS·u·|f|, and (NumPy-only witnesses) at least the LINE_ORDER-th
+# differences of f at LINE_POINTS points a quarter-step apart; the wide differences' other steps LADDER_UP·H and
+# LADDER_DOWN·H (and one-sided at H), tried where the error is above SHARPEN_ABOVE of the gradient or a kink is near;
 # Richardson's rounding RICHARDSON_ROUNDING·ρ (6ρ); convergence within CONVERGENCE_RATIO (½) of the
 # previous gap plus CONVERGENCE_NOISE·ρ (12ρ); a kink where the one-sided slope gap keeps more than
 # KINK_RATIO (½) of its size and exceeds KINK_NOISE·ρ (32ρ).
@@ -276,6 +283,10 @@ __all__ = [
     "KINK_RATIO",
     "KINK_REDRAWS",
     "K_FD",
+    "LADDER_DOWN",
+    "LADDER_UP",
+    "LINE_ORDER",
+    "LINE_POINTS",
     "MATCH_RTOL",
     "MATCH_SLACK",
     "MAX_CHUNK_ROWS",
@@ -298,6 +309,7 @@ __all__ = [
     "PRECISION_FLOOR_ULPS",
     "PROBE_SIZES",
     "RICHARDSON_ROUNDING",
+    "SHARPEN_ABOVE",
     "SNAP_RTOL",
     "STEP_EXPONENT",
     "TINY",
