@@ -30,8 +30,10 @@ returns False).
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,8 +60,8 @@ class GradcheckError(TorchGradcheckError):
     """A backward that is not the gradient of its function: torch's error type, this harness's message."""
 
 
-def _tuple(x: Any) -> tuple[Any, ...]:
-    return tuple(x) if isinstance(x, tuple | list) else (x,)
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, tuple | list) else (value,)
 
 
 def _title(func: Callable[..., Any]) -> str:
@@ -69,24 +71,120 @@ def _title(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
 
 
+def _functions_in(outs: Sequence[Any]) -> list[type]:
+    """The ``torch.autograd.Function`` subclasses the graph of ``outs`` goes through, first met from the outputs."""
+    found: dict[type, None] = {}
+    todo, seen = [o.grad_fn for o in outs if isinstance(o, torch.Tensor)], set()
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        cls = getattr(node, "_forward_cls", None)
+        if isinstance(cls, type):
+            found[cls] = None
+        todo.extend(nxt for nxt, _ in node.next_functions)
+    return list(found)
+
+
+class _Context:
+    """What a Function's forward may ask of its ``ctx`` when run as plain torch operations: it keeps nothing."""
+
+    def __init__(self, args: Sequence[Any]) -> None:
+        self.needs_input_grad = tuple(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+        self.saved_tensors: tuple[Any, ...] = ()
+
+    def save_for_backward(self, *tensors: Any) -> None:
+        self.saved_tensors = tensors
+
+    def _ignore(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    save_for_forward = mark_non_differentiable = mark_dirty = set_materialize_grads = _ignore
+
+
+def _run_inline(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """``cls.apply`` without its backward: the forward's own torch operations, recorded by autograd."""
+    ctx = _Context(args)
+    with torch.enable_grad():
+        if cls.setup_context is not torch.autograd.Function.setup_context:  # forward(*args) + setup_context(ctx, ...)
+            output = cls.forward(*args, **kwargs)
+            cls.setup_context(ctx, args, output)
+        else:
+            output = cls.forward(ctx, *args, **kwargs)
+    return output  # named: the slip's quantity ∂f/∂output
+
+
+@contextlib.contextmanager
+def _inlined(classes: Sequence[type]) -> Iterator[None]:
+    """Each Function of ``classes`` runs its forward as plain torch operations (``_run_inline``) within."""
+    own = {c: vars(c).get("apply") for c in classes}
+    for c in classes:
+        c.apply = classmethod(_run_inline)
+    try:
+        yield
+    finally:
+        for c, apply in own.items():
+            if apply is None:
+                delattr(c, "apply")
+            else:
+                c.apply = apply
+
+
+def _backward_code(cls: type) -> Any:
+    """The code of ``cls``'s hand-written backward (under ``once_differentiable`` and other wrappers), or None."""
+    backward = inspect.unwrap(vars(cls).get("backward") or getattr(cls, "backward", None))
+    return getattr(backward, "__code__", None)
+
+
+class _BackwardOf:
+    """The gradients of a problem, standing for the one Function's backward they run through: the slip is searched
+    along the lines of that backward (checks/diagnose/slip_point.top_code reads ``__code__``)."""
+
+    def __init__(self, gradients: Callable[..., dict[str, np.ndarray]], code: Any) -> None:
+        self._gradients, self.__code__ = gradients, code
+        self.__name__ = self.__qualname__ = code.co_name
+        self.__signature__ = inspect.signature(gradients)
+
+    def __call__(self, **params: np.ndarray) -> dict[str, np.ndarray]:
+        return self._gradients(**params)
+
+
+#: Where the forward of a gradcheck's derivation is compiled: the tensors made beneath a frame of the forward's file
+#: are the function's intermediates (reference.intermediates, the slip's quantities), and no frame of this name is
+#: ever above it — the harness's calls that lead to the forward (this module's among them) are never taken for them.
+FORWARD_FILE = "<verigrad.gradcheck: the function under check>"
+
+
+def _forward_of(problem: _Problem) -> Callable[..., Any]:
+    """``forward(xp, **params)`` of ``problem``'s derivation: f at the params, its code in FORWARD_FILE."""
+    scope = {"value": problem.value}
+    exec(compile("def forward(xp, **params):\n    return value(params)\n", FORWARD_FILE, "exec"), scope)
+    return scope["forward"]
+
+
 def _headline(problem: _Problem, report: Report) -> str:
     """Which outputs were contracted, and which inputs' backward is wrong, in torch's terms."""
     wrong = ", ".join(f"input {problem.names[g.param]} ({g.mismatches} of {g.entries} entries)" for g in report.failures)
     outs = ", ".join(map(str, problem.outs))
-    return (f"verigrad.gradcheck: the backward of {_title(problem.func)} is not the gradient of its function with respect to {wrong}; "
-            f"output(s) {outs} contracted with fixed random upstream gradients (seed {UPSTREAM_SEED}), judged against finite differences")
+    return (
+        f"verigrad.gradcheck: the backward of {problem.title} is not the gradient of its function with respect to {wrong}; "
+        f"output(s) {outs} contracted with fixed random upstream gradients (seed {UPSTREAM_SEED}), judged against finite differences"
+    )
 
 
 def _forward_headline(problem: _Problem, report: Report) -> str:
     wrong = ", ".join(f"output {g.param.removeprefix('output')} ({g.mismatches} of {g.entries} entries)" for g in report.failures)
-    return (f"verigrad.gradcheck: the forward-mode derivative of {_title(problem.func)} is not the derivative of its function along v for "
-            f"{wrong}; v a random direction of the inputs (seed {UPSTREAM_SEED}), judged against differences along v")
+    return (
+        f"verigrad.gradcheck: the forward-mode derivative of {problem.title} is not the derivative of its function along v for "
+        f"{wrong}; v a random direction of the inputs (seed {UPSTREAM_SEED}), judged against differences along v"
+    )
 
 
 class _Problem:
     """The function under check, taken apart: which inputs and outputs are differentiable, and the G_k."""
 
-    def __init__(self, func: Callable[..., Any], inputs: Sequence[Any]) -> None:
+    def __init__(self, func: Callable[..., Any], inputs: Sequence[Any], *, inline: bool = True) -> None:
         self.func, self.inputs = func, list(inputs)
         self.wrt = [i for i, x in enumerate(self.inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
         if not self.wrt:
@@ -102,19 +200,67 @@ class _Problem:
         rng = np.random.default_rng(UPSTREAM_SEED)
         self.upstream = {k: rng.standard_normal(tuple(outs[k].shape)) for k in self.outs}
         self.names = {f"input{i}": i for i in self.wrt}
+        self.functions = _functions_in([outs[k] for k in self.outs])
+        self.inline = self.functions if inline and self._inlines(outs) else []
+
+    @property
+    def title(self) -> str:
+        """``func``'s name, with the Functions its graph goes through where it is not one's ``apply`` itself."""
+        name = _title(self.func)
+        through = [c.__name__ for c in self.functions if not name.startswith(f"{c.__name__}.")]
+        return f"{name} (through {', '.join(through)})" if through else name
+
+    def _inlines(self, outs: Sequence[Any]) -> bool:
+        """Whether the Functions' forwards, run as plain torch operations, give the same outputs with a graph to the
+        float64 inputs: autograd through them is then a witness of its own, and a wrong backward is blamed on the analytic
+        side (its slip searched); else autograd is the backward under test (blame ``graph``)."""
+        if not self.functions or any(self.inputs[i].dtype != torch.float64 for i in self.wrt):
+            # Below float64 the two are computations in the coarse precision that round differently, and the error model
+            # bounds analytic − autograd for float64 only: there autograd stays the backward under test.
+            return False
+        leaves = {n: self._leaf(n, self.inputs[i].detach().cpu().double().numpy()) for n, i in self.names.items()}
+        try:
+            with _inlined(self.functions):
+                again = _tuple(self.call(*self._args(leaves)))
+        except Exception:  # user code: a forward that cannot run with a graph (in-place on its inputs, say)
+            return False
+        return all(
+            k < len(again)
+            and isinstance(again[k], torch.Tensor)
+            and again[k].requires_grad
+            and again[k].shape == outs[k].shape
+            and torch.equal(again[k].detach(), outs[k].detach())
+            for k in self.outs
+        )
 
     def objective(self, params: dict[str, Any]) -> Any:
         """f = Σ_k ⟨G_k, out_k⟩ with the inputs of ``params`` (in their own dtype and device), a scalar in the
         outputs' precision: the finite differences are sized and judged for it (reference.torch_forward_unit)."""
-        args = list(self.inputs)
-        for name, i in self.names.items():
-            args[i] = params[name].to(dtype=self.inputs[i].dtype, device=self.inputs[i].device)
-        outs = _tuple(self.func(*args))
-        f = sum((torch.as_tensor(self.upstream[k], dtype=outs[k].dtype, device=outs[k].device) * outs[k]).sum() for k in self.outs)
-        return torch.as_tensor(0.0, dtype=torch.float64) if isinstance(f, int) else f.cpu()
+        outs = _tuple(self.call(*self._args(params)))
+        # One tensordot per output, added without a 0 first: the slip's reference quantities (the tensors the forward
+        # makes) are then the function's own, with none of this contraction among them.
+        terms = [
+            torch.tensordot(torch.as_tensor(self.upstream[k], dtype=outs[k].dtype, device=outs[k].device), outs[k], dims=outs[k].dim())
+            for k in self.outs
+        ]
+        if not terms:
+            return torch.as_tensor(0.0, dtype=torch.float64)
+        f = terms[0]
+        for t in terms[1:]:
+            f = f + t
+        return f.cpu()
 
-    def forward(self, xp: Any, **params: Any) -> Any:
-        return self.objective(params)
+    def call(self, *args: Any) -> Any:
+        """``func(*args)``; ``Cls.apply`` given as ``func`` is looked up at each call, so that ``_inlined`` reaches it."""
+        owner = getattr(self.func, "__self__", None)
+        if isinstance(owner, type) and issubclass(owner, torch.autograd.Function) and getattr(self.func, "__name__", None) == "apply":
+            return owner.apply(*args)
+        return self.func(*args)
+
+    def value(self, params: dict[str, Any]) -> Any:
+        """f at ``params``, with the Functions' forwards inlined where they can be (``_inlines``)."""
+        with _inlined(self.inline):
+            return self.objective(params)
 
     def gradients(self, **params: np.ndarray) -> dict[str, np.ndarray]:
         """∂f/∂input through ``func``'s backward (None as zeros), handed over in float64: autograd, the other exact
@@ -131,22 +277,27 @@ class _Problem:
 
     def derivation(self) -> Derivation:
         shapes = {n: tuple(int(d) for d in self.inputs[i].shape) for n, i in self.names.items()}
-        return Derivation(name=f"gradcheck {_title(self.func)}", shapes=shapes, forward=self.forward, gradients=self.gradients,
-                          namespaces=("torch",))
+        code = _backward_code(self.inline[0]) if len(self.inline) == 1 else None
+        gradients = self.gradients if code is None else _BackwardOf(self.gradients, code)
+        return Derivation(name=f"gradcheck {self.title}", shapes=shapes, forward=_forward_of(self), gradients=gradients, namespaces=("torch",))
 
     def point(self) -> dict[str, np.ndarray]:
         return {n: self.inputs[i].detach().cpu().to(torch.float64).numpy().copy() for n, i in self.names.items()}
 
     def _args(self, params: dict[str, Any]) -> list[Any]:
+        """The arguments of ``func``: ``params`` in the inputs' dtype and device (a tensor already so is passed as it is:
+        a copy would stand between the input and its gradient among the slip's reference quantities)."""
         args = list(self.inputs)
         for name, i in self.names.items():
-            args[i] = torch.as_tensor(params[name]).to(dtype=self.inputs[i].dtype, device=self.inputs[i].device)
+            x, v = self.inputs[i], params[name]
+            same = isinstance(v, torch.Tensor) and v.dtype == x.dtype and v.device == x.device
+            args[i] = v if same else torch.as_tensor(v).to(dtype=x.dtype, device=x.device)
         return args
 
     def outputs(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The differentiable outputs at ``params``, as float64 arrays (the differences along v are taken of them)."""
         with torch.no_grad():
-            outs = _tuple(self.func(*self._args(params)))
+            outs = _tuple(self.call(*self._args(params)))
         return {f"output{k}": outs[k].detach().cpu().double().numpy() for k in self.outs}
 
     def tangents(self, params: dict[str, np.ndarray], v: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -159,10 +310,10 @@ class _Problem:
             with fwad.dual_level():
                 for name, i in self.names.items():
                     args[i] = fwad.make_dual(args[i], torch.as_tensor(v[name]).to(dtype=args[i].dtype, device=args[i].device))
-                outs = _tuple(self.func(*args))
+                outs = _tuple(self.call(*args))
                 found = {k: fwad.unpack_dual(outs[k]).tangent for k in self.outs}
         except RuntimeError as e:  # user code: a Function without jvp, an op without a forward-mode formula
-            raise GradcheckError(f"verigrad.gradcheck: forward-mode AD cannot run through {_title(self.func)}: {' '.join(str(e).split())}") from e
+            raise GradcheckError(f"verigrad.gradcheck: forward-mode AD cannot run through {self.title}: {' '.join(str(e).split())}") from e
         return {f"output{k}": (np.zeros(tuple(outs[k].shape)) if t is None else t.detach().cpu().numpy()) for k, t in found.items()}
 
 
@@ -174,8 +325,12 @@ def _forward_mode(problem: _Problem) -> Report:
     total = sum(int(d) for x in params.values() for d in x.shape)
     reports = judge_tangents(problem.tangents(params, v), problem.outputs, params, v, total, unit=unit, seed=UPSTREAM_SEED)
     failing = [g for g in reports if g.status != PASS]
-    return Report(name=f"forward mode of {_title(problem.func)}", status=FAIL if failing else PASS, gradients=reports,
-                  message=None if not failing else f"{failing[0].title}: {failing[0].mismatches} of {failing[0].entries} entries disagree")
+    return Report(
+        name=f"forward mode of {problem.title}",
+        status=FAIL if failing else PASS,
+        gradients=reports,
+        message=None if not failing else f"{failing[0].title}: {failing[0].mismatches} of {failing[0].entries} entries disagree",
+    )
 
 
 def _loosened(report: Report, atol: float | None, rtol: float | None) -> bool:
@@ -195,8 +350,9 @@ def _loosened(report: Report, atol: float | None, rtol: float | None) -> bool:
 def _unchecked(options: dict[str, Any]) -> None:
     asked = [k for k in NOT_CHECKED if options.get(k)]
     if asked:
-        warnings.warn(f"verigrad.gradcheck does not perform {', '.join(asked)}: the backward is checked against finite differences only",
-                      stacklevel=3)
+        warnings.warn(
+            f"verigrad.gradcheck does not perform {', '.join(asked)}: the backward is checked against finite differences only", stacklevel=3
+        )
 
 
 def gradcheck(
@@ -218,10 +374,22 @@ def gradcheck(
     masked: bool | None = None,
 ) -> bool:
     """True when ``func``'s backward is the gradient of ``func`` at ``inputs``; else ``GradcheckError`` (or False)."""
-    _unchecked({"check_forward_ad": check_forward_ad, "check_batched_grad": check_batched_grad, "fast_mode": fast_mode,
-                "check_batched_forward_grad": check_batched_forward_grad, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
-    problem = _Problem(func, _tuple(inputs))
-    if check_forward_ad:
+    _unchecked(
+        {
+            "check_forward_ad": check_forward_ad,
+            "check_batched_grad": check_batched_grad,
+            "fast_mode": fast_mode,
+            "check_batched_forward_grad": check_batched_forward_grad,
+            "check_grad_dtypes": check_grad_dtypes,
+            "masked": masked,
+        }
+    )
+    return _verdict(_Problem(func, _tuple(inputs)), atol, rtol, raise_exception, check_forward_ad, check_backward_ad)
+
+
+def _verdict(problem: _Problem, atol: float | None, rtol: float | None, raise_exception: bool, forward_ad: bool, backward_ad: bool) -> bool:
+    """gradcheck's answer on ``problem``: True, False, or GradcheckError (the caller's stack frame two above)."""
+    if forward_ad:
         try:
             forward = _forward_mode(problem)
         except GradcheckError:
@@ -232,14 +400,15 @@ def gradcheck(
             if not raise_exception:
                 return False
             raise GradcheckError(_forward_headline(problem, forward) + "\n" + failure_text(forward))
-    if not check_backward_ad:
+    if not backward_ad:
         return True
     report = check(problem.derivation(), at=problem.point(), database=False)
     if report.status == PASS:
         return True
     if _loosened(report, atol, rtol):
-        warnings.warn(f"verigrad.gradcheck: the error model rejects {report.name}'s backward; the given atol={atol}, rtol={rtol} accept it",
-                      stacklevel=2)
+        warnings.warn(
+            f"verigrad.gradcheck: the error model rejects {report.name}'s backward; the given atol={atol}, rtol={rtol} accept it", stacklevel=3
+        )
         return True
     if not raise_exception:
         return False
@@ -287,6 +456,7 @@ def gradgradcheck(
         return tuple(g for g in grads if g is not None)
 
     backward_of.__qualname__ = f"backward of {_title(func)}"
-    return gradcheck(backward_of, (*inputs, *grad_outputs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
-                     nondet_tol=nondet_tol, check_undefined_grad=check_undefined_grad, check_grad_dtypes=check_grad_dtypes,
-                     check_batched_grad=check_batched_grad, check_forward_ad=check_fwd_over_rev, fast_mode=fast_mode, masked=masked)
+    _unchecked({"check_batched_grad": check_batched_grad, "fast_mode": fast_mode, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
+    # Not inlined: the backward under check is differentiated as the caller wrote it, its own forwards included.
+    problem = _Problem(backward_of, (*inputs, *grad_outputs), inline=False)
+    return _verdict(problem, atol, rtol, raise_exception, check_fwd_over_rev, True)
