@@ -72,8 +72,8 @@ def _title(func: Callable[..., Any]) -> str:
 
 
 def _functions_in(outs: Sequence[Any]) -> list[type]:
-    """The ``torch.autograd.Function`` subclasses the graph of ``outs`` goes through, first met from the outputs."""
-    found: dict[type, None] = {}
+    """The ``torch.autograd.Function`` subclass of each node of the graph of ``outs`` that is one's backward."""
+    found: list[type] = []
     todo, seen = [o.grad_fn for o in outs if isinstance(o, torch.Tensor)], set()
     while todo:
         node = todo.pop()
@@ -82,9 +82,9 @@ def _functions_in(outs: Sequence[Any]) -> list[type]:
         seen.add(id(node))
         cls = getattr(node, "_forward_cls", None)
         if isinstance(cls, type):
-            found[cls] = None
+            found.append(cls)
         todo.extend(nxt for nxt, _ in node.next_functions)
-    return list(found)
+    return found
 
 
 class _Context:
@@ -138,8 +138,8 @@ def _backward_code(cls: type) -> Any:
 
 
 class _BackwardOf:
-    """The gradients of a problem, standing for the one Function's backward they run through: the slip is searched
-    along the lines of that backward (checks/diagnose/slip_point.top_code reads ``__code__``)."""
+    """The gradients of a problem, standing for a Function's backward they run through: the slip is searched along
+    the lines of that backward's file (checks/diagnose/slip_point.top_code reads ``__code__``)."""
 
     def __init__(self, gradients: Callable[..., dict[str, np.ndarray]], code: Any) -> None:
         self._gradients, self.__code__ = gradients, code
@@ -200,8 +200,9 @@ class _Problem:
         rng = np.random.default_rng(UPSTREAM_SEED)
         self.upstream = {k: rng.standard_normal(tuple(outs[k].shape)) for k in self.outs}
         self.names = {f"input{i}": i for i in self.wrt}
-        self.functions = _functions_in([outs[k] for k in self.outs])
-        self.inline = self.functions if inline and self._inlines(outs) else []
+        nodes = _functions_in([outs[k] for k in self.outs])
+        self.functions = list(dict.fromkeys(nodes))
+        self.inline = self.functions if inline and len(nodes) == 1 and self._inlines(outs) else []
 
     @property
     def title(self) -> str:
@@ -211,12 +212,14 @@ class _Problem:
         return f"{name} (through {', '.join(through)})" if through else name
 
     def _inlines(self, outs: Sequence[Any]) -> bool:
-        """Whether the Functions' forwards, run as plain torch operations, give the same outputs with a graph to the
-        float64 inputs: autograd through them is then a witness of its own, and a wrong backward is blamed on the analytic
-        side (its slip searched); else autograd is the backward under test (blame ``graph``)."""
-        if not self.functions or any(self.inputs[i].dtype != torch.float64 for i in self.wrt):
-            # Below float64 the two are computations in the coarse precision that round differently, and the error model
-            # bounds analytic − autograd for float64 only: there autograd stays the backward under test.
+        """Whether the Function's forward, run as plain torch operations, gives the same outputs with a graph to the
+        float64 inputs: autograd through it is then a witness of its own, a wrong backward is blamed on the analytic
+        side and its slip searched; else autograd is the backward under test (blame ``graph``). Asked only of a graph
+        with one Function node: where several are chained, the upstream gradient one backward is handed may be
+        another's wrong result, and a line would be named in the wrong one."""
+        if any(self.inputs[i].dtype != torch.float64 for i in self.wrt):
+            # Below float64 the backward and autograd are computations in the coarse precision that round differently,
+            # and the error model bounds analytic − autograd for float64 only.
             return False
         leaves = {n: self._leaf(n, self.inputs[i].detach().cpu().double().numpy()) for n, i in self.names.items()}
         try:
@@ -277,7 +280,7 @@ class _Problem:
 
     def derivation(self) -> Derivation:
         shapes = {n: tuple(int(d) for d in self.inputs[i].shape) for n, i in self.names.items()}
-        code = _backward_code(self.inline[0]) if len(self.inline) == 1 else None
+        code = _backward_code(self.inline[0]) if self.inline else None
         gradients = self.gradients if code is None else _BackwardOf(self.gradients, code)
         return Derivation(name=f"gradcheck {self.title}", shapes=shapes, forward=_forward_of(self), gradients=gradients, namespaces=("torch",))
 

@@ -418,3 +418,55 @@ class MaxPair(torch.autograd.Function):
         a, b = ctx.saved_tensors
         pick_a = (a >= b).to(g.dtype)
         return g * pick_a, g * (1 - pick_a)
+
+
+class KernelExp(torch.autograd.Function):
+    """exp computed outside torch (a stand-in for a compiled kernel: NumPy here), saving its output: ∂f/∂x = g ⊙ y."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = torch.from_numpy(np.exp(x.detach().cpu().numpy())).to(x.device)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+class KernelExpDoubled(KernelExp):
+    """Planted: a factor 2 in the backward of a forward torch cannot differentiate."""
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return 2 * g * y
+
+
+class Cube(torch.autograd.Function):
+    """x³ in the style with ``setup_context`` (forward without ctx): ∂f/∂x = 3 g x²."""
+
+    @staticmethod
+    def forward(x):
+        return x**3
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        (x,) = inputs
+        ctx.save_for_backward(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * g * x * x
+
+
+class CubeTwoForThree(Cube):
+    """Planted: the power rule's factor written 2 instead of 3."""
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        square = x * x
+        return 2 * g * square

@@ -234,3 +234,31 @@ def test_gradgradcheck_of_a_once_differentiable_backward_fails_as_in_torch_and_s
     assert torch.autograd.gradgradcheck(R.PolarToCartesian.apply, (r, theta), raise_exception=False) is False
     with pytest.raises(TorchGradcheckError, match=r"∂f/∂input0 is 0 everywhere while the reference is not"):
         gradgradcheck(R.PolarToCartesian.apply, (r, theta))
+
+
+def test_a_setup_context_style_function_is_checked_the_same():
+    x = _randn(5, seed=0)
+    assert gradcheck(R.Cube.apply, (x,)) is True
+    with pytest.raises(TorchGradcheckError) as info:
+        gradcheck(R.CubeTwoForThree.apply, (x,))
+    text = str(info.value)
+    assert "analytic = 0.666667 × reference" in text and f"slip: line {_line_of(R.CubeTwoForThree, 'return 2 * g * square')} `" in text
+
+
+def test_a_forward_torch_cannot_differentiate_leaves_its_backward_under_test_blamed_as_the_graph():
+    """KernelExp's forward leaves torch (as a compiled kernel does): finite differences alone judge its backward."""
+    x = _randn(5, seed=0)
+    assert gradcheck(R.KernelExp.apply, (x,)) is True
+    with pytest.raises(TorchGradcheckError) as info:
+        gradcheck(R.KernelExpDoubled.apply, (x,))
+    text = str(info.value)
+    assert "factor 2" in text and "blame: graph" in text and "torch.autograd.Function KernelExpDoubled" in text
+
+
+def test_two_functions_chained_are_judged_and_no_line_is_named_in_either():
+    x = _randn(5, seed=0)
+    chained = lambda x: R.CubeTwoForThree.apply(R.Swish.apply(x))
+    assert gradcheck(lambda x: R.Cube.apply(R.Swish.apply(x)), (x,)) is True
+    with pytest.raises(TorchGradcheckError, match=r"through CubeTwoForThree, Swish|through Swish, CubeTwoForThree") as info:
+        gradcheck(chained, (x,))
+    assert "no slip named" in str(info.value)
