@@ -7,10 +7,15 @@ A test that calls ``torch.autograd.gradcheck(func, inputs)`` switches by changin
   ∂f/∂input by ``torch.autograd.grad`` through ``func`` — one vector-Jacobian product per input instead
   of torch's whole Jacobian, which a wrong entry of the Jacobian changes just the same (almost surely);
 * against central finite differences of f with the error model of reference/_fd.py at ``inputs``,
-  every entry, kinks found per entry (checks/verdict/judge.py, the ``graph`` blame: autograd is the
-  backward under test, so finite differences decide);
+  every entry, kinks found per entry (checks/verdict/judge.py). Where the graph goes through one custom
+  Function once, in float64, and its forward runs as plain torch operations (``_inlined``: the same outputs,
+  with a graph), autograd through that forward is a third witness: a wrong backward is blamed on the
+  analytic side, diagnosed, and its slip searched along the lines of the backward (``_BackwardOf``).
+  Elsewhere (a forward outside torch, several Functions, float32) autograd is the backward under test,
+  and finite differences decide (the ``graph`` blame);
 * ``gradgradcheck``: the backward's own backward, as torch defines it — ``gradcheck`` of
-  (inputs, grad_outputs) ↦ ∂⟨grad_outputs, func(inputs)⟩/∂inputs with ``create_graph=True``;
+  (inputs, grad_outputs) ↦ ∂⟨grad_outputs, func(inputs)⟩/∂inputs with ``create_graph=True`` (never inlined:
+  the backward is differentiated as written, so finite differences decide);
 * ``check_forward_ad=True``: forward-mode AD through ``func`` (a custom Function's ``jvp`` staticmethod, as torch
   runs it) along a random direction v of the inputs, J·v per differentiable output, against the differences of
   ``func`` along v with the same error model, stepped for the outputs' precision (checks/verdict/second_order.py;
