@@ -470,3 +470,28 @@ class CubeTwoForThree(Cube):
         (x,) = ctx.saved_tensors
         square = x * x
         return 2 * g * square
+
+
+class XCosKernel(torch.autograd.Function):
+    """y = x cos x with cos x from outside torch (NumPy): autograd of the forward sees cos x as a constant, so
+    only the finite differences know ∂f/∂x = g (cos x − x sin x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        c = torch.from_numpy(np.cos(x.detach().cpu().numpy())).to(x.device)
+        ctx.save_for_backward(x, c)
+        return x * c
+
+    @staticmethod
+    def backward(ctx, g):
+        x, c = ctx.saved_tensors
+        return g * (c - x * torch.sin(x))
+
+
+class XCosKernelSignSlip(XCosKernel):
+    """Planted: the sign of the product rule's second term."""
+
+    @staticmethod
+    def backward(ctx, g):
+        x, c = ctx.saved_tensors
+        return g * (c + x * torch.sin(x))

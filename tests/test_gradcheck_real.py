@@ -245,14 +245,19 @@ def test_a_setup_context_style_function_is_checked_the_same():
     assert "analytic = 0.666667 × reference" in text and f"slip: line {_line_of(R.CubeTwoForThree, 'return 2 * g * square')} `" in text
 
 
-def test_a_forward_torch_cannot_differentiate_leaves_its_backward_under_test_blamed_as_the_graph():
-    """KernelExp's forward leaves torch (as a compiled kernel does): finite differences alone judge its backward."""
+@pytest.mark.parametrize(
+    "right, wrong, says",
+    [(R.KernelExp, R.KernelExpDoubled, "factor 2"), (R.XCosKernel, R.XCosKernelSignSlip, "disagrees")],
+    ids=["all_outside_torch", "part_outside_torch"],
+)
+def test_a_forward_torch_cannot_differentiate_leaves_its_backward_under_test_blamed_as_the_graph(right, wrong, says):
+    """The forward leaves torch (as a compiled kernel does), wholly or in part: finite differences alone judge the backward."""
     x = _randn(5, seed=0)
-    assert gradcheck(R.KernelExp.apply, (x,)) is True
+    assert gradcheck(right.apply, (x,)) is True
     with pytest.raises(TorchGradcheckError) as info:
-        gradcheck(R.KernelExpDoubled.apply, (x,))
+        gradcheck(wrong.apply, (x,))
     text = str(info.value)
-    assert "factor 2" in text and "blame: graph" in text and "torch.autograd.Function KernelExpDoubled" in text
+    assert says in text and "blame: graph" in text and f"torch.autograd.Function {wrong.__name__}" in text
 
 
 def test_two_functions_chained_are_judged_and_no_line_is_named_in_either():
