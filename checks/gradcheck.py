@@ -77,20 +77,44 @@ def _title(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
 
 
-def _functions_in(outs: Sequence[Any]) -> list[type]:
-    """The ``torch.autograd.Function`` subclass of each node of the graph of ``outs`` that is one's backward."""
-    found: list[type] = []
+def _function_nodes(outs: Sequence[Any]) -> list[Any]:
+    """The nodes of the graph of ``outs`` that are a ``torch.autograd.Function``'s backward (their ``_forward_cls``)."""
+    found: list[Any] = []
     todo, seen = [o.grad_fn for o in outs if isinstance(o, torch.Tensor)], set()
     while todo:
         node = todo.pop()
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
-        cls = getattr(node, "_forward_cls", None)
-        if isinstance(cls, type):
-            found.append(cls)
+        if isinstance(getattr(node, "_forward_cls", None), type):
+            found.append(node)
         todo.extend(nxt for nxt, _ in node.next_functions)
     return found
+
+
+def _saved_without_graph(outs: Sequence[Any], inputs: Sequence[Any]) -> str | None:
+    """For gradgradcheck's message: the Functions that save a floating tensor their forward computed (none of the
+    inputs, no output): the forward runs without a graph, so their backward's own backward sees it as a constant."""
+    given = {x.data_ptr() for x in inputs if isinstance(x, torch.Tensor)}
+    found = []
+    for node in _function_nodes(outs):
+        try:
+            saved = node.saved_tensors
+        except RuntimeError:  # freed, or none saved
+            continue
+        at = [
+            k
+            for k, t in enumerate(saved)
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not t.requires_grad and t.data_ptr() not in given
+        ]
+        if at:
+            found.append(f"{node._forward_cls.__name__} saves ctx.saved_tensors[{', '.join(map(str, at))}]")
+    if not found:
+        return None
+    return (
+        f"suspect: {'; '.join(found)}, computed in the forward, which runs without a graph: its backward's own backward "
+        "sees it as a constant, and a second-order term through it is missing (save inputs or outputs and recompute it)"
+    )
 
 
 class _Context:
@@ -206,8 +230,8 @@ class _Problem:
         rng = np.random.default_rng(UPSTREAM_SEED)
         self.upstream = {k: rng.standard_normal(tuple(outs[k].shape)) for k in self.outs}
         self.names = {f"input{i}": i for i in self.wrt}
-        nodes = _functions_in([outs[k] for k in self.outs])
-        self.functions = list(dict.fromkeys(nodes))
+        nodes = _function_nodes([outs[k] for k in self.outs])
+        self.functions = list(dict.fromkeys(node._forward_cls for node in nodes))
         self.inline = self.functions if inline and len(nodes) == 1 and self._inlines(outs) else []
 
     @property
@@ -396,8 +420,11 @@ def gradcheck(
     return _verdict(_Problem(func, _tuple(inputs)), atol, rtol, raise_exception, check_forward_ad, check_backward_ad)
 
 
-def _verdict(problem: _Problem, atol: float | None, rtol: float | None, raise_exception: bool, forward_ad: bool, backward_ad: bool) -> bool:
-    """gradcheck's answer on ``problem``: True, False, or GradcheckError (the caller's stack frame two above)."""
+def _verdict(
+    problem: _Problem, atol: float | None, rtol: float | None, raise_exception: bool, forward_ad: bool, backward_ad: bool, note: str | None = None
+) -> bool:
+    """gradcheck's answer on ``problem``: True, False, or GradcheckError (the caller's stack frame two above), whose
+    message ends with ``note`` where one is given."""
     if forward_ad:
         try:
             forward = _forward_mode(problem)
@@ -426,7 +453,7 @@ def _verdict(problem: _Problem, atol: float | None, rtol: float | None, raise_ex
         return True
     if not raise_exception:
         return False
-    raise GradcheckError(_headline(problem, report) + "\n" + failure_text(report))
+    raise GradcheckError("\n".join([_headline(problem, report), failure_text(report), *([note] if note else [])]))
 
 
 def gradgradcheck(
@@ -473,4 +500,4 @@ def gradgradcheck(
     _unchecked({"check_batched_grad": check_batched_grad, "fast_mode": fast_mode, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
     # Not inlined: the backward under check is differentiated as the caller wrote it, its own forwards included.
     problem = _Problem(backward_of, (*inputs, *grad_outputs), inline=False)
-    return _verdict(problem, atol, rtol, raise_exception, check_fwd_over_rev, True)
+    return _verdict(problem, atol, rtol, raise_exception, check_fwd_over_rev, True, note=_saved_without_graph(outs, inputs))

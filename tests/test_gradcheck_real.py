@@ -217,8 +217,19 @@ def test_gradgradcheck_catches_the_missing_second_order_term_that_gradcheck_cann
     assert torch.autograd.gradgradcheck(R.SwishSavedSigmoid.apply, (x,), raise_exception=False) is False
     with pytest.raises(TorchGradcheckError) as info:
         gradgradcheck(R.SwishSavedSigmoid.apply, (x,))
-    assert "backward of SwishSavedSigmoid.apply" in str(info.value) and "input 0 (" in str(info.value)
+    text = str(info.value)
+    assert "backward of SwishSavedSigmoid.apply" in text and "input 0 (" in text
+    assert "suspect: SwishSavedSigmoid saves ctx.saved_tensors[1], computed in the forward" in text
     assert gradgradcheck(R.SwishSavedSigmoid.apply, (x,), raise_exception=False) is False
+
+
+def test_gradgradcheck_of_a_fused_norm_that_saves_its_intermediates_names_them():
+    """A fused layer norm saves x̂ and r from its forward: right first order, not double-differentiable."""
+    inputs = (_randn(3, 5, seed=0), _randn(5, seed=1), _randn(5, seed=2))
+    assert gradcheck(R.LayerNorm.apply, inputs) is True
+    assert torch.autograd.gradgradcheck(R.LayerNorm.apply, inputs, raise_exception=False) is False
+    with pytest.raises(TorchGradcheckError, match=r"suspect: LayerNorm saves ctx\.saved_tensors\[0, 2\]"):
+        gradgradcheck(R.LayerNorm.apply, inputs)
 
 
 def test_a_wrong_jvp_is_caught_and_a_right_one_passes():
