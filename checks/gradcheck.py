@@ -8,9 +8,9 @@ A test that calls ``torch.autograd.gradcheck(func, inputs)`` switches by changin
   of torch's whole Jacobian, which a wrong entry of the Jacobian changes just the same (almost surely);
 * against central finite differences of f with the error model of reference/_fd.py at ``inputs``,
   every entry, kinks found per entry (checks/verdict/judge.py). Where the graph goes through one custom
-  Function once, in float64, and its forward runs as plain torch operations (``_inlined``: the same outputs,
+  Function once, in float64, and its forward runs as plain torch operations (checks/torch_functions.py: the same outputs,
   with a graph), autograd through that forward is a third witness: a wrong backward is blamed on the
-  analytic side, diagnosed, and its slip searched along the lines of the backward (``_BackwardOf``).
+  analytic side, diagnosed, and its slip searched along the lines of the backward.
   Elsewhere (a forward outside torch, several Functions, float32), and where autograd through the inlined
   forward is not the function's derivative (a part computed outside torch: the check is run again),
   autograd is the backward under test and finite differences decide (the ``graph`` blame);
@@ -36,10 +36,8 @@ returns False).
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -50,6 +48,7 @@ from verigrad.analytic import Derivation
 from verigrad.checks.assertion import failure_text
 from verigrad.checks.report import FAIL, PASS, Blame, Report
 from verigrad.checks.search import check
+from verigrad.checks.torch_functions import BackwardOf, backward_code, function_nodes, inlined, saved_without_graph
 from verigrad.checks.verdict.second_order import judge_tangents
 from verigrad.checks.verdict.thresholds import unit_roundoff
 from verigrad.reference import direction
@@ -75,109 +74,6 @@ def _title(func: Callable[..., Any]) -> str:
     if isinstance(owner, type):
         return f"{owner.__name__}.{func.__name__}"
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
-
-
-def _function_nodes(outs: Sequence[Any]) -> list[Any]:
-    """The nodes of the graph of ``outs`` that are a ``torch.autograd.Function``'s backward (their ``_forward_cls``)."""
-    found: list[Any] = []
-    todo, seen = [o.grad_fn for o in outs if isinstance(o, torch.Tensor)], set()
-    while todo:
-        node = todo.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
-        if isinstance(getattr(node, "_forward_cls", None), type):
-            found.append(node)
-        todo.extend(nxt for nxt, _ in node.next_functions)
-    return found
-
-
-def _saved_without_graph(outs: Sequence[Any], inputs: Sequence[Any]) -> str | None:
-    """For gradgradcheck's message: the Functions that save a floating tensor their forward computed (none of the
-    inputs, no output): the forward runs without a graph, so their backward's own backward sees it as a constant."""
-    given = {x.data_ptr() for x in inputs if isinstance(x, torch.Tensor)}
-    found = []
-    for node in _function_nodes(outs):
-        try:
-            saved = node.saved_tensors
-        except RuntimeError:  # freed, or none saved
-            continue
-        at = [
-            k
-            for k, t in enumerate(saved)
-            if isinstance(t, torch.Tensor) and t.is_floating_point() and not t.requires_grad and t.data_ptr() not in given
-        ]
-        if at:
-            found.append(f"{node._forward_cls.__name__} saves ctx.saved_tensors[{', '.join(map(str, at))}]")
-    if not found:
-        return None
-    return (
-        f"suspect: {'; '.join(found)}, computed in the forward, which runs without a graph: its backward's own backward "
-        "sees it as a constant, and a second-order term through it is missing (save inputs or outputs and recompute it)"
-    )
-
-
-class _Context:
-    """What a Function's forward may ask of its ``ctx`` when run as plain torch operations: it keeps nothing."""
-
-    def __init__(self, args: Sequence[Any]) -> None:
-        self.needs_input_grad = tuple(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
-        self.saved_tensors: tuple[Any, ...] = ()
-
-    def save_for_backward(self, *tensors: Any) -> None:
-        self.saved_tensors = tensors
-
-    def _ignore(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    save_for_forward = mark_non_differentiable = mark_dirty = set_materialize_grads = _ignore
-
-
-def _run_inline(cls: type, *args: Any, **kwargs: Any) -> Any:
-    """``cls.apply`` without its backward: the forward's own torch operations, recorded by autograd."""
-    ctx = _Context(args)
-    with torch.enable_grad():
-        if cls.setup_context is not torch.autograd.Function.setup_context:  # forward(*args) + setup_context(ctx, ...)
-            output = cls.forward(*args, **kwargs)
-            cls.setup_context(ctx, args, output)
-        else:
-            output = cls.forward(ctx, *args, **kwargs)
-    return output  # named: the slip's quantity ∂f/∂output
-
-
-@contextlib.contextmanager
-def _inlined(classes: Sequence[type]) -> Iterator[None]:
-    """Each Function of ``classes`` runs its forward as plain torch operations (``_run_inline``) within."""
-    own = {c: vars(c).get("apply") for c in classes}
-    for c in classes:
-        c.apply = classmethod(_run_inline)
-    try:
-        yield
-    finally:
-        for c, apply in own.items():
-            if apply is None:
-                delattr(c, "apply")
-            else:
-                c.apply = apply
-
-
-def _backward_code(cls: type) -> Any:
-    """The code of ``cls``'s hand-written backward (under ``once_differentiable`` and other wrappers), or None."""
-    backward = inspect.unwrap(vars(cls).get("backward") or getattr(cls, "backward", None))
-    return getattr(backward, "__code__", None)
-
-
-class _BackwardOf:
-    """The gradients of a problem, standing for a Function's backward they run through: the slip is searched along
-    the lines of that backward's file (checks/diagnose/slip_point.top_code reads ``__code__``)."""
-
-    def __init__(self, gradients: Callable[..., dict[str, np.ndarray]], code: Any) -> None:
-        self._gradients, self.__code__ = gradients, code
-        self.__name__ = self.__qualname__ = code.co_name
-        self.__signature__ = inspect.signature(gradients)
-
-    def __call__(self, **params: np.ndarray) -> dict[str, np.ndarray]:
-        return self._gradients(**params)
 
 
 #: Where the forward of a gradcheck's derivation is compiled: the tensors made beneath a frame of the forward's file
@@ -230,7 +126,7 @@ class _Problem:
         rng = np.random.default_rng(UPSTREAM_SEED)
         self.upstream = {k: rng.standard_normal(tuple(outs[k].shape)) for k in self.outs}
         self.names = {f"input{i}": i for i in self.wrt}
-        nodes = _function_nodes([outs[k] for k in self.outs])
+        nodes = function_nodes([outs[k] for k in self.outs])
         self.functions = list(dict.fromkeys(node._forward_cls for node in nodes))
         self.inline = self.functions if inline and len(nodes) == 1 and self._inlines(outs) else []
 
@@ -253,7 +149,7 @@ class _Problem:
             return False
         leaves = {n: self._leaf(n, self.inputs[i].detach().cpu().double().numpy()) for n, i in self.names.items()}
         try:
-            with _inlined(self.functions):
+            with inlined(self.functions):
                 again = _tuple(self.call(*self._args(leaves)))
         except Exception:  # user code: a forward that cannot run with a graph (in-place on its inputs, say)
             return False
@@ -284,7 +180,7 @@ class _Problem:
         return f.cpu()
 
     def call(self, *args: Any) -> Any:
-        """``func(*args)``; ``Cls.apply`` given as ``func`` is looked up at each call, so that ``_inlined`` reaches it."""
+        """``func(*args)``; ``Cls.apply`` given as ``func`` is looked up at each call, so that ``inlined`` reaches it."""
         owner = getattr(self.func, "__self__", None)
         if isinstance(owner, type) and issubclass(owner, torch.autograd.Function) and getattr(self.func, "__name__", None) == "apply":
             return owner.apply(*args)
@@ -292,7 +188,7 @@ class _Problem:
 
     def value(self, params: dict[str, Any]) -> Any:
         """f at ``params``, with the Functions' forwards inlined where they can be (``_inlines``)."""
-        with _inlined(self.inline):
+        with inlined(self.inline):
             return self.objective(params)
 
     def gradients(self, **params: np.ndarray) -> dict[str, np.ndarray]:
@@ -310,8 +206,8 @@ class _Problem:
 
     def derivation(self) -> Derivation:
         shapes = {n: tuple(int(d) for d in self.inputs[i].shape) for n, i in self.names.items()}
-        code = _backward_code(self.inline[0]) if self.inline else None
-        gradients = self.gradients if code is None else _BackwardOf(self.gradients, code)
+        code = backward_code(self.inline[0]) if self.inline else None
+        gradients = self.gradients if code is None else BackwardOf(self.gradients, code)
         return Derivation(name=f"gradcheck {self.title}", shapes=shapes, forward=_forward_of(self), gradients=gradients, namespaces=("torch",))
 
     def point(self) -> dict[str, np.ndarray]:
@@ -500,4 +396,4 @@ def gradgradcheck(
     _unchecked({"check_batched_grad": check_batched_grad, "fast_mode": fast_mode, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
     # Not inlined: the backward under check is differentiated as the caller wrote it, its own forwards included.
     problem = _Problem(backward_of, (*inputs, *grad_outputs), inline=False)
-    return _verdict(problem, atol, rtol, raise_exception, check_fwd_over_rev, True, note=_saved_without_graph(outs, inputs))
+    return _verdict(problem, atol, rtol, raise_exception, check_fwd_over_rev, True, note=saved_without_graph(outs, inputs))
