@@ -13,7 +13,8 @@ A test that calls ``torch.autograd.gradcheck(func, inputs)`` switches by changin
   analytic side, diagnosed, and its slip searched along the lines of the backward.
   Elsewhere (a forward outside torch, several Functions, float32), and where autograd through the inlined
   forward is not the function's derivative (a part computed outside torch: the check is run again),
-  autograd is the backward under test and finite differences decide (the ``graph`` blame);
+  autograd is the backward under test and finite differences decide (the ``graph`` blame); a float32 failure
+  whose Function runs in float64 too has its slip looked for there (``_located_in_float64``);
 * ``gradgradcheck``: the backward's own backward, as torch defines it — ``gradcheck`` of
   (inputs, grad_outputs) ↦ ∂⟨grad_outputs, func(inputs)⟩/∂inputs with ``create_graph=True`` (never inlined:
   the backward is differentiated as written, so finite differences decide);
@@ -128,6 +129,7 @@ class _Problem:
         self.names = {f"input{i}": i for i in self.wrt}
         nodes = function_nodes([outs[k] for k in self.outs])
         self.functions = list(dict.fromkeys(node._forward_cls for node in nodes))
+        self.may_inline = inline
         self.inline = self.functions if inline and len(nodes) == 1 and self._inlines(outs) else []
 
     @property
@@ -349,7 +351,34 @@ def _verdict(
         return True
     if not raise_exception:
         return False
-    raise GradcheckError("\n".join([_headline(problem, report), failure_text(report), *([note] if note else [])]))
+    located = _located_in_float64(problem, report)
+    raise GradcheckError("\n".join([_headline(problem, report), failure_text(report), *located, *([note] if note else [])]))
+
+
+def _located_in_float64(problem: _Problem, report: Report) -> list[str]:
+    """Where a backward judged below float64 (blame ``graph``: no line named) runs in float64 too, its slips found there,
+    with its Function's forward inlined (its rounding then within the error model), as lines of the message."""
+    if (
+        not problem.may_inline
+        or problem.inline
+        or all(problem.inputs[i].dtype == torch.float64 for i in problem.wrt)
+        or any(g.blame != Blame.GRAPH for g in report.failures)
+    ):
+        return []
+    wide = [
+        x.detach().double().requires_grad_(x.requires_grad) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in problem.inputs
+    ]
+    try:
+        again = _Problem(problem.func, wide)
+    except Exception:  # user code: a function that runs in its own precision only
+        return []
+    if not again.inline:
+        return []
+    lines: dict[str, str] = {}  # one line per slip: gradients that inherit it share its sentence
+    for g in check(again.derivation(), at=again.point(), database=False).failures:
+        if g.blame == Blame.ANALYTIC and g.slip is not None:
+            lines.setdefault(g.slip.sentence, f"in float64 (the inputs widened, autograd through the forward a witness): slip: {g.slip.sentence}")
+    return list(lines.values())
 
 
 def gradgradcheck(

@@ -120,6 +120,10 @@ def test_float32_passes_with_the_suites_keywords_and_a_planted_mistake_is_still_
     assert gradcheck(right, inputs(seed), eps=1e-3, atol=1e-3, rtol=1e-2) is True
     assert gradcheck(right, inputs(seed)) is True  # no tolerance needed: the error model of float32
     assert gradcheck(wrong, inputs(seed), raise_exception=False) is False
+    with pytest.raises(TorchGradcheckError) as info:  # no line is named in float32; the same inputs widened name it
+        gradcheck(wrong, inputs(seed))
+    cls, statement = PLANTED[PLANTED_IN_FLOAT32[name]][3]
+    assert f"in float64 (the inputs widened, autograd through the forward a witness): slip: line {_line_of(cls, statement)} `" in str(info.value)
 
 
 def _line_of(cls, statement):
@@ -171,6 +175,14 @@ PLANTED = {
         "input 1",
         (R.PolarToCartesianSignSlip, "dtheta = r * (gy * c + gx * s)"),
     ),
+}
+
+
+PLANTED_IN_FLOAT32 = {
+    "rms_norm": "rms_norm_wrong_term",
+    "layer_norm": "layer_norm_missing_term",
+    "smooth_l1": "smooth_l1_one_branch",
+    "gelu_tanh": "gelu_one_factor",
 }
 
 
