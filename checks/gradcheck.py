@@ -155,7 +155,7 @@ class _Problem:
                 again = _tuple(self.call(*self._args(leaves)))
         except Exception:  # user code: a forward that cannot run with a graph (in-place on its inputs, say)
             return False
-        return all(
+        same = all(
             k < len(again)
             and isinstance(again[k], torch.Tensor)
             and again[k].requires_grad
@@ -163,6 +163,8 @@ class _Problem:
             and torch.equal(again[k].detach(), outs[k].detach())
             for k in self.outs
         )
+        # Still through the Function: ``func`` calls it by a name bound before (``sparsemax = Sparsemax.apply``).
+        return same and not function_nodes([again[k] for k in self.outs])
 
     def objective(self, params: dict[str, Any]) -> Any:
         """f = Σ_k ⟨G_k, out_k⟩ with the inputs of ``params`` (in their own dtype and device), a scalar in the

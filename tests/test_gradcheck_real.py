@@ -290,3 +290,16 @@ def test_two_functions_chained_are_judged_and_no_line_is_named_in_either():
     with pytest.raises(TorchGradcheckError, match=r"through CubeTwoForThree, Swish|through Swish, CubeTwoForThree") as info:
         gradcheck(chained, (x,))
     assert "no slip named" in str(info.value)
+
+
+sparsemax_no_centring = R.SparsemaxNoCentring.apply  # a package's public name for its Function
+
+
+def test_a_function_called_by_a_name_bound_before_is_still_caught_by_the_differences():
+    z = _randn(3, 5, seed=0)
+    with pytest.raises(TorchGradcheckError) as info:  # the bound method itself: its class is looked up, the line named
+        gradcheck(sparsemax_no_centring, (z,))
+    assert f"slip: line {_line_of(R.SparsemaxNoCentring, 'dz = s * (g - mean)')} `" in str(info.value)
+    with pytest.raises(TorchGradcheckError) as info:  # inside a lambda the name cannot be reached: the differences decide
+        gradcheck(lambda z: sparsemax_no_centring(z, -1), (z,))
+    assert "blame: graph" in str(info.value) and "input 0 (6 of 15 entries)" in str(info.value)
