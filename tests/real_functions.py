@@ -495,3 +495,15 @@ class XCosKernelSignSlip(XCosKernel):
     def backward(ctx, g):
         x, c = ctx.saved_tensors
         return g * (c + x * torch.sin(x))
+
+
+class GeluTanhConstantTypo(GeluTanh):
+    """Planted: a typo in one constant of the backward only (0.04715 for 0.044715): a slope off by well under 1%."""
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        t = torch.tanh(GeluTanh.C * (x + GeluTanh.A * x**3))
+        du = GeluTanh.C * (1 + 3 * 0.04715 * x**2)
+        dy = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
+        return g * dy

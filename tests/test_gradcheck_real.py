@@ -99,7 +99,6 @@ def test_keywords_without_a_counterpart_are_accepted_with_a_warning():
     assert any("check_batched_grad, fast_mode" in str(w.message) for w in seen)
 
 
-# float32, as extension suites write it (torch needs float64 or loosened tolerances; verigrad takes the keywords as given).
 def _f32(*shapes, seed):
     return tuple(_randn(*shape, seed=seed + k, dtype=torch.float32) for k, shape in enumerate(shapes))
 
@@ -117,6 +116,7 @@ FLOAT32 = {
 @pytest.mark.parametrize("name", list(FLOAT32))
 def test_float32_passes_with_the_suites_keywords_and_a_planted_mistake_is_still_caught(name, seed):
     right, wrong, inputs = FLOAT32[name]
+    assert torch_gradcheck(right, inputs(seed), eps=1e-3, atol=1e-3, rtol=1e-2) is True  # the suite as written, with torch's
     assert gradcheck(right, inputs(seed), eps=1e-3, atol=1e-3, rtol=1e-2) is True
     assert gradcheck(right, inputs(seed)) is True  # no tolerance needed: the error model of float32
     assert gradcheck(wrong, inputs(seed), raise_exception=False) is False
@@ -124,6 +124,17 @@ def test_float32_passes_with_the_suites_keywords_and_a_planted_mistake_is_still_
         gradcheck(wrong, inputs(seed))
     cls, statement = PLANTED[PLANTED_IN_FLOAT32[name]][3]
     assert f"in float64 (the inputs widened, autograd through the forward a witness): slip: line {_line_of(cls, statement)} `" in str(info.value)
+
+
+@pytest.mark.parametrize("seed", [2, 9])
+def test_a_constant_typo_that_loosened_float32_tolerances_pass_is_caught_without_them(seed):
+    """The tolerances a float32 suite loosens to pass torch's check pass a typo in the backward's constant; verigrad
+    needs none and catches it; given them, it accepts as the caller asked, and warns that the error model rejects it."""
+    x = _f32((2, 5), seed=seed)
+    assert torch_gradcheck(R.GeluTanhConstantTypo.apply, x, eps=1e-3, atol=1e-3, rtol=1e-2) is True
+    assert gradcheck(R.GeluTanhConstantTypo.apply, x, raise_exception=False) is False
+    with pytest.warns(UserWarning, match="the error model rejects"):
+        gradcheck(R.GeluTanhConstantTypo.apply, x, eps=1e-3, atol=1e-3, rtol=1e-2)
 
 
 def _line_of(cls, statement):
