@@ -7,10 +7,17 @@ A test that calls ``torch.autograd.gradcheck(func, inputs)`` switches by changin
   ∂f/∂input by ``torch.autograd.grad`` through ``func`` — one vector-Jacobian product per input instead
   of torch's whole Jacobian, which a wrong entry of the Jacobian changes just the same (almost surely);
 * against central finite differences of f with the error model of reference/_fd.py at ``inputs``,
-  every entry, kinks found per entry (checks/verdict/judge.py, the ``graph`` blame: autograd is the
-  backward under test, so finite differences decide);
+  every entry, kinks found per entry (checks/verdict/judge.py). Where the graph goes through one custom
+  Function once, in float64, and its forward runs as plain torch operations (checks/torch_functions.py: the same outputs,
+  with a graph), autograd through that forward is a third witness: a wrong backward is blamed on the
+  analytic side, diagnosed, and its slip searched along the lines of the backward.
+  Elsewhere (a forward outside torch, several Functions, float32), and where autograd through the inlined
+  forward is not the function's derivative (a part computed outside torch: the check is run again),
+  autograd is the backward under test and finite differences decide (the ``graph`` blame); a float32 failure
+  whose Function runs in float64 too has its slip looked for there (``_located_in_float64``);
 * ``gradgradcheck``: the backward's own backward, as torch defines it — ``gradcheck`` of
-  (inputs, grad_outputs) ↦ ∂⟨grad_outputs, func(inputs)⟩/∂inputs with ``create_graph=True``;
+  (inputs, grad_outputs) ↦ ∂⟨grad_outputs, func(inputs)⟩/∂inputs with ``create_graph=True`` (never inlined:
+  the backward is differentiated as written, so finite differences decide);
 * ``check_forward_ad=True``: forward-mode AD through ``func`` (a custom Function's ``jvp`` staticmethod, as torch
   runs it) along a random direction v of the inputs, J·v per differentiable output, against the differences of
   ``func`` along v with the same error model, stepped for the outputs' precision (checks/verdict/second_order.py;
@@ -40,8 +47,9 @@ from torch.autograd.gradcheck import GradcheckError as TorchGradcheckError
 
 from verigrad.analytic import Derivation
 from verigrad.checks.assertion import failure_text
-from verigrad.checks.report import FAIL, PASS, Report
+from verigrad.checks.report import FAIL, PASS, Blame, Report
 from verigrad.checks.search import check
+from verigrad.checks.torch_functions import BackwardOf, backward_code, function_nodes, inlined, saved_without_graph
 from verigrad.checks.verdict.second_order import judge_tangents
 from verigrad.checks.verdict.thresholds import unit_roundoff
 from verigrad.reference import direction
@@ -58,8 +66,8 @@ class GradcheckError(TorchGradcheckError):
     """A backward that is not the gradient of its function: torch's error type, this harness's message."""
 
 
-def _tuple(x: Any) -> tuple[Any, ...]:
-    return tuple(x) if isinstance(x, tuple | list) else (x,)
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value) if isinstance(value, tuple | list) else (value,)
 
 
 def _title(func: Callable[..., Any]) -> str:
@@ -69,24 +77,41 @@ def _title(func: Callable[..., Any]) -> str:
     return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or type(func).__name__
 
 
+#: Where the forward of a gradcheck's derivation is compiled: the tensors made beneath a frame of the forward's file
+#: are the function's intermediates (reference.intermediates, the slip's quantities), and no frame of this name is
+#: ever above it — the harness's calls that lead to the forward (this module's among them) are never taken for them.
+FORWARD_FILE = "<verigrad.gradcheck: the function under check>"
+
+
+def _forward_of(problem: _Problem) -> Callable[..., Any]:
+    """``forward(xp, **params)`` of ``problem``'s derivation: f at the params, its code in FORWARD_FILE."""
+    scope = {"value": problem.value}
+    exec(compile("def forward(xp, **params):\n    return value(params)\n", FORWARD_FILE, "exec"), scope)
+    return scope["forward"]
+
+
 def _headline(problem: _Problem, report: Report) -> str:
     """Which outputs were contracted, and which inputs' backward is wrong, in torch's terms."""
     wrong = ", ".join(f"input {problem.names[g.param]} ({g.mismatches} of {g.entries} entries)" for g in report.failures)
     outs = ", ".join(map(str, problem.outs))
-    return (f"verigrad.gradcheck: the backward of {_title(problem.func)} is not the gradient of its function with respect to {wrong}; "
-            f"output(s) {outs} contracted with fixed random upstream gradients (seed {UPSTREAM_SEED}), judged against finite differences")
+    return (
+        f"verigrad.gradcheck: the backward of {problem.title} is not the gradient of its function with respect to {wrong}; "
+        f"output(s) {outs} contracted with fixed random upstream gradients (seed {UPSTREAM_SEED}), judged against finite differences"
+    )
 
 
 def _forward_headline(problem: _Problem, report: Report) -> str:
     wrong = ", ".join(f"output {g.param.removeprefix('output')} ({g.mismatches} of {g.entries} entries)" for g in report.failures)
-    return (f"verigrad.gradcheck: the forward-mode derivative of {_title(problem.func)} is not the derivative of its function along v for "
-            f"{wrong}; v a random direction of the inputs (seed {UPSTREAM_SEED}), judged against differences along v")
+    return (
+        f"verigrad.gradcheck: the forward-mode derivative of {problem.title} is not the derivative of its function along v for "
+        f"{wrong}; v a random direction of the inputs (seed {UPSTREAM_SEED}), judged against differences along v"
+    )
 
 
 class _Problem:
     """The function under check, taken apart: which inputs and outputs are differentiable, and the G_k."""
 
-    def __init__(self, func: Callable[..., Any], inputs: Sequence[Any]) -> None:
+    def __init__(self, func: Callable[..., Any], inputs: Sequence[Any], *, inline: bool = True) -> None:
         self.func, self.inputs = func, list(inputs)
         self.wrt = [i for i, x in enumerate(self.inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
         if not self.wrt:
@@ -102,19 +127,73 @@ class _Problem:
         rng = np.random.default_rng(UPSTREAM_SEED)
         self.upstream = {k: rng.standard_normal(tuple(outs[k].shape)) for k in self.outs}
         self.names = {f"input{i}": i for i in self.wrt}
+        nodes = function_nodes([outs[k] for k in self.outs])
+        self.functions = list(dict.fromkeys(node._forward_cls for node in nodes))
+        self.may_inline = inline
+        self.inline = self.functions if inline and len(nodes) == 1 and self._inlines(outs) else []
+
+    @property
+    def title(self) -> str:
+        """``func``'s name, with the Functions its graph goes through where it is not one's ``apply`` itself."""
+        name = _title(self.func)
+        through = [c.__name__ for c in self.functions if not name.startswith(f"{c.__name__}.")]
+        return f"{name} (through {', '.join(through)})" if through else name
+
+    def _inlines(self, outs: Sequence[Any]) -> bool:
+        """Whether the Function's forward, run as plain torch operations, gives the same outputs with a graph to the
+        float64 inputs: autograd through it is then a witness of its own, a wrong backward is blamed on the analytic
+        side and its slip searched; else autograd is the backward under test (blame ``graph``). Asked only of a graph
+        with one Function node: where several are chained, the upstream gradient one backward is handed may be
+        another's wrong result, and a line would be named in the wrong one."""
+        if any(self.inputs[i].dtype != torch.float64 for i in self.wrt):
+            # Below float64 the backward and autograd are computations in the coarse precision that round differently,
+            # and the error model bounds analytic − autograd for float64 only.
+            return False
+        leaves = {n: self._leaf(n, self.inputs[i].detach().cpu().double().numpy()) for n, i in self.names.items()}
+        try:
+            with inlined(self.functions):
+                again = _tuple(self.call(*self._args(leaves)))
+        except Exception:  # user code: a forward that cannot run with a graph (in-place on its inputs, say)
+            return False
+        same = all(
+            k < len(again)
+            and isinstance(again[k], torch.Tensor)
+            and again[k].requires_grad
+            and again[k].shape == outs[k].shape
+            and torch.equal(again[k].detach(), outs[k].detach())
+            for k in self.outs
+        )
+        # Still through the Function: ``func`` calls it by a name bound before (``sparsemax = Sparsemax.apply``).
+        return same and not function_nodes([again[k] for k in self.outs])
 
     def objective(self, params: dict[str, Any]) -> Any:
         """f = Σ_k ⟨G_k, out_k⟩ with the inputs of ``params`` (in their own dtype and device), a scalar in the
         outputs' precision: the finite differences are sized and judged for it (reference.torch_forward_unit)."""
-        args = list(self.inputs)
-        for name, i in self.names.items():
-            args[i] = params[name].to(dtype=self.inputs[i].dtype, device=self.inputs[i].device)
-        outs = _tuple(self.func(*args))
-        f = sum((torch.as_tensor(self.upstream[k], dtype=outs[k].dtype, device=outs[k].device) * outs[k]).sum() for k in self.outs)
-        return torch.as_tensor(0.0, dtype=torch.float64) if isinstance(f, int) else f.cpu()
+        outs = _tuple(self.call(*self._args(params)))
+        # One tensordot per output, added without a 0 first: the slip's reference quantities (the tensors the forward
+        # makes) are then the function's own, with none of this contraction among them.
+        terms = [
+            torch.tensordot(torch.as_tensor(self.upstream[k], dtype=outs[k].dtype, device=outs[k].device), outs[k], dims=outs[k].dim())
+            for k in self.outs
+        ]
+        if not terms:
+            return torch.as_tensor(0.0, dtype=torch.float64)
+        f = terms[0]
+        for t in terms[1:]:
+            f = f + t
+        return f.cpu()
 
-    def forward(self, xp: Any, **params: Any) -> Any:
-        return self.objective(params)
+    def call(self, *args: Any) -> Any:
+        """``func(*args)``; ``Cls.apply`` given as ``func`` is looked up at each call, so that ``inlined`` reaches it."""
+        owner = getattr(self.func, "__self__", None)
+        if isinstance(owner, type) and issubclass(owner, torch.autograd.Function) and getattr(self.func, "__name__", None) == "apply":
+            return owner.apply(*args)
+        return self.func(*args)
+
+    def value(self, params: dict[str, Any]) -> Any:
+        """f at ``params``, with the Functions' forwards inlined where they can be (``_inlines``)."""
+        with inlined(self.inline):
+            return self.objective(params)
 
     def gradients(self, **params: np.ndarray) -> dict[str, np.ndarray]:
         """∂f/∂input through ``func``'s backward (None as zeros), handed over in float64: autograd, the other exact
@@ -131,22 +210,27 @@ class _Problem:
 
     def derivation(self) -> Derivation:
         shapes = {n: tuple(int(d) for d in self.inputs[i].shape) for n, i in self.names.items()}
-        return Derivation(name=f"gradcheck {_title(self.func)}", shapes=shapes, forward=self.forward, gradients=self.gradients,
-                          namespaces=("torch",))
+        code = backward_code(self.inline[0]) if self.inline else None
+        gradients = self.gradients if code is None else BackwardOf(self.gradients, code)
+        return Derivation(name=f"gradcheck {self.title}", shapes=shapes, forward=_forward_of(self), gradients=gradients, namespaces=("torch",))
 
     def point(self) -> dict[str, np.ndarray]:
         return {n: self.inputs[i].detach().cpu().to(torch.float64).numpy().copy() for n, i in self.names.items()}
 
     def _args(self, params: dict[str, Any]) -> list[Any]:
+        """The arguments of ``func``: ``params`` in the inputs' dtype and device (a tensor already so is passed as it is:
+        a copy would stand between the input and its gradient among the slip's reference quantities)."""
         args = list(self.inputs)
         for name, i in self.names.items():
-            args[i] = torch.as_tensor(params[name]).to(dtype=self.inputs[i].dtype, device=self.inputs[i].device)
+            x, v = self.inputs[i], params[name]
+            same = isinstance(v, torch.Tensor) and v.dtype == x.dtype and v.device == x.device
+            args[i] = v if same else torch.as_tensor(v).to(dtype=x.dtype, device=x.device)
         return args
 
     def outputs(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The differentiable outputs at ``params``, as float64 arrays (the differences along v are taken of them)."""
         with torch.no_grad():
-            outs = _tuple(self.func(*self._args(params)))
+            outs = _tuple(self.call(*self._args(params)))
         return {f"output{k}": outs[k].detach().cpu().double().numpy() for k in self.outs}
 
     def tangents(self, params: dict[str, np.ndarray], v: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -159,10 +243,10 @@ class _Problem:
             with fwad.dual_level():
                 for name, i in self.names.items():
                     args[i] = fwad.make_dual(args[i], torch.as_tensor(v[name]).to(dtype=args[i].dtype, device=args[i].device))
-                outs = _tuple(self.func(*args))
+                outs = _tuple(self.call(*args))
                 found = {k: fwad.unpack_dual(outs[k]).tangent for k in self.outs}
         except RuntimeError as e:  # user code: a Function without jvp, an op without a forward-mode formula
-            raise GradcheckError(f"verigrad.gradcheck: forward-mode AD cannot run through {_title(self.func)}: {' '.join(str(e).split())}") from e
+            raise GradcheckError(f"verigrad.gradcheck: forward-mode AD cannot run through {self.title}: {' '.join(str(e).split())}") from e
         return {f"output{k}": (np.zeros(tuple(outs[k].shape)) if t is None else t.detach().cpu().numpy()) for k, t in found.items()}
 
 
@@ -174,8 +258,12 @@ def _forward_mode(problem: _Problem) -> Report:
     total = sum(int(d) for x in params.values() for d in x.shape)
     reports = judge_tangents(problem.tangents(params, v), problem.outputs, params, v, total, unit=unit, seed=UPSTREAM_SEED)
     failing = [g for g in reports if g.status != PASS]
-    return Report(name=f"forward mode of {_title(problem.func)}", status=FAIL if failing else PASS, gradients=reports,
-                  message=None if not failing else f"{failing[0].title}: {failing[0].mismatches} of {failing[0].entries} entries disagree")
+    return Report(
+        name=f"forward mode of {problem.title}",
+        status=FAIL if failing else PASS,
+        gradients=reports,
+        message=None if not failing else f"{failing[0].title}: {failing[0].mismatches} of {failing[0].entries} entries disagree",
+    )
 
 
 def _loosened(report: Report, atol: float | None, rtol: float | None) -> bool:
@@ -195,8 +283,9 @@ def _loosened(report: Report, atol: float | None, rtol: float | None) -> bool:
 def _unchecked(options: dict[str, Any]) -> None:
     asked = [k for k in NOT_CHECKED if options.get(k)]
     if asked:
-        warnings.warn(f"verigrad.gradcheck does not perform {', '.join(asked)}: the backward is checked against finite differences only",
-                      stacklevel=3)
+        warnings.warn(
+            f"verigrad.gradcheck does not perform {', '.join(asked)}: the backward is checked against finite differences only", stacklevel=3
+        )
 
 
 def gradcheck(
@@ -218,10 +307,25 @@ def gradcheck(
     masked: bool | None = None,
 ) -> bool:
     """True when ``func``'s backward is the gradient of ``func`` at ``inputs``; else ``GradcheckError`` (or False)."""
-    _unchecked({"check_forward_ad": check_forward_ad, "check_batched_grad": check_batched_grad, "fast_mode": fast_mode,
-                "check_batched_forward_grad": check_batched_forward_grad, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
-    problem = _Problem(func, _tuple(inputs))
-    if check_forward_ad:
+    _unchecked(
+        {
+            "check_forward_ad": check_forward_ad,
+            "check_batched_grad": check_batched_grad,
+            "fast_mode": fast_mode,
+            "check_batched_forward_grad": check_batched_forward_grad,
+            "check_grad_dtypes": check_grad_dtypes,
+            "masked": masked,
+        }
+    )
+    return _verdict(_Problem(func, _tuple(inputs)), atol, rtol, raise_exception, check_forward_ad, check_backward_ad)
+
+
+def _verdict(
+    problem: _Problem, atol: float | None, rtol: float | None, raise_exception: bool, forward_ad: bool, backward_ad: bool, note: str | None = None
+) -> bool:
+    """gradcheck's answer on ``problem``: True, False, or GradcheckError (the caller's stack frame two above), whose
+    message ends with ``note`` where one is given."""
+    if forward_ad:
         try:
             forward = _forward_mode(problem)
         except GradcheckError:
@@ -232,18 +336,51 @@ def gradcheck(
             if not raise_exception:
                 return False
             raise GradcheckError(_forward_headline(problem, forward) + "\n" + failure_text(forward))
-    if not check_backward_ad:
+    if not backward_ad:
         return True
     report = check(problem.derivation(), at=problem.point(), database=False)
+    if report.status != PASS and problem.inline and any(g.blame != Blame.ANALYTIC for g in report.failures):
+        # Autograd through the inlined forward is not the function's derivative (a part computed outside torch):
+        # checked again with the backward as autograd, finite differences alone decide.
+        problem.inline = []
+        report = check(problem.derivation(), at=problem.point(), database=False)
     if report.status == PASS:
         return True
     if _loosened(report, atol, rtol):
-        warnings.warn(f"verigrad.gradcheck: the error model rejects {report.name}'s backward; the given atol={atol}, rtol={rtol} accept it",
-                      stacklevel=2)
+        warnings.warn(
+            f"verigrad.gradcheck: the error model rejects {report.name}'s backward; the given atol={atol}, rtol={rtol} accept it", stacklevel=3
+        )
         return True
     if not raise_exception:
         return False
-    raise GradcheckError(_headline(problem, report) + "\n" + failure_text(report))
+    located = _located_in_float64(problem, report)
+    raise GradcheckError("\n".join([_headline(problem, report), failure_text(report), *located, *([note] if note else [])]))
+
+
+def _located_in_float64(problem: _Problem, report: Report) -> list[str]:
+    """Where a backward judged below float64 (blame ``graph``: no line named) runs in float64 too, its slips found there,
+    with its Function's forward inlined (its rounding then within the error model), as lines of the message."""
+    if (
+        not problem.may_inline
+        or problem.inline
+        or all(problem.inputs[i].dtype == torch.float64 for i in problem.wrt)
+        or any(g.blame != Blame.GRAPH for g in report.failures)
+    ):
+        return []
+    wide = [
+        x.detach().double().requires_grad_(x.requires_grad) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in problem.inputs
+    ]
+    try:
+        again = _Problem(problem.func, wide)
+    except Exception:  # user code: a function that runs in its own precision only
+        return []
+    if not again.inline:
+        return []
+    lines: dict[str, str] = {}  # one line per slip: gradients that inherit it share its sentence
+    for g in check(again.derivation(), at=again.point(), database=False).failures:
+        if g.blame == Blame.ANALYTIC and g.slip is not None:
+            lines.setdefault(g.slip.sentence, f"in float64 (the inputs widened, autograd through the forward a witness): slip: {g.slip.sentence}")
+    return list(lines.values())
 
 
 def gradgradcheck(
@@ -287,6 +424,7 @@ def gradgradcheck(
         return tuple(g for g in grads if g is not None)
 
     backward_of.__qualname__ = f"backward of {_title(func)}"
-    return gradcheck(backward_of, (*inputs, *grad_outputs), eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
-                     nondet_tol=nondet_tol, check_undefined_grad=check_undefined_grad, check_grad_dtypes=check_grad_dtypes,
-                     check_batched_grad=check_batched_grad, check_forward_ad=check_fwd_over_rev, fast_mode=fast_mode, masked=masked)
+    _unchecked({"check_batched_grad": check_batched_grad, "fast_mode": fast_mode, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
+    # Not inlined: the backward under check is differentiated as the caller wrote it, its own forwards included.
+    problem = _Problem(backward_of, (*inputs, *grad_outputs), inline=False)
+    return _verdict(problem, atol, rtol, raise_exception, check_fwd_over_rev, True, note=saved_without_graph(outs, inputs))
