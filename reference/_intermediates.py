@@ -59,11 +59,15 @@ def _keep_mode() -> type:
             except Exception as e:  # user code: the forward's operation (its error passes through this frame unchanged)
                 self.op_errors.add(id(e))
                 raise
-            if isinstance(out, torch.Tensor) and out.requires_grad and out.is_floating_point():
-                frame = _user_frame(sys._getframe(1), self.file)
-                if frame is not None:
+            # An operation of several results (``values, indices = torch.topk(...)``, ``torch.max(x, dim)``)
+            # returns a tuple: each differentiable tensor in it is an intermediate of its own.
+            made = [t for t in (out if isinstance(out, tuple) else (out,)) if isinstance(t, torch.Tensor)]
+            made = [t for t in made if t.requires_grad and t.is_floating_point()]
+            frame = _user_frame(sys._getframe(1), self.file) if made else None
+            if frame is not None:
+                for t in made:
                     if len(self.kept) < MAX_INTERMEDIATES:
-                        self.kept.append((out, _expression(frame), frame.f_lineno))
+                        self.kept.append((t, _expression(frame), frame.f_lineno))
                     else:
                         self.cut = True
             return out
