@@ -44,7 +44,7 @@ from verigrad.checks.report import (
     write_each,
 )
 from verigrad.checks.report.annotations import FORMATS, github_annotations
-from verigrad.checks.runner import Plan, Settings, check_planned, plan
+from verigrad.checks.runner import Plan, Settings, check_planned, cores, plan
 from verigrad.checks.search import MODES, VALUES_PER_SIZE, parse_replay
 
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODES,
         default=Mode.AUTO,
         help="exhaustive: every entry by finite differences; projection: random directions (large inputs); auto: by size (default)",
+    )
+    c.add_argument(
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        help="derivations checked side by side, each in its own worker (default: the cores this process may use)",
     )
     c.add_argument("--device", default="cpu", metavar="DEVICE", help="where the autograd reference runs: cpu (default), cuda, cuda:N")
     c.add_argument("--include-kinks", action="store_true", help="do not keep random points away from declared kinks")
@@ -155,11 +161,13 @@ def _settings(args: argparse.Namespace, replay: tuple[dict[str, int], int] | Non
         "device": args.device,
         "mode": args.mode,
     }
-    return Settings(only=tuple(args.only) if args.only else None, replay=replay, timeout=timeout, memory=memory, options=options)
+    only = tuple(args.only) if args.only else None
+    return Settings(only=only, replay=replay, timeout=timeout, memory=memory, options=options, jobs=args.jobs or cores())
 
 
 def _check_all(found: Plan, settings: Settings, seed: int) -> RunReport:
-    """Check every planned derivation in turn, each in its worker; Ctrl-C ends the run with what was checked so far."""
+    """Check every planned derivation, each in its worker, side by side; Ctrl-C ends the run with what was checked
+    so far (the derivations whose checks finished, in the planned order)."""
     run = RunReport(reports=[], seed=seed)
     progress = Progress(sys.stderr)
     try:

@@ -14,6 +14,15 @@ written once by the process that sees every item's test report (the controller u
 whose check raised, whose xdist worker crashed or that never ran is an error, a skipped item is a skip entry,
 a module that failed to collect is an error entry (see ``plugin_records``).
 
+Derivation items are checked side by side, as ``verigrad check`` checks derivations: when pytest reaches a
+derivation item, the checks of the derivation items that follow it in a row (the next ones pytest will run)
+start too, up to ``--verigrad-jobs`` at a time (default: the cores this process may run on), each in its own
+worker; each item still reports its own check's outcome when pytest runs it, in pytest's order. An item with a
+``skip``/``skipif`` mark ends the row (it is checked only if pytest runs it). Under pytest-xdist each xdist
+worker checks only the items it is given, one at a time: xdist already spreads the items over processes, and
+a check started ahead there could be one another worker runs. Ctrl-C stops every running check, its worker's
+process group killed, before pytest goes on with its interrupt; the checks not yet reached are never started.
+
 Loading the plugin imports verigrad (``verigrad/__init__.py`` makes real imports) but not torch, which the
 reference layer imports when a check first needs it (``reference/_torch.py``): a pytest run in an
 environment where verigrad is installed, in a project without derivations, never imports torch.
@@ -28,8 +37,10 @@ import pickle
 import secrets
 import shlex
 import sys
+import threading
 import warnings
 from collections.abc import Generator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -42,10 +53,20 @@ from verigrad.checks import options
 from verigrad.checks.assertion import failure_text
 from verigrad.checks.limits import DEFAULT_TIMEOUT, memory_limit
 from verigrad.checks.plugin_records import COLLECT_ERROR, ITEM_PREFIX, PAYLOAD, Entry, Records, collect_error_line
-from verigrad.checks.report import SKIP, Report, RunReport, numpy_only_line, report_path_problem, summary_line, warnings_of, write_each
-from verigrad.checks.runner import report_of
+from verigrad.checks.report import (
+    SKIP,
+    Report,
+    RunReport,
+    deferred_interrupt,
+    numpy_only_line,
+    report_path_problem,
+    summary_line,
+    warnings_of,
+    write_each,
+)
+from verigrad.checks.runner import cores, report_of
 from verigrad.checks.search import VALUES_PER_SIZE
-from verigrad.checks.workers import Job, run_job
+from verigrad.checks.workers import Job, context, run_job
 
 #: Seed of the search when the CI environment variable is set and no --verigrad-seed is given:
 #: the same examples on every CI run, so a red build is never a lucky draw.
@@ -73,6 +94,7 @@ class _Session:
     records: Records = field(default_factory=Records)  # where the report files are written: every item's entry
     run: RunReport | None = None  # what the report files say, once the session is over
     written: list[str] = field(default_factory=list)  # the report files written
+    ahead: _Ahead | None = None  # the checks of the items in a row, started when pytest reaches the first
 
 
 _STATE = pytest.StashKey[_Session]()
@@ -89,6 +111,7 @@ def _option(name: str, convert):
 
 
 _seed, _positive = _option("--verigrad-seed", options.seed), _option("--verigrad-examples", options.positive)
+_jobs = _option("--verigrad-jobs", options.positive)
 _seconds = _option("--verigrad-timeout", options.seconds)
 
 
@@ -107,6 +130,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not read or write the example database (.hypothesis/verigrad) of known failures",
     )
     group.addoption("--verigrad-timeout", metavar="SECONDS", help=f"time limit per derivation (default {DEFAULT_TIMEOUT:g}; 0 for none)")
+    group.addoption(
+        "--verigrad-jobs", metavar="N", help="derivation items checked side by side, each in its own worker (default: the cores available)"
+    )
     parser.addini("verigrad_collect", "collect module-level Derivation objects of test modules as items", type="bool", default=True)
 
 
@@ -128,7 +154,10 @@ def pytest_configure(config: pytest.Config) -> None:
         memory_limit()
     except ValueError as e:
         raise pytest.UsageError(str(e)) from None
+    jobs = config.getoption("verigrad_jobs")
+    jobs = 1 if wired is not None else cores() if jobs is None else _jobs(jobs)  # an xdist worker: one at a time
     config.stash[_STATE] = _Session(
+        ahead=_Ahead(jobs),
         seed=seed,
         seed_source=source,
         examples=None if examples is None else _positive(examples),
@@ -292,6 +321,56 @@ def pytest_exception_interact(node: pytest.Item | pytest.Collector, call: pytest
 # --- the item -----------------------------------------------------------------------------------
 
 
+class _Ahead:
+    """The checks of derivation items started before pytest runs them (module docstring), each watched by a thread
+    of the pool; ``stop`` ends them all."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+        self.stop = threading.Event()
+        self.pool: ThreadPoolExecutor | None = None
+        self.started: dict[str, Future[Report]] = {}
+        self.position: dict[str, int] = {}
+
+    def report(self, item: DerivationItem) -> Report:
+        """``item``'s check, started now with those that follow it in a row; KeyboardInterrupt stops them all."""
+        if self.pool is None:
+            context()  # the fork server dies with the thread that starts it: this one, not a pool's
+            self.pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="verigrad check")
+            self.position = {it.nodeid: k for k, it in enumerate(item.session.items)}
+        for nxt in self._row(item):
+            if nxt.nodeid not in self.started:
+                self.started[nxt.nodeid] = self.pool.submit(self._check, nxt._job(), nxt)
+        try:
+            return self.started.pop(item.nodeid).result()
+        except KeyboardInterrupt:
+            self.close()
+            raise
+
+    def _row(self, item: DerivationItem) -> list[DerivationItem]:
+        items, k = item.session.items, self.position.get(item.nodeid)
+        if k is None or items[k] is not item:  # not among the collected items as they were: this one alone
+            return [item]
+        row = [item]
+        for nxt in items[k + 1 : k + self.jobs]:
+            if not isinstance(nxt, DerivationItem) or any(nxt.iter_markers("skip")) or any(nxt.iter_markers("skipif")):
+                break
+            row.append(nxt)
+        return row
+
+    def _check(self, job: Job, item: DerivationItem) -> Report:
+        """In a thread of the pool; raises Stopped once ``stop`` is set (nothing of the check is kept then)."""
+        state = item.config.stash[_STATE]
+        return report_of(run_job(job, state.timeout, stop=self.stop), item.derivation.name, item.target(), state.seed)
+
+    def close(self) -> None:
+        """Stop the checks still running (their workers killed); start no other."""
+        self.stop.set()
+        if self.pool is not None:
+            with deferred_interrupt():  # a second Ctrl-C does not leave the checks' threads behind
+                self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 class DerivationWarning(UserWarning):
     """Something a passing derivation's check noticed (shown in pytest's warnings summary)."""
 
@@ -323,10 +402,14 @@ class DerivationItem(pytest.Item):
             return str(self.path)
 
     def _check(self) -> Report:
-        """The check itself, in a worker process (user code never runs in pytest's own), and nothing else:
-        recording, warnings and the failure stay in ``runtest``."""
+        """The check itself, in a worker process (user code never runs in pytest's own), maybe started already, and
+        nothing else: recording, warnings and the failure stay in ``runtest``."""
+        return self.config.stash[_STATE].ahead.report(self)
+
+    def _job(self) -> Job:
+        """The check of this item as a worker's job: like ``verigrad check <test file> --only <name>``."""
         state = self.config.stash[_STATE]
-        job = Job(
+        return Job(
             target=self.target(),
             options={"examples": state.examples, "seed": state.seed, "database": state.database, "timeout": state.timeout},
             cwd=os.getcwd(),
@@ -336,7 +419,6 @@ class DerivationItem(pytest.Item):
             module=self.getparent(pytest.Module).obj.__name__,
             binding=self.binding,
         )
-        return report_of(run_job(job, state.timeout), self.derivation.name, self.target(), state.seed)
 
     def runtest(self) -> None:
         report = self.entry.checked = self._check()
@@ -376,6 +458,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash.get(_STATE, None)
+    if state is not None and state.ahead is not None:  # checks started ahead of an item pytest did not reach
+        state.ahead.close()
     if state is None or hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the files
         return
     interrupted = exitstatus == pytest.ExitCode.INTERRUPTED

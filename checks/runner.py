@@ -2,7 +2,8 @@
 
 Two phases, so that nothing is checked before every target is known to load and every option to fit:
 ``plan`` loads each file target once in a worker (learning its derivations' names, refusing a replay
-spec that does not fit them); ``check_planned`` then checks each derivation in a worker of its own. The
+spec that does not fit them); ``check_planned`` then checks each derivation in a worker of its own, up to
+``Settings.jobs`` side by side (one per core by default), and keeps the reports in the planned order. The
 built-ins are verigrad's code: their names and dims are read here, but they are checked in workers too.
 """
 
@@ -10,15 +11,17 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
 from verigrad.analytic import NAMES, builtin
 from verigrad.checks.loader import target_problem
-from verigrad.checks.report import Report, Status
+from verigrad.checks.report import Report, Status, deferred_interrupt
 from verigrad.checks.search import check_replay
-from verigrad.checks.workers import DEFINED, LOAD_ERROR, RAISED, REPORT, USAGE, Job, Outcome, run_job
+from verigrad.checks.workers import DEFINED, LOAD_ERROR, RAISED, REPORT, USAGE, Job, Outcome, Stopped, context, run_job
 
 Replay = tuple[dict[str, int], int]
 
@@ -41,6 +44,7 @@ class Settings:
     timeout: float | None
     memory: int | None
     options: dict[str, Any]  # check()'s keyword arguments
+    jobs: int = 1  # derivations checked side by side, each in its worker
 
     def job(self, target: str, index: int | None = None, expect: str | None = None) -> Job:
         return Job(
@@ -98,11 +102,50 @@ def _names(target: str, settings: Settings, found: Plan) -> list[str]:
     return []
 
 
+def cores() -> int:
+    """The cores this process may run on (its affinity, as ``taskset`` or a container's cpuset leaves it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def check_planned(found: Plan, settings: Settings, done: list[Report], progress: Callable[..., None] | None = None) -> None:
-    """Phase two: each planned derivation checked in its own worker, its report appended to ``done`` as it comes."""
-    for target, index, name in found.checks:
-        outcome = run_job(settings.job(target, index, name), settings.timeout, progress)
-        done.append(report_of(outcome, name, target, settings.options.get("seed")))
+    """Phase two: each planned derivation checked in a worker of its own, ``settings.jobs`` at a time, each job
+    watched by a thread here; the reports appended to ``done`` in the planned order once all are in.
+
+    Ctrl-C (KeyboardInterrupt in the main thread, SIGTERM included) starts no other job and stops the running
+    ones, their workers' groups killed, before it goes on up; ``done`` then holds the reports of the jobs that
+    finished, in the planned order."""
+    seed = settings.options.get("seed")
+    stop, lock = threading.Event(), threading.Lock()
+
+    def heard(*args: Any) -> None:
+        with lock:
+            progress(*args)
+
+    def one(target: str, index: int, name: str) -> Report | None:
+        try:
+            outcome = run_job(settings.job(target, index, name), settings.timeout, progress and heard, stop)
+        except Stopped:
+            return None
+        return report_of(outcome, name, target, seed)
+
+    context()  # the fork server dies with the thread that starts it: this one, not a pool's
+    pool = ThreadPoolExecutor(max(1, min(settings.jobs, len(found.checks))), thread_name_prefix="verigrad check")
+    futures = []
+    try:
+        for planned in found.checks:
+            futures.append(pool.submit(one, *planned))
+        for future in as_completed(futures):
+            future.result()  # a harness bug in a job's thread ends the run here, as it would in turn
+    finally:
+        stop.set()  # a no-op when all are done
+        with deferred_interrupt() as deferred:  # a second Ctrl-C does not leave the jobs' threads behind
+            pool.shutdown(wait=True, cancel_futures=True)
+        done.extend(r for f in futures if not f.cancelled() and f.exception() is None and (r := f.result()) is not None)
+    if deferred.received:
+        raise KeyboardInterrupt
 
 
 def report_of(outcome: Outcome, name: str, target: str, seed: int | None) -> Report:

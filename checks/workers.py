@@ -25,7 +25,9 @@ processes of its own) and leads a session of its own; at the end of each job the
 process group, so a helper the user's code started neither runs on nor holds the run's output open. A
 worker is killed when the fork server dies, and the fork server when the parent dies, whatever killed it
 (Linux's parent-death signal). A worker ignores SIGINT: Ctrl-C (and SIGTERM, checks/cli.py) is the
-parent's, which stops the worker and ends the run.
+parent's, which stops the worker and ends the run. Jobs may run side by side, each watched by a thread of the
+parent (checks/runner.py): the thread that watches a job stops it when the run's ``stop`` event is set, since
+only the main thread hears Ctrl-C, and kills its group as any job's end does.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,6 +136,10 @@ class Job:
     binding: str | None = None
 
 
+class Stopped(Exception):
+    """The run stopped a job before its answer (its ``stop`` event was set); its worker and group are gone."""
+
+
 @dataclass
 class Outcome:
     """What a job came back with: the messages it sent, and, when it did not finish, why (one line)."""
@@ -158,8 +165,9 @@ def context() -> Any:
     return forkserver
 
 
-def run_job(job: Job, timeout: float | None, progress: Callable[..., None] | None = None) -> Outcome:
-    """Run ``job`` in a fresh worker; return once it answered, died or ran out of time."""
+def run_job(job: Job, timeout: float | None, progress: Callable[..., None] | None = None, stop: threading.Event | None = None) -> Outcome:
+    """Run ``job`` in a fresh worker; return once it answered, died or ran out of time, or raise Stopped once ``stop``
+    is set (from the thread that heard Ctrl-C, while this one watches the job)."""
     receive, send = context().Pipe(duplex=False)
     worker = context().Process(target=_work, args=(job, send), name=f"verigrad {job.target}")
     outcome = Outcome(messages=[])
@@ -168,13 +176,16 @@ def run_job(job: Job, timeout: float | None, progress: Callable[..., None] | Non
     try:  # at once: the worker is not daemonic, and a worker left running would keep the run from exiting
         send.close()
         deadline = None if timeout is None else time.monotonic() + timeout + GRACE
-        if _watch(worker, receive, deadline, outcome.messages, progress):
+        ended = _watch(worker, receive, deadline, outcome.messages, progress, stop)
+        if ended == _TIMED_OUT:
             outcome.problem = f"timed out: did not finish within its time limit of {timeout:g} s (its worker was stopped at {timeout + GRACE:g} s)"
+        elif ended == _STOPPED:
+            raise Stopped(job.target)
         else:
             wait = EXIT_WAIT
     except pickle.UnpicklingError as e:  # a bug of the worker's side: still nothing of it is rebuilt here
         outcome.problem = f"its worker sent a message that is not plain data ({e})"
-    finally:  # a normal end, Ctrl-C or a harness bug: no worker outlives its job
+    finally:  # a normal end, Ctrl-C, a stop or a harness bug: no worker outlives its job
         receive.close()
         code = _stop(worker, wait)
     if outcome.problem is None and not _answered(outcome.messages, job):
@@ -189,26 +200,33 @@ def _answered(messages: list[tuple[Any, ...]], job: Job) -> bool:
     return REPORT in kinds if job.index is not None or job.binding is not None else DEFINED in kinds
 
 
-def _watch(worker: Any, receive: Connection, deadline: float | None, messages: list, progress) -> bool:
-    """Collect the worker's messages until its answer, its end or the deadline; True when the deadline came first."""
+# How the watch of a job ended.
+_ENDED, _TIMED_OUT, _STOPPED = "ended", "timed out", "stopped"
+
+
+def _watch(worker: Any, receive: Connection, deadline: float | None, messages: list, progress, stop) -> str:
+    """Collect the worker's messages until its answer or its end (``_ENDED``), the deadline (``_TIMED_OUT``) or the
+    run's stop (``_STOPPED``)."""
     while True:
+        if stop is not None and stop.is_set():
+            return _STOPPED
         wait = POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic()))
         if receive.poll(wait):
             try:
                 message = read_message(receive.recv_bytes())
             except EOFError:  # the worker closed its end: it has exited (or is exiting)
-                return False
+                return _ENDED
             if message[0] == PROGRESS:
                 if progress is not None:
                     progress(*message[1:])
                 continue
             messages.append(message)
             if message[0] in (REPORT, LOAD_ERROR, USAGE, RAISED):
-                return False
+                return _ENDED
         elif deadline is not None and time.monotonic() >= deadline:
-            return True
+            return _TIMED_OUT
         elif not worker.is_alive() and not receive.poll(0):
-            return False
+            return _ENDED
 
 
 def _stop(worker: Any, wait: float) -> int | None:

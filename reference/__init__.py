@@ -17,6 +17,7 @@ from ._intermediates import Intermediates, Quantity, intermediates
 from ._namespace import NUMPY, TORCH, TorchObjective, forward_value_in, namespaces, runs_in, torch_forward_unit, torch_output_shape
 from ._objective import ForwardError, check_scalar, forward_unit, np_xp, objective, read_as_scalar, seen_shape
 from ._projection import DirectionalFD, Localization, Measurement, Support, random_direction
+from ._quantities import is_user_file
 from ._second_order import along, autograd_hvp, direction, forward_ad_jvp, forward_output
 from ._stacked import Stack, Unstackable
 from ._switches import value_and_signs
@@ -65,6 +66,7 @@ __all__ = [
     "forward_value_in",
     "forward_value_torch",
     "intermediates",
+    "is_user_file",
     "keeps_generators",
     "namespaces",
     "np_xp",

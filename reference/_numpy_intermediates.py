@@ -19,9 +19,7 @@ failing gradients' ∂f/∂param, which the slip's search starts from), the othe
 
 from __future__ import annotations
 
-import os
 import sys
-import sysconfig
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -41,20 +39,6 @@ __all__ = ["numpy_intermediates"]
 
 #: The steps each entry is differenced at, as fractions of h (``_fd.richardson``'s h, h/2, h/4).
 _FRACTIONS = (1.0, 0.5, 0.25)
-
-
-def _other_dirs() -> tuple[str, ...]:
-    """Code that is not the user's besides ``is_user_file``'s: the standard library and the rest of verigrad."""
-    dirs = [sysconfig.get_paths()["stdlib"]]
-    for name in ("verigrad", "verigrad.analytic", "verigrad.checks"):
-        module = sys.modules.get(name)
-        if module is not None and getattr(module, "__file__", None):
-            dirs.append(os.path.dirname(os.path.abspath(module.__file__)))
-    return tuple(d + os.sep for d in dirs)
-
-
-def _user(file: str, others: tuple[str, ...]) -> bool:
-    return is_user_file(file) and not os.path.abspath(file).startswith(others)
 
 
 def _float_array(obj: Any) -> bool:
@@ -87,13 +71,12 @@ class _Recorder:
     """The recording run's trace function (module docstring)."""
 
     def __init__(self) -> None:
-        self.others = _other_dirs()
         self.serial = 0
         self.frames: dict[FrameType, _Frame] = {}
         self.versions: dict[tuple[int, str], _Version] = {}
 
     def __call__(self, frame: FrameType, event: str, arg: Any):
-        if event != "call" or not _user(frame.f_code.co_filename, self.others):
+        if event != "call" or not is_user_file(frame.f_code.co_filename):
             return None
         code = frame.f_code
         args = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
@@ -133,14 +116,14 @@ class _Recorder:
 class _Nudge:
     """A run's trace function that sets one entry of one intermediate at the point it was made."""
 
-    def __init__(self, version: _Version, entry: int, value: float, others: tuple[str, ...]) -> None:
-        self.v, self.entry, self.value, self.others = version, entry, value, others
+    def __init__(self, version: _Version, entry: int, value: float) -> None:
+        self.v, self.entry, self.value = version, entry, value
         self.serial = 0
         self.events = 0
         self.done = False
 
     def __call__(self, frame: FrameType, event: str, arg: Any):
-        if event != "call" or not _user(frame.f_code.co_filename, self.others):
+        if event != "call" or not is_user_file(frame.f_code.co_filename):
             return None
         serial, self.serial = self.serial, self.serial + 1
         return self._local if serial == self.v.serial else None
@@ -228,7 +211,7 @@ def numpy_intermediates(derivation: Derivation, params: Mapping[str, np.ndarray]
         return Quantity(name, x.copy(), grad, None, True, error)
 
     def of_version(v: _Version) -> Quantity:
-        nudge = lambda i, value: _run(derivation, params, g, _Nudge(v, i, value, recorder.others))
+        nudge = lambda i, value: _run(derivation, params, g, _Nudge(v, i, value))
         grad, error = _differences(nudge, v.value, f0, noise)
         return Quantity(v.name, v.value, grad, v.line, False, error)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import sysconfig
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,13 +39,27 @@ class Intermediates:
 
 @functools.cache
 def _library_dirs() -> tuple[str, ...]:
-    """Where the code that is not the user's lives: torch, NumPy, array-api-compat, and this package (the objective)."""
+    """Where the code that is not the user's lives: torch, NumPy, array-api-compat, the standard library, and
+    verigrad's machinery (the objective, the checks that call the user's functions, the entry points)."""
     import array_api_compat
     import torch
 
-    return tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (torch, np, array_api_compat, sys.modules[__package__]))
+    packages = [torch, np, array_api_compat, sys.modules[__package__]]
+    packages += [m for name in ("verigrad", "verigrad.checks") if (m := sys.modules.get(name)) is not None]
+    dirs = [os.path.dirname(os.path.abspath(m.__file__)) for m in packages if getattr(m, "__file__", None)]
+    return tuple(d + os.sep for d in [*dirs, sysconfig.get_paths()["stdlib"]])
+
+
+@functools.cache
+def _analytic_dir() -> str:
+    return os.path.dirname(os.path.abspath(sys.modules["verigrad.analytic"].__file__)) + os.sep
 
 
 def is_user_file(file: str) -> bool:
-    """Whether code of ``file`` is the user's (not torch's, NumPy's, array-api-compat's or this package's)."""
-    return not os.path.abspath(file).startswith(_library_dirs())
+    """Whether code of ``file`` is the user's: not torch's, NumPy's, array-api-compat's, the standard library's
+    or verigrad's machinery — the contract's private modules (the adapters' wrappers) included; verigrad's
+    built-in derivations (``analytic``'s public modules) are derivations as the user's are."""
+    path = os.path.abspath(file)
+    if path.startswith(_library_dirs()):
+        return False
+    return not (path.startswith(_analytic_dir()) and os.path.basename(path).startswith("_"))

@@ -107,6 +107,7 @@ def test_load_errors_are_one_line_and_exit_2_while_good_targets_still_run(tmp_pa
         ["check", "--examples", "0"],
         ["check", "--examples", "many"],
         ["check", "--seed", "-1"],
+        ["check", "--jobs", "0"],
         ["check", "--replay", "N=2"],
         ["check", "--replay", "N=x,seed=1"],
         ["check", "--frobnicate"],
@@ -122,6 +123,31 @@ def test_usage_errors_exit_2_in_one_line(capsys, argv):
     assert info.value.code == 2
     assert len(err.strip().splitlines()) == 1 and err.startswith("verigrad:")
     assert "Traceback" not in out + err
+
+
+def _without_durations(doc):
+    for d in doc["derivations"]:
+        d.pop("duration_s")
+    return doc
+
+
+def test_side_by_side_reports_are_those_of_a_run_in_turn_in_the_same_order(tmp_path, capsys):
+    """--jobs 2 (a failing derivation between two passing ones): the same reports, whole, in the planned order,
+    the same exit code, as one after another."""
+    half = "\nhalf = Derivation(name='square_half', shapes=square.shapes, forward=forward, gradients=gradients_half)\n"
+    half = "\ndef gradients_half(X, w):\n    return {**gradients(X, w), 'w': X.T @ (X @ w)}\n" + half
+    path = write(tmp_path, "mine.py", GOOD + half)
+    docs, codes, tables = [], [], []
+    for jobs in ("1", "2"):
+        report = tmp_path / f"r{jobs}.json"
+        code, out, _ = run(capsys, "relu_regression", path, "two_layer_sigmoid", "--jobs", jobs, "--json", str(report))
+        codes.append(code)
+        tables.append(out)
+        docs.append(_without_durations(json.loads(report.read_text())))
+    assert codes == [1, 1]
+    assert [d["name"] for d in docs[1]["derivations"]] == ["relu_regression", "square", "square_half", "two_layer_sigmoid"]
+    assert docs[0] == docs[1]
+    assert tables[0] == tables[1]
 
 
 def test_replay_checks_exactly_one_point(capsys):

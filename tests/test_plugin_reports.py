@@ -395,7 +395,7 @@ def test_ctrl_c_during_a_check_leaves_reports_that_say_so(pytester):
     never = right("never")
     """
     project(pytester, test_interrupted=body, conftest=conftest)
-    result, reports = run(pytester, *FAST, subprocess=True)
+    result, reports = run(pytester, *FAST, "--verigrad-jobs", "1", subprocess=True)  # first's check ends before stopped's starts
     assert_not_green(result, reports)
     status = dict(reports.entries)
     assert status["first"] == "pass" and status["stopped"] == "error" and status["never"] == "error"

@@ -220,22 +220,39 @@ import os, time
 from pathlib import Path
 from verigrad import Derivation
 
-PIDS = Path(__file__).with_suffix(".pids")  # the worker's and its parent's (the fork server): the run has reached it
+HERE = Path(__file__)
+QUICK = HERE.with_suffix(".quick")  # the pid of quick's worker
+PIDS = HERE.with_suffix(".pids")  # the worker's and its parent's (the fork server): the run has reached it
+
+def gone(pid):
+    try:
+        return "\\nState:\\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+def quick_forward(xp, X):
+    if not QUICK.exists():
+        QUICK.write_text(str(os.getpid()))
+    return xp.sum(X ** 3)
 
 def forward(xp, X):
+    # Side by side or in turn, slow goes on only once quick's worker is gone: quick's report was sent before.
+    while not (QUICK.exists() and QUICK.read_text() and gone(int(QUICK.read_text()))):
+        time.sleep(0.01)
     if not PIDS.exists():
         PIDS.write_text(f"{os.getpid()} {os.getppid()}")
     time.sleep(SLEEP)
     return xp.sum(X ** 2)
 
+quick = Derivation(name="quick", shapes={"X": ("N",)}, forward=quick_forward, gradients=lambda X: {"X": 3 * X ** 2})
 slow = Derivation(name="slow", shapes={"X": ("N",)}, forward=forward, gradients=lambda X: {"X": 2 * X})
 """
 
 
 def _started_slow(tmp_path: Path, *argv: str, sleep: float = 0.2, ignore_sigint: bool = False) -> tuple[subprocess.Popen, list[int]]:
-    """verigrad checking relu_regression and then "slow" (minutes), once it is in slow's worker."""
+    """verigrad checking "quick" and "slow" (minutes), once it is in slow's worker and quick's check is over."""
     (tmp_path / "slow.py").write_text(f"SLEEP = {sleep}\n" + SLOW)
-    proc = _verigrad("relu_regression", "slow.py", *argv, cwd=tmp_path, ignore_sigint=ignore_sigint)
+    proc = _verigrad("slow.py", "--examples", "2", *argv, cwd=tmp_path, ignore_sigint=ignore_sigint)
     pids = tmp_path / "slow.pids"
     deadline = time.monotonic() + RUN_LIMIT
     while not (pids.exists() and pids.read_text()) and proc.poll() is None and time.monotonic() < deadline:
@@ -243,13 +260,14 @@ def _started_slow(tmp_path: Path, *argv: str, sleep: float = 0.2, ignore_sigint:
     if proc.poll() is not None or not pids.exists():
         proc.kill()
         pytest.fail(f"the run never reached the slow derivation: {proc.communicate()}")
-    time.sleep(0.1)
+    time.sleep(0.3)  # quick's report, sent before its worker ended, has reached the run
     return proc, [int(p) for p in pids.read_text().split()]
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"], ids=["in_turn", "side_by_side"])
 @pytest.mark.parametrize("ignore_sigint", [False, True], ids=["foreground", "sigint_ignored"])
-def test_sigterm_stops_the_run_as_ctrl_c_does_and_exits_143(tmp_path, ignore_sigint):
-    proc, pids = _started_slow(tmp_path, "--json", "r.json", "--junit", "r.xml", ignore_sigint=ignore_sigint)
+def test_sigterm_stops_the_run_as_ctrl_c_does_and_exits_143(tmp_path, ignore_sigint, jobs):
+    proc, pids = _started_slow(tmp_path, "--json", "r.json", "--junit", "r.xml", "--jobs", jobs, ignore_sigint=ignore_sigint)
     proc.send_signal(signal.SIGTERM)
     try:
         out, err = proc.communicate(timeout=STOP_LIMIT)
@@ -262,11 +280,57 @@ def test_sigterm_stops_the_run_as_ctrl_c_does_and_exits_143(tmp_path, ignore_sig
     assert "interrupted" in out
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["interrupted"] is True
-    assert [d["name"] for d in doc["derivations"]] == ["relu_regression"]
+    assert [d["name"] for d in doc["derivations"]] == ["quick"]
     import xml.etree.ElementTree as ET
 
     assert ET.parse(tmp_path / "r.xml").getroot() is not None
     assert left == []  # neither the worker nor the fork server
+
+
+SIDE_BY_SIDE = """
+import os, time
+from pathlib import Path
+from verigrad import Derivation
+
+def slow(name):
+    pids = Path(__file__).with_name(name + ".pids")  # the worker's and the fork server's: its check has started
+
+    def forward(xp, X):
+        if not pids.exists():
+            pids.write_text(f"{os.getpid()} {os.getppid()}")
+        time.sleep(600)
+        return xp.sum(X ** 2)
+
+    return Derivation(name=name, shapes={"X": ("N",)}, forward=forward, gradients=lambda X: {"X": 2 * X})
+
+first, second = slow("first"), slow("second")
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_jobs_side_by_side_all_stop_with_the_run_and_leave_no_process(tmp_path, signum):
+    """Two derivations in their workers at once, each in a forward that sends nothing for ten minutes: Ctrl-C or
+    SIGTERM stops both, kills both workers' groups and the fork server, and the reports say interrupted."""
+    (tmp_path / "both.py").write_text(SIDE_BY_SIDE)
+    proc = _verigrad("both.py", "--examples", "2", "--jobs", "2", "--json", "r.json", cwd=tmp_path)
+    files = [tmp_path / "first.pids", tmp_path / "second.pids"]
+    deadline = time.monotonic() + RUN_LIMIT
+    while not all(f.exists() and f.read_text() for f in files) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = sorted({int(p) for f in files if f.exists() for p in f.read_text().split()})
+    try:
+        assert len(pids) == 3, f"the two checks never ran side by side: {pids}"  # two workers, one fork server
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=STOP_LIMIT)
+    finally:
+        proc.kill()
+        left = _wait_gone(pids)
+        _kill_left(left)
+    assert proc.returncode == (cli.EXIT_INTERRUPTED if signum == signal.SIGINT else cli.EXIT_TERMINATED), err
+    assert "Traceback" not in out + err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["interrupted"] is True and doc["derivations"] == []
+    assert left == []
 
 
 def test_a_killed_run_leaves_no_worker_behind(tmp_path):

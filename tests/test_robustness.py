@@ -134,7 +134,7 @@ from pathlib import Path
 import numpy as np
 from verigrad.analytic import Derivation
 
-STARTED = Path(__file__).with_suffix(".started")  # the run has reached this derivation: the one before it is done
+STARTED = Path(__file__).with_suffix(".started")  # the run (--jobs=1) has reached this derivation: the one before it is done
 
 def forward(xp, X):
     STARTED.touch()
@@ -160,7 +160,7 @@ def test_ctrl_c_prints_what_was_checked_writes_complete_reports_and_exits_130(tm
     target.write_text(SLOW)
     report = tmp_path / "r.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "verigrad", "check", "relu_regression", str(target), "--seed", "0", "--no-database", "--json", str(report)],
+        [sys.executable, "-m", "verigrad", "check", "relu_regression", str(target), "--seed=0", "--jobs=1", "--no-database", "--json", str(report)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

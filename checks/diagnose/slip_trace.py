@@ -1,6 +1,9 @@
 """A step-by-step trace of the hand-derived gradients function at one point (``sys.settrace``).
 
-Every frame of code in the gradients' file is traced (the function, and helpers of the same file it calls).
+Every frame of the user's code the gradients function runs is traced: the function, the helpers of its file, and
+the user's code of other files it calls (a wrapper in the check file around a course's ``lstm_step_backward``
+imported from its module); never verigrad's, NumPy's, torch's or the standard library's
+(``verigrad.reference.is_user_file``). Each step carries its own file.
 After each statement, every local array (NumPy or torch) that is new or whose values changed — an in-place
 write such as ``grad_h[h < 0] = 0`` included — becomes a ``Step``: the line, the statement's source, a float64
 copy of the value, the steps its statement read (found by object identity, so a value passed into a helper
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from verigrad.checks.verdict.thresholds import MAX_TRACE_STEPS
+from verigrad.reference import is_user_file
 
 INPUT, ASSIGN, ENTRY, ALIAS = "input", "assign", "entry", "alias"
 
@@ -69,6 +73,7 @@ class _Source:
     tree, and the statement at each line."""
 
     def __init__(self, file: str) -> None:
+        self.file = file
         linecache.checkcache(file)
         self.text = "".join(linecache.getlines(file))
         try:
@@ -121,6 +126,7 @@ def _read(node: ast.AST) -> list[str]:
 
 @dataclass
 class _Frame:
+    src: _Source
     node: ast.stmt | None = None
     line: int = 0
     env: dict[str, Any] | None = None
@@ -129,11 +135,12 @@ class _Frame:
 
 
 class Tracer:
-    """Traces the frames of ``top`` (the gradients function, or a Function's backward) and the other code of its file."""
+    """Traces the frames of ``top`` (the gradients function, or a Function's backward), the other code of its file,
+    and the user's code of other files."""
 
     def __init__(self, top: CodeType) -> None:
         self.top, self.file = top, top.co_filename
-        self.src = _Source(self.file)
+        self.sources: dict[str, _Source] = {}
         self.steps: list[Step] = []
         self.producer: dict[int, tuple[Any, Step]] = {}  # id(object) -> (the object, kept alive; the last step that made it)
         self.frames: dict[FrameType, _Frame] = {}
@@ -165,16 +172,19 @@ class Tracer:
 
     # --- the trace functions ------------------------------------------------------------------------
     def __call__(self, frame: FrameType, event: str, arg: Any):
-        if event != "call" or frame.f_code.co_filename != self.file:
+        file = frame.f_code.co_filename
+        if event != "call" or (file != self.file and not is_user_file(file)):
             return None
-        state = self.frames[frame] = _Frame()
+        if file not in self.sources:
+            self.sources[file] = _Source(file)
+        state = self.frames[frame] = _Frame(self.sources[file])
         for name in frame.f_code.co_varnames[: frame.f_code.co_argcount + frame.f_code.co_kwonlyargcount]:
             obj = frame.f_locals.get(name)
             value = as_float(obj)
             if value is None:
                 continue
             made = self._made(obj, value)
-            step = made or self._add(Step(INPUT, self.file, frame.f_lineno, name, name, value), obj)
+            step = made or self._add(Step(INPUT, file, frame.f_lineno, name, name, value), obj)
             state.known[name] = (id(obj), value)
             del step
         return self._local
@@ -184,7 +194,7 @@ class Tracer:
         if state is None:
             return None
         if event == "line":
-            node = self.src.statement(frame.f_lineno)
+            node = state.src.statement(frame.f_lineno)
             if node is None or node is not state.node:
                 self._finish(frame, state)
                 self._begin(frame, state, node)
@@ -221,15 +231,15 @@ class Tracer:
             state.known[name] = (id(obj), value)
             made = None if name in written else self._made(obj, value)
             if made is not None:
-                self._add(Step(ALIAS, self.file, state.line, name, self.src.segment(state.node), value, alias=made), obj)
+                self._add(Step(ALIAS, state.src.file, state.line, name, state.src.segment(state.node), value, alias=made), obj)
                 continue
-            step = Step(ASSIGN, self.file, state.line, name, self.src.segment(state.node), value, dict(state.reads),
+            step = Step(ASSIGN, state.src.file, state.line, name, state.src.segment(state.node), value, dict(state.reads),
                         node=state.node, env=state.env, globals=frame.f_globals)
             self._add(step, obj)
         state.node = None
 
     def _returned(self, frame: FrameType, state: _Frame, value: Any) -> None:
-        ret = self.src.statement(state.line) if state.line else None
+        ret = state.src.statement(state.line) if state.line else None
         expr = ret.value if isinstance(ret, ast.Return) else None
         if isinstance(value, Mapping):
             items, nodes = list(value.items()), _dict_nodes(expr)
@@ -250,9 +260,9 @@ class Tracer:
             elif node is not None:
                 reads = self._reads_at_return(frame, state, node)
                 line = node.lineno
-                text = self.src.segment(node)
+                text = state.src.segment(node)
                 label = f"{key!r}: {text}" if isinstance(key, str) else text
-                entries[key] = self._add(Step(ENTRY, self.file, line, str(key), label, arr, reads, node=node,
+                entries[key] = self._add(Step(ENTRY, state.src.file, line, str(key), label, arr, reads, node=node,
                                               env=state.env, globals=frame.f_globals), obj)
         if frame.f_code is self.top and self.entries is None:
             self.entries = entries
