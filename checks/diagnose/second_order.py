@@ -121,7 +121,7 @@ def _error_symmetric(probe: _Probe, p: str, q: str, tau_p: float, tau_q: float) 
 def diagnose_hvp(op: Operator, g: GradientReport, rng: np.random.Generator) -> Diagnosis:
     """The kind of mistake of the failing (H·v)_p ``g`` (module docstring)."""
     found = _diagnosis(op, g, rng)
-    found.names_param = found.sentence.startswith(g.title)
+    found.names_param = found.kind != Kind.ASYMMETRIC  # every other sentence begins with (H·v)_p itself
     return found
 
 
