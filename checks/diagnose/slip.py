@@ -29,6 +29,8 @@ Gradients whose slip is the same line share it: the sentence says which of them 
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -115,9 +117,20 @@ def _located(derivation: Derivation, g: GradientReport, at: SlipPoint) -> tuple[
         return None, _steps(final, matcher, {}), f"{problem}: the steps could not be compared with reference quantities"
     root, chain = _locate(final, target, matcher, set(at.forward))
     root, finding = _finding(root, chain, matcher, at.forward)
-    slip = Slip(root.file, root.line, root.source, finding, own=root is _resolve(final))
+    slip = Slip(root.file, root.line, root.source, finding, own=root is _resolve(final),
+                elsewhere=os.path.abspath(root.file) != _gradients_file(derivation, at.traced.file))
     reason = "the trace was cut after its first steps (MAX_TRACE_STEPS)" if at.traced.cut else None
     return slip, _steps(final, matcher, chain), reason
+
+
+def _gradients_file(derivation: Derivation, traced: str) -> str:
+    """The file the derivation's gradients are written in: the user's function an adapter stands for (its
+    ``__wrapped__``), else the traced code's."""
+    fn = derivation.gradients
+    if derivation.torch_function is not None:
+        fn = getattr(derivation.torch_function, "backward", fn)
+    code = getattr(inspect.unwrap(fn), "__code__", None) if callable(fn) else None
+    return os.path.abspath(traced if code is None else code.co_filename)
 
 
 def _resolve(step: Step) -> Step:
@@ -149,6 +162,8 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
     equal no gradient are tried first; one that equals a forward value may still be a gradient with a slip that
     makes it equal a value by chance (2 · (Y_pred − Y) / N at N = 2 is Y_pred − Y), so it is tried after them,
     with gradients in its place only, as they are (not rescaled)."""
+    if _left_unchanged(step, target, m):
+        return None
     candidates = []
     for name, read in step.inputs.items():
         inp = _resolve(read)
@@ -172,7 +187,36 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
                 scaled = value.times(1 / c)
                 if m.same(rerun(step, {name: scaled.array}), target.array, target.error):
                     return inp, scaled
-    return None
+    return _together(step, target, m, seen)
+
+
+def _left_unchanged(step: Step, target: Ref, m: Matcher) -> bool:
+    """Whether ``step`` is an in-place write that left its array as it was (``dx /= 1`` where ``dx /= N`` belongs)
+    while a sign, factor or transpose of its target: the write is the slip, not the line before it, whose value it
+    hands on unchanged."""
+    before = step.inputs.get(step.name)
+    if not writes_into(step) or before is None or not np.array_equal(_resolve(before).value, step.value):
+        return False
+    rel = m.relation(step.value, target)
+    return rel is not None and rel.simple and not rel.identity
+
+
+def _together(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, Ref] | None:
+    """Where no one input alone makes ``step`` right: the wrong inputs whose names say which gradient they hold
+    (``di``, ``df``, ``dg``, wrong from one earlier line), given those gradients together. Where that makes ``step``
+    give its target, the earliest of them is followed, with the gradient its name says."""
+    named = []
+    for name, read in step.inputs.items():
+        inp = _resolve(read)
+        if inp.kind == INPUT or id(inp) in seen or m.right(inp.value, inp.name) is not None:
+            continue
+        meant = m.intended(inp.name)
+        if meant is not None and meant.array.shape == inp.value.shape:
+            named.append((name, inp, meant))
+    if len(named) < 2 or not m.same(rerun(step, {name: meant.array for name, _, meant in named}), target.array, target.error):
+        return None
+    _, inp, meant = min(named, key=lambda n: n[1].order)
+    return inp, meant
 
 
 def _corrections(inp: Step, m: Matcher) -> Iterator[Ref]:
@@ -269,6 +313,8 @@ def _substituted(step: Step, target: Ref, m: Matcher, forward: frozenset[int]) -
                 continue
             if not m.same(rerun(step, {name: other.array}), target.array, target.error):
                 continue
+            if _misnamed(read, other, m, forward):
+                return read, f"is {here.ref.label} where {other.label} belongs", other
             movable = inp.kind == ASSIGN and id(inp) not in forward
             if movable and writes_into(inp):
                 return inp, f"is {here.ref.label} where {other.label} belongs", other
@@ -277,6 +323,15 @@ def _substituted(step: Step, target: Ref, m: Matcher, forward: frozenset[int]) -
                 return inp, "is " + rel.text(), other
             return step, f": {here.ref.label} used where {other.label} belongs", other
     return None
+
+
+def _misnamed(read: Step, other: Ref, m: Matcher, forward: frozenset[int]) -> bool:
+    """Whether ``read`` is a name given to a right value (``dx_hat = dout``) that says it holds ``other``, the
+    quantity that belongs where it is read: that line is the slip."""
+    if read.kind != ALIAS or id(read) in forward:
+        return False
+    meant = m.intended(read.name)
+    return meant is not None and meant.name == other.name and other.scale == 1.0
 
 
 def _ancestors(final: Step) -> list[Step]:
@@ -298,6 +353,7 @@ NOT_COMPARED = "not compared"
 def _steps(final: Step, m: Matcher, chain: dict[Step, Ref]) -> list[TraceStep]:
     """The derivation trace of one gradient: the steps its value was computed from, each marked."""
     steps = _ancestors(final)
+    steps = sorted([*steps, *(s for s in chain if s not in steps)], key=lambda s: s.order)  # a name the slip is at
     if len(steps) > MAX_TRACE_SHOWN:
         keep = {id(s) for s in chain} | {id(s) for s in steps[-MAX_TRACE_SHOWN:]}
         steps = [s for s in steps if id(s) in keep][-MAX_TRACE_SHOWN:]
