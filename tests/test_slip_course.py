@@ -121,6 +121,9 @@ PLANTED = {
     "batchnorm_dx_hat_is_dout": ("    dx_hat = dout * gamma\n", "    dx_hat = dout\n", _bn, (AT["batchnorm_sign"], 7), ["x"]),
     # an in-place division that leaves its array as it was: not the line before it, whose value it hands on
     "softmax_divides_by_1": ("    dx /= N\n", "    dx /= 1\n", _softmax, AT_POINT["softmax_no_mean"], ["x"]),
+    # each window's minimum where its maximum belongs: a boolean mask, whose entries' shares land where ∂f/∂x is 0
+    "max_pool_mask_of_the_minimum": ("mask = window == np.max(window)\n", "mask = window == np.min(window)\n", _pool,
+                                     (AT["max_pool_assigns"], 7), ["x"]),
     # ∂f/∂next_c without the o factor: di, df and dg all wrong from it, da right once all three are
     "lstm_dc_without_o": ("    dc = dnext_c + dnext_h * o * (1 - tanh_c**2)\n", "    dc = dnext_c + dnext_h * (1 - tanh_c**2)\n", _lstm,
                           (AT["lstm_output_gate"], 7), ["x", "prev_h", "prev_c", "Wx", "Wh", "b"]),
@@ -134,7 +137,7 @@ def test_a_line_planted_in_the_course_layers_is_named(case, tmp_path):
     assert text.count(right) == 1
     path = tmp_path / f"layers_{case}.py"
     path.write_text(text.replace(right, wrong))
-    (line,) = [k for k, s in enumerate(path.read_text().splitlines(), 1) if s == wrong.rstrip("\n")]
+    (line,) = [k for k, s in enumerate(path.read_text().splitlines(), 1) if s.strip() == wrong.strip()]
     spec = importlib.util.spec_from_file_location(f"layers_{case}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -15,10 +15,17 @@ From the returned value, whose target is ∂f/∂param, the search goes back thr
 * an input that does not is followed when putting the value it should have had in its place (the quantity it
   is c × or transposed of; or a quantity of its shape, rescaled, for one that matches nothing) makes the
   statement give its target: that input's own statement is then searched, with that value as its target;
+* where no one input does, the wrong inputs whose names say which gradient they hold (``di``, ``df``, ``dg``, wrong
+  from one earlier line) are given those gradients together; where that makes it right, the earliest is followed;
+* a boolean mask the gradients made (``mask = window == np.min(window)``) that selects an entry whose share lands
+  where the target is 0 is followed, its target the mask of the target's nonzero entries (``_wrong_mask``);
+* an in-place write that left its array as it was (``dx /= 1``) while a sign or factor of its target is the slip
+  itself, never the line whose value it hands on;
 * otherwise this statement is the slip. Its finding says which right input was used where another quantity
-  belongs (the statement run again with that quantity in its place gives the target), else how its value
-  relates to its target ("is −1 × ∂f/∂Y_pred", "is not summed over its axis 0"), else — where a step followed
-  on the way is a sign, factor or transpose of its own target — that step and its relation, else that it is
+  belongs (the statement run again with that quantity in its place gives the target; where that input is a right
+  value given a name that says it is the quantity that belongs, ``dx_hat = dout``, the slip is that name's line),
+  else how its value relates to its target ("is −1 × ∂f/∂Y_pred", "is not summed over its axis 0"), else — where
+  a step followed on the way is a sign, factor or transpose of its own target — that step and its relation, else that it is
   not its target (or, equal to it within the match, by how much it differs).
 
 At a counterexample whose dims are all 1 the slip is located again at a point whose dims differ
@@ -167,7 +174,7 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
     candidates = []
     for name, read in step.inputs.items():
         inp = _resolve(read)
-        if inp.kind == INPUT or id(inp) in seen:
+        if inp.kind == INPUT or id(inp) in seen or inp.mask:
             continue
         here = m.right(inp.value, inp.name)
         if here is None:
@@ -187,7 +194,34 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
                 scaled = value.times(1 / c)
                 if m.same(rerun(step, {name: scaled.array}), target.array, target.error):
                     return inp, scaled
-    return _together(step, target, m, seen)
+    return _together(step, target, m, seen) or _wrong_mask(step, target, m, seen)
+
+
+def _wrong_mask(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, Ref] | None:
+    """A boolean mask made by a line of the gradients (``mask = window == np.min(window)``) that selects an entry
+    whose share lands where the target is 0: that line is followed, its target the mask of the entries whose
+    share lands where the target is not 0. An entry's share is what ``step`` gives with that entry alone set, less
+    what it gives with none (the mask's entries taken one at a time, as many reruns as MAX_SUBSTITUTES at most)."""
+    for name, read in step.inputs.items():
+        inp = _resolve(read)
+        if not inp.mask or inp.kind != ASSIGN or id(inp) in seen or not 0 < inp.value.size <= MAX_SUBSTITUTES:
+            continue
+        base = rerun(step, {name: np.zeros_like(inp.value)})
+        if base is None or base.shape != target.array.shape:
+            continue
+        meant = np.zeros_like(inp.value)
+        for k in range(inp.value.size):
+            one = np.zeros_like(inp.value)
+            one.flat[k] = 1.0
+            share = rerun(step, {name: one})
+            if share is None or share.shape != base.shape:
+                break
+            lands = (share - base) != 0
+            meant.flat[k] = float(np.any(lands) and not m.same(np.where(lands, 0.0, target.array), target.array, target.error))
+        else:
+            if not np.array_equal(meant, inp.value) and np.any(inp.value > meant):
+                return inp, Ref(f"the mask of {target.label}'s nonzero entries", meant, grad=False)
+    return None
 
 
 def _left_unchanged(step: Step, target: Ref, m: Matcher) -> bool:
@@ -208,7 +242,7 @@ def _together(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step
     named = []
     for name, read in step.inputs.items():
         inp = _resolve(read)
-        if inp.kind == INPUT or id(inp) in seen or m.right(inp.value, inp.name) is not None:
+        if inp.kind == INPUT or id(inp) in seen or inp.mask or m.right(inp.value, inp.name) is not None:
             continue
         meant = m.intended(inp.name)
         if meant is not None and meant.array.shape == inp.value.shape:
