@@ -124,6 +124,9 @@ PLANTED = {
     # each window's minimum where its maximum belongs: a boolean mask, whose entries' shares land where ∂f/∂x is 0
     "max_pool_mask_of_the_minimum": ("mask = window == np.max(window)\n", "mask = window == np.min(window)\n", _pool,
                                      (AT["max_pool_assigns"], 7), ["x"]),
+    # a gradient handed on under the name of another: the name's line, not the line that made the value
+    "batchnorm_dbeta_is_dout": ("    dbeta = dout.sum(axis=0)\n", "    dbeta = dout\n", _bn, (AT["batchnorm_sign"], 7), ["beta"]),
+    "lstm_dprev_c_is_dc": ("    dprev_c = dc * f\n", "    dprev_c = dc\n", _lstm, (AT["lstm_output_gate"], 7), ["prev_c"]),
     # ∂f/∂next_c without the o factor: di, df and dg all wrong from it, da right once all three are
     "lstm_dc_without_o": ("    dc = dnext_c + dnext_h * o * (1 - tanh_c**2)\n", "    dc = dnext_c + dnext_h * (1 - tanh_c**2)\n", _lstm,
                           (AT["lstm_output_gate"], 7), ["x", "prev_h", "prev_c", "Wx", "Wh", "b"]),

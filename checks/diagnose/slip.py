@@ -36,6 +36,7 @@ Gradients whose slip is the same line share it: the sentence says which of them 
 
 from __future__ import annotations
 
+import ast
 import inspect
 import os
 from collections.abc import Iterator, Sequence
@@ -155,6 +156,10 @@ def _locate(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
     """The slip behind ``step`` (whose value should be ``target``), and the chain of steps followed, each with its target."""
     chain: dict[Step, Ref] = {}
     while True:
+        named = _renamed(step, target, m, seen)
+        if named is not None:
+            chain[named] = target
+            return named, chain
         step = _resolve(step)
         chain[step] = target
         seen.add(id(step))
@@ -279,6 +284,10 @@ def _finding(step: Step, chain: dict[Step, Ref], m: Matcher, forward: frozenset[
         return at, text
     if rel is not None or _missing_sum(step.value, target, m) is not None:
         return step, _wrong(step.value, target, m)
+    if step.kind == ALIAS:  # a name given to a value right as another quantity (``_renamed``)
+        here = m.right(step.value)
+        if here is not None:
+            return step, f"is {here.ref.label} where {target.label} belongs"
     related = _related_on_the_way(step, chain, m)
     if related is not None:
         return related, _wrong(related.value, chain[related], m)
@@ -359,13 +368,37 @@ def _substituted(step: Step, target: Ref, m: Matcher, forward: frozenset[int]) -
     return None
 
 
-def _misnamed(read: Step, other: Ref, m: Matcher, forward: frozenset[int]) -> bool:
-    """Whether ``read`` is a name given to a right value (``dx_hat = dout``) that says it holds ``other``, the
-    quantity that belongs where it is read: that line is the slip."""
+def _misnamed(read: Step, other: Ref, m: Matcher, forward: frozenset[int] | set[int]) -> bool:
+    """Whether ``read`` is a name given to another name's value (``dx_hat = dout``) that says it holds ``other``,
+    the quantity that belongs where it is read: that line is the slip where the value is right as another."""
     if read.kind != ALIAS or id(read) in forward:
+        return False
+    try:
+        (stmt,) = ast.parse(read.source).body
+    except (SyntaxError, ValueError):
+        return False
+    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(stmt.value, ast.Name)):
         return False
     meant = m.intended(read.name)
     return meant is not None and meant.name == other.name and other.scale == 1.0
+
+
+def _renamed(step: Step, target: Ref, m: Matcher, seen: set[int]) -> Step | None:
+    """The name given to a value that is right as another quantity (``dprev_c = dc``, ``dbeta = dout``) on the way
+    from ``step`` to the step that made its value, where the name says it holds ``target``: that line is the slip."""
+    while True:
+        handed = passes_through(step)
+        if handed is not None and handed.kind != INPUT:
+            step = handed
+            continue
+        if step.kind != ALIAS or step.alias is None:
+            return None
+        made = _resolve(step)
+        if _misnamed(step, target, m, seen) and not m.same(step.value, target.array, target.error):
+            if m.right(made.value, None if made.kind == INPUT else made.name) is not None:
+                return step
+        step = step.alias
 
 
 def _ancestors(final: Step) -> list[Step]:
