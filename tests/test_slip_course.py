@@ -4,20 +4,21 @@ backward, against the forward's intermediates taken by finite differences (refer
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from verigrad import check
+from verigrad import Derivation, check, integers
 from verigrad.checks.loader import load_file
 from verigrad.checks.report import Mark
 from verigrad.checks.verdict.thresholds import MAX_SLIP_FD_ENTRIES
 from verigrad.reference import intermediates
 
 from .slips import course
-from .slips.course import CASES
+from .slips.course import CASES, fb
 
 #: Sizes (and configurations) each case is replayed at: every dim distinct where the layer allows.
 AT = {
@@ -95,3 +96,59 @@ def test_the_wrong_line_of_each_course_example_is_named(case, monkeypatch):
         for module in ("layers", "check_layers"):
             sys.modules.pop(module, None)
     _named(report, "x", text)
+
+
+# One line of examples/course/layers.py changed in a copy, as a student would get it wrong: (the right line, the
+# wrong one, the derivation of the copy, where it is replayed, the failing gradients that must name that line).
+def _bn(m):
+    return fb("bn_planted", m.batchnorm_forward, m.batchnorm_backward, **course.BN)
+
+
+def _lstm(m):
+    return fb("lstm_planted", m.lstm_step_forward, m.lstm_step_backward, **course.LSTM)
+
+
+def _softmax(m):
+    return Derivation.from_loss("softmax_planted", m.softmax_loss, shapes={"x": ("N", "C")}, data={"y": integers(0, "C", shape=("N",))})
+
+
+def _pool(m):
+    return fb("pool_planted", m.max_pool_forward_naive, m.max_pool_backward_naive, **course.POOL)
+
+
+PLANTED = {
+    # hands dout on as ∂f/∂x_hat (the · gamma dropped): a name given to a right value, not the line that reads it
+    "batchnorm_dx_hat_is_dout": ("    dx_hat = dout * gamma\n", "    dx_hat = dout\n", _bn, (AT["batchnorm_sign"], 7), ["x"]),
+    # an in-place division that leaves its array as it was: not the line before it, whose value it hands on
+    "softmax_divides_by_1": ("    dx /= N\n", "    dx /= 1\n", _softmax, AT_POINT["softmax_no_mean"], ["x"]),
+    # each window's minimum where its maximum belongs: a boolean mask, whose entries' shares land where ∂f/∂x is 0
+    "max_pool_mask_of_the_minimum": ("mask = window == np.max(window)\n", "mask = window == np.min(window)\n", _pool,
+                                     (AT["max_pool_assigns"], 7), ["x"]),
+    # a gradient handed on under the name of another: the name's line, not the line that made the value
+    "batchnorm_dbeta_is_dout": ("    dbeta = dout.sum(axis=0)\n", "    dbeta = dout\n", _bn, (AT["batchnorm_sign"], 7), ["beta"]),
+    "lstm_dprev_c_is_dc": ("    dprev_c = dc * f\n", "    dprev_c = dc\n", _lstm, (AT["lstm_output_gate"], 7), ["prev_c"]),
+    # ∂f/∂next_c without the o factor: di, df and dg all wrong from it, da right once all three are
+    "lstm_dc_without_o": ("    dc = dnext_c + dnext_h * o * (1 - tanh_c**2)\n", "    dc = dnext_c + dnext_h * (1 - tanh_c**2)\n", _lstm,
+                          (AT["lstm_output_gate"], 7), ["x", "prev_h", "prev_c", "Wx", "Wh", "b"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PLANTED))
+def test_a_line_planted_in_the_course_layers_is_named(case, tmp_path):
+    right, wrong, make, at, params = PLANTED[case]
+    text = (COURSE / "layers.py").read_text()
+    assert text.count(right) == 1
+    path = tmp_path / f"layers_{case}.py"
+    path.write_text(text.replace(right, wrong))
+    (line,) = [k for k, s in enumerate(path.read_text().splitlines(), 1) if s.strip() == wrong.strip()]
+    spec = importlib.util.spec_from_file_location(f"layers_{case}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    d = make(module)
+    report = check(d, at=at) if isinstance(at, dict) else check(d, replay=at)
+    failing = {g.param: g for g in report.failures}
+    assert set(params) <= set(failing), report.message
+    for param in params:
+        g = _named(report, param, wrong.strip())
+        assert (Path(g.slip.file).resolve(), g.slip.line) == (path.resolve(), line), g.slip.sentence
+        assert not g.slip.elsewhere and " of " not in g.slip.sentence.split("`")[0]

@@ -19,7 +19,8 @@ import torch
 import verigrad.analytic._adapters
 from verigrad import check
 from verigrad.checks.loader import load_file
-from verigrad.checks.report import Mark
+from verigrad.checks.report import Mark, RunReport
+from verigrad.checks.report.terminal import render
 from verigrad.reference import is_user_file
 
 COURSE = Path(__file__).resolve().parents[1] / "examples" / "course" / "layers.py"
@@ -103,3 +104,17 @@ def test_user_code_is_neither_verigrad_s_machinery_nor_a_library():
     assert not is_user_file(os.path.join(sysconfig.get_paths()["stdlib"], "json", "decoder.py"))
     assert is_user_file(str(COURSE))
     assert is_user_file(verigrad.analytic.builtin("lstm_step").gradients.__code__.co_filename)  # a built-in derivation
+
+
+@pytest.mark.parametrize("name", ["direct", "wrapped"])
+def test_the_sentence_names_the_slip_s_file_where_it_is_not_the_derivation_s(planted, name):
+    derivations, module = planted
+    report = check(derivations[name], replay=({"N": 2, "D": 3, "H": 2}, 7))
+    line = _line_of(module, WRONG)
+    for g in report.failures:
+        # "direct" hands course_slip's own backward to the Derivation; "wrapped" a wrapper in check_course.py
+        assert g.slip.elsewhere == (name == "wrapped")
+        said = f"line {line} of course_slip.py `" if name == "wrapped" else f"line {line} `"
+        assert g.slip.sentence.startswith(said), g.slip.sentence
+    if name == "wrapped":  # as the terminal report says it
+        assert f"line {line} of course_slip.py `" in render(RunReport([report]))

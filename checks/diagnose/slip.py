@@ -15,10 +15,17 @@ From the returned value, whose target is ∂f/∂param, the search goes back thr
 * an input that does not is followed when putting the value it should have had in its place (the quantity it
   is c × or transposed of; or a quantity of its shape, rescaled, for one that matches nothing) makes the
   statement give its target: that input's own statement is then searched, with that value as its target;
+* where no one input does, the wrong inputs whose names say which gradient they hold (``di``, ``df``, ``dg``, wrong
+  from one earlier line) are given those gradients together; where that makes it right, the earliest is followed;
+* a boolean mask the gradients made (``mask = window == np.min(window)``) that selects an entry whose share lands
+  where the target is 0 is followed, its target the mask of the target's nonzero entries (``_wrong_mask``);
+* an in-place write that left its array as it was (``dx /= 1``) while a sign or factor of its target is the slip
+  itself, never the line whose value it hands on;
 * otherwise this statement is the slip. Its finding says which right input was used where another quantity
-  belongs (the statement run again with that quantity in its place gives the target), else how its value
-  relates to its target ("is −1 × ∂f/∂Y_pred", "is not summed over its axis 0"), else — where a step followed
-  on the way is a sign, factor or transpose of its own target — that step and its relation, else that it is
+  belongs (the statement run again with that quantity in its place gives the target; where that input is a right
+  value given a name that says it is the quantity that belongs, ``dx_hat = dout``, the slip is that name's line),
+  else how its value relates to its target ("is −1 × ∂f/∂Y_pred", "is not summed over its axis 0"), else — where
+  a step followed on the way is a sign, factor or transpose of its own target — that step and its relation, else that it is
   not its target (or, equal to it within the match, by how much it differs).
 
 At a counterexample whose dims are all 1 the slip is located again at a point whose dims differ
@@ -29,6 +36,9 @@ Gradients whose slip is the same line share it: the sentence says which of them 
 
 from __future__ import annotations
 
+import ast
+import inspect
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -115,9 +125,20 @@ def _located(derivation: Derivation, g: GradientReport, at: SlipPoint) -> tuple[
         return None, _steps(final, matcher, {}), f"{problem}: the steps could not be compared with reference quantities"
     root, chain = _locate(final, target, matcher, set(at.forward))
     root, finding = _finding(root, chain, matcher, at.forward)
-    slip = Slip(root.file, root.line, root.source, finding, own=root is _resolve(final))
+    slip = Slip(root.file, root.line, root.source, finding, own=root is _resolve(final),
+                elsewhere=os.path.abspath(root.file) != _gradients_file(derivation, at.traced.file))
     reason = "the trace was cut after its first steps (MAX_TRACE_STEPS)" if at.traced.cut else None
     return slip, _steps(final, matcher, chain), reason
+
+
+def _gradients_file(derivation: Derivation, traced: str) -> str:
+    """The file the derivation's gradients are written in: the user's function an adapter stands for (its
+    ``__wrapped__``), else the traced code's."""
+    fn = derivation.gradients
+    if derivation.torch_function is not None:
+        fn = getattr(derivation.torch_function, "backward", fn)
+    code = getattr(inspect.unwrap(fn), "__code__", None) if callable(fn) else None
+    return os.path.abspath(traced if code is None else code.co_filename)
 
 
 def _resolve(step: Step) -> Step:
@@ -135,6 +156,10 @@ def _locate(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
     """The slip behind ``step`` (whose value should be ``target``), and the chain of steps followed, each with its target."""
     chain: dict[Step, Ref] = {}
     while True:
+        named = _renamed(step, target, m, seen)
+        if named is not None:
+            chain[named] = target
+            return named, chain
         step = _resolve(step)
         chain[step] = target
         seen.add(id(step))
@@ -149,10 +174,12 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
     equal no gradient are tried first; one that equals a forward value may still be a gradient with a slip that
     makes it equal a value by chance (2 · (Y_pred − Y) / N at N = 2 is Y_pred − Y), so it is tried after them,
     with gradients in its place only, as they are (not rescaled)."""
+    if _left_unchanged(step, target, m):
+        return None
     candidates = []
     for name, read in step.inputs.items():
         inp = _resolve(read)
-        if inp.kind == INPUT or id(inp) in seen:
+        if inp.kind == INPUT or id(inp) in seen or inp.mask:
             continue
         here = m.right(inp.value, inp.name)
         if here is None:
@@ -172,7 +199,63 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
                 scaled = value.times(1 / c)
                 if m.same(rerun(step, {name: scaled.array}), target.array, target.error):
                     return inp, scaled
+    return _together(step, target, m, seen) or _wrong_mask(step, target, m, seen)
+
+
+def _wrong_mask(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, Ref] | None:
+    """A boolean mask made by a line of the gradients (``mask = window == np.min(window)``) that selects an entry
+    whose share lands where the target is 0: that line is followed, its target the mask of the entries whose
+    share lands where the target is not 0. An entry's share is what ``step`` gives with that entry alone set, less
+    what it gives with none (the mask's entries taken one at a time, as many reruns as MAX_SUBSTITUTES at most)."""
+    for name, read in step.inputs.items():
+        inp = _resolve(read)
+        if not inp.mask or inp.kind != ASSIGN or id(inp) in seen or not 0 < inp.value.size <= MAX_SUBSTITUTES:
+            continue
+        base = rerun(step, {name: np.zeros_like(inp.value)})
+        if base is None or base.shape != target.array.shape:
+            continue
+        meant = np.zeros_like(inp.value)
+        for k in range(inp.value.size):
+            one = np.zeros_like(inp.value)
+            one.flat[k] = 1.0
+            share = rerun(step, {name: one})
+            if share is None or share.shape != base.shape:
+                break
+            lands = (share - base) != 0
+            meant.flat[k] = float(np.any(lands) and not m.same(np.where(lands, 0.0, target.array), target.array, target.error))
+        else:
+            if not np.array_equal(meant, inp.value) and np.any(inp.value > meant):
+                return inp, Ref(f"the mask of {target.label}'s nonzero entries", meant, grad=False)
     return None
+
+
+def _left_unchanged(step: Step, target: Ref, m: Matcher) -> bool:
+    """Whether ``step`` is an in-place write that left its array as it was (``dx /= 1`` where ``dx /= N`` belongs)
+    while a sign, factor or transpose of its target: the write is the slip, not the line before it, whose value it
+    hands on unchanged."""
+    before = step.inputs.get(step.name)
+    if not writes_into(step) or before is None or not np.array_equal(_resolve(before).value, step.value):
+        return False
+    rel = m.relation(step.value, target)
+    return rel is not None and rel.simple and not rel.identity
+
+
+def _together(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, Ref] | None:
+    """Where no one input alone makes ``step`` right: the wrong inputs whose names say which gradient they hold
+    (``di``, ``df``, ``dg``, wrong from one earlier line), given those gradients together. Where that makes ``step``
+    give its target, the earliest of them is followed, with the gradient its name says."""
+    named = []
+    for name, read in step.inputs.items():
+        inp = _resolve(read)
+        if inp.kind == INPUT or id(inp) in seen or inp.mask or m.right(inp.value, inp.name) is not None:
+            continue
+        meant = m.intended(inp.name)
+        if meant is not None and meant.array.shape == inp.value.shape:
+            named.append((name, inp, meant))
+    if len(named) < 2 or not m.same(rerun(step, {name: meant.array for name, _, meant in named}), target.array, target.error):
+        return None
+    _, inp, meant = min(named, key=lambda n: n[1].order)
+    return inp, meant
 
 
 def _corrections(inp: Step, m: Matcher) -> Iterator[Ref]:
@@ -201,6 +284,10 @@ def _finding(step: Step, chain: dict[Step, Ref], m: Matcher, forward: frozenset[
         return at, text
     if rel is not None or _missing_sum(step.value, target, m) is not None:
         return step, _wrong(step.value, target, m)
+    if step.kind == ALIAS:  # a name given to a value right as another quantity (``_renamed``)
+        here = m.right(step.value)
+        if here is not None:
+            return step, f"is {here.ref.label} where {target.label} belongs"
     related = _related_on_the_way(step, chain, m)
     if related is not None:
         return related, _wrong(related.value, chain[related], m)
@@ -269,6 +356,8 @@ def _substituted(step: Step, target: Ref, m: Matcher, forward: frozenset[int]) -
                 continue
             if not m.same(rerun(step, {name: other.array}), target.array, target.error):
                 continue
+            if _misnamed(read, other, m, forward):
+                return read, f"is {here.ref.label} where {other.label} belongs", other
             movable = inp.kind == ASSIGN and id(inp) not in forward
             if movable and writes_into(inp):
                 return inp, f"is {here.ref.label} where {other.label} belongs", other
@@ -277,6 +366,39 @@ def _substituted(step: Step, target: Ref, m: Matcher, forward: frozenset[int]) -
                 return inp, "is " + rel.text(), other
             return step, f": {here.ref.label} used where {other.label} belongs", other
     return None
+
+
+def _misnamed(read: Step, other: Ref, m: Matcher, forward: frozenset[int] | set[int]) -> bool:
+    """Whether ``read`` is a name given to another name's value (``dx_hat = dout``) that says it holds ``other``,
+    the quantity that belongs where it is read: that line is the slip where the value is right as another."""
+    if read.kind != ALIAS or id(read) in forward:
+        return False
+    try:
+        (stmt,) = ast.parse(read.source).body
+    except (SyntaxError, ValueError):
+        return False
+    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(stmt.value, ast.Name)):
+        return False
+    meant = m.intended(read.name)
+    return meant is not None and meant.name == other.name and other.scale == 1.0
+
+
+def _renamed(step: Step, target: Ref, m: Matcher, seen: set[int]) -> Step | None:
+    """The name given to a value that is right as another quantity (``dprev_c = dc``, ``dbeta = dout``) on the way
+    from ``step`` to the step that made its value, where the name says it holds ``target``: that line is the slip."""
+    while True:
+        handed = passes_through(step)
+        if handed is not None and handed.kind != INPUT:
+            step = handed
+            continue
+        if step.kind != ALIAS or step.alias is None:
+            return None
+        made = _resolve(step)
+        if _misnamed(step, target, m, seen) and not m.same(step.value, target.array, target.error):
+            if m.right(made.value, None if made.kind == INPUT else made.name) is not None:
+                return step
+        step = step.alias
 
 
 def _ancestors(final: Step) -> list[Step]:
@@ -298,6 +420,7 @@ NOT_COMPARED = "not compared"
 def _steps(final: Step, m: Matcher, chain: dict[Step, Ref]) -> list[TraceStep]:
     """The derivation trace of one gradient: the steps its value was computed from, each marked."""
     steps = _ancestors(final)
+    steps = sorted([*steps, *(s for s in chain if s not in steps)], key=lambda s: s.order)  # a name the slip is at
     if len(steps) > MAX_TRACE_SHOWN:
         keep = {id(s) for s in chain} | {id(s) for s in steps[-MAX_TRACE_SHOWN:]}
         steps = [s for s in steps if id(s) in keep][-MAX_TRACE_SHOWN:]

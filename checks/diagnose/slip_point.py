@@ -7,6 +7,9 @@ it reads only forward steps (the parameters, data and hyperparameters; not the u
 backward is given), its variable does not name a gradient (``grad_h``, ``dW``), and, for a scalar objective
 (where every gradient is computed from the parameters alone), its value equals a forward value and no gradient.
 So ``Z = X @ W`` or ``x, w = cache`` is never blamed for a wrong ``dY`` however its shape happens to fit.
+A boolean mask a layer's backward makes from the forward's values (``mask = window == np.max(window)``) is the
+backward's own choice of the entries a gradient reaches, not a value of the forward: it stays a candidate (judged
+by where the shares of its entries land, ``slip._wrong_mask``) unless it equals a forward value.
 
 At a counterexample whose dims are all 1 every local has the shape of every parameter, and a value equals
 another by chance; ``probe`` gives the point at other sizes (evidence.other_sizes: each dim distinct) where
@@ -132,7 +135,7 @@ def _forward_steps(steps: Sequence[Step], m: Matcher, derivation: Derivation) ->
         elif s.kind == ENTRY or m.intended(s.name) is not None or not all(id(i) in out for i in s.inputs.values()):
             forward = False
         else:
-            forward = derivation.is_layer or m.is_value(s.value)
+            forward = (derivation.is_layer and not s.mask) or m.is_value(s.value)
         if forward:
             out.add(id(s))
     return frozenset(out)

@@ -32,13 +32,17 @@ INPUT, ASSIGN, ENTRY, ALIAS = "input", "assign", "entry", "alias"
 
 
 def as_float(value: Any) -> np.ndarray | None:
-    """A float64 copy of a NumPy array or torch tensor, or None for anything else."""
+    """A float64 copy of a NumPy array or torch tensor (a boolean mask as 0 and 1), or None for anything else."""
     if isinstance(value, np.ndarray):
-        return np.array(value, dtype=np.float64, copy=True) if value.dtype.kind in "fiu" else None
+        return np.array(value, dtype=np.float64, copy=True) if value.dtype.kind in "fiub" else None
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor) and value.is_floating_point():
         return value.detach().cpu().numpy().astype(np.float64, copy=True)
     return None
+
+
+def _boolean(value: Any) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype == np.bool_
 
 
 def _copy(value: Any) -> Any:
@@ -66,6 +70,7 @@ class Step:
     env: dict[str, Any] | None = None
     globals: dict[str, Any] | None = None
     order: int = 0
+    mask: bool = False  # a boolean NumPy array (its value: 0 and 1)
 
 
 class _Source:
@@ -234,7 +239,7 @@ class Tracer:
                 self._add(Step(ALIAS, state.src.file, state.line, name, state.src.segment(state.node), value, alias=made), obj)
                 continue
             step = Step(ASSIGN, state.src.file, state.line, name, state.src.segment(state.node), value, dict(state.reads),
-                        node=state.node, env=state.env, globals=frame.f_globals)
+                        node=state.node, env=state.env, globals=frame.f_globals, mask=_boolean(obj))
             self._add(step, obj)
         state.node = None
 

@@ -8,6 +8,7 @@ JSON schema (``REPORT_VERSION``), documented in the README:
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from enum import StrEnum
@@ -237,11 +238,13 @@ class Slip:
     finding: str  # what is wrong there: "is −1 × ∂f/∂Y_pred", ": ∂f/∂s used where ∂f/∂h belongs"
     own: bool = False  # the line computes this gradient's returned value itself (it does not inherit the slip)
     inherited_by: list[str] = field(default_factory=list)  # the failing gradients that inherit it
+    elsewhere: bool = False  # the line is in another file than the derivation's gradients: the sentence names it
 
     @property
     def sentence(self) -> str:
         gap = "" if self.finding.startswith(":") else " "
-        text = f"line {self.line} `{self.source}`{gap}{self.finding}"
+        where = f" of {os.path.basename(self.file)}" if self.elsewhere else ""
+        text = f"line {self.line}{where} `{self.source}`{gap}{self.finding}"
         if self.inherited_by:
             names = [f"∂f/∂{p}" for p in self.inherited_by]
             listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
