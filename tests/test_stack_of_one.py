@@ -26,7 +26,7 @@ def test_a_point_is_checked_as_a_stack_of_one(name):
     d = analytic.builtin(name)
     p = a_point(d)
     checked = single.check_point(d, p, mode="exhaustive")
-    rep = single.stack_of_one(d, checked, 0, None)
+    rep = single.stack_of_one(d, p, checked, 0, None)
     assert rep is not None and rep.passed
     assert single.evaluate(d, p).status == rep.status == "pass"
 
@@ -40,7 +40,7 @@ def test_a_forward_that_does_not_vmap_is_checked_alone_with_the_same_verdict():
 
     no_vmap = analytic.Derivation(name="softmax_no_vmap", shapes=d.shapes, forward=forward, gradients=d.gradients, output=d.output)
     p = a_point(no_vmap)
-    assert single.stack_of_one(no_vmap, single.check_point(no_vmap, p, mode="exhaustive"), 0, None) is None
+    assert single.stack_of_one(no_vmap, p, single.check_point(no_vmap, p, mode="exhaustive"), 0, None) is None
     alone, stacked = single.evaluate(no_vmap, p), single.evaluate(d, p)
     assert alone.status == stacked.status == "pass"
     assert alone.evaluations == stacked.evaluations
@@ -52,7 +52,8 @@ def test_stacked_analytic_noise_is_the_per_point_one_bit_for_bit(name):
     d = analytic.builtin(name)
     pts = [a_point(d, 7)] + [draw_point(d, a_point(d, 7).sizes, 70 + j) for j in range(3)]
     stack = Stack(d, [p.params for p in pts], [p.grad_output for p in pts] if d.is_layer else None)
-    auto, sigma = stack.autograd(np.random.default_rng(0), jitters=2, relative=2.0**-28)
+    stack.autograd(np.random.default_rng(0), jitters=2, relative=2.0**-28)
+    auto, sigma = stack.noise()
     grads = [call_gradients(d, p)[0] for p in pts]
     grads[1] = {k: v.astype(np.float32) for k, v in grads[1].items()}  # another precision at one point
     grads[2] = None  # nothing to measure at another
@@ -80,9 +81,10 @@ def test_small_stacked_calls_run_on_one_thread_and_the_count_comes_back():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        checked = single.check_point(counting, a_point(counting), mode="exhaustive")  # NumPy and plain torch calls
+        p = a_point(counting)
+        checked = single.check_point(counting, p, mode="exhaustive")  # NumPy and plain torch calls
         seen.clear()
-        assert single.stack_of_one(counting, checked, 0, None).passed
+        assert single.stack_of_one(counting, p, checked, 0, None, noise=True).passed
         assert seen and set(seen) == {1}  # every batched call of the stack on one thread
         assert torch.get_num_threads() == 2
     finally:

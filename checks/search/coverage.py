@@ -29,7 +29,12 @@ from verigrad.checks.verdict.calls import CARRIED
 class Coverage:
     """Per parameter, over every point the search checked: whether some verdict judged its values, and
     whether some reference entry was finite and not 0 (told apart: a zero reference from an underflowing one),
-    and the most demanding point at which it passed and was judged."""
+    and the most demanding point at which it passed and was judged.
+
+    A gradient that passed with σ = 0 (``GradientReport.remeasure``) has a smaller τ_ex than it would have with σ:
+    its demand and ``judged`` are upper bounds. Such gradients wait (``maybe``, ``pending``) and are measured only
+    where the answer depends on them, in order of their bound: the point shown and the answer to "was it judged"
+    are those σ measured at every point would give."""
 
     judged: set[str] = field(default_factory=set)
     nonzero: set[str] = field(default_factory=set)
@@ -37,20 +42,31 @@ class Coverage:
     modified_in_place: list[str] = field(default_factory=list)  # the arguments the gradients wrote into, at some point
     forward_modified_in_place: list[str] = field(default_factory=list)  # ... and the forward
     global_generators: list[str] = field(default_factory=list)  # the global generators the code drew from
-    #: Per parameter: (demand, entries) of the most demanding judged pass so far, its report and its point.
-    demanding: dict[str, tuple[tuple[float, int], GradientReport, Point | None]] = field(default_factory=dict)
+    #: Per parameter: ((demand, entries), order seen) of the most demanding judged pass so far, its report and its point.
+    demanding: dict[str, tuple[tuple[float, int], int, GradientReport, Point | None]] = field(default_factory=dict)
+    #: Per parameter: passes judged with σ = 0 that may be more demanding than ``demanding``'s, as it is kept.
+    pending: dict[str, list[tuple[tuple[float, int], int, GradientReport, Point | None]]] = field(default_factory=dict)
+    #: Per parameter not yet in ``judged``: gradients that judged it with σ = 0 (with σ, they may not).
+    maybe: dict[str, list[GradientReport]] = field(default_factory=dict)
+    seen: int = 0
 
     def see(self, report: Report, point: Point | None = None) -> None:
         """Count one checked point (``point``: where ``report`` was taken, when the search drew it)."""
         self.points += 1
         carry(self, report)
         for g in report.gradients:
+            self.seen += 1
             if g.status == Status.PASS:
                 self._keep_if_demanding(g, point)
             if g.param in self.judged:
                 continue
             if judged(g):
-                self.judged.add(g.param)
+                if g.remeasure is None:
+                    self.judged.add(g.param)
+                    self.maybe.pop(g.param, None)
+                else:  # some finite reference entry is not 0: what ``nonzero`` records where σ says it was not judged
+                    self.maybe.setdefault(g.param, []).append(g)
+                    self.nonzero.add(g.param)
             elif g.reference is not None:
                 ref = np.asarray(g.reference, dtype=np.float64)
                 if np.any(np.isfinite(ref) & (ref != 0)):
@@ -60,13 +76,37 @@ class Coverage:
         key = (demand(g), g.entries)
         best = self.demanding.get(g.param)
         if (best is None or key > best[0]) and judged(g):  # judged last: it reads the whole reference
-            self.demanding[g.param] = (key, g, point)
+            if g.remeasure is None:
+                self.demanding[g.param] = (key, self.seen, g, point)
+            else:
+                self.pending.setdefault(g.param, []).append((key, self.seen, g, point))
+
+    def was_judged(self, param: str) -> bool:
+        """Whether some point judged ∂f/∂``param``, σ measured where it was not and the answer turns on it."""
+        for g in self.maybe.pop(param, []):
+            if param in self.judged:
+                break
+            measured = g.remeasure()
+            if measured is not None and judged(measured):
+                self.judged.add(param)
+        return param in self.judged
 
     def most_demanding(self, param: str) -> tuple[GradientReport, Point | None] | None:
         """The passing report of ∂f/∂``param`` at the judged point where its error came closest to its threshold,
-        with that point; None when no point judged it passing."""
+        with that point; None when no point judged it passing. The ties go to the first seen."""
+        waiting = sorted(self.pending.pop(param, []), key=lambda c: (c[0], -c[1]), reverse=True)
+        for bound, order, g, point in waiting:
+            best = self.demanding.get(param)
+            if best is not None and (bound, -order) < (best[0], -best[1]):
+                break  # no gradient left can be more demanding: their bounds are below the best measured
+            measured = g.remeasure()
+            if measured is None or measured.status != Status.PASS or not judged(measured):
+                continue
+            key = (demand(measured), measured.entries)
+            if best is None or (key, -order) > (best[0], -best[1]):
+                self.demanding[param] = (key, order, measured, point)
         best = self.demanding.get(param)
-        return None if best is None else best[1:]
+        return None if best is None else best[2:]
 
     def why_not(self, param: str) -> str:
         """The one line saying that nothing of ∂f/∂``param`` could be judged, and why (the view names the gradient)."""
@@ -83,7 +123,7 @@ def mark_unjudged(report: Report, coverage: Coverage) -> None:
     derivation too, unless another gradient failed."""
     lines = []
     for g in report.gradients:
-        if g.status == Status.PASS and g.param not in coverage.judged:
+        if g.status == Status.PASS and not coverage.was_judged(g.param):
             g.status, g.message = Status.ERROR, coverage.why_not(g.param)
             lines.append(f"∂f/∂{g.param}: {g.message}")
     if lines and report.status == Status.PASS:

@@ -26,13 +26,14 @@ Thresholds and their reasons: checks/verdict/thresholds.py; their derivation: do
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from verigrad.checks.report import FAIL, PASS, Blame, GradientReport, Problem
+from verigrad.checks.report import FAIL, NOISE_NOT_NEEDED, PASS, Blame, GradientReport, Problem
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.calls import Unreadable
 from verigrad.reference import FDEstimate
@@ -379,6 +380,22 @@ def explain_non_finite(g: GradientReport) -> None:
     if bad.any():
         g.message = f"gradient of {g.param} contains non-finite values (NaN/inf) at {int(bad.sum())} of {a.size} entries"
         g.problem = Problem.NON_FINITE
+
+
+def clean(g: GradientReport) -> bool:
+    """A passing gradient with nothing to say: no blame, no warning, no kink, nothing decided by finite
+    differences alone. Judged with the rounding noise σ = 0, it is judged the same with any σ: τ_ex only grows
+    with σ, and so does the error model's bound the precision-floor warning compares with."""
+    return g.status == PASS and g.blame is None and not g.warnings and not g.nondifferentiable and not g.decided_by_fd
+
+
+def mark_unmeasured(grads: list[GradientReport], measured: Callable[[], list[GradientReport]]) -> None:
+    """``grads``, judged clean with σ = 0 at one point, say that σ was not needed, and each can give its verdict
+    with σ measured (``GradientReport.remeasure``): ``measured()`` judges them all again, once, when first asked."""
+    again = functools.cache(measured)
+    for g in grads:
+        g.sigma = NOISE_NOT_NEEDED
+        g.remeasure = lambda param=g.param: next((h for h in again() if h.param == param), None)
 
 
 def judged(g: GradientReport) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report import Point, Report
+from verigrad.checks.report import GradientReport, Point, Report
 from verigrad.checks.verdict.before import (
     Checked,
     Prepared,
@@ -25,7 +25,7 @@ from verigrad.checks.verdict.before import (
 )
 from verigrad.checks.verdict.calls import check_inputs, global_draw_notes
 from verigrad.checks.verdict.fd_only import one_namespace
-from verigrad.checks.verdict.judge import refine_where_autograd_disagrees
+from verigrad.checks.verdict.judge import clean, mark_unmeasured, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.checks.verdict.references import fits_one_call, stacked_references
 from verigrad.reference import (
@@ -108,10 +108,13 @@ def _judged(derivation: Derivation, prep: Prepared, fd: Mapping[str, FDEstimate]
     return conclude(prep.rep, prep.started)
 
 
-def stack_of_one(derivation: Derivation, c: Checked, fd_seed: int, progress) -> Report | None:
+def stack_of_one(derivation: Derivation, point: Point, c: Checked, fd_seed: int, progress, *, noise: bool = False) -> Report | None:
     """The verdict at the point from a stack of one (checks/verdict/references.py), as the search's points
     get theirs; None where the stack cannot serve it (``Unstackable``; finite differences beyond one batched
-    call; a batched forward that does not reproduce f in NumPy): the caller checks it alone."""
+    call; a batched forward that does not reproduce f in NumPy): the caller checks it alone.
+
+    Judged with σ = 0 first: where every gradient passes clean, σ cannot change the verdict and is not
+    measured (``noise``: measure it all the same); the gradients say so and can measure it later (``remeasure``)."""
     stack = Stack(derivation, [c.params], [c.grad_output] if derivation.is_layer else None)
     if not fits_one_call(stack, derivation.check):
         return None
@@ -121,13 +124,35 @@ def stack_of_one(derivation: Derivation, c: Checked, fd_seed: int, progress) -> 
         return None
     if not refs.agrees(np.array([c.f0]))[0]:
         return None
-    auto, sigma, fd = refs.at(0)
+    fd = {n: FDEstimate(e.value[0], e.error[0], e.step[0], e.nondifferentiable[0], e.refined[0]) for n, e in refs.fd.items()}
+    at = lambda values: {n: v[0] for n, v in values.items()}
+    judge = lambda sigma: [judge_param(Prepared(**vars(c), auto=at(refs.auto), sigma=sigma), n, fd[n]) for n in derivation.check]
+    grads = None if noise else judge(dict.fromkeys(derivation.check, 0.0))
+    if grads is None or not all(clean(g) for g in grads):
+        try:
+            grads = judge(at(refs.measure_noise()))
+        except Unstackable:
+            return None
+    else:
+        mark_unmeasured(grads, lambda: _measured(derivation, point, refs, judge, fd_seed))
     c.rep.warnings.extend(_notes(derivation, c.analytic, []))  # a parameter the forward ignores is Unstackable
-    evaluations = int(refs.evaluations[0])
+    c.rep.evaluations = int(refs.evaluations[0])
     batches = _batches(derivation, progress)
     if batches is not None:
-        batches(evaluations, 2 * sum(np.size(c.params[n]) for n in derivation.check))
-    return _judged(derivation, Prepared(**vars(c), auto=auto, sigma=sigma), fd, evaluations)
+        batches(c.rep.evaluations, 2 * sum(np.size(c.params[n]) for n in derivation.check))
+    c.rep.gradients.extend(grads)
+    name_graph_cause(derivation, c.params, c.grad_output, c.rep)
+    return conclude(c.rep, c.started)
+
+
+def _measured(derivation: Derivation, point: Point, refs, judge, fd_seed: int) -> list[GradientReport]:
+    """The gradients at ``point`` judged again with σ measured; checked again alone, σ included, where the
+    forward has no double backward (as it was checked before σ waited for a verdict to need it)."""
+    try:
+        with seeded_at(point.seed):
+            return judge({n: v[0] for n, v in refs.measure_noise().items()})
+    except Unstackable:
+        return evaluate(derivation, point, fd_seed=fd_seed, noise=True).gradients
 
 
 def seeded(point: Point, run: Callable[[], Report]) -> Report:
@@ -140,19 +165,20 @@ def seeded(point: Point, run: Callable[[], Report]) -> Report:
     return rep
 
 
-def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu", progress=None) -> Report:
+def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: str = "cpu", progress=None, noise: bool = False) -> Report:
     """Check ``derivation`` at one point with all three witnesses, every entry by finite differences: as a
-    stack of one where it can (``stack_of_one``), else alone (reference.finite_differences). The global
-    generators are seeded from the point's seed before every call of user code (``seeded``)."""
-    return seeded(point, lambda: _evaluate(derivation, point, fd_seed=fd_seed, device=device, progress=progress))
+    stack of one where it can (``stack_of_one``; σ measured where a verdict needs it, or ``noise``), else
+    alone (reference.finite_differences). The global generators are seeded from the point's seed before
+    every call of user code (``seeded``)."""
+    return seeded(point, lambda: _evaluate(derivation, point, fd_seed=fd_seed, device=device, progress=progress, noise=noise))
 
 
-def _evaluate(derivation: Derivation, point: Point, *, fd_seed: int, device: str, progress) -> Report:
+def _evaluate(derivation: Derivation, point: Point, *, fd_seed: int, device: str, progress, noise: bool) -> Report:
     c = check_point(derivation, point, mode="exhaustive")
     if isinstance(c, Report):
         return c
     if device == "cpu":
-        rep = stack_of_one(derivation, c, fd_seed, progress)
+        rep = stack_of_one(derivation, point, c, fd_seed, progress, noise=noise)
         if rep is not None:
             return rep
     prep = with_references(derivation, point, c, seed=fd_seed, device=device)

@@ -14,6 +14,7 @@ text of any message.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -24,7 +25,7 @@ from verigrad.checks.report import ERROR, PASS, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.before import blank_report, error_report, inner_length
 from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, differing, nondeterministic
-from verigrad.checks.verdict.judge import judge_stack
+from verigrad.checks.verdict.judge import clean, judge_stack, mark_unmeasured
 from verigrad.checks.verdict.point import evaluate
 from verigrad.checks.verdict.references import stacked_references
 from verigrad.reference import ForwardError, Stack, Unstackable, forward_value, seeded_at
@@ -71,25 +72,27 @@ def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray]
     return grads, f1
 
 
-def clean(g: GradientReport) -> bool:
-    """A passing gradient with nothing to say: no blame, no warning, no kink, nothing decided by finite
-    differences alone — what the single check would conclude as well."""
-    return g.status == PASS and g.blame is None and not g.warnings and not g.nondifferentiable and not g.decided_by_fd
-
-
 def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, fd_seed: int) -> list[Report | None]:
-    """A passing Report for each point that is clean by the stacked references, None for the others."""
+    """A passing Report for each point that is clean by the stacked references, None for the others. Judged
+    with σ = 0 first; σ is measured for the stack only where some point that could pass is not clean without it."""
     started = time.perf_counter()
     stack = Stack(derivation, [p.params for p in points], None if not derivation.is_layer else [p.grad_output for p in points])
     refs = stacked_references(derivation, stack, [grads for grads, _ in screened], fd_seed)
-    auto, est, sigma = refs.auto, refs.fd, refs.sigma
-    ok = refs.agrees(np.array([f for _, f in screened]))
+    agree = refs.agrees(np.array([f for _, f in screened]))
     total_dims = inner_length(derivation, points[0].sizes)
-    parts: dict[str, list[GradientReport]] = {}
-    for name in derivation.check:
-        a = np.stack([g[name] for g, _ in screened])
-        parts[name] = judge_stack(name, a, auto[name], est[name], sigma[name], total_dims)
-        ok &= np.array([clean(g) for g in parts[name]])
+    a = {name: np.stack([g[name] for g, _ in screened]) for name in derivation.check}
+
+    def judge(sigma) -> tuple[dict[str, list[GradientReport]], np.ndarray]:
+        parts = {name: judge_stack(name, a[name], refs.auto[name], refs.fd[name], sigma[name], total_dims) for name in derivation.check}
+        return parts, agree & np.array([all(clean(g[i]) for g in parts.values()) for i in range(len(points))])
+
+    parts, ok = judge(dict.fromkeys(derivation.check, np.zeros(len(points))))
+    if (ok != agree).any():
+        parts, ok = judge(refs.measure_noise())
+    else:
+        again = functools.cache(lambda: judge(refs.measure_noise())[0])
+        for i, p in enumerate(points):
+            mark_unmeasured([per[i] for per in parts.values()], functools.partial(_measured, derivation, p, again, i, fd_seed))
     each = (time.perf_counter() - started) / len(points)
     out: list[Report | None] = []
     for i, p in enumerate(points):
@@ -103,6 +106,17 @@ def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, 
         rep.duration_s = each
         out.append(rep)
     return out
+
+
+def _measured(derivation: Derivation, point: Point, again, i: int, fd_seed: int) -> list[GradientReport]:
+    """Point ``i``'s gradients judged again with the stack's σ (``again()``, measured once); checked again alone,
+    σ included, where the forward has no double backward (as the stack's points were checked before)."""
+    try:
+        with seeded_at(point.seed):
+            parts = again()
+    except Unstackable:
+        return evaluate(derivation, point, fd_seed=fd_seed, noise=True).gradients
+    return [per[i] for per in parts.values()]
 
 
 def evaluate_group(
