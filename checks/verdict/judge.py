@@ -27,7 +27,7 @@ Thresholds and their reasons: checks/verdict/thresholds.py; their derivation: do
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -328,6 +328,57 @@ def judge_stack(
     return out
 
 
+def judge_stacks(params: Sequence[tuple[str, np.ndarray, np.ndarray, FDEstimate, Any]], total_dims: int) -> list[list[GradientReport]]:
+    """``judge_stack`` of several parameters at the same k points (``params``: (name, a, auto, fd, sigma) each, ``a``
+    admitted and in float64), the entries of all of them in one vectorised pass: a parameter whose every entry is
+    plain (finite, differentiable, ok) takes its numbers from that pass, the same numbers ``judge_entries`` gives;
+    any other is judged alone by ``judge_stack``."""
+    k = params[0][2].shape[0]
+    sizes = [t[0].size for _, _, t, _, _ in params]
+    fused = [i for i, m in enumerate(sizes) if m > 0]
+    out: list[list[GradientReport] | None] = [None] * len(params)
+    if fused:
+        flat = lambda get: np.concatenate([np.asarray(get(params[i]), dtype=np.float64).reshape(k, -1) for i in fused], axis=1)
+        a, auto, d, err = flat(lambda p: p[1]), flat(lambda p: p[2]), flat(lambda p: p[3].value), flat(lambda p: p[3].error)
+        nd = np.concatenate([np.asarray(params[i][3].nondifferentiable, dtype=bool).reshape(k, -1) for i in fused], axis=1)
+        m = [sizes[i] for i in fused]
+        starts = np.cumsum([0, *m[:-1]])
+        finite = np.isfinite(auto)
+        sigma_live = np.stack([np.max(np.asarray(params[i][4], dtype=np.float64).reshape(k, -1), axis=1, initial=0.0) for i in fused], axis=1)
+        with np.errstate(invalid="ignore"):
+            scale = np.maximum.reduceat(np.where(finite, np.abs(auto), 0.0), starts, axis=1)
+            model, least = tol.exact_bound(sigma_live, tol.U64, total_dims, scale), precision_floor(tol.U64, scale)
+            tau = np.maximum(model, least)
+            tau_full = np.repeat(tau, m, axis=1)
+            thr = tol.K_FD * err + tau_full
+            gap = np.abs(a - auto)
+            ok = finite & ~nd & (gap <= tau_full) & (np.abs(auto - d) <= thr)
+        plain = np.logical_and.reduceat(ok, starts, axis=1).all(axis=0)
+        below = np.where(least > model, model, np.inf)
+        for j, i in enumerate(fused):
+            if not plain[j]:
+                continue
+            name, a_i, t_i, fd_i, _ = params[i]
+            lo, hi, shape = starts[j], starts[j] + m[j], t_i.shape
+            part = lambda x, lo=lo, hi=hi, shape=shape: x[:, lo:hi].reshape(shape)
+            e = Entries(
+                verdict=np.zeros(shape, dtype=np.int8),
+                reference=t_i,
+                finite_t=part(finite),
+                nondiff=part(nd),
+                kink_agrees=part(nd),
+                err=part(gap),
+                tau=tau[:, j],
+                thr_fd=part(thr),
+                scale=scale[:, j],
+                plain=True,
+                model=below[:, j],
+                u_a=tol.U64,
+            )
+            out[i] = _plain_summaries(name, a_i, e, fd_i.nondifferentiable)
+    return [got if got is not None else judge_stack(*params[i][:4], params[i][4], total_dims) for i, got in enumerate(out)]
+
+
 def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientReport | None, list[str]]:
     """Whether the returned gradient can be compared entry by entry: (a failing report if not, warnings)."""
     fail = lambda message, problem: GradientReport(param=param, status=FAIL, blame=Blame.ANALYTIC, message=message, problem=problem)
@@ -352,23 +403,42 @@ def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientRe
 
 
 def judge_point(param: str, analytic: Any, auto: np.ndarray, fd: FDEstimate, sigma: Any, total_dims: int) -> GradientReport:
-    """The verdict on ``param`` at one point: ``judge_stack`` for a stack of one, after ``admit``."""
-    refused, warnings = admit(param, analytic, auto.shape)
-    if refused is not None:
-        refused.entries = int(auto.size)
-        refused.reference = np.where(np.isfinite(auto), auto, fd.value)
-        refused.nondiff_mask = fd.nondifferentiable
-        if refused.problem is not Problem.MISSING and not isinstance(analytic, Unreadable):
-            refused.analytic, refused.dtype = np.asarray(analytic), str(np.asarray(analytic).dtype)
-        return refused
-    raw = np.asarray(analytic)
-    one = FDEstimate(*(np.asarray(v)[None] for v in (fd.value, fd.error, fd.step, fd.nondifferentiable, fd.refined)))
-    sig = np.asarray(sigma, dtype=np.float64)
-    g = judge_stack(param, raw.astype(np.float64)[None], auto[None], one, sig[None], total_dims, precision_of(raw))[0]
-    g.analytic, g.dtype, g.nondiff_mask = raw, str(raw.dtype), fd.nondifferentiable
-    g.warnings[:0] = warnings
-    explain_non_finite(g)
-    return g
+    """The verdict on ``param`` at one point: ``judge_at_point`` of one parameter."""
+    return judge_at_point([(param, analytic, auto, fd, sigma)], total_dims)[0]
+
+
+def judge_at_point(params: Sequence[tuple[str, Any, np.ndarray, FDEstimate, Any]], total_dims: int) -> list[GradientReport]:
+    """The verdict on each parameter at one point (``params``: (name, analytic, auto, fd, sigma) each): ``admit``,
+    then ``judge_stacks`` of the float64 gradients at a stack of one, ``judge_stack`` of those in another precision."""
+    out: list[GradientReport | None] = [None] * len(params)
+    fused, raws = [], {}
+    for i, (param, analytic, auto, fd, sigma) in enumerate(params):
+        refused, warnings = admit(param, analytic, auto.shape)
+        if refused is not None:
+            refused.entries = int(auto.size)
+            refused.reference = np.where(np.isfinite(auto), auto, fd.value)
+            refused.nondiff_mask = fd.nondifferentiable
+            if refused.problem is not Problem.MISSING and not isinstance(analytic, Unreadable):
+                refused.analytic, refused.dtype = np.asarray(analytic), str(np.asarray(analytic).dtype)
+            out[i] = refused
+            continue
+        raw = np.asarray(analytic)
+        raws[i] = raw, warnings
+        one = FDEstimate(*(np.asarray(v)[None] for v in (fd.value, fd.error, fd.step, fd.nondifferentiable, fd.refined)))
+        stacked = (param, raw.astype(np.float64)[None], auto[None], one, np.asarray(sigma, dtype=np.float64)[None])
+        if precision_of(raw) == tol.U64:
+            fused.append((i, stacked))
+        else:
+            out[i] = judge_stack(*stacked, total_dims, precision_of(raw))[0]
+    if fused:
+        for (i, _), got in zip(fused, judge_stacks([p for _, p in fused], total_dims), strict=True):
+            out[i] = got[0]
+    for i, (raw, warnings) in raws.items():
+        g = out[i]
+        g.analytic, g.dtype, g.nondiff_mask = raw, str(raw.dtype), params[i][3].nondifferentiable
+        g.warnings[:0] = warnings
+        explain_non_finite(g)
+    return out
 
 
 def explain_non_finite(g: GradientReport) -> None:

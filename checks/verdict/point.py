@@ -25,7 +25,7 @@ from verigrad.checks.verdict.before import (
 )
 from verigrad.checks.verdict.calls import check_inputs, global_draw_notes
 from verigrad.checks.verdict.fd_only import one_namespace
-from verigrad.checks.verdict.judge import clean, mark_unmeasured, refine_where_autograd_disagrees
+from verigrad.checks.verdict.judge import clean, judge_at_point, mark_unmeasured, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
 from verigrad.checks.verdict.references import fits_one_call, stacked_references
 from verigrad.reference import (
@@ -126,7 +126,7 @@ def stack_of_one(derivation: Derivation, point: Point, c: Checked, fd_seed: int,
         return None
     fd = {n: FDEstimate(e.value[0], e.error[0], e.step[0], e.nondifferentiable[0], e.refined[0]) for n, e in refs.fd.items()}
     at = lambda values: {n: v[0] for n, v in values.items()}
-    judge = lambda sigma: [judge_param(Prepared(**vars(c), auto=at(refs.auto), sigma=sigma), n, fd[n]) for n in derivation.check]
+    judge = lambda sigma: _judge_all(derivation, c, at(refs.auto), sigma, fd)
     grads = None if noise else judge(dict.fromkeys(derivation.check, 0.0))
     if grads is None or not all(clean(g) for g in grads):
         try:
@@ -143,6 +143,15 @@ def stack_of_one(derivation: Derivation, point: Point, c: Checked, fd_seed: int,
     c.rep.gradients.extend(grads)
     name_graph_cause(derivation, c.params, c.grad_output, c.rep)
     return conclude(c.rep, c.started)
+
+
+def _judge_all(derivation: Derivation, c: Checked, auto, sigma, fd: Mapping[str, FDEstimate]) -> list[GradientReport]:
+    """Every checked gradient judged at the point: together (judge.judge_at_point), or each failing where
+    the gradients raised."""
+    if c.raised is not None:
+        prep = Prepared(**vars(c), auto=auto, sigma=sigma)
+        return [judge_param(prep, n, fd[n]) for n in derivation.check]
+    return judge_at_point([(n, c.analytic.get(n), auto[n], fd[n], sigma[n]) for n in derivation.check], c.total_dims)
 
 
 def _measured(derivation: Derivation, point: Point, refs, judge, fd_seed: int) -> list[GradientReport]:

@@ -25,7 +25,7 @@ from verigrad.checks.report import ERROR, PASS, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.before import blank_report, error_report, inner_length
 from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, differing, nondeterministic
-from verigrad.checks.verdict.judge import clean, judge_stack, mark_unmeasured
+from verigrad.checks.verdict.judge import clean, judge_stacks, mark_unmeasured
 from verigrad.checks.verdict.point import evaluate
 from verigrad.checks.verdict.references import stacked_references
 from verigrad.reference import ForwardError, Stack, Unstackable, forward_value, seeded_at
@@ -83,7 +83,9 @@ def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, 
     a = {name: np.stack([g[name] for g, _ in screened]) for name in derivation.check}
 
     def judge(sigma) -> tuple[dict[str, list[GradientReport]], np.ndarray]:
-        parts = {name: judge_stack(name, a[name], refs.auto[name], refs.fd[name], sigma[name], total_dims) for name in derivation.check}
+        names = list(derivation.check)
+        judged = judge_stacks([(n, a[n], refs.auto[n], refs.fd[n], sigma[n]) for n in names], total_dims)
+        parts = dict(zip(names, judged, strict=True))
         return parts, agree & np.array([all(clean(g[i]) for g in parts.values()) for i in range(len(points))])
 
     parts, ok = judge(dict.fromkeys(derivation.check, np.zeros(len(points))))
