@@ -28,7 +28,7 @@ from verigrad.checks.verdict.calls import call_gradients, changed_in_place, chec
 from verigrad.checks.verdict.judge import clean, judge_stacks, mark_unmeasured
 from verigrad.checks.verdict.point import evaluate
 from verigrad.checks.verdict.references import stacked_references
-from verigrad.reference import ForwardError, Stack, Unstackable, forward_value, seeded_at
+from verigrad.reference import U64, ForwardError, Stack, Unstackable, forward_value, seeded_at
 
 
 def screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | str | None:
@@ -84,7 +84,7 @@ def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, 
 
     def judge(sigma) -> tuple[dict[str, list[GradientReport]], np.ndarray]:
         names = list(derivation.check)
-        judged = judge_stacks([(n, a[n], refs.auto[n], refs.fd[n], sigma[n]) for n in names], total_dims)
+        judged = judge_stacks([(n, a[n], refs.auto[n], refs.fd[n], sigma[n], U64) for n in names], total_dims)
         parts = dict(zip(names, judged, strict=True))
         return parts, agree & np.array([all(clean(g[i]) for g in parts.values()) for i in range(len(points))])
 
