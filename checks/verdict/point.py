@@ -101,11 +101,12 @@ def _batches(derivation: Derivation, progress) -> Callable[[int, int], None] | N
     return lambda done, planned: progress(label, done, planned, "forward evaluations")
 
 
-def _judged(derivation: Derivation, prep: Prepared, fd: Mapping[str, FDEstimate], evaluations: int) -> Report:
-    prep.rep.evaluations = evaluations
-    prep.rep.gradients.extend(judge_param(prep, name, fd[name]) for name in derivation.check)
-    name_graph_cause(derivation, prep.params, prep.grad_output, prep.rep)
-    return conclude(prep.rep, prep.started)
+def _judged(derivation: Derivation, c: Checked, grads: list[GradientReport], evaluations: int) -> Report:
+    """The report at the point from its gradients' verdicts."""
+    c.rep.evaluations = evaluations
+    c.rep.gradients.extend(grads)
+    name_graph_cause(derivation, c.params, c.grad_output, c.rep)
+    return conclude(c.rep, c.started)
 
 
 def stack_of_one(derivation: Derivation, point: Point, c: Checked, fd_seed: int, progress, *, noise: bool = False) -> Report | None:
@@ -136,13 +137,11 @@ def stack_of_one(derivation: Derivation, point: Point, c: Checked, fd_seed: int,
     else:
         mark_unmeasured(grads, lambda: _measured(derivation, point, refs, judge, fd_seed))
     c.rep.warnings.extend(_notes(derivation, c.analytic, []))  # a parameter the forward ignores is Unstackable
-    c.rep.evaluations = int(refs.evaluations[0])
+    evaluations = int(refs.evaluations[0])
     batches = _batches(derivation, progress)
     if batches is not None:
-        batches(c.rep.evaluations, 2 * sum(np.size(c.params[n]) for n in derivation.check))
-    c.rep.gradients.extend(grads)
-    name_graph_cause(derivation, c.params, c.grad_output, c.rep)
-    return conclude(c.rep, c.started)
+        batches(evaluations, 2 * sum(np.size(c.params[n]) for n in derivation.check))
+    return _judged(derivation, c, grads, evaluations)
 
 
 def _judge_all(derivation: Derivation, c: Checked, auto, sigma, fd: Mapping[str, FDEstimate]) -> list[GradientReport]:
@@ -200,4 +199,4 @@ def _evaluate(derivation: Derivation, point: Point, *, fd_seed: int, device: str
         fd = finite_differences(derivation, prep.params, prep.grad_output, refine=refine, seed=fd_seed, evaluator=ev, progress=batches)
     except ForwardError as e:
         return error_report(prep.rep, str(e), prep.started)
-    return _judged(derivation, prep, fd.gradients, fd.evaluations)
+    return _judged(derivation, prep, _judge_all(derivation, prep, prep.auto, prep.sigma, fd.gradients), fd.evaluations)
