@@ -47,6 +47,7 @@ import speed  # the same points and derivations as the speed table
 #: The references, the same in both measurements:
 REFERENCES = (
     ("autograd (one vmapped forward, one backward)", Stack, "autograd"),
+    ("autograd and σ_t in one call (the search's stacks)", Stack, "autograd_with_noise"),
     ("σ_t where a verdict needs it (vmapped forward of the jittered copies, backward, double backward)", Stack, "noise"),
     ("torch autograd engine (backward, double backward)", torch.autograd, "grad"),
     ("σ_a where a verdict needs it (the hand-derived gradients at the jittered copies)", references, "stacked_analytic_noise"),

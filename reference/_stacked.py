@@ -100,10 +100,9 @@ class Stack:
             raise Unstackable("the vmapped forward does not give one float64 value per row")
         return f.reshape(rows), sg
 
-    def autograd(self, rng: np.random.Generator, *, jitters: int, relative: float) -> dict[str, np.ndarray]:
-        """∂f/∂param for every point, stacked (reference.autograd_gradients): one vmapped forward of the K
-        points and one backward. The jittered copies σ_t is measured at are drawn here, from ``rng`` as
-        ever, so that what ``rng`` gives next does not depend on whether ``noise`` is called."""
+    def _draw(self, rng: np.random.Generator, jitters: int, relative: float) -> None:
+        """The jittered copies σ_t is measured at, drawn from ``rng`` whether σ_t is measured or not: what
+        ``rng`` gives next (the finite differences' jitter) is the same either way."""
         k, j = self.k, jitters
         moved, steps = {}, {}
         for n, v in self.x.items():
@@ -115,6 +114,16 @@ class Stack:
             g_jit = self.g + self.g * relative * rng.uniform(-1, 1, (j, *self.g.shape))
             g_moved, g_step = g_jit.reshape(j * k, *self.g.shape[1:]), (g_jit - self.g).reshape(j * k, *self.g.shape[1:])
         self._jittered = (j, moved, steps, g_moved, g_step)
+
+    def autograd_with_noise(self, rng: np.random.Generator, *, jitters: int, relative: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(∂f/∂param, σ_t per entry) for every point, stacked, from one call (``noise``): where σ is wanted anyway."""
+        self._draw(rng, jitters, relative)
+        return self.noise()
+
+    def autograd(self, rng: np.random.Generator, *, jitters: int, relative: float) -> dict[str, np.ndarray]:
+        """∂f/∂param for every point, stacked (reference.autograd_gradients): one vmapped forward of the K
+        points and one backward. The copies ``noise`` measures σ_t at are drawn here."""
+        self._draw(rng, jitters, relative)
         leaves = [torch.from_numpy(self.x[n]).requires_grad_(True) for n in self.names]
         g_leaf = None if self.g is None else torch.from_numpy(self.g)
         with serial_if_small(self.k * self._total):
@@ -167,9 +176,13 @@ class Stack:
         steps of the jittered rows (one double backward)."""
         k = self.k
         f, _ = self._vmapped([*leaves, g_leaf])
+        if not f.requires_grad:
+            raise Unstackable("the forward does not depend on the parameters")
         wrt = leaves + ([g_leaf] if g_leaf is not None else [])
         try:
             grads = torch.autograd.grad(f.sum(), wrt, create_graph=True, allow_unused=True)
+            if any(gr is None for gr in grads[: len(leaves)]):
+                raise Unstackable("the forward does not use every parameter")
             pairs = [(gr[k:], torch.from_numpy(steps[n])) for n, gr in zip(self.names, grads, strict=False)]
             if g_leaf is not None and grads[-1] is not None:
                 pairs.append((grads[-1][k:], torch.from_numpy(g_step)))
@@ -177,6 +190,8 @@ class Stack:
             live = [(gr, s) for gr, s in pairs if gr.requires_grad]
             inner = torch.dot(torch.cat([gr.reshape(-1) for gr, _ in live]), torch.cat([s.reshape(-1) for _, s in live])) if live else torch.zeros(())
             hv = torch.autograd.grad(inner, leaves, allow_unused=True) if inner.requires_grad else [None] * len(leaves)
+        except Unstackable:
+            raise
         except Exception as e:  # user code: the forward's graph (no double backward through some op, a custom backward)
             raise Unstackable(f"autograd through the vmapped forward failed: {e}") from e
         return grads, hv

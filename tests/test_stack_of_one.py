@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from verigrad import analytic
+from verigrad import analytic, check
+from verigrad.checks.report import NOISE_NOT_NEEDED
 from verigrad.checks.search import draw_point
 from verigrad.checks.verdict import point as single
 from verigrad.checks.verdict.calls import call_gradients
@@ -45,6 +46,38 @@ def test_a_forward_that_does_not_vmap_is_checked_alone_with_the_same_verdict():
     assert alone.status == stacked.status == "pass"
     assert alone.evaluations == stacked.evaluations
     assert [g.param for g in alone.gradients] == [g.param for g in stacked.gradients]
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_noise_is_measured_only_where_a_verdict_needs_it(name):
+    """A point where every entry passes with σ = 0 is reported with the threshold applied and σ "not needed"; the
+    same point with σ measured passes with the looser threshold and the same figures, and ``remeasure`` gives it."""
+    d = analytic.builtin(name)
+    p = a_point(d)
+    lazy, measured = single.evaluate(d, p), single.evaluate(d, p, noise=True)
+    assert lazy.status == measured.status == "pass"
+    for g, m in zip(lazy.gradients, measured.gradients, strict=True):
+        assert g.sigma == NOISE_NOT_NEEDED and m.sigma is None and m.remeasure is None
+        assert lazy.to_dict()["gradients"][lazy.gradients.index(g)]["sigma"] == "not needed"
+        assert g.threshold["analytic_vs_autograd"] <= m.threshold["analytic_vs_autograd"]
+        assert (g.max_abs_err, g.worst_index, g.analytic_value, g.reference_value) == (
+            m.max_abs_err,
+            m.worst_index,
+            m.analytic_value,
+            m.reference_value,
+        )
+        again = g.remeasure()
+        assert again.threshold == m.threshold and again.sigma is None
+
+
+def test_a_point_that_needs_noise_measures_it():
+    """Saturated sigmoid units: σ_a of s ⊙ (1 − s) is what lets the correct gradient pass (docs/tolerances.md §4)."""
+    d = analytic.builtin("two_layer_sigmoid")
+    p = a_point(d)
+    hot = {**p.params, "W1": p.params["W1"] * 60.0}
+    rep = check(d, at=hot)
+    assert rep.passed
+    assert any(g.sigma is None for g in rep.gradients)  # some gradient needed σ: it was measured for all of them
 
 
 @pytest.mark.parametrize("name", CORE)

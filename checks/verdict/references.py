@@ -67,10 +67,16 @@ def stacked_references(
     stack: Stack,
     analytic: Sequence[Mapping[str, Any] | None],
     fd_seed: int,
+    *,
+    noise: bool = False,
 ) -> StackedReferences:
     """The references at the points of ``stack``; ``analytic[i]``: the hand-derived gradients at point i
-    (None when there are none to measure σ_a of), whose rounding noise joins autograd's in σ when measured."""
+    (None when there are none to measure σ_a of), whose rounding noise joins autograd's in σ when measured:
+    with ``noise``, at once (one autograd call for both), else when first asked (``measure_noise``)."""
     rng = np.random.default_rng(fd_seed)
-    auto = stack.autograd(rng, jitters=tol.AUTOGRAD_JITTERS, relative=tol.NOISE_JITTER)
-    est, noise, f0 = stack.finite_differences(list(derivation.check), refine_where_autograd_disagrees(auto), rng)
-    return StackedReferences(auto, est, noise, f0, stack.evaluations, stack, analytic)
+    at = {"jitters": tol.AUTOGRAD_JITTERS, "relative": tol.NOISE_JITTER}
+    auto, sigma = stack.autograd_with_noise(rng, **at) if noise else (stack.autograd(rng, **at), None)
+    if sigma is not None:
+        stacked_analytic_noise(derivation, sigma, analytic, stack.probes, auto)
+    est, eps, f0 = stack.finite_differences(list(derivation.check), refine_where_autograd_disagrees(auto), rng)
+    return StackedReferences(auto, est, eps, f0, stack.evaluations, stack, analytic, sigma)

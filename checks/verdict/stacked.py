@@ -14,18 +14,17 @@ text of any message.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report import ERROR, PASS, GradientReport, Point, Report
+from verigrad.checks.report import ERROR, PASS, Point, Report
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.before import blank_report, error_report, inner_length
 from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, differing, nondeterministic
-from verigrad.checks.verdict.judge import clean, judge_stacks, mark_unmeasured
+from verigrad.checks.verdict.judge import clean, judge_stacks
 from verigrad.checks.verdict.point import evaluate
 from verigrad.checks.verdict.references import stacked_references
 from verigrad.reference import U64, ForwardError, Stack, Unstackable, forward_value, seeded_at
@@ -73,28 +72,18 @@ def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray]
 
 
 def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, fd_seed: int) -> list[Report | None]:
-    """A passing Report for each point that is clean by the stacked references, None for the others. Judged
-    with σ = 0 first; σ is measured for the stack only where some point that could pass is not clean without it."""
+    """A passing Report for each point that is clean by the stacked references, None for the others. σ is measured
+    with the references: the search shows each passing gradient at its most demanding point, which σ measured at
+    most stacks is needed to name, and one autograd call for both costs less than two."""
     started = time.perf_counter()
     stack = Stack(derivation, [p.params for p in points], None if not derivation.is_layer else [p.grad_output for p in points])
-    refs = stacked_references(derivation, stack, [grads for grads, _ in screened], fd_seed)
-    agree = refs.agrees(np.array([f for _, f in screened]))
+    refs = stacked_references(derivation, stack, [grads for grads, _ in screened], fd_seed, noise=True)
+    ok = refs.agrees(np.array([f for _, f in screened]))
     total_dims = inner_length(derivation, points[0].sizes)
-    a = {name: np.stack([g[name] for g, _ in screened]) for name in derivation.check}
-
-    def judge(sigma) -> tuple[dict[str, list[GradientReport]], np.ndarray]:
-        names = list(derivation.check)
-        judged = judge_stacks([(n, a[n], refs.auto[n], refs.fd[n], sigma[n], U64) for n in names], total_dims)
-        parts = dict(zip(names, judged, strict=True))
-        return parts, agree & np.array([all(clean(g[i]) for g in parts.values()) for i in range(len(points))])
-
-    parts, ok = judge(dict.fromkeys(derivation.check, np.zeros(len(points))))
-    if (ok != agree).any():
-        parts, ok = judge(refs.measure_noise())
-    else:
-        again = functools.cache(lambda: judge(refs.measure_noise())[0])
-        for i, p in enumerate(points):
-            mark_unmeasured([per[i] for per in parts.values()], functools.partial(_measured, derivation, p, again, i, fd_seed))
+    names = list(derivation.check)
+    params = [(n, np.stack([g[n] for g, _ in screened]), refs.auto[n], refs.fd[n], refs.sigma[n], U64) for n in names]
+    parts = dict(zip(names, judge_stacks(params, total_dims), strict=True))
+    ok &= np.array([all(clean(per[i]) for per in parts.values()) for i in range(len(points))])
     each = (time.perf_counter() - started) / len(points)
     out: list[Report | None] = []
     for i, p in enumerate(points):
@@ -108,17 +97,6 @@ def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, 
         rep.duration_s = each
         out.append(rep)
     return out
-
-
-def _measured(derivation: Derivation, point: Point, again, i: int, fd_seed: int) -> list[GradientReport]:
-    """Point ``i``'s gradients judged again with the stack's σ (``again()``, measured once); checked again alone,
-    σ included, where the forward has no double backward (as the stack's points were checked before)."""
-    try:
-        with seeded_at(point.seed):
-            parts = again()
-    except Unstackable:
-        return evaluate(derivation, point, fd_seed=fd_seed, noise=True).gradients
-    return [per[i] for per in parts.values()]
 
 
 def evaluate_group(
