@@ -8,12 +8,18 @@ Run on demand, not in the test suite::
 Timed (wall clock, ``time.perf_counter``) are ``verigrad.check(d, at=point)`` on the points
 ``speed.py`` draws, and ``verigrad.check(d, examples=E, seed=S, database=False)``. While they run, the
 functions each stage is made of are wrapped by a timer (and unwrapped afterwards): the checks before the
-references, autograd with its rounding noise σ_t, the hand-derived gradient's own noise σ_a, the finite
-differences, the judgement, the points the search checks again alone. A stage called inside another is
-shown under it (its time is part of its parent's); "everything else" is the total less the outermost
-stages: hypothesis, drawing the points, building the reports. torch's autograd engine
-(``torch.autograd.grad``: the backward and the double backward of σ_t) is shown inside the stage that
-calls it.
+references, autograd, the rounding noise σ_t and σ_a where a verdict needs it (the search measures σ_t with
+autograd, in one call), the finite differences, the judgement (one pass over every parameter), the points the
+search checks again alone. A stage called inside another is shown under it (its time is part of its parent's);
+"everything else" is the total less the outermost stages: hypothesis, drawing the points, building the reports.
+torch's autograd engine (``torch.autograd.grad``: the backward and the double backward of σ_t) is shown inside
+the stage that calls it.
+
+Then who spends the time, in a second pass over the same points (the same search): the user's forward and
+gradients called in NumPy; torch (the witnesses' vmapped forwards, which run the user's forward under torch,
+autograd's engine, and the one torch forward the checks keep); and the rest of the checks of points, verigrad's
+own Python and NumPy bookkeeping. For the search, the time outside the checks of points (hypothesis, drawing
+the points, the search's report, and σ measured for the points its figures are taken at) is a line of its own.
 
 Under each table: torch.autograd.gradcheck (slow mode) on the same points, timed in the same run (for the
 search, the distinct points it checked, as ``speed.py`` counts them), the time per point that the issue's
@@ -48,9 +54,9 @@ import speed  # the same points and derivations as the speed table
 REFERENCES = (
     ("autograd (one vmapped forward, one backward)", Stack, "autograd"),
     ("autograd and σ_t in one call (the search's stacks)", Stack, "autograd_with_noise"),
-    ("σ_t where a verdict needs it (vmapped forward of the jittered copies, backward, double backward)", Stack, "noise"),
+    ("σ_t (the jittered copies: vmapped forward, backward, double backward); at a point, only where a verdict needs it", Stack, "noise"),
     ("torch autograd engine (backward, double backward)", torch.autograd, "grad"),
-    ("σ_a where a verdict needs it (the hand-derived gradients at the jittered copies)", references, "stacked_analytic_noise"),
+    ("σ_a (the hand-derived gradients at the jittered copies); at a point, only where a verdict needs it", references, "stacked_analytic_noise"),
     ("finite differences (one vmapped forward of every row)", Stack, "finite_differences"),
 )
 ONE_POINT_STAGES = (
