@@ -1,7 +1,7 @@
 """Exhaustive three-way checks of several points at the same sizes at once (as the search draws them).
 
 The references for all the points come from a few stacked calls (reference.Stack), and the points are
-judged together by the one judgement (checks/verdict/judge.py::judge_stack), which a single point
+judged together by the one judgement (checks/verdict/judge.py::judge_stacks), which a single point
 gets as a stack of one. A point is passed here only when that judgement finds it clean: every entry
 of every checked gradient within |a − t| ≤ τ_ex and |t − d| ≤ K_FD·e + τ_ex, no blame, no warning,
 no switch within a finite-difference step, finite autograd. It must also be unremarkable before the
