@@ -8,6 +8,7 @@ from tests.helpers import altered, plant
 from tests.test_diagnose import DERIVATIONS as MUTANTS
 from verigrad import analytic
 from verigrad.checks import check
+from verigrad.checks.report import NOISE_NOT_NEEDED
 from verigrad.checks.search import VALUES_PER_SIZE, draw_point
 from verigrad.checks.verdict import evaluate, evaluate_group
 from verigrad.reference import Stack, autograd_gradients, finite_differences
@@ -100,9 +101,12 @@ def test_a_small_error_at_some_points_only_fails_those_points():
 def test_a_clean_pass_reports_what_a_single_check_reports():
     d = analytic.builtin("layer_norm")
     pts = points_of(d, seed=4)
-    # The single check with σ measured (a single point that passes with σ = 0 reports the tighter bound it passed).
-    for t, a in zip(evaluate_group(d, pts), (evaluate(d, p, noise=True) for p in pts), strict=True):
+    # Both pass with σ = 0 and report the tighter bound they passed; σ measured when asked, alike.
+    for t, a in zip(evaluate_group(d, pts), (evaluate(d, p) for p in pts), strict=True):
         assert t.status == "pass" and t.mode == a.mode and t.shapes == a.shapes and t.point_seed == a.point_seed
+        assert [g.sigma for g in t.gradients] == [g.sigma for g in a.gradients] == [NOISE_NOT_NEEDED] * len(a.gradients)
+        t.gradients = [g.remeasure() for g in t.gradients]
+        a.gradients = [g.remeasure() for g in a.gradients]
         for gt, ga in zip(t.gradients, a.gradients, strict=True):
             assert gt.param == ga.param and gt.dtype == ga.dtype
             assert gt.max_abs_err <= gt.threshold["analytic_vs_autograd"]

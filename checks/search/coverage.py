@@ -33,8 +33,8 @@ class Coverage:
 
     A gradient that passed with σ = 0 (``GradientReport.remeasure``) has a smaller τ_ex than it would have with σ:
     its demand and ``judged`` are upper bounds. Such gradients wait (``maybe``, ``pending``) and are measured only
-    where the answer depends on them, in order of their bound: the point shown and the answer to "was it judged"
-    are those σ measured at every point would give."""
+    where the answer depends on them: "was it judged" is answered as σ measured at every point would answer it;
+    the point shown is the one of largest bound, measured there (``most_demanding``)."""
 
     judged: set[str] = field(default_factory=set)
     nonzero: set[str] = field(default_factory=set)
@@ -93,20 +93,23 @@ class Coverage:
 
     def most_demanding(self, param: str) -> tuple[GradientReport, Point | None] | None:
         """The passing report of ∂f/∂``param`` at the judged point where its error came closest to its threshold,
-        with that point; None when no point judged it passing. The ties go to the first seen."""
-        waiting = sorted(self.pending.pop(param, []), key=lambda c: (c[0], -c[1]), reverse=True)
-        for bound, order, g, point in waiting:
-            best = self.demanding.get(param)
-            if best is not None and (bound, -order) < (best[0], -best[1]):
-                break  # no gradient left can be more demanding: their bounds are below the best measured
-            measured = g.remeasure()
+        with that point; None when no point judged it passing. The ties go to the first seen.
+
+        The point is chosen by the bound: a pass judged with σ = 0 ranks by its demand there (its error over the
+        tighter τ_ex), a pass with σ measured by its own. σ is then measured at the point chosen, so the figures
+        shown are those σ gives; where with σ it no longer judged the gradient, the next point in that order is
+        taken. The one point measured, not every point that might rank above it, keeps σ to where a verdict needs it."""
+        candidates = self.pending.pop(param, [])
+        best = self.demanding.pop(param, None)
+        if best is not None:
+            candidates.append(best)
+        for bound, order, g, point in sorted(candidates, key=lambda c: (c[0], -c[1]), reverse=True):
+            measured = g if g.remeasure is None else g.remeasure()
             if measured is None or measured.status != Status.PASS or not judged(measured):
                 continue
-            key = (demand(measured), measured.entries)
-            if best is None or (key, -order) > (best[0], -best[1]):
-                self.demanding[param] = (key, order, measured, point)
-        best = self.demanding.get(param)
-        return None if best is None else best[2:]
+            self.demanding[param] = ((demand(measured), measured.entries), order, measured, point)
+            return measured, point
+        return None
 
     def why_not(self, param: str) -> str:
         """The one line saying that nothing of ∂f/∂``param`` could be judged, and why (the view names the gradient)."""
