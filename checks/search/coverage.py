@@ -103,7 +103,7 @@ class Coverage:
         best = self.demanding.pop(param, None)
         if best is not None:
             candidates.append(best)
-        for bound, order, g, point in sorted(candidates, key=lambda c: (c[0], -c[1]), reverse=True):
+        for _, order, g, point in sorted(candidates, key=lambda c: (c[0], -c[1]), reverse=True):
             measured = g if g.remeasure is None else g.remeasure()
             if measured is None or measured.status != Status.PASS or not judged(measured):
                 continue
