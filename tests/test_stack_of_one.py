@@ -122,3 +122,72 @@ def test_small_stacked_calls_run_on_one_thread_and_the_count_comes_back():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# --- the user calls a point keeps: the stack's unperturbed row is the forward's evaluation under torch ----------------
+def _library_dependent(xp, X, W):
+    """f in NumPy, and 1e-6 more under torch (vmapped or not): a forward that depends on the array library."""
+    return xp.sum((X @ W) ** 2) + (0.0 if isinstance(X, np.ndarray) else 1e-6)
+
+
+def _writes_into_grad(X, W):
+    h = X @ W
+    X *= 0.0  # into its input: warned where the gradients are judged, not where the forward stops the check first
+    return {"X": 2 * h @ W.T, "W": 2 * (X + 0.0).T @ h}
+
+
+def test_a_forward_that_depends_on_the_library_is_the_error_the_checks_in_order_give():
+    d = analytic.Derivation(name="by_library", shapes={"X": ("N", "D"), "W": ("D", "M")}, forward=_library_dependent, gradients=_writes_into_grad)
+    p = draw_point(d, {"N": 3, "D": 2, "M": 2}, 5)
+    f_numpy = float(np.sum((p.params["X"] @ p.params["W"]) ** 2))
+    f_torch = float(torch.sum((torch.from_numpy(p.params["X"]) @ torch.from_numpy(p.params["W"])) ** 2)) + 1e-6
+    rep = single.evaluate(d, p)
+    assert rep.status == "error"
+    assert rep.message == (
+        f"forward gives {f_numpy!r} under NumPy but {f_torch!r} under torch at the same point: it is not deterministic,"
+        " or it depends on the array library"
+    )
+    # Decided before the gradients are called, as the torch evaluation comes before them: nothing of theirs is said.
+    assert rep.modified_in_place == [] and not rep.gradients and not rep.warnings
+
+
+def _squares(name, forward):
+    """f = ‖X W‖² with its right gradients and ``forward`` as written."""
+    return analytic.Derivation(
+        name=name, shapes={"X": ("N", "D"), "W": ("D", "M")}, forward=forward, gradients=lambda X, W: {"X": 2 * (X @ W) @ W.T, "W": 2 * X.T @ (X @ W)}
+    )
+
+
+def test_a_forward_random_at_some_points_only_is_an_error_at_those_points_alone_and_in_the_stack():
+    from verigrad.checks.verdict import evaluate_group
+
+    def forward(xp, X, W):
+        f = xp.sum((X @ W) ** 2)
+        if float(X[0, 0]) > 0 and isinstance(X, np.ndarray):  # NumPy draws a mask of its own only at these points
+            return f * (1.0 + float(np.random.default_rng().random()))
+        return f
+
+    d = _squares("random_somewhere", forward)
+    pts = [draw_point(d, {"N": 2, "D": 2, "M": 2}, s) for s in range(10)]
+    random_at = [p.params["X"][0, 0] > 0 for p in pts]
+    assert any(random_at) and not all(random_at)
+    for reports in ([single.evaluate(d, p) for p in pts], list(evaluate_group(d, pts))):
+        assert [r.status for r in reports] == ["error" if r_ else "pass" for r_ in random_at]
+        assert all("forward is not deterministic" in r.message for r, r_ in zip(reports, random_at, strict=True) if r_)
+
+
+def test_a_forward_that_writes_into_its_input_at_some_sizes_only_is_warned_at_those():
+    from verigrad.checks.verdict import evaluate_group
+
+    def forward(xp, X, W):
+        f = xp.sum((X @ W) ** 2)
+        if isinstance(X, np.ndarray) and X.shape[0] >= 3:
+            X *= 2.0  # after its value: the value is right, the caller's X is not
+        return f
+
+    d = _squares("writes_at_n3", forward)
+    for n, written in ((2, []), (3, ["X"])):
+        pts = [draw_point(d, {"N": n, "D": 2, "M": 2}, s) for s in range(4)]
+        for reports in ([single.evaluate(d, p) for p in pts], list(evaluate_group(d, pts))):
+            assert all(r.status == "pass" and r.forward_modified_in_place == written for r in reports), n
+            assert all(any(w.startswith("forward modified its input X") for w in r.warnings) == bool(written) for r in reports)

@@ -22,6 +22,9 @@ from verigrad.checks.verdict.before import (
     inner_length,
     judge_param,
     name_graph_cause,
+    numpy_forward_problem,
+    torch_agrees,
+    torch_problem,
 )
 from verigrad.checks.verdict.calls import check_inputs, global_draw_notes
 from verigrad.checks.verdict.fd_only import one_namespace
@@ -52,9 +55,11 @@ def _notes(derivation: Derivation, analytic: Mapping[str, Any] | None, unused: l
     return out
 
 
-def check_point(derivation: Derivation, point: Point, *, mode: str) -> Checked | Report:
+def check_point(derivation: Derivation, point: Point, *, mode: str, torch_later: bool = False) -> Checked | Report:
     """The checks every mode shares before the references: inputs, a finite deterministic forward that
-    leaves its inputs alone, the analytic gradients called twice. A Report if one fails."""
+    leaves its inputs alone, the analytic gradients called twice. A Report if one fails. ``torch_later``: the
+    forward's value under torch is left to the stack of one, whose unperturbed row is that evaluation
+    (``stack_of_one``; ``torch_problem`` where the stack cannot serve)."""
     started = time.perf_counter()
     rep = blank_report(derivation, point, mode)
     bad_input = check_inputs(derivation, point)
@@ -62,7 +67,7 @@ def check_point(derivation: Derivation, point: Point, *, mode: str) -> Checked |
         return error_report(rep, bad_input, started)
     if (alone := one_namespace(derivation, point)) is not None:  # a forward that runs under NumPy or torch only
         return alone
-    return checked_with(derivation, point, rep, started, forward_problem)
+    return checked_with(derivation, point, rep, started, numpy_forward_problem if torch_later else forward_problem)
 
 
 def _measurable(c: Checked) -> dict[str, Any] | None:
@@ -123,7 +128,7 @@ def stack_of_one(derivation: Derivation, point: Point, c: Checked, fd_seed: int,
         refs = stacked_references(derivation, stack, [_measurable(c)], fd_seed)
     except Unstackable:
         return None
-    if not refs.agrees(np.array([c.f0]))[0]:
+    if not refs.agrees(np.array([c.f0]))[0] or not torch_agrees(c.f0, float(refs.f0[0])):
         return None
     fd = {n: FDEstimate(e.value[0], e.error[0], e.step[0], e.nondifferentiable[0], e.refined[0]) for n, e in refs.fd.items()}
     at = lambda values: {n: v[0] for n, v in values.items()}
@@ -182,13 +187,16 @@ def evaluate(derivation: Derivation, point: Point, *, fd_seed: int = 0, device: 
 
 
 def _evaluate(derivation: Derivation, point: Point, *, fd_seed: int, device: str, progress, noise: bool) -> Report:
-    c = check_point(derivation, point, mode="exhaustive")
+    on_cpu = device == "cpu"
+    c = check_point(derivation, point, mode="exhaustive", torch_later=on_cpu)
     if isinstance(c, Report):
         return c
-    if device == "cpu":
+    if on_cpu:
         rep = stack_of_one(derivation, point, c, fd_seed, progress, noise=noise)
         if rep is not None:
             return rep
+        if torch_problem(derivation, c.params, c.grad_output, c.f0) is not None:  # the report the checks in order give
+            return check_point(derivation, point, mode="exhaustive")
     prep = with_references(derivation, point, c, seed=fd_seed, device=device)
     if isinstance(prep, Report):
         return prep
