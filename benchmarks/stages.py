@@ -8,8 +8,8 @@ Run on demand, not in the test suite::
 Timed (wall clock, ``time.perf_counter``) are ``verigrad.check(d, at=point)`` on the points
 ``speed.py`` draws, and ``verigrad.check(d, examples=E, seed=S, database=False)``. While they run, the
 functions each stage is made of are wrapped by a timer (and unwrapped afterwards): the checks before the
-references, autograd, the rounding noise σ_t and σ_a where a verdict needs it (the search measures σ_t with
-autograd, in one call), the finite differences, the judgement (one pass over every parameter), the points the
+references, autograd, the rounding noise σ_t and σ_a where a verdict needs it (for a search's stack: where some
+point it could pass is not clean with σ = 0, and at the points its figures are taken at), the finite differences, the judgement (one pass over every parameter), the points the
 search checks again alone. A stage called inside another is shown under it (its time is part of its parent's);
 "everything else" is the total less the outermost stages: hypothesis, drawing the points, building the reports.
 torch's autograd engine (``torch.autograd.grad``: the backward and the double backward of σ_t) is shown inside
@@ -17,7 +17,7 @@ the stage that calls it.
 
 Then who spends the time, in a second pass over the same points (the same search): the user's forward and
 gradients called in NumPy; torch (the witnesses' vmapped forwards, which run the user's forward under torch,
-autograd's engine, and the one torch forward the checks keep); and the rest of the checks of points, verigrad's
+autograd's engine, and the torch forward of a point no stack serves); and the rest of the checks of points, verigrad's
 own Python and NumPy bookkeeping. For the search, the time outside the checks of points (hypothesis, drawing
 the points, the search's report, and σ measured for the points its figures are taken at) is a line of its own.
 
@@ -53,14 +53,14 @@ import speed  # the same points and derivations as the speed table
 #: The references, the same in both measurements:
 REFERENCES = (
     ("autograd (one vmapped forward, one backward)", Stack, "autograd"),
-    ("autograd and σ_t in one call (the search's stacks)", Stack, "autograd_with_noise"),
-    ("σ_t (the jittered copies: vmapped forward, backward, double backward); at a point, only where a verdict needs it", Stack, "noise"),
+    ("autograd and σ_t in one call (where σ is wanted up front: a diagnosis's evidence)", Stack, "autograd_with_noise"),
+    ("σ_t (the jittered copies: vmapped forward, backward, double backward); only where a verdict or a figure needs it", Stack, "noise"),
     ("torch autograd engine (backward, double backward)", torch.autograd, "grad"),
-    ("σ_a (the hand-derived gradients at the jittered copies); at a point, only where a verdict needs it", references, "stacked_analytic_noise"),
+    ("σ_a (the hand-derived gradients at the jittered copies); only where a verdict or a figure needs it", references, "stacked_analytic_noise"),
     ("finite differences (one vmapped forward of every row)", Stack, "finite_differences"),
 )
 ONE_POINT_STAGES = (
-    ("checks before the references (inputs, forward ×4 NumPy + torch, gradients ×2)", point_check, "check_point"),
+    ("checks before the references (inputs, forward ×4 NumPy, gradients ×2; under torch, the stack's unperturbed row)", point_check, "check_point"),
     *REFERENCES,
     ("judgement and the report's numbers (one pass over every parameter)", point_check, "judge_at_point"),
 )
@@ -144,7 +144,7 @@ class Owners:
 
 #: The owners of a check's time besides verigrad's own Python and NumPy: the user's calls and torch's.
 USER = "the user's forward and gradients, called in NumPy"
-TORCH = "torch: the witnesses' vmapped forwards (the user's forward under torch), autograd's engine, the torch forward the checks keep"
+TORCH = "torch: the witnesses' vmapped forwards (the user's forward under torch), autograd's engine, the torch forward of a point no stack serves"
 POINTS = "checks of points"
 TORCH_CALLS = ((Stack, "_vmapped"), (torch.autograd, "grad"), (before, "forward_value_torch"))
 
