@@ -32,9 +32,9 @@ class Coverage:
     and the most demanding point at which it passed and was judged.
 
     A gradient that passed with σ = 0 (``GradientReport.remeasure``) has a smaller τ_ex than it would have with σ:
-    its demand and ``judged`` are upper bounds. Such gradients wait (``maybe``, ``pending``) and are measured only
-    where the answer depends on them: "was it judged" is answered as σ measured at every point would answer it;
-    the point shown is the one of largest bound, measured there (``most_demanding``)."""
+    its demand and ``judged`` are upper bounds. "Was it judged" is answered as σ measured at every point would
+    answer it: σ is measured at such a point as it is seen, until one judges the gradient; the point shown is the
+    one of largest bound, measured there (``most_demanding``)."""
 
     judged: set[str] = field(default_factory=set)
     nonzero: set[str] = field(default_factory=set)
@@ -44,10 +44,9 @@ class Coverage:
     global_generators: list[str] = field(default_factory=list)  # the global generators the code drew from
     #: Per parameter: ((demand, entries), order seen) of the most demanding judged pass so far, its report and its point.
     demanding: dict[str, tuple[tuple[float, int], int, GradientReport, Point | None]] = field(default_factory=dict)
-    #: Per parameter: passes judged with σ = 0 that may be more demanding than ``demanding``'s, as it is kept.
-    pending: dict[str, list[tuple[tuple[float, int], int, GradientReport, Point | None]]] = field(default_factory=dict)
-    #: Per parameter not yet in ``judged``: gradients that judged it with σ = 0 (with σ, they may not).
-    maybe: dict[str, list[GradientReport]] = field(default_factory=dict)
+    #: Per parameter: the pass judged with σ = 0 of largest bound, where it is above ``demanding``'s. One is kept: a pass
+    #: that waits for σ holds its stack's references (``GradientReport.remeasure``).
+    pending: dict[str, tuple[tuple[float, int], int, GradientReport, Point | None]] = field(default_factory=dict)
     seen: int = 0
 
     def see(self, report: Report, point: Point | None = None) -> None:
@@ -61,12 +60,12 @@ class Coverage:
             if g.param in self.judged:
                 continue
             if judged(g):
-                if g.remeasure is None:
-                    self.judged.add(g.param)
-                    self.maybe.pop(g.param, None)
-                else:  # some finite reference entry is not 0: what ``nonzero`` records where σ says it was not judged
-                    self.maybe.setdefault(g.param, []).append(g)
-                    self.nonzero.add(g.param)
+                if g.remeasure is not None:  # judged with σ = 0: with σ it may not be. Asked now, not kept till the end
+                    self.nonzero.add(g.param)  # some finite reference entry is not 0, whatever σ says
+                    measured = g.remeasure()
+                    if measured is None or not judged(measured):
+                        continue
+                self.judged.add(g.param)
             elif g.reference is not None:
                 ref = np.asarray(g.reference, dtype=np.float64)
                 if np.any(np.isfinite(ref) & (ref != 0)):
@@ -78,38 +77,30 @@ class Coverage:
         if (best is None or key > best[0]) and judged(g):  # judged last: it reads the whole reference
             if g.remeasure is None:
                 self.demanding[g.param] = (key, self.seen, g, point)
-            else:
-                self.pending.setdefault(g.param, []).append((key, self.seen, g, point))
+            elif g.param not in self.pending or key > self.pending[g.param][0]:
+                self.pending[g.param] = (key, self.seen, g, point)
 
     def was_judged(self, param: str) -> bool:
-        """Whether some point judged ∂f/∂``param``, σ measured where it was not and the answer turns on it."""
-        for g in self.maybe.pop(param, []):
-            if param in self.judged:
-                break
-            measured = g.remeasure()
-            if measured is not None and judged(measured):
-                self.judged.add(param)
+        """Whether some point judged ∂f/∂``param``, with σ measured (at the points that judged it with σ = 0 only,
+        until one does)."""
         return param in self.judged
 
     def most_demanding(self, param: str) -> tuple[GradientReport, Point | None] | None:
         """The passing report of ∂f/∂``param`` at the judged point where its error came closest to its threshold,
         with that point; None when no point judged it passing. The ties go to the first seen.
 
-        The point is chosen by the bound: a pass judged with σ = 0 ranks by its demand there (its error over the
-        tighter τ_ex), a pass with σ measured by its own. σ is then measured at the point chosen, so the figures
-        shown are those σ gives; where with σ it no longer judged the gradient, the next point in that order is
-        taken. The one point measured, not every point that might rank above it, keeps σ to where a verdict needs it."""
-        candidates = self.pending.pop(param, [])
-        best = self.demanding.pop(param, None)
-        if best is not None:
-            candidates.append(best)
-        for _, order, g, point in sorted(candidates, key=lambda c: (c[0], -c[1]), reverse=True):
-            measured = g if g.remeasure is None else g.remeasure()
-            if measured is None or measured.status != Status.PASS or not judged(measured):
-                continue
-            self.demanding[param] = ((demand(measured), measured.entries), order, measured, point)
-            return measured, point
-        return None
+        The points are ranked by that ratio with σ = 0 where σ was not measured (an upper bound of the ratio with
+        σ): σ is measured at the point ranked first, whose figures are then those σ gives; where with σ it no longer
+        judges the gradient, the best point with σ measured is shown. Measuring every point that might rank above
+        it would need σ at most stacks."""
+        waiting = self.pending.pop(param, None)
+        best = self.demanding.get(param)
+        if waiting is not None and (best is None or (waiting[0], -waiting[1]) > (best[0], -best[1])):
+            _, order, g, point = waiting
+            measured = g.remeasure()
+            if measured is not None and measured.status == Status.PASS and judged(measured):
+                self.demanding[param] = best = ((demand(measured), measured.entries), order, measured, point)
+        return None if best is None else best[2:]
 
     def why_not(self, param: str) -> str:
         """The one line saying that nothing of ∂f/∂``param`` could be judged, and why (the view names the gradient)."""
