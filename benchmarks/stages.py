@@ -5,15 +5,15 @@ Run on demand, not in the test suite::
     python benchmarks/stages.py                     # both derivations, one point and the search
     python benchmarks/stages.py --points 100 --examples 30 --markdown PATH
 
-Timed (wall clock, ``time.perf_counter``) are ``verigrad.check(d, at=point)`` on the points
-``speed.py`` draws, and ``verigrad.check(d, examples=E, seed=S, database=False)``. While they run, the
-functions each stage is made of are wrapped by a timer (and unwrapped afterwards): the checks before the
-references, autograd, the rounding noise σ_t and σ_a where a verdict needs it (for a search's stack: where some
-point it could pass is not clean with σ = 0, and at the points its figures are taken at), the finite
-differences, the judgement (one pass over every parameter), the points the search checks again alone. A stage
-called inside another is shown under it (its time is part of its parent's); "everything else" is the total less the outermost stages: hypothesis, drawing the points, building the reports.
-torch's autograd engine (``torch.autograd.grad``: the backward and the double backward of σ_t) is shown inside
-the stage that calls it.
+Timed (wall clock, ``time.perf_counter``) are ``verigrad.check(d, at=point)`` on the points ``speed.py``
+draws, and ``verigrad.check(d, examples=E, seed=S, database=False)``. While they run, the functions each stage
+is made of are wrapped by a timer (and unwrapped afterwards): the checks before the references, autograd, the
+rounding noise σ_t and σ_a where a verdict needs it (for a search's stack: where some point it could pass is
+not clean with σ = 0, and at the points its figures are taken at), the finite differences, the judgement (one
+pass over every parameter), the points the search checks again alone. A stage called inside another is shown
+under it (its time is part of its parent's); "everything else" is the total less the outermost stages:
+hypothesis, drawing the points, building the reports. torch's autograd engine (``torch.autograd.grad``: the
+backward and the double backward of σ_t) is shown inside the stage that calls it.
 
 Then who spends the time, in a second pass over the same points (the same search): the user's forward and
 gradients called in NumPy; torch (the witnesses' vmapped forwards, which run the user's forward under torch,
