@@ -6,9 +6,10 @@ forward noise) that dwarfs its arithmetic. Points of the same sizes stack along 
 that one vmapped forward serves all of them; every number is computed as for a single point
 (reference/_autograd.py, reference/_fd.py), row by row:
 
-* autograd: the forward vmapped over the K points and their jittered copies, one backward of the
-  sum (∂Σf_r/∂x_r = ∂f_r/∂x_r exactly: every row's gradient is its own), and one double backward for
-  the Hessian-vector products of the rounding noise σ_t;
+* autograd: the forward vmapped over the K points, one backward of the sum (∂Σf_r/∂x_r = ∂f_r/∂x_r
+  exactly: every row's gradient is its own); the rounding noise σ_t only when asked (``noise``): the
+  forward vmapped over the points and their jittered copies, and one double backward for the
+  Hessian-vector products;
 * finite differences: one row per point and perturbation (x ± h e_i), plus jittered rows for the
   forward's noise ε_f, plus each point's unperturbed row: ε_f, f(x) and the switch signs come from
   the same batched kernels as the differences;
@@ -77,6 +78,7 @@ class Stack:
         #: Forward evaluations spent per point, counted as a single point's check counts them.
         self.evaluations = np.zeros(self.k, dtype=np.int64)
         self.probes: list[list[tuple]] = []
+        self._jittered: tuple | None = None  # (jitters, x', Δx, grad_output', Δgrad_output) drawn by ``autograd``
 
     # --- autograd ----------------------------------------------------------------------------
     def _row(self, *args, signs: bool = False):
@@ -98,40 +100,69 @@ class Stack:
             raise Unstackable("the vmapped forward does not give one float64 value per row")
         return f.reshape(rows), sg
 
-    def autograd(self, rng: np.random.Generator, *, jitters: int, relative: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """(∂f/∂param, σ_t per entry) for every point, stacked: reference.autograd_gradients and
-        reference.rounding_noise, with the jittered copies as extra rows of the same call."""
+    def _draw(self, rng: np.random.Generator, jitters: int, relative: float) -> None:
+        """The jittered copies σ_t is measured at, drawn from ``rng`` whether σ_t is measured or not: what
+        ``rng`` gives next (the finite differences' jitter) is the same either way."""
         k, j = self.k, jitters
         moved, steps = {}, {}
         for n, v in self.x.items():
             jit = v + v * relative * rng.uniform(-1, 1, (j, *v.shape))
-            moved[n] = np.concatenate([v, jit.reshape(j * k, *v.shape[1:])])
+            moved[n] = jit.reshape(j * k, *v.shape[1:])
             steps[n] = (jit - v).reshape(j * k, *v.shape[1:])
-        leaves = [torch.from_numpy(moved[n]).requires_grad_(True) for n in self.names]
-        g_leaf, g_step = None, None
+        g_moved, g_step = None, None
         if self.g is not None:
-            g = self.g
-            g_jit = g + g * relative * rng.uniform(-1, 1, (j, *g.shape))
-            g_leaf = torch.from_numpy(np.concatenate([g, g_jit.reshape(j * k, *g.shape[1:])])).requires_grad_(True)
-            g_step = torch.from_numpy((g_jit - g).reshape(j * k, *g.shape[1:]))
+            g_jit = self.g + self.g * relative * rng.uniform(-1, 1, (j, *self.g.shape))
+            g_moved, g_step = g_jit.reshape(j * k, *self.g.shape[1:]), (g_jit - self.g).reshape(j * k, *self.g.shape[1:])
+        self._jittered = (j, moved, steps, g_moved, g_step)
+
+    def autograd_with_noise(self, rng: np.random.Generator, *, jitters: int, relative: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(∂f/∂param, σ_t per entry) for every point, stacked, from one call (``noise``): where σ is wanted anyway."""
+        self._draw(rng, jitters, relative)
+        return self.noise()
+
+    def autograd(self, rng: np.random.Generator, *, jitters: int, relative: float) -> dict[str, np.ndarray]:
+        """∂f/∂param for every point, stacked (reference.autograd_gradients): one vmapped forward of the K
+        points and one backward. The copies ``noise`` measures σ_t at are drawn here."""
+        self._draw(rng, jitters, relative)
+        leaves = [torch.from_numpy(self.x[n]).requires_grad_(True) for n in self.names]
+        g_leaf = None if self.g is None else torch.from_numpy(self.g)
+        with serial_if_small(self.k * self._total):
+            f, _ = self._vmapped([*leaves, g_leaf])
+            if not f.requires_grad:
+                raise Unstackable("the forward does not depend on the parameters")
+            try:
+                grads = torch.autograd.grad(f.sum(), leaves, allow_unused=True)
+            except Exception as e:  # user code: the forward's graph (a custom backward)
+                raise Unstackable(f"autograd through the vmapped forward failed: {e}") from e
+        if any(gr is None for gr in grads):
+            raise Unstackable("the forward does not use every parameter")
+        return {n: gr.numpy() for n, gr in zip(self.names, grads, strict=True)}
+
+    def noise(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(∂f/∂param, σ_t per point and entry) as reference.rounding_noise measures σ_t, at the jittered copies
+        ``autograd`` drew: one vmapped forward of the K points and their copies, a backward of the sum and a
+        double backward for the Hessian-vector products along the jitter steps. Sets ``probes``."""
+        k = self.k
+        j, moved, steps, g_moved, g_step = self._jittered
+        leaves = [torch.from_numpy(np.concatenate([self.x[n], moved[n]])).requires_grad_(True) for n in self.names]
+        g_leaf = None if g_moved is None else torch.from_numpy(np.concatenate([self.g, g_moved])).requires_grad_(True)
         with serial_if_small(len(leaves[0]) * self._total):
             grads, hv = self._gradients(leaves, g_leaf, g_step, steps)
         auto, sigma, linear = {}, {}, {}
         for n, gr, h in zip(self.names, grads, hv, strict=False):
             full = gr.detach().numpy()
-            lin = np.zeros_like(full) if h is None else h.detach().numpy()
             base = full[:k]
-            linear[n] = lin[k:].reshape(j, *base.shape)
-            noise = full[k:].reshape(j, *base.shape) - linear[n] - base
+            linear[n] = np.zeros((j, *base.shape)) if h is None else h.detach().numpy()[k:].reshape(j, *base.shape)
+            dev = full[k:].reshape(j, *base.shape) - linear[n] - base
             auto[n] = base.copy()
             with np.errstate(invalid="ignore"):
-                sigma[n] = np.max(np.where(np.isfinite(noise), np.abs(noise), 0.0), axis=0, initial=0.0)
+                sigma[n] = np.max(np.where(np.isfinite(dev), np.abs(dev), 0.0), axis=0, initial=0.0)
         #: Per point, (x', grad_output', H·(x' − x)) for each jitter, as rounding_noise's ``probes``.
         self.probes = [
             [
                 (
-                    {n: moved[n][k + jj * k + i] for n in self.names},
-                    None if self.g is None else g_jit[jj, i],
+                    {n: moved[n][jj * k + i] for n in self.names},
+                    None if g_moved is None else g_moved[jj * k + i],
                     {n: linear[n][jj, i] for n in self.names},
                 )
                 for jj in range(j)
@@ -154,7 +185,7 @@ class Stack:
                 raise Unstackable("the forward does not use every parameter")
             pairs = [(gr[k:], torch.from_numpy(steps[n])) for n, gr in zip(self.names, grads, strict=False)]
             if g_leaf is not None and grads[-1] is not None:
-                pairs.append((grads[-1][k:], g_step))
+                pairs.append((grads[-1][k:], torch.from_numpy(g_step)))
             # Σ_q ⟨∂f/∂q, Δq⟩ as one dot product: its backward hands every gradient exactly its step Δq.
             live = [(gr, s) for gr, s in pairs if gr.requires_grad]
             inner = torch.dot(torch.cat([gr.reshape(-1) for gr, _ in live]), torch.cat([s.reshape(-1) for _, s in live])) if live else torch.zeros(())

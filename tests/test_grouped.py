@@ -8,6 +8,7 @@ from tests.helpers import altered, plant
 from tests.test_diagnose import DERIVATIONS as MUTANTS
 from verigrad import analytic
 from verigrad.checks import check
+from verigrad.checks.report import NOISE_NOT_NEEDED
 from verigrad.checks.search import VALUES_PER_SIZE, draw_point
 from verigrad.checks.verdict import evaluate, evaluate_group
 from verigrad.reference import Stack, autograd_gradients, finite_differences
@@ -33,7 +34,10 @@ def stack_of(d, pts, **kw):
 def test_stacked_references_equal_the_single_ones(d):
     pts = points_of(d)
     stack = stack_of(d, pts)
-    auto, sigma = stack.autograd(np.random.default_rng(0), jitters=2, relative=2.0**-32)
+    base = stack.autograd(np.random.default_rng(0), jitters=2, relative=2.0**-32)
+    auto, sigma = stack.noise()
+    for n in d.params:
+        np.testing.assert_array_equal(base[n], auto[n])  # σ's call gives autograd the values the verdict had without it
     est, noise, f0 = stack.finite_differences(list(d.check), lambda n, e: np.zeros(e.value.shape, bool), np.random.default_rng(0))
     for i, p in enumerate(pts):
         single = autograd_gradients(d, p.params, p.grad_output)
@@ -97,8 +101,12 @@ def test_a_small_error_at_some_points_only_fails_those_points():
 def test_a_clean_pass_reports_what_a_single_check_reports():
     d = analytic.builtin("layer_norm")
     pts = points_of(d, seed=4)
+    # Both pass with σ = 0 and report the tighter bound they passed; σ measured when asked, alike.
     for t, a in zip(evaluate_group(d, pts), (evaluate(d, p) for p in pts), strict=True):
         assert t.status == "pass" and t.mode == a.mode and t.shapes == a.shapes and t.point_seed == a.point_seed
+        assert [g.sigma for g in t.gradients] == [g.sigma for g in a.gradients] == [NOISE_NOT_NEEDED] * len(a.gradients)
+        t.gradients = [g.remeasure() for g in t.gradients]
+        a.gradients = [g.remeasure() for g in a.gradients]
         for gt, ga in zip(t.gradients, a.gradients, strict=True):
             assert gt.param == ga.param and gt.dtype == ga.dtype
             assert gt.max_abs_err <= gt.threshold["analytic_vs_autograd"]
@@ -189,7 +197,8 @@ def test_a_forward_autograd_misreads_fails_alike_in_the_stack_and_alone():
     d = analytic.Derivation(name="detached_norm", shapes={"W": ("D", "M"), "X": ("N", "D")}, forward=_detached_norm, gradients=_stop_gradient)
     pts = points_of(d, seed=8)
     assert all(grouped.screen(d, p) is not None for p in pts)  # nothing odd before the references
-    for t, a in zip(evaluate_group(d, pts), (evaluate(d, p) for p in pts), strict=True):
+    # The single check with σ measured (a single point that passes with σ = 0 reports the tighter bound it passed).
+    for t, a in zip(evaluate_group(d, pts), (evaluate(d, p, noise=True) for p in pts), strict=True):
         blame = lambda r: [(g.param, g.status, g.blame, len(g.warnings)) for g in r.gradients]
         assert blame(t) == blame(a)
         # finite differences disagree with both, away from a kink: the graph is not the function, the gradient fails

@@ -18,6 +18,7 @@ from verigrad.checks.report.files import (
 from verigrad.checks.report.model import (
     ERROR,
     FAIL,
+    NOISE_NOT_NEEDED,
     PASS,
     REPORT_VERSION,
     SKIP,
@@ -47,6 +48,7 @@ __all__ = [
     "ERROR",
     "FAIL",
     "KINDS",
+    "NOISE_NOT_NEEDED",
     "PASS",
     "REPORT_VERSION",
     "SKIP",

@@ -74,6 +74,10 @@ class Problem(StrEnum):
     NON_FINITE = "non_finite"  # NaN/inf where the forward is finite
 
 
+#: ``GradientReport.sigma`` where every entry passed with the rounding noise σ = 0 and σ was not measured.
+NOISE_NOT_NEEDED = "not needed"
+
+
 class Witness(StrEnum):
     """The exact witness an analytic gradient was judged against (finite differences confirm it, or stand alone)."""
 
@@ -152,7 +156,7 @@ def plain_data(value: Any) -> Any:
         if isinstance(value, base):
             return exact(value)  # the base type's own method: nothing of the subclass runs
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain_data(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: plain_data(getattr(value, f.name)) for f in fields(value) if f.metadata.get("plain", True)}
     if isinstance(value, Mapping):
         return {plain_data(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
@@ -293,10 +297,16 @@ class GradientReport:
     slip: Slip | None = None
     slip_reason: str | None = None
     trace: list[TraceStep] = field(default_factory=list)  # the steps the returned value was computed from
+    #: Whether the rounding noise σ entered τ_ex: NOISE_NOT_NEEDED where every entry passed with σ = 0 (a
+    #: gradient that passes the tighter threshold passes the looser one), None where it was measured or none applies.
+    sigma: str | None = None
     # Arrays at the point, for heatmaps; not serialised.
     analytic: np.ndarray | None = field(default=None, repr=False)
     reference: np.ndarray | None = field(default=None, repr=False)
     nondiff_mask: np.ndarray | None = field(default=None, repr=False)
+    #: With ``sigma`` NOISE_NOT_NEEDED: the same verdict with σ measured, for a caller whose figures need it (the
+    #: search's shown point, "nothing could be judged"). Lives in the process that judged it: never sent, never shown.
+    remeasure: Callable[[], GradientReport] | None = field(default=None, repr=False, compare=False, metadata={"plain": False})
 
     #: Indices listed in JSON at most; the count is always given.
     MAX_LISTED = 100
@@ -318,6 +328,7 @@ class GradientReport:
             "analytic_value": _num(self.analytic_value),
             "reference_value": _num(self.reference_value),
             "threshold": {k: _num(v) for k, v in self.threshold.items()},
+            "sigma": self.sigma,
             "blame": self.blame,
             "witness": self.witness,
             "resolution": _num(self.resolution),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -48,11 +48,13 @@ MODES = tuple(m.value for m in Mode)
 
 @dataclass(frozen=True)
 class Method:
-    """How each point is checked: ``mode`` exhaustive, projection or auto (by size); autograd's ``device``."""
+    """How each point is checked: ``mode`` exhaustive, projection or auto (by size); autograd's ``device``;
+    ``noise``: measure the rounding noise σ where no verdict needs it (a diagnosis reads it)."""
 
     mode: str = Mode.AUTO
     device: str = "cpu"
     progress: Progress | None = field(default=None, compare=False)
+    noise: bool = False
 
 
 def evaluate_point(derivation: Derivation, point: Point, how: Method = Method()) -> Report:
@@ -60,7 +62,7 @@ def evaluate_point(derivation: Derivation, point: Point, how: Method = Method())
     mode = choose_mode(derivation, point) if how.mode == Mode.AUTO else how.mode
     if mode == Mode.PROJECTION:
         return evaluate_projection(derivation, point, device=how.device)
-    return evaluate(derivation, point, device=how.device, progress=how.progress)
+    return evaluate(derivation, point, device=how.device, progress=how.progress, noise=how.noise)
 
 
 def _one_line(e: BaseException) -> str:
@@ -149,7 +151,7 @@ def _diagnose(run: Run, point: Point, report: Report, failing: Sequence[Gradient
     base = point.seed if point.seed is not None else 0
     for k in range(1, CONFIRM_EXAMPLES + 1):
         other = draw_point(derivation, point.sizes, (base + k) % 2**32, include_kinks=run.include_kinks)
-        evidence.append((other, safe_evaluate(derivation, other, run.how)))
+        evidence.append((other, safe_evaluate(derivation, other, replace(run.how, noise=True))))
     for _, r in evidence:
         carry_warnings(report, r)
     with seeded_at(point.seed):  # the global generators as at the counterexample (reference/_global_rng.py)
@@ -425,12 +427,13 @@ def _adopt(run: Run, report: Report, watched: frozenset[str], out: Outcome, stor
 
 def _show_most_demanding(run: Run, report: Report, coverage: Coverage) -> None:
     """Each passing gradient of ``report`` as it was at the most demanding point the search judged it at, which
-    it names (``figures_at``, with the command that replays it); failing gradients stay at their counterexample."""
+    it names (``figures_at``, with the command that replays it); failing gradients stay at their counterexample.
+    Every gradient shown has σ measured: the figures a search reports do not depend on which verdicts needed it."""
     shown = []
     for g in report.gradients:
         best = coverage.most_demanding(g.param) if g.status == Status.PASS else None
         if best is None:
-            shown.append(g)
+            shown.append(g if g.remeasure is None else g.remeasure() or g)  # the report's own point, σ measured
             continue
         kept, point = best
         if point is not None and point.seed is not None:

@@ -86,20 +86,41 @@ def forward_problem(
     derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None, written: list[str] | None = None
 ) -> tuple[float | None, str | None]:
     """(f at the point in NumPy, None), or (None, why the forward cannot be a witness there): as
-    ``forward_problem_in`` NumPy, and the same value under torch."""
+    ``forward_problem_in`` NumPy, and the same value under torch (``torch_problem``)."""
     f1, problem = forward_problem_in(derivation, NUMPY, params, g_out, written)
     if problem:
         return None, problem
+    problem = torch_problem(derivation, params, g_out, f1)
+    return (None, problem) if problem else (f1, None)
+
+
+def numpy_forward_problem(
+    derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None, written: list[str] | None = None
+) -> tuple[float | None, str | None]:
+    """``forward_problem`` without its torch evaluation: for a point whose stack evaluates the forward under torch at
+    the point itself (its unperturbed row), which must then agree with f in NumPy (``torch_agrees``); where the
+    stack cannot serve the point, ``torch_problem`` is asked before anything else is judged."""
+    return forward_problem_in(derivation, NUMPY, params, g_out, written)
+
+
+def torch_agrees(f_numpy: float, f_torch: float) -> bool:
+    """Whether f under torch is f in NumPy up to the rounding of another summation order (``BACKEND_RTOL``)."""
+    return bool(abs(f_torch - f_numpy) <= tol.BACKEND_RTOL * max(abs(f_numpy), abs(f_torch)))
+
+
+def torch_problem(derivation: Derivation, params: dict[str, np.ndarray], g_out: np.ndarray | None, f1: float) -> str | None:
+    """Why the forward evaluated once under torch at the point is not a witness there (it raises, or its value is
+    not ``f1``, NumPy's), or None."""
     try:
         f_torch = forward_value_torch(derivation, params, g_out)
     except ForwardError as e:
-        return None, str(e)
-    if not abs(f_torch - f1) <= tol.BACKEND_RTOL * max(abs(f1), abs(f_torch)):
-        return None, (
+        return str(e)
+    if not torch_agrees(f1, f_torch):
+        return (
             f"forward gives {f1!r} under NumPy but {f_torch!r} under torch at the same point: it is not deterministic,"
             " or it depends on the array library"
         )
-    return f1, None
+    return None
 
 
 def blank_report(derivation: Derivation, point: Point, mode: str) -> Report:

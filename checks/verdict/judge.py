@@ -26,13 +26,14 @@ Thresholds and their reasons: checks/verdict/thresholds.py; their derivation: do
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from verigrad.checks.report import FAIL, PASS, Blame, GradientReport, Problem
+from verigrad.checks.report import FAIL, NOISE_NOT_NEEDED, PASS, Blame, GradientReport, Problem
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.calls import Unreadable
 from verigrad.reference import FDEstimate
@@ -125,7 +126,6 @@ class Entries:
     tau: np.ndarray  # (k,)
     thr_fd: np.ndarray  # K_FD·e + τ_ex per entry
     scale: np.ndarray  # (k,): max |ref| over the finite entries
-    plain: bool  # every entry finite, differentiable and ok (the common case, judged in a few operations)
     model: np.ndarray  # (k,): τ_ex of the error model where the precision floor raised it, else inf
     u_a: float
 
@@ -161,8 +161,7 @@ def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u
     """The verdict of every entry at every point; ``a`` in float64, ``fd`` stacked like ``auto``."""
     finite_t = np.isfinite(auto)
     nd = np.asarray(fd.nondifferentiable, dtype=bool)
-    regular = bool(finite_t.all()) and not nd.any()
-    ref = auto if regular else np.where(finite_t, auto, fd.value)
+    ref = np.where(finite_t, auto, fd.value)
     k = auto.shape[0]
     scale = live_max(ref)
     model, least = _bound_and_floor(sigma, u_a, total_dims, ref, ~nd, scale)
@@ -173,15 +172,11 @@ def judge_entries(a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u
         gap = np.abs(a - auto)
         at = finite_t & (gap <= tau_b)
         td = finite_t & (np.abs(auto - fd.value) <= thr_fd)
-        plain = regular and bool(at.all()) and bool(td.all())
-        if plain:
-            verdict, err = np.zeros(auto.shape, dtype=np.int8), gap
-        else:
-            verdict = _verdicts(finite_t, nd, at, td, np.abs(a - fd.value) <= thr_fd, _beyond_noise(auto, fd.value, thr_fd, finite_t & ~nd))
-            ref = np.where(verdict == GRAPH, fd.value, ref)  # judged against the function there
-            err = np.where(nd, 0.0, np.abs(a - ref))
-            err = np.where(np.isnan(err), np.inf, err)
-    return Entries(verdict, ref, finite_t, nd, nd & at, err, tau, thr_fd, scale, plain, np.where(least > model, model, np.inf), u_a)
+        verdict = _verdicts(finite_t, nd, at, td, np.abs(a - fd.value) <= thr_fd, _beyond_noise(auto, fd.value, thr_fd, finite_t & ~nd))
+        ref = np.where(verdict == GRAPH, fd.value, ref)  # judged against the function there
+        err = np.where(nd, 0.0, np.abs(a - ref))
+        err = np.where(np.isnan(err), np.inf, err)
+    return Entries(verdict, ref, finite_t, nd, nd & at, err, tau, thr_fd, scale, np.where(least > model, model, np.inf), u_a)
 
 
 def _median(x: np.ndarray) -> float:
@@ -202,26 +197,22 @@ def _indices(mask: np.ndarray) -> list[tuple[int, ...]]:
 
 def _summary(g: GradientReport, a: np.ndarray, e: Entries, i: int) -> None:
     """Counts, thresholds and the worst entry of point ``i``."""
-    nd, err, thr = e.nondiff[i], e.err[i], e.thr_fd[i]
-    if e.plain:
-        live, bad, any_live, thr_live = None, None, err.size > 0, thr.reshape(-1)
-    else:
-        verdict = e.verdict[i]
-        live = ~nd
-        bad = np.isin(verdict, FAILING)
-        g.mismatches = int(bad.sum())
-        g.nondifferentiable = _indices(nd) if nd.any() else []
-        lost = (~e.finite_t[i] | (verdict == GRAPH)) & live
-        g.decided_by_fd = _indices(lost) if lost.any() else []
-        any_live = bool(live.any())
-        thr_live = thr[live] if not any_live or not live.all() else thr.reshape(-1)
+    nd, err, thr, verdict = e.nondiff[i], e.err[i], e.thr_fd[i], e.verdict[i]
+    live = ~nd
+    bad = np.isin(verdict, FAILING)
+    g.mismatches = int(bad.sum())
+    g.nondifferentiable = _indices(nd) if nd.any() else []
+    lost = (~e.finite_t[i] | (verdict == GRAPH)) & live
+    g.decided_by_fd = _indices(lost) if lost.any() else []
+    any_live = bool(live.any())
+    thr_live = thr[live] if not any_live or not live.all() else thr.reshape(-1)
     g.threshold = {
         "analytic_vs_autograd": float(e.tau[i]),
         "finite_differences_max": float(np.max(thr_live, initial=0.0)),
         "finite_differences_median": _median(thr_live) if any_live else 0.0,
     }
     if any_live:
-        pool = err if e.plain else np.where(bad, err, -1.0) if g.mismatches else np.where(live, err, -1.0)
+        pool = np.where(bad, err, -1.0) if g.mismatches else np.where(live, err, -1.0)
         worst = np.unravel_index(int(np.argmax(pool)), pool.shape)
         g.worst_index = tuple(int(j) for j in worst)
         g.analytic_value, g.reference_value = float(a[worst]), float(e.reference[i][worst])
@@ -232,8 +223,6 @@ def _summary(g: GradientReport, a: np.ndarray, e: Entries, i: int) -> None:
 
 def _conclude(g: GradientReport, e: Entries, i: int) -> None:
     """Status, blame and warnings of point ``i`` from its entries' verdicts."""
-    if e.plain:
-        return
     counts = np.bincount(e.verdict[i].reshape(-1), minlength=5)
     if counts[ANALYTIC]:
         g.status, g.blame = FAIL, BLAMES[ANALYTIC]
@@ -261,51 +250,20 @@ def _conclude(g: GradientReport, e: Entries, i: int) -> None:
         g.warnings.append(f"at {int(off.sum())} kink entries the analytic subgradient differs from autograd's convention (see the glossary)")
 
 
-def _plain_summaries(param: str, a: np.ndarray, e: Entries, nondiff: np.ndarray) -> list[GradientReport]:
-    """``_summary`` of every point of a plain stack (every entry finite, differentiable and ok) at once:
-    the same numbers, by reductions along the point axis (the median as ``_median`` takes it, row by row)."""
-    k = a.shape[0]
-    err, thr = e.err.reshape(k, -1), e.thr_fd.reshape(k, -1)
-    m = err.shape[1]
-    out = [GradientReport(param=param, status=PASS, entries=m, dtype="float64") for _ in range(k)]
-    for i, g in enumerate(out):
-        g.analytic, g.reference, g.nondiff_mask = a[i], e.reference[i], nondiff[i]
-    if m == 0:
-        for i, g in enumerate(out):
-            g.threshold = {"analytic_vs_autograd": float(e.tau[i]), "finite_differences_max": 0.0, "finite_differences_median": 0.0}
-        return out
-    h = m // 2
-    part = np.partition(thr, h, axis=1) if m % 2 else np.partition(thr, (h - 1, h), axis=1)
-    median = part[:, h] if m % 2 else (part[:, h - 1] + part[:, h]) / 2
-    median = np.where(np.isnan(thr).any(axis=1), np.nan, median)
-    thr_max, worst, max_err = np.max(thr, axis=1, initial=0.0), np.argmax(err, axis=1), np.max(err, axis=1, initial=0.0)
-    ref, shape = e.reference.reshape(k, -1), a.shape[1:]
-    flat_a = a.reshape(k, -1)
-    for i, g in enumerate(out):
-        g.threshold = {
-            "analytic_vs_autograd": float(e.tau[i]),
-            "finite_differences_max": float(thr_max[i]),
-            "finite_differences_median": float(median[i]),
-        }
-        w = int(worst[i])
-        g.worst_index = tuple(int(j) for j in np.unravel_index(w, shape))
-        g.analytic_value, g.reference_value = float(flat_a[i, w]), float(ref[i, w])
-        g.max_abs_err = float(max_err[i])
-        max_ref = float(e.scale[i])
-        g.max_rel_err = g.max_abs_err / max_ref if max_ref > 0 else (0.0 if g.max_abs_err == 0 else float("inf"))
-        _note_floor(g, e, i)
-    return out
-
-
 def _note_floor(g: GradientReport, e: Entries, i: int) -> None:
-    """A passing gradient whose largest deviation from the reference is above the error model's τ_ex says that it
-    passed within the precision floor, and how far it is off in ulps of its scale."""
-    if g.status != PASS or g.decided_by_fd or g.max_abs_err is None or not g.max_abs_err > e.model[i]:
+    _floor_note(g, float(e.model[i]), float(e.scale[i]), e.u_a)
+
+
+def _floor_note(g: GradientReport, model: float, scale: float, u_a: float) -> None:
+    """A passing gradient whose largest deviation from the reference is above the error model's τ_ex (``model``;
+    inf where the precision floor did not raise τ_ex) says that it passed within the precision floor, and how far it
+    is off in ulps of its scale."""
+    if g.status != PASS or g.decided_by_fd or g.max_abs_err is None or not g.max_abs_err > model:
         return  # (no max_abs_err: every entry is at a kink, none was compared)
-    ulps = g.max_abs_err / (e.u_a * float(e.scale[i]))
+    ulps = g.max_abs_err / (u_a * scale)
     g.warnings.append(
         f"within the precision floor: its largest deviation, {g.max_abs_err:.3g} ({ulps:.1f} u of max|reference|), is above the error"
-        f" model's {float(e.model[i]):.3g} but within {tol.PRECISION_FLOOR_ULPS:g} u of the gradient's scale: rounding, not a formula error"
+        f" model's {model:.3g} but within {tol.PRECISION_FLOOR_ULPS:g} u of the gradient's scale: rounding, not a formula error"
     )
 
 
@@ -313,10 +271,14 @@ def judge_stack(
     param: str, a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, total_dims: int, u_a: float = tol.U64
 ) -> list[GradientReport]:
     """The verdict on ``param`` at each of k stacked points: ``a`` (the hand-derived gradient, already
-    admitted and in float64), ``auto``, ``fd`` and ``sigma`` with a leading point axis."""
+    admitted and in float64), ``auto``, ``fd`` and ``sigma`` with a leading point axis; ``judge_stacks`` of one."""
+    return judge_stacks([(param, a, auto, fd, sigma, u_a)], total_dims)[0]
+
+
+def _alone(param: str, a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u_a: float, total_dims: int) -> list[GradientReport]:
+    """The verdict on a parameter with some entry not plain (not finite, at a kink, or not ok) at some point:
+    entry by entry, point by point."""
     e = judge_entries(a, auto, fd, sigma, u_a, total_dims)
-    if e.plain:
-        return _plain_summaries(param, a, e, fd.nondifferentiable)
     out = []
     for i in range(auto.shape[0]):
         g = GradientReport(param=param, status=PASS, entries=int(auto[i].size), dtype="float64")
@@ -325,6 +287,91 @@ def judge_stack(
         _conclude(g, e, i)
         out.append(g)
     return out
+
+
+def _sorted_within(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``values`` (k, M) sorted within each segment [starts[j], starts[j] + sizes[j]) of every row."""
+    segment = np.repeat(np.arange(len(sizes)), sizes)
+    order = np.lexsort((values, np.broadcast_to(segment, values.shape)), axis=1)
+    return np.take_along_axis(values, order, axis=1)
+
+
+def judge_stacks(params: Sequence[tuple[str, np.ndarray, np.ndarray, FDEstimate, Any, float]], total_dims: int) -> list[list[GradientReport]]:
+    """The verdict on several parameters at the same k points (``params``: (name, a, auto, fd, sigma, u_a) each,
+    ``a`` admitted and in float64, every array with the leading point axis), the entries of all of them in one
+    vectorised pass: τ_ex per parameter and point, every entry's tests, and for a parameter whose every entry is plain
+    (finite, differentiable and ok: the common case) its report's numbers by reductions along each parameter's
+    segment, the same numbers ``judge_entries`` and the median of its thresholds give. Any other parameter is judged
+    entry by entry (``_alone``)."""
+    k = params[0][2].shape[0]
+    m = np.array([t[0].size for _, _, t, _, _, _ in params], dtype=np.int64)
+    out: list[list[GradientReport] | None] = [None] * len(params)
+    for i in np.flatnonzero(m == 0):  # nothing to compare: every point passes, with its τ_ex and no entry
+        name, a_i, t_i, fd_i, sigma_i, u_a = params[i]
+        e = judge_entries(a_i, t_i, fd_i, sigma_i, u_a, total_dims)
+        out[i] = [GradientReport(param=name, status=PASS, entries=0, dtype="float64") for _ in range(k)]
+        for r, g in enumerate(out[i]):
+            g.analytic, g.reference, g.nondiff_mask = a_i[r], t_i[r], fd_i.nondifferentiable[r]
+            g.threshold = {"analytic_vs_autograd": float(e.tau[r]), "finite_differences_max": 0.0, "finite_differences_median": 0.0}
+    fused = np.flatnonzero(m > 0)
+    if len(fused):
+        _fused(params, fused, m[fused], total_dims, out)
+    return [got if got is not None else _alone(*params[i][:5], params[i][5], total_dims) for i, got in enumerate(out)]
+
+
+def _fused(params, fused: np.ndarray, m: np.ndarray, total_dims: int, out: list) -> None:
+    """``judge_stacks`` of the parameters ``fused`` (m entries each), written into ``out`` where they are plain."""
+    k = params[0][2].shape[0]
+    flat = lambda get: np.concatenate([np.asarray(get(params[i]), dtype=np.float64).reshape(k, -1) for i in fused], axis=1)
+    a, auto, d, err = flat(lambda p: p[1]), flat(lambda p: p[2]), flat(lambda p: p[3].value), flat(lambda p: p[3].error)
+    nd = np.concatenate([np.asarray(params[i][3].nondifferentiable, dtype=bool).reshape(k, -1) for i in fused], axis=1)
+    starts = np.concatenate([[0], np.cumsum(m[:-1])])
+    u_a = np.array([params[i][5] for i in fused])
+    finite = np.isfinite(auto)
+    sigma_live = np.stack([np.max(np.asarray(params[i][4], dtype=np.float64).reshape(k, -1), axis=1, initial=0.0) for i in fused], axis=1)
+    with np.errstate(invalid="ignore"):
+        scale = np.maximum.reduceat(np.where(finite, np.abs(auto), 0.0), starts, axis=1)
+        size = np.maximum(scale, [normal_floor(u) for u in u_a])
+        model, least = tol.exact_bound(sigma_live, u_a, total_dims, size), precision_floor(u_a, size)
+        tau = np.maximum(model, least)
+        tau_full = np.repeat(tau, m, axis=1)
+        thr = tol.K_FD * err + tau_full
+        gap = np.abs(a - auto)
+        ok = finite & ~nd & (gap <= tau_full) & (np.abs(auto - d) <= thr)
+    plain = np.logical_and.reduceat(ok, starts, axis=1).all(axis=0)
+    if not plain.any():
+        return
+    # The report's numbers of every parameter at once; used for the plain ones.
+    below = np.where(least > model, model, np.inf)
+    max_err, thr_max = np.maximum.reduceat(gap, starts, axis=1), np.maximum.reduceat(thr, starts, axis=1)
+    columns = np.arange(a.shape[1])
+    last = a.shape[1] - 1  # (where a segment has no maximum, NaN in a parameter that is not plain: unused)
+    first = np.minimum.reduceat(np.where(gap == np.repeat(max_err, m, axis=1), columns, last), starts, axis=1)  # argmax
+    ordered = _sorted_within(thr, starts, m)
+    h = starts + m // 2
+    median = np.where(m % 2 == 1, ordered[:, h], (ordered[:, np.maximum(h - 1, 0)] + ordered[:, h]) / 2)
+    rows = np.arange(k)[:, None]
+    a_worst, t_worst = a[rows, first].tolist(), auto[rows, first].tolist()
+    numbers = [x.tolist() for x in (tau, thr_max, median, max_err, scale, below)]
+    for j, i in enumerate(fused):
+        if not plain[j]:
+            continue
+        name, a_i, t_i, fd_i, _, u = params[i]
+        shape = t_i.shape[1:]
+        where = np.unravel_index(first[:, j] - starts[j], shape) if shape else ()
+        report = []
+        for r in range(k):
+            t_r, thr_r, med_r, err_r, scale_r, below_r = (x[r][j] for x in numbers)
+            g = GradientReport(param=name, status=PASS, entries=int(m[j]), dtype="float64")
+            g.analytic, g.reference, g.nondiff_mask = a_i[r], t_i[r], fd_i.nondifferentiable[r]
+            g.threshold = {"analytic_vs_autograd": t_r, "finite_differences_max": thr_r, "finite_differences_median": med_r}
+            g.worst_index = tuple(int(w[r]) for w in where)
+            g.analytic_value, g.reference_value = a_worst[r][j], t_worst[r][j]
+            g.max_abs_err = err_r
+            g.max_rel_err = err_r / scale_r if scale_r > 0 else (0.0 if err_r == 0 else float("inf"))
+            _floor_note(g, below_r, scale_r, u)
+            report.append(g)
+        out[i] = report
 
 
 def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientReport | None, list[str]]:
@@ -351,23 +398,38 @@ def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientRe
 
 
 def judge_point(param: str, analytic: Any, auto: np.ndarray, fd: FDEstimate, sigma: Any, total_dims: int) -> GradientReport:
-    """The verdict on ``param`` at one point: ``judge_stack`` for a stack of one, after ``admit``."""
-    refused, warnings = admit(param, analytic, auto.shape)
-    if refused is not None:
-        refused.entries = int(auto.size)
-        refused.reference = np.where(np.isfinite(auto), auto, fd.value)
-        refused.nondiff_mask = fd.nondifferentiable
-        if refused.problem is not Problem.MISSING and not isinstance(analytic, Unreadable):
-            refused.analytic, refused.dtype = np.asarray(analytic), str(np.asarray(analytic).dtype)
-        return refused
-    raw = np.asarray(analytic)
-    one = FDEstimate(*(np.asarray(v)[None] for v in (fd.value, fd.error, fd.step, fd.nondifferentiable, fd.refined)))
-    sig = np.asarray(sigma, dtype=np.float64)
-    g = judge_stack(param, raw.astype(np.float64)[None], auto[None], one, sig[None], total_dims, precision_of(raw))[0]
-    g.analytic, g.dtype, g.nondiff_mask = raw, str(raw.dtype), fd.nondifferentiable
-    g.warnings[:0] = warnings
-    explain_non_finite(g)
-    return g
+    """The verdict on ``param`` at one point: ``judge_at_point`` of one parameter."""
+    return judge_at_point([(param, analytic, auto, fd, sigma)], total_dims)[0]
+
+
+def judge_at_point(params: Sequence[tuple[str, Any, np.ndarray, FDEstimate, Any]], total_dims: int) -> list[GradientReport]:
+    """The verdict on each parameter at one point (``params``: (name, analytic, auto, fd, sigma) each): ``admit``,
+    then ``judge_stacks`` of the float64 gradients at a stack of one, ``judge_stack`` of those in another precision."""
+    out: list[GradientReport | None] = [None] * len(params)
+    fused, raws = [], {}
+    for i, (param, analytic, auto, fd, sigma) in enumerate(params):
+        refused, warnings = admit(param, analytic, auto.shape)
+        if refused is not None:
+            refused.entries = int(auto.size)
+            refused.reference = np.where(np.isfinite(auto), auto, fd.value)
+            refused.nondiff_mask = fd.nondifferentiable
+            if refused.problem is not Problem.MISSING and not isinstance(analytic, Unreadable):
+                refused.analytic, refused.dtype = np.asarray(analytic), str(np.asarray(analytic).dtype)
+            out[i] = refused
+            continue
+        raw = np.asarray(analytic)
+        raws[i] = raw, warnings
+        one = FDEstimate(*(np.asarray(v)[None] for v in (fd.value, fd.error, fd.step, fd.nondifferentiable, fd.refined)))
+        fused.append((i, (param, raw.astype(np.float64)[None], auto[None], one, np.asarray(sigma, dtype=np.float64)[None], precision_of(raw))))
+    if fused:
+        for (i, _), got in zip(fused, judge_stacks([p for _, p in fused], total_dims), strict=True):
+            out[i] = got[0]
+    for i, (raw, warnings) in raws.items():
+        g = out[i]
+        g.analytic, g.dtype, g.nondiff_mask = raw, str(raw.dtype), params[i][3].nondifferentiable
+        g.warnings[:0] = warnings
+        explain_non_finite(g)
+    return out
 
 
 def explain_non_finite(g: GradientReport) -> None:
@@ -379,6 +441,22 @@ def explain_non_finite(g: GradientReport) -> None:
     if bad.any():
         g.message = f"gradient of {g.param} contains non-finite values (NaN/inf) at {int(bad.sum())} of {a.size} entries"
         g.problem = Problem.NON_FINITE
+
+
+def clean(g: GradientReport) -> bool:
+    """A passing gradient with nothing to say: no blame, no warning, no kink, nothing decided by finite
+    differences alone. Judged with the rounding noise σ = 0, it is judged the same with any σ: τ_ex only grows
+    with σ, and so does the error model's bound the precision-floor warning compares with."""
+    return g.status == PASS and g.blame is None and not g.warnings and not g.nondifferentiable and not g.decided_by_fd
+
+
+def mark_unmeasured(grads: list[GradientReport], measured: Callable[[], list[GradientReport]]) -> None:
+    """``grads``, judged clean with σ = 0 at one point, say that σ was not needed, and each can give its verdict
+    with σ measured (``GradientReport.remeasure``): ``measured()`` judges them all again, once, when first asked."""
+    again = functools.cache(measured)
+    for g in grads:
+        g.sigma = NOISE_NOT_NEEDED
+        g.remeasure = lambda param=g.param: next((h for h in again() if h.param == param), None)
 
 
 def judged(g: GradientReport) -> bool:

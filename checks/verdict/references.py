@@ -1,6 +1,6 @@
 """Both references for k points of one size, from one ``reference.Stack``: the one place an exhaustive
-verdict takes autograd, its rounding noise (with the hand-derived gradient's own, σ_a) and the finite
-differences from. A single point is a stack of one (checks/verdict/point.py); the search's points are
+verdict takes autograd, the finite differences and, where a verdict needs it, the rounding noise (with
+the hand-derived gradient's own, σ_a) from. A single point is a stack of one (checks/verdict/point.py); the search's points are
 stacks of VALUES_PER_SIZE (checks/verdict/stacked.py).
 
 ``Unstackable`` (a forward that does not vmap, an op without double backward, a parameter the forward
@@ -26,25 +26,34 @@ __all__ = ["StackedReferences", "stacked_references"]
 
 @dataclass
 class StackedReferences:
-    """Autograd, σ and the finite differences of every checked parameter at k points (leading axis k)."""
+    """Autograd and the finite differences of every checked parameter at k points (leading axis k), and
+    their rounding noise σ when asked (``measure_noise``): a verdict that every entry passes with σ = 0
+    passes with any σ (τ_ex grows with σ), so σ is measured only where a verdict or a figure needs it."""
 
     auto: dict[str, np.ndarray]
-    sigma: dict[str, np.ndarray]
     fd: dict[str, FDEstimate]
     noise: np.ndarray  # ε_f per point
     f0: np.ndarray  # f per point by the stack's batched kernels
     evaluations: np.ndarray  # forward evaluations per point, counted as a single point's check counts them
+    stack: Stack
+    analytic: Sequence[Mapping[str, Any] | None]
+    sigma: dict[str, np.ndarray] | None = None  # None until measured
+
+    def measure_noise(self) -> dict[str, np.ndarray]:
+        """σ per parameter, point and entry (σ_t with the hand-derived gradients' own σ_a), measured once;
+        autograd becomes the values of the call that measured it. ``Unstackable`` where the forward has
+        no double backward."""
+        if self.sigma is None:
+            auto, sigma = self.stack.noise()
+            stacked_analytic_noise(self.stack.derivation, sigma, self.analytic, self.stack.probes, auto)
+            self.auto, self.sigma = auto, sigma
+        return self.sigma
 
     def agrees(self, f_numpy: np.ndarray) -> np.ndarray:
         """Per point, whether the batched forward reproduces f in NumPy: to VMAP_AGREEMENT_ULPS machine
         epsilons of |f|, or to K_FD·ε_f where f is a cancelling sum whose rounding ε_f measures."""
         f1 = np.asarray(f_numpy, dtype=np.float64)
         return np.abs(self.f0 - f1) <= np.maximum(tol.VMAP_AGREEMENT_ULPS * 2 * U64 * np.abs(f1), tol.K_FD * self.noise)
-
-    def at(self, i: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, FDEstimate]]:
-        """(autograd, σ, finite differences) of point ``i`` alone, without the leading axis."""
-        fd = {n: FDEstimate(e.value[i], e.error[i], e.step[i], e.nondifferentiable[i], e.refined[i]) for n, e in self.fd.items()}
-        return {n: t[i] for n, t in self.auto.items()}, {n: s[i] for n, s in self.sigma.items()}, fd
 
 
 def fits_one_call(stack: Stack, check: Sequence[str]) -> bool:
@@ -58,11 +67,16 @@ def stacked_references(
     stack: Stack,
     analytic: Sequence[Mapping[str, Any] | None],
     fd_seed: int,
+    *,
+    noise: bool = False,
 ) -> StackedReferences:
     """The references at the points of ``stack``; ``analytic[i]``: the hand-derived gradients at point i
-    (None when there are none to measure σ_a of), whose rounding noise joins autograd's in σ."""
+    (None when there are none to measure σ_a of), whose rounding noise joins autograd's in σ when measured:
+    with ``noise``, at once (one autograd call for both), else when first asked (``measure_noise``)."""
     rng = np.random.default_rng(fd_seed)
-    auto, sigma = stack.autograd(rng, jitters=tol.AUTOGRAD_JITTERS, relative=tol.NOISE_JITTER)
-    stacked_analytic_noise(derivation, sigma, analytic, stack.probes, auto)
-    est, noise, f0 = stack.finite_differences(list(derivation.check), refine_where_autograd_disagrees(auto), rng)
-    return StackedReferences(auto, sigma, est, noise, f0, stack.evaluations)
+    at = {"jitters": tol.AUTOGRAD_JITTERS, "relative": tol.NOISE_JITTER}
+    auto, sigma = stack.autograd_with_noise(rng, **at) if noise else (stack.autograd(rng, **at), None)
+    if sigma is not None:
+        stacked_analytic_noise(derivation, sigma, analytic, stack.probes, auto)
+    est, eps, f0 = stack.finite_differences(list(derivation.check), refine_where_autograd_disagrees(auto), rng)
+    return StackedReferences(auto, est, eps, f0, stack.evaluations, stack, analytic, sigma)

@@ -1,7 +1,7 @@
 """Exhaustive three-way checks of several points at the same sizes at once (as the search draws them).
 
 The references for all the points come from a few stacked calls (reference.Stack), and the points are
-judged together by the one judgement (checks/verdict/judge.py::judge_stack), which a single point
+judged together by the one judgement (checks/verdict/judge.py::judge_stacks), which a single point
 gets as a stack of one. A point is passed here only when that judgement finds it clean: every entry
 of every checked gradient within |a − t| ≤ τ_ex and |t − d| ≤ K_FD·e + τ_ex, no blame, no warning,
 no switch within a finite-difference step, finite autograd. It must also be unremarkable before the
@@ -14,6 +14,7 @@ text of any message.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -24,10 +25,10 @@ from verigrad.checks.report import ERROR, PASS, GradientReport, Point, Report
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.before import blank_report, error_report, inner_length
 from verigrad.checks.verdict.calls import call_gradients, changed_in_place, check_inputs, copies, differing, nondeterministic
-from verigrad.checks.verdict.judge import judge_stack
+from verigrad.checks.verdict.judge import clean, judge_stacks, mark_unmeasured
 from verigrad.checks.verdict.point import evaluate
 from verigrad.checks.verdict.references import stacked_references
-from verigrad.reference import ForwardError, Stack, Unstackable, forward_value, seeded_at
+from verigrad.reference import U64, ForwardError, Stack, Unstackable, forward_value, seeded_at
 
 
 def screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray], float] | str | None:
@@ -71,25 +72,50 @@ def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray]
     return grads, f1
 
 
-def clean(g: GradientReport) -> bool:
-    """A passing gradient with nothing to say: no blame, no warning, no kink, nothing decided by finite
-    differences alone — what the single check would conclude as well."""
-    return g.status == PASS and g.blame is None and not g.warnings and not g.nondifferentiable and not g.decided_by_fd
-
-
 def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, fd_seed: int) -> list[Report | None]:
-    """A passing Report for each point that is clean by the stacked references, None for the others."""
+    """A passing Report for each point that is clean by the stacked references, None for the others.
+
+    Judged with σ = 0 first: a point clean without σ is clean with it (τ_ex grows with σ). σ is measured for the
+    stack only where some point the stack could pass (its batched forward agrees) is not clean without it, and
+    then every point is judged with it. Where it was not measured, each passing gradient says so and measures it
+    when asked (``GradientReport.remeasure``: once for the whole stack): the search does so for the point its
+    figures are taken at (checks/search/coverage.py)."""
     started = time.perf_counter()
     stack = Stack(derivation, [p.params for p in points], None if not derivation.is_layer else [p.grad_output for p in points])
     refs = stacked_references(derivation, stack, [grads for grads, _ in screened], fd_seed)
-    auto, est, sigma = refs.auto, refs.fd, refs.sigma
     ok = refs.agrees(np.array([f for _, f in screened]))
     total_dims = inner_length(derivation, points[0].sizes)
-    parts: dict[str, list[GradientReport]] = {}
-    for name in derivation.check:
-        a = np.stack([g[name] for g, _ in screened])
-        parts[name] = judge_stack(name, a, auto[name], est[name], sigma[name], total_dims)
-        ok &= np.array([clean(g) for g in parts[name]])
+    names = list(derivation.check)
+    analytic = {n: np.stack([g[n] for g, _ in screened]) for n in names}
+
+    def judge(sigma: dict[str, np.ndarray]) -> list[list[GradientReport]]:
+        params = [(n, analytic[n], refs.auto[n], refs.fd[n], sigma[n], U64) for n in names]
+        return judge_stacks(params, total_dims)
+
+    def clean_at(parts: list[list[GradientReport]]) -> np.ndarray:
+        return np.array([all(clean(per[i]) for per in parts) for i in range(len(points))])
+
+    parts = judge(dict.fromkeys(names, np.zeros(len(points))))
+    passed = clean_at(parts)
+    lazy = bool(np.all(passed | ~ok))
+    if not lazy:
+        parts = judge(refs.measure_noise())
+        passed = clean_at(parts)
+    else:
+        seed = points[0].seed
+
+        @functools.cache
+        def measured() -> list[list[GradientReport]] | None:
+            try:
+                with seeded_at(seed):  # code that drew nowhere in the screen: any seed serves
+                    return judge(refs.measure_noise())
+            except Unstackable:
+                return None
+
+        for i, p in enumerate(points):
+            if passed[i] and ok[i]:
+                mark_unmeasured([per[i] for per in parts], lambda i=i, p=p: _measured_at(derivation, p, measured(), i, fd_seed))
+    ok &= passed
     each = (time.perf_counter() - started) / len(points)
     out: list[Report | None] = []
     for i, p in enumerate(points):
@@ -99,10 +125,18 @@ def stacked_verdicts(derivation: Derivation, points: Sequence[Point], screened, 
         rep = Report(name=derivation.name, status=PASS, shapes=dict(p.sizes), point_seed=p.seed, examples=1, points=1, mode="exhaustive")
         rep.warnings.extend(p.notes)
         rep.evaluations = int(refs.evaluations[i])
-        rep.gradients = [per_point[i] for per_point in parts.values()]
+        rep.gradients = [per[i] for per in parts]
         rep.duration_s = each
         out.append(rep)
     return out
+
+
+def _measured_at(derivation: Derivation, point: Point, parts: list[list[GradientReport]] | None, i: int, fd_seed: int) -> list[GradientReport]:
+    """The gradients at point ``i`` of a stack judged with σ measured (``parts``); where the forward has no double
+    backward (None), the point checked again alone with σ, as it would have been had σ been measured up front."""
+    if parts is None:
+        return evaluate(derivation, point, fd_seed=fd_seed, noise=True).gradients
+    return [per[i] for per in parts]
 
 
 def evaluate_group(
