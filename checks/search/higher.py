@@ -17,7 +17,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.diagnose.second_order import diagnose_hvp
 from verigrad.checks.report import FAIL, PASS, Diagnosis, GradientReport, Kind, Point, Quantity, Report, Status
-from verigrad.checks.search.inputs import counterexample_of
+from verigrad.checks.search.inputs import bound_for, counterexample_of
 from verigrad.checks.search.usercode import raised_in_user_code
 from verigrad.checks.verdict.second_order import Operator, hvp_at, jvp_at
 from verigrad.reference import seeded_at
@@ -53,6 +53,7 @@ def search_points(report: Report, seed: int, draw: Callable[[dict[str, int], int
 
 def _at(d: Derivation, point: Point, trusted: bool, seed: int, device: str) -> list[Operator]:
     seed = seed if point.seed is None else point.seed  # the direction v is the point's: a replay sees the same
+    d = bound_for(d, point)  # the point's data and hyperparameters handed to every call, hvp and jvp among them
     with seeded_at(point.seed):
         ops = [hvp_at(d, point, trusted=trusted, seed=seed, device=device)] if d.hvp is not None else []
         if d.jvp is not None:
