@@ -47,12 +47,13 @@ from torch.autograd.gradcheck import GradcheckError as TorchGradcheckError
 
 from verigrad.analytic import Derivation
 from verigrad.checks.assertion import failure_text
+from verigrad.checks.diagnose.second_order import diagnose_jvp
 from verigrad.checks.report import FAIL, PASS, Blame, Report
 from verigrad.checks.search import check
 from verigrad.checks.torch_functions import BackwardOf, backward_code, function_nodes, inlined, saved_without_graph
-from verigrad.checks.verdict.second_order import judge_tangents
+from verigrad.checks.verdict.second_order import Operator, judge_tangents
 from verigrad.checks.verdict.thresholds import unit_roundoff
-from verigrad.reference import direction, keeps_generators, seeded_at, user_call
+from verigrad.reference import along, direction, keeps_generators, seeded_at, user_call
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
@@ -268,6 +269,11 @@ def _forward_mode(problem: _Problem) -> Report:
     total = sum(int(d) for x in params.values() for d in x.shape)
     reports = judge_tangents(problem.tangents(params, v), problem.outputs, params, v, total, unit=unit, seed=UPSTREAM_SEED)
     failing = [g for g in reports if g.status != PASS]
+    differences = lambda w: {k: e.value for k, e in along(problem.outputs, params, w, np.random.default_rng(UPSTREAM_SEED), unit)[0].items()}
+    op = Operator(lambda w: problem.tangents(params, w), differences, v, reports)
+    for g in failing:
+        if g.status == FAIL and g.problem is None:
+            g.diagnosis = diagnose_jvp(op, g, np.random.default_rng(UPSTREAM_SEED + 1))
     return Report(
         name=f"forward mode of {problem.title}",
         status=FAIL if failing else PASS,
