@@ -26,7 +26,11 @@ A test that calls ``torch.autograd.gradcheck(func, inputs)`` switches by changin
 Tolerances. The error model decides. ``atol=``/``rtol=`` given by the caller can only loosen a failure:
 an entry the error model rejects passes when |backward − reference| ≤ atol + rtol·|reference| (torch's
 rule), and the message says that the caller's tolerance decided. ``eps=`` is accepted and not used: the
-steps are sized per entry by the error model. Every other keyword of torch's is accepted; the checks
+steps are sized per entry by the error model. ``nondet_tol`` is torch's reentrancy check: the backward called twice
+at the inputs; a difference beyond it fails, one within it is tolerated (the check judges the first call's result,
+an entry off by no more than nondet_tol is accepted, and a warning says so). ``check_undefined_grad`` is torch's
+too: the backward with undefined upstream gradients must not raise, nor give a nonzero gradient when all are
+undefined. Every other keyword of torch's is accepted; the checks
 that have no counterpart here (``check_batched_grad``, ``fast_mode`` and the like)
 are named in a warning when asked for. Complex inputs or outputs are refused with one line.
 
@@ -442,6 +446,8 @@ def _undefined_grad(problem: _Problem) -> str | None:
     (and, with several, of each in turn) must not raise, and with all of them undefined gives no nonzero gradient —
     an undefined gradient stands for zeros. A custom Function sees zeros (materialized, the default) or None (after
     ``ctx.set_materialize_grads(False)``), as under torch.autograd."""
+    if not problem.outs:
+        return None
     undefine = torch._C._functions.UndefinedGrad()
     for which in [None, *(problem.outs if len(problem.outs) > 1 else [])]:
         what = "every output" if which is None else f"output {which}"
