@@ -51,13 +51,14 @@ from torch.autograd.gradcheck import GradcheckError as TorchGradcheckError
 
 from verigrad.analytic import Derivation
 from verigrad.checks.assertion import failure_text
+from verigrad.checks.backward_calls import reentrant, undefined_grad_failure
 from verigrad.checks.diagnose.second_order import diagnose_jvp
 from verigrad.checks.report import FAIL, PASS, Blame, Report
 from verigrad.checks.search import check
 from verigrad.checks.torch_functions import BackwardOf, backward_code, function_nodes, inlined, saved_without_graph
 from verigrad.checks.verdict.second_order import Operator, judge_tangents
 from verigrad.checks.verdict.thresholds import unit_roundoff
-from verigrad.reference import along, direction, keeps_generators, seeded_at, user_call
+from verigrad.reference import along, direction
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
@@ -139,7 +140,7 @@ class _Problem:
         nodes = function_nodes([outs[k] for k in self.outs])
         self.functions = list(dict.fromkeys(node._forward_cls for node in nodes))
         self.may_inline = inline
-        #: The first backward's result at the point, where a nondeterministic backward is tolerated (``_reentrant``).
+        #: The first backward's result at the point, where a nondeterministic backward is tolerated (``reentrant``).
         self.first: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         self.inline = self.functions if inline and len(nodes) == 1 and self._inlines(outs) else []
 
@@ -210,7 +211,8 @@ class _Problem:
         """∂f/∂input through ``func``'s backward (None as zeros), handed over in float64: autograd, the other exact
         witness, runs through the same backward in the same precision, so the two agree to their last bit, and the
         backward's precision is judged where it shows, against the finite differences sized for it. Where a
-        nondeterministic backward is tolerated (``nondet_tol``), every call at the point returns the first one's."""
+        nondeterministic backward is tolerated (``nondet_tol``: checks/backward_calls.py), every call at the point returns
+        the first one's."""
         first = self.first.get(_key(params)) if self.first else None
         if first is not None:
             return {n: a.copy() for n, a in first.items()}
@@ -286,37 +288,6 @@ def _forward_mode(problem: _Problem) -> Report:
     )
 
 
-def _spread(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a − b| over the entries of two calls' results, NaN against NaN no difference, NaN against a number ∞."""
-    with np.errstate(invalid="ignore"):
-        d = np.where(np.isnan(a) & np.isnan(b), 0.0, np.abs(a - b))
-    return float(np.max(np.where(np.isnan(d), np.inf, d), initial=0.0))
-
-
-@keeps_generators
-def _reentrant(problem: _Problem, nondet_tol: float) -> tuple[str | None, float]:
-    """torch's reentrancy check: the backward called twice at the point, the global generators seeded alike before
-    each call (as the check seeds them: reference.seeded_at). (why it fails, or None; the largest difference seen).
-    A difference within ``nondet_tol`` is tolerated: every later call at the point returns the first call's result."""
-    point = problem.point()
-    try:
-        with seeded_at(UPSTREAM_SEED):
-            first, second = user_call(problem.gradients, **point), user_call(problem.gradients, **point)
-    except Exception:  # user code: the check itself reports what the backward raises
-        return None, 0.0
-    spreads = {n: _spread(first[n], second[n]) for n in first}
-    name, worst = max(spreads.items(), key=lambda kv: kv[1])
-    if worst > nondet_tol:
-        return (
-            f"verigrad.gradcheck: the backward of {problem.title} is not deterministic: two calls at the same point give "
-            f"∂f/∂input {problem.names[name]} differing by up to {worst:.3g} (nondet_tol={nondet_tol:g}); a backward "
-            "nondeterministic by design (atomic adds on a GPU) is accepted with nondet_tol= at least that"
-        ), worst
-    if worst > 0.0:
-        problem.first = {_key(point): first}
-    return None, worst
-
-
 def _loosened(report: Report, atol: float | None, rtol: float | None) -> bool:
     """Whether the caller's atol/rtol accept every entry the error model rejected (torch's rule per entry)."""
     if report.status != FAIL or (atol is None and rtol is None):
@@ -390,7 +361,7 @@ def _verdict(
         if failure is None and backward_ad:
             failure = _backward_failure(problem, atol, rtol, nondet_tol)
         if failure is None and backward_ad and undefined_grad:
-            failure = _undefined_grad(problem)
+            failure = undefined_grad_failure(problem.call, problem.inputs, problem.wrt, problem.outs, problem.title)
     except GradcheckError:
         if raise_exception:
             raise
@@ -413,9 +384,12 @@ def _forward_failure(problem: _Problem) -> str | None:
 def _backward_failure(problem: _Problem, atol: float | None, rtol: float | None, nondet_tol: float) -> str | Report | None:
     """Why the backward is not the gradient: a line (not reentrant), the failing report, or None where it passes or the
     caller's tolerances accept it (a warning says which)."""
-    not_reentrant, spread = _reentrant(problem, nondet_tol)
+    point = problem.point()
+    not_reentrant, spread, first = reentrant(problem.gradients, point, problem.title, problem.names, nondet_tol)
     if not_reentrant is not None:
         return not_reentrant
+    if first is not None:  # every later call at the point returns the first call's result
+        problem.first = {_key(point): first}
     report = check(problem.derivation(), at=problem.point(), database=False)
     if report.status != PASS and problem.inline and any(g.blame != Blame.ANALYTIC for g in report.failures):
         # Autograd through the inlined forward is not the function's derivative (a part computed outside torch):
@@ -439,35 +413,6 @@ def _backward_failure(problem: _Problem, atol: float | None, rtol: float | None,
         )
         return None
     return report
-
-
-def _undefined_grad(problem: _Problem) -> str | None:
-    """torch's ``check_undefined_grad``: the backward with the upstream gradient of every differentiable output undefined
-    (and, with several, of each in turn) must not raise, and with all of them undefined gives no nonzero gradient —
-    an undefined gradient stands for zeros. A custom Function sees zeros (materialized, the default) or None (after
-    ``ctx.set_materialize_grads(False)``), as under torch.autograd."""
-    if not problem.outs:
-        return None
-    undefine = torch._C._functions.UndefinedGrad()
-    for which in [None, *(problem.outs if len(problem.outs) > 1 else [])]:
-        what = "every output" if which is None else f"output {which}"
-        try:
-            args = [x.detach().requires_grad_(True) if i in problem.wrt else x for i, x in enumerate(problem.inputs)]
-            outs = _tuple(problem.call(*args))
-            picked = [undefine(outs[k]) if which in (None, k) else outs[k] for k in problem.outs]
-            grads = torch.autograd.grad(picked, [args[i] for i in problem.wrt], [torch.zeros_like(o) for o in picked], allow_unused=True)
-        except Exception as e:  # user code: the function and its backward
-            return (
-                f"verigrad.gradcheck: the backward of {problem.title} raised with the upstream gradient of {what} undefined "
-                f"(check_undefined_grad: None, or zeros where the Function materializes it): {type(e).__name__}: {' '.join(str(e).split())}"
-            )
-        nonzero = [i for i, g in zip(problem.wrt, grads, strict=True) if which is None and g is not None and not bool(torch.all(g == 0))]
-        if nonzero:
-            return (
-                f"verigrad.gradcheck: the backward of {problem.title} gives a nonzero gradient for input {nonzero[0]} with the upstream "
-                "gradient of every output undefined (check_undefined_grad: an undefined gradient stands for zeros)"
-            )
-    return None
 
 
 def _located_in_float64(problem: _Problem, report: Report) -> list[str]:
