@@ -130,17 +130,24 @@ class Atomic(Square):
 
     calls = 0
     factor = 1.0
+    size = 1e-12
 
     @classmethod
     def backward(cls, ctx, g):
         dx, dw = Square.backward(ctx, g)
         Atomic.calls += 1
-        wobble = 1 + 1e-12 * (Atomic.calls % 3)
+        wobble = 1 + cls.size * (Atomic.calls % 3)
         return cls.factor * dx * wobble, dw * wobble
 
 
 class AtomicTwice(Atomic):
     factor = 2.0
+
+
+class AtomicCoarse(Atomic):
+    """A wobble of 1e-5: beyond the error model's rounding, within the caller's nondet_tol."""
+
+    size = 1e-5
 
 
 def test_a_nondeterministic_backward_is_reported_and_accepted_within_nondet_tol_only():
@@ -149,6 +156,9 @@ def test_a_nondeterministic_backward_is_reported_and_accepted_within_nondet_tol_
     assert gradcheck(Atomic.apply, _inputs(), nondet_tol=1e-20, raise_exception=False) is False
     with pytest.warns(UserWarning, match=r"nondeterministic: two calls at the same point differ by up to .*, within nondet_tol=1e-09"):
         assert gradcheck(Atomic.apply, _inputs(), nondet_tol=1e-9) is True
+    with pytest.warns(UserWarning, match=r"within nondet_tol=0\.001; .* the error model rejects it by no more than nondet_tol: accepted"):
+        assert gradcheck(AtomicCoarse.apply, _inputs(), nondet_tol=1e-3) is True
+    assert gradcheck(AtomicCoarse.apply, _inputs(), nondet_tol=1e-6, raise_exception=False) is False
     with pytest.raises(TorchGradcheckError, match=r"input 0 \(12 of 12 entries\)(.|\n)*factor 2"):  # a wrong backward stays wrong
         gradcheck(AtomicTwice.apply, _inputs(), nondet_tol=1e-9)
 
