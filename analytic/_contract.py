@@ -123,7 +123,9 @@ class Derivation:
                  ``v``: a scalar, or J·v of the output's shape for a layer (no ``grad_output``).
                  Checked against torch's forward-mode AD and the differences of the forward along
                  v. A ``torch.autograd.Function`` given as ``gradients`` with its own ``jvp``
-                 staticmethod gets this from it.
+                 staticmethod gets this from it. Both take data and hyperparameters by name, as
+                 ``gradients`` does (``hvp(v, w, X=..., y=...)``); not checked with ``seed=True``,
+                 ``draws=``, dict/list parameters or several outputs (refused with one line).
       The hyperparameters, data and seed of a counterexample are in every report and in its replay
       command (``--replay "N=2,C=3,mode='train',y=[2,0],forward_seed=5,seed=7"``).
 

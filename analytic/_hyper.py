@@ -240,8 +240,9 @@ def configure(derivation: Any, values: Mapping[str, Any]) -> Any:
     setattr_("space", space)
     setattr_("forward", UserCall(derivation.forward, True, values))
     setattr_("gradients", UserCall(derivation.gradients, False, values))
-    if derivation.kinks is not None:
-        setattr_("kinks", UserCall(derivation.kinks, True, values))
+    for role, takes_xp in (("kinks", True), ("hvp", False), ("jvp", False)):
+        if getattr(derivation, role) is not None:
+            setattr_(role, UserCall(getattr(derivation, role), takes_xp, values))
     if not derivation.data and not derivation.seed:
         setattr_("bound", Setting(dict(values), {}, None))
     cache[key] = c
@@ -260,8 +261,10 @@ def bind(config: Any, sizes: Mapping[str, int], data: Mapping[str, np.ndarray], 
     fwd, grads = config.forward, config.gradients
     object.__setattr__(b, "forward", UserCall(fwd.fn, True, fwd.hyper, inputs, seed))
     object.__setattr__(b, "gradients", UserCall(grads.fn, False, grads.hyper, inputs, seed))
-    if config.kinks is not None:
-        object.__setattr__(b, "kinks", UserCall(config.kinks.fn, True, config.kinks.hyper, inputs, seed))
+    for role, takes_xp in (("kinks", True), ("hvp", False), ("jvp", False)):
+        call = getattr(config, role)
+        if call is not None:
+            object.__setattr__(b, role, UserCall(call.fn, takes_xp, call.hyper, inputs, seed))
     shown = {n: arrays[n] for n, spec in config.data.items() if spec.drawn}
     object.__setattr__(b, "bound", Setting(dict(fwd.hyper), shown, seed))
     return b

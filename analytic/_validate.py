@@ -233,13 +233,14 @@ def check_seed(name: str, seed: object) -> bool:
 
 def check_higher(d: Any, name: str) -> None:
     """``hvp=`` and ``jvp=`` of the derivation ``d`` being built: callables taking the direction ``v`` and the
-    parameters by keyword (``hvp`` of a layer ``grad_output`` too), on a derivation whose parameters are plain arrays
-    handed to the user's code as drawn (checks/verdict/second_order.py moves them along ``v``)."""
+    parameters, data and hyperparameters by keyword as ``gradients`` takes them (``hvp`` of a layer ``grad_output``
+    too), on a derivation whose parameters are plain arrays handed to the user's code as drawn
+    (checks/verdict/second_order.py moves them along ``v``; the data and hyperparameters stay as the point's)."""
     given = {role: fn for role, fn in (("hvp", d.hvp), ("jvp", d.jvp)) if fn is not None}
     for role, fn in given.items():
         if not callable(fn):
             raise DerivationError(name, f"{role} must be callable or None, got {type(fn).__name__}")
-        args = [*d.shapes, *(["grad_output"] if role == "hvp" and d.layer else [])]
+        args = [*d.shapes, *(["grad_output"] if role == "hvp" and d.layer else []), *d.data, *d.hyper]
         missing = accepts(fn, args)
         if missing:
             raise DerivationError(name, f"{role} cannot take the argument(s) {', '.join(missing)}; write {role}(v, {', '.join(args)})")
@@ -251,7 +252,7 @@ def check_higher(d: Any, name: str) -> None:
 def _higher_refused(d: Any) -> str | None:
     if d.tree.nested:
         return "dict, list or tuple parameters"
-    for what, has in (("data=", d.data), ("hyper=", d.hyper), ("seed=True", d.seed), ("draws=", d.draws), ("several outputs", d.outputs)):
+    for what, has in (("seed=True", d.seed), ("draws=", d.draws), ("several outputs", d.outputs)):
         if has:
             return what
     return None

@@ -26,7 +26,11 @@ A test that calls ``torch.autograd.gradcheck(func, inputs)`` switches by changin
 Tolerances. The error model decides. ``atol=``/``rtol=`` given by the caller can only loosen a failure:
 an entry the error model rejects passes when |backward − reference| ≤ atol + rtol·|reference| (torch's
 rule), and the message says that the caller's tolerance decided. ``eps=`` is accepted and not used: the
-steps are sized per entry by the error model. Every other keyword of torch's is accepted; the checks
+steps are sized per entry by the error model. ``nondet_tol`` is torch's reentrancy check: the backward called twice
+at the inputs; a difference beyond it fails, one within it is tolerated (the check judges the first call's result,
+an entry off by no more than nondet_tol is accepted, and a warning says so). ``check_undefined_grad`` is torch's
+too: the backward with undefined upstream gradients must not raise, nor give a nonzero gradient when all are
+undefined. Every other keyword of torch's is accepted; the checks
 that have no counterpart here (``check_batched_grad``, ``fast_mode`` and the like)
 are named in a warning when asked for. Complex inputs or outputs are refused with one line.
 
@@ -47,12 +51,14 @@ from torch.autograd.gradcheck import GradcheckError as TorchGradcheckError
 
 from verigrad.analytic import Derivation
 from verigrad.checks.assertion import failure_text
+from verigrad.checks.backward_calls import reentrant, undefined_grad_failure
+from verigrad.checks.diagnose.second_order import diagnose_jvp
 from verigrad.checks.report import FAIL, PASS, Blame, Report
 from verigrad.checks.search import check
 from verigrad.checks.torch_functions import BackwardOf, backward_code, function_nodes, inlined, saved_without_graph
-from verigrad.checks.verdict.second_order import judge_tangents
+from verigrad.checks.verdict.second_order import Operator, judge_tangents
 from verigrad.checks.verdict.thresholds import unit_roundoff
-from verigrad.reference import direction
+from verigrad.reference import along, direction
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
 
@@ -64,6 +70,10 @@ NOT_CHECKED = ("check_batched_grad", "check_batched_forward_grad", "check_grad_d
 
 class GradcheckError(TorchGradcheckError):
     """A backward that is not the gradient of its function: torch's error type, this harness's message."""
+
+
+def _key(params: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((n, np.asarray(v).tobytes()) for n, v in params.items()))
 
 
 def _tuple(value: Any) -> tuple[Any, ...]:
@@ -130,6 +140,8 @@ class _Problem:
         nodes = function_nodes([outs[k] for k in self.outs])
         self.functions = list(dict.fromkeys(node._forward_cls for node in nodes))
         self.may_inline = inline
+        #: The first backward's result at the point, where a nondeterministic backward is tolerated (``reentrant``).
+        self.first: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         self.inline = self.functions if inline and len(nodes) == 1 and self._inlines(outs) else []
 
     @property
@@ -198,7 +210,12 @@ class _Problem:
     def gradients(self, **params: np.ndarray) -> dict[str, np.ndarray]:
         """∂f/∂input through ``func``'s backward (None as zeros), handed over in float64: autograd, the other exact
         witness, runs through the same backward in the same precision, so the two agree to their last bit, and the
-        backward's precision is judged where it shows, against the finite differences sized for it."""
+        backward's precision is judged where it shows, against the finite differences sized for it. Where a
+        nondeterministic backward is tolerated (``nondet_tol``: checks/backward_calls.py), every call at the point returns
+        the first one's."""
+        first = self.first.get(_key(params)) if self.first else None
+        if first is not None:
+            return {n: a.copy() for n, a in first.items()}
         leaves = {n: self._leaf(n, v) for n, v in params.items()}
         f = self.objective(leaves)
         grads = torch.autograd.grad(f, list(leaves.values()), allow_unused=True) if f.requires_grad else [None] * len(leaves)
@@ -258,6 +275,11 @@ def _forward_mode(problem: _Problem) -> Report:
     total = sum(int(d) for x in params.values() for d in x.shape)
     reports = judge_tangents(problem.tangents(params, v), problem.outputs, params, v, total, unit=unit, seed=UPSTREAM_SEED)
     failing = [g for g in reports if g.status != PASS]
+    differences = lambda w: {k: e.value for k, e in along(problem.outputs, params, w, np.random.default_rng(UPSTREAM_SEED), unit)[0].items()}
+    op = Operator(lambda w: problem.tangents(params, w), differences, v, reports)
+    for g in failing:
+        if g.status == FAIL and g.problem is None:
+            g.diagnosis = diagnose_jvp(op, g, np.random.default_rng(UPSTREAM_SEED + 1))
     return Report(
         name=f"forward mode of {problem.title}",
         status=FAIL if failing else PASS,
@@ -317,44 +339,80 @@ def gradcheck(
             "masked": masked,
         }
     )
-    return _verdict(_Problem(func, _tuple(inputs)), atol, rtol, raise_exception, check_forward_ad, check_backward_ad)
+    problem = _Problem(func, _tuple(inputs))
+    return _verdict(problem, atol, rtol, raise_exception, check_forward_ad, check_backward_ad, nondet_tol, check_undefined_grad)
 
 
 def _verdict(
-    problem: _Problem, atol: float | None, rtol: float | None, raise_exception: bool, forward_ad: bool, backward_ad: bool, note: str | None = None
+    problem: _Problem,
+    atol: float | None,
+    rtol: float | None,
+    raise_exception: bool,
+    forward_ad: bool,
+    backward_ad: bool,
+    nondet_tol: float = 0.0,
+    undefined_grad: bool = False,
+    note: str | None = None,
 ) -> bool:
     """gradcheck's answer on ``problem``: True, False, or GradcheckError (the caller's stack frame two above), whose
     message ends with ``note`` where one is given."""
-    if forward_ad:
-        try:
-            forward = _forward_mode(problem)
-        except GradcheckError:
-            if raise_exception:
-                raise
-            return False
-        if forward.status != PASS:
-            if not raise_exception:
-                return False
-            raise GradcheckError(_forward_headline(problem, forward) + "\n" + failure_text(forward))
-    if not backward_ad:
+    try:
+        failure = _forward_failure(problem) if forward_ad else None
+        if failure is None and backward_ad:
+            failure = _backward_failure(problem, atol, rtol, nondet_tol)
+        if failure is None and backward_ad and undefined_grad:
+            failure = undefined_grad_failure(problem.call, problem.inputs, problem.wrt, problem.outs, problem.title)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
+    if failure is None:
         return True
+    if not raise_exception:
+        return False
+    if isinstance(failure, Report):
+        located = _located_in_float64(problem, failure)
+        failure = "\n".join([_headline(problem, failure), failure_text(failure), *located, *([note] if note else [])])
+    raise GradcheckError(failure)
+
+
+def _forward_failure(problem: _Problem) -> str | None:
+    forward = _forward_mode(problem)
+    return None if forward.status == PASS else _forward_headline(problem, forward) + "\n" + failure_text(forward)
+
+
+def _backward_failure(problem: _Problem, atol: float | None, rtol: float | None, nondet_tol: float) -> str | Report | None:
+    """Why the backward is not the gradient: a line (not reentrant), the failing report, or None where it passes or the
+    caller's tolerances accept it (a warning says which)."""
+    point = problem.point()
+    not_reentrant, spread, first = reentrant(problem.gradients, point, problem.title, problem.names, nondet_tol)
+    if not_reentrant is not None:
+        return not_reentrant
+    if first is not None:  # every later call at the point returns the first call's result
+        problem.first = {_key(point): first}
     report = check(problem.derivation(), at=problem.point(), database=False)
     if report.status != PASS and problem.inline and any(g.blame != Blame.ANALYTIC for g in report.failures):
         # Autograd through the inlined forward is not the function's derivative (a part computed outside torch):
         # checked again with the backward as autograd, finite differences alone decide.
         problem.inline = []
         report = check(problem.derivation(), at=problem.point(), database=False)
+    nondeterministic = (
+        f"the backward of {problem.title} is nondeterministic: two calls at the same point differ by up to {spread:.3g}, "
+        f"within nondet_tol={nondet_tol:g}; judged on the first call's result"
+    )
     if report.status == PASS:
-        return True
+        if spread > 0.0:
+            warnings.warn(f"verigrad.gradcheck: {nondeterministic}", stacklevel=5)
+        return None
+    if spread > 0.0 and _loosened(report, nondet_tol, None):
+        warnings.warn(f"verigrad.gradcheck: {nondeterministic}; the error model rejects it by no more than nondet_tol: accepted", stacklevel=5)
+        return None
     if _loosened(report, atol, rtol):
         warnings.warn(
-            f"verigrad.gradcheck: the error model rejects {report.name}'s backward; the given atol={atol}, rtol={rtol} accept it", stacklevel=3
+            f"verigrad.gradcheck: the error model rejects {report.name}'s backward; the given atol={atol}, rtol={rtol} accept it", stacklevel=5
         )
-        return True
-    if not raise_exception:
-        return False
-    located = _located_in_float64(problem, report)
-    raise GradcheckError("\n".join([_headline(problem, report), failure_text(report), *located, *([note] if note else [])]))
+        return None
+    return report
 
 
 def _located_in_float64(problem: _Problem, report: Report) -> list[str]:
@@ -427,4 +485,5 @@ def gradgradcheck(
     _unchecked({"check_batched_grad": check_batched_grad, "fast_mode": fast_mode, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
     # Not inlined: the backward under check is differentiated as the caller wrote it, its own forwards included.
     problem = _Problem(backward_of, (*inputs, *grad_outputs), inline=False)
-    return _verdict(problem, atol, rtol, raise_exception, check_fwd_over_rev, True, note=saved_without_graph(outs, inputs))
+    note = saved_without_graph(outs, inputs)
+    return _verdict(problem, atol, rtol, raise_exception, check_fwd_over_rev, True, nondet_tol, check_undefined_grad, note)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from verigrad import Derivation, check, gradcheck, gradgradcheck
-from verigrad.checks.report import FAIL, PASS, Quantity, Witness
+from verigrad.checks.report import FAIL, PASS, Kind, Quantity, Witness
 
 from .second_order_objectives import logistic_forward, logistic_gradients
 
@@ -63,6 +63,7 @@ def test_a_scalar_objectives_jvp_against_forward_ad_and_differences(k):
     assert g.status == (PASS if k == 1.0 else FAIL)
     if k != 1.0:
         assert g.blame == "analytic"
+        assert g.diagnosis.kind == Kind.SCALE and g.diagnosis.details == {"scale_factor": 2.0, "param": "w"}, g.diagnosis
 
 
 def test_a_layers_jvp_is_judged_entry_by_entry():
@@ -70,6 +71,35 @@ def test_a_layers_jvp_is_judged_entry_by_entry():
     assert right.status == PASS and right.entries > 1
     wrong = _jv(check(_tanh_layer("tanh_layer_slip", slip=True), examples=3, seed=1, database=False))
     assert wrong.status == FAIL and wrong.mismatches > 0 and wrong.worst_index is not None
+
+
+def _first_row_off(v, X, W, b):
+    out = tanh_jvp(v, X, W, b)
+    out[0] *= 1.5
+    return out
+
+
+@pytest.mark.parametrize(
+    ("jvp", "kind", "said"),
+    [
+        (lambda v, X, W, b: tanh_jvp({**v, "b": 0 * v["b"]}, X, W, b), Kind.MISSING_TERM, "J·v leaves out the term of v_b"),
+        (lambda v, X, W, b: -tanh_jvp(v, X, W, b), Kind.SIGN_FLIP, "J·v is -1 × the reference along every direction tried"),
+        (_first_row_off, Kind.PARTIAL, "J·v is wrong on the same"),
+    ],
+    ids=["left_out_tangent", "sign", "one_row"],
+)
+def test_a_wrong_jvp_is_diagnosed_as_a_gradient_would_be(jvp, kind, said):
+    d = Derivation(
+        name="tanh_layer_jvp_diag",
+        shapes={"X": ("N", "D"), "W": ("D", "M"), "b": ("M",)},
+        output=("N", "M"),
+        forward=tanh_forward,
+        gradients=tanh_gradients,
+        jvp=jvp,
+        dims={"N": (2, 4)},
+    )
+    g = _jv(check(d, examples=3, seed=1, database=False))
+    assert g.status == FAIL and g.diagnosis is not None and g.diagnosis.kind == kind and said in g.diagnosis.sentence, g.diagnosis
 
 
 class Cube(torch.autograd.Function):
@@ -135,6 +165,7 @@ def test_gradcheck_check_forward_ad_passes_a_right_jvp_and_locates_a_wrong_one(d
         gradcheck(CubeMissingTerm.apply, _inputs(dtype), check_forward_ad=True)
     text = str(info.value)
     assert "forward-mode derivative of CubeMissingTerm.apply" in text and "output 0 (" in text and "worst entry output0[" in text
+    assert "J·v leaves out the term of v_input1: the tangent of input1 is not propagated" in text
     assert gradcheck(CubeMissingTerm.apply, _inputs(dtype), check_forward_ad=True, raise_exception=False) is False
     assert gradcheck(CubeMissingTerm.apply, _inputs(dtype)) is True  # its backward is right: only forward mode is wrong
 

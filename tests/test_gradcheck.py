@@ -122,3 +122,101 @@ def test_float32_is_checked_in_its_own_precision(seed):
     assert gradcheck(Square.apply, _inputs(seed, dtype=torch.float32)) is True
     with pytest.raises(TorchGradcheckError, match="precision coarser than float64"):
         gradcheck(OneEntryOff.apply, _inputs(seed, dtype=torch.float32))
+
+
+class Atomic(Square):
+    """Square's backward with the run-to-run wobble of an atomic-add reduction: relative 1e-12, different every call
+    (a counter, not a generator the check seeds); ``factor`` plants a wrong factor under it."""
+
+    calls = 0
+    factor = 1.0
+    size = 1e-12
+
+    @classmethod
+    def backward(cls, ctx, g):
+        dx, dw = Square.backward(ctx, g)
+        Atomic.calls += 1
+        wobble = 1 + cls.size * (Atomic.calls % 3)
+        return cls.factor * dx * wobble, dw * wobble
+
+
+class AtomicTwice(Atomic):
+    factor = 2.0
+
+
+class AtomicCoarse(Atomic):
+    """A wobble of 1e-5: beyond the error model's rounding, within the caller's nondet_tol."""
+
+    size = 1e-5
+
+
+def test_a_nondeterministic_backward_is_reported_and_accepted_within_nondet_tol_only():
+    with pytest.raises(TorchGradcheckError, match=r"Atomic\.apply is not deterministic: .* differing by up to [0-9.e-]+ \(nondet_tol=0\)"):
+        gradcheck(Atomic.apply, _inputs())
+    assert gradcheck(Atomic.apply, _inputs(), nondet_tol=1e-20, raise_exception=False) is False
+    with pytest.warns(UserWarning, match=r"nondeterministic: two calls at the same point differ by up to .*, within nondet_tol=1e-09"):
+        assert gradcheck(Atomic.apply, _inputs(), nondet_tol=1e-9) is True
+    with pytest.warns(UserWarning, match=r"within nondet_tol=0\.001; .* the error model rejects it by no more than nondet_tol: accepted"):
+        assert gradcheck(AtomicCoarse.apply, _inputs(), nondet_tol=1e-3) is True
+    assert gradcheck(AtomicCoarse.apply, _inputs(), nondet_tol=1e-6, raise_exception=False) is False
+    with pytest.raises(TorchGradcheckError, match=r"input 0 \(12 of 12 entries\)(.|\n)*factor 2"):  # a wrong backward stays wrong
+        gradcheck(AtomicTwice.apply, _inputs(), nondet_tol=1e-9)
+
+
+class Lazy(torch.autograd.Function):
+    """x², its backward written for a defined upstream gradient only (materialization turned off)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g
+
+
+class Fills(Lazy):
+    """Handles the undefined gradient, but as ones instead of zeros."""
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return torch.ones_like(x) if g is None else 2 * x * g
+
+
+class Pair(torch.autograd.Function):
+    """(x², x³), its backward assuming both upstream gradients defined."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(x)
+        return x * x, x**3
+
+    @staticmethod
+    def backward(ctx, g2, g3):
+        (x,) = ctx.saved_tensors
+        return 2 * x * g2 + 3 * x * x * g3
+
+
+@pytest.mark.parametrize(
+    ("fn", "said"),
+    [
+        (Lazy, r"backward of Lazy\.apply raised with the upstream gradient of every output undefined .*: TypeError: unsupported operand"),
+        (Fills, r"backward of Fills\.apply gives a nonzero gradient for input 0 with the upstream gradient of every output undefined"),
+        (Pair, r"backward of Pair\.apply raised with the upstream gradient of (every output|output [01]) undefined"),
+    ],
+    ids=["raises_on_none", "nonzero_for_none", "several_outputs"],
+)
+def test_a_backward_that_cannot_take_an_undefined_upstream_gradient_is_one_line(fn, said):
+    x = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    with pytest.raises((TorchGradcheckError, TypeError)):  # torch's own check lets the backward's TypeError through
+        torch.autograd.gradcheck(fn.apply, (x,))
+    with pytest.raises(TorchGradcheckError, match=said) as info:
+        gradcheck(fn.apply, (x,))
+    assert "\n" not in str(info.value)
+    assert gradcheck(fn.apply, (x,), check_undefined_grad=False) is True
+    assert gradcheck(Square.apply, _inputs()) is True  # materialized zeros: the default Function passes

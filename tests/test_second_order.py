@@ -9,7 +9,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from verigrad import Derivation, check
+from verigrad import Derivation, check, integers
 from verigrad.checks.report import FAIL, PASS, Kind, Quantity, Witness
 from verigrad.checks.verdict.thresholds import AUTOGRAD_JITTERS
 
@@ -138,10 +138,66 @@ def test_malformed_hvp_and_jvp_are_refused_where_the_derivation_is_built():
         Derivation(**base, gradients=lambda x: {"x": 3 * x**2}, hvp=lambda v, y: {})
     with pytest.raises(ValueError, match="jvp must be callable"):
         Derivation(**base, gradients=lambda x: {"x": 3 * x**2}, jvp=3)
-    with pytest.raises(ValueError, match=r"hvp= is checked for derivations of plain array parameters; this one has hyper="):
+    with pytest.raises(ValueError, match=r"hvp= is checked for derivations of plain array parameters; this one has seed=True"):
         Derivation(
-            **{**base, "forward": lambda xp, x, k: xp.sum(x**3)}, gradients=lambda x, k: {"x": 3 * x**2}, hyper={"k": [1]}, hvp=lambda v, x, k: {}
+            **{**base, "forward": lambda xp, x, seed: xp.sum(x**3)}, gradients=lambda x, seed: {"x": 3 * x**2}, seed=True, hvp=lambda v, x, seed: {}
         )
+    with pytest.raises(ValueError, match=r"hvp cannot take the argument\(s\) k; write hvp\(v, x, k\)"):
+        cubic = {**base, "forward": lambda xp, x, k: xp.sum(x**3)}
+        Derivation(**cubic, gradients=lambda x, k: {"x": 3 * x**2}, hyper={"k": [1]}, hvp=lambda v, x: {})
+
+
+def _labelled_logistic(name, hvp=None, jvp=None):
+    """Logistic regression with labels as data and an L2 penalty as a hyperparameter, over w (X held fixed)::
+
+    s = 2y − 1,  m = s ⊙ (X w),  f = Σ log(1 + e^−m) + λ/2 ‖w‖²     X:(N, D), w:(D,), y ∈ {0, 1}^N
+    ∂f/∂w = Xᵀ (s ⊙ ℓ'(m)) + λ w,   (H·v)_w = Xᵀ (ℓ''(m) ⊙ X v) + λ v   (s² = 1),   J·v = ⟨∂f/∂w, v⟩
+    """
+
+    def forward(xp, X, w, y, lam):
+        return xp.sum(xp.log(1.0 + xp.exp(-(2.0 * y - 1.0) * (X @ w)))) + 0.5 * lam * xp.sum(w * w)
+
+    def gradients(X, w, y, lam):
+        s = 2.0 * y - 1.0
+        return {"w": X.T @ (s * -(1.0 / (1.0 + np.exp(s * (X @ w))))) + lam * w}
+
+    return Derivation(
+        name=name,
+        shapes={"X": ("N", "D"), "w": ("D",)},
+        data={"y": integers(0, 2, shape=("N",))},
+        hyper={"lam": [0.5, 2.0]},
+        forward=forward,
+        gradients=gradients,
+        check=["w"],
+        hvp=hvp,
+        jvp=jvp,
+        dims={"N": (2, 6), "D": (1, 4)},
+    )
+
+
+def _labelled_hvp(v, X, w, y, lam, *, penalty=True):
+    m = (2.0 * y - 1.0) * (X @ w)
+    lpp = 1.0 / ((1.0 + np.exp(m)) * (1.0 + np.exp(-m)))
+    return {"w": X.T @ (lpp * (X @ v["w"])) + (lam * v["w"] if penalty else 0.0)}
+
+
+def _labelled_jvp(v, X, w, y, lam, *, k=1.0):
+    return k * float(np.sum(_labelled_logistic("g").gradients(X=X, w=w, y=y, lam=lam)["w"] * v["w"]))
+
+
+def test_hvp_and_jvp_take_data_and_hyperparameters_by_name_as_the_gradients_do():
+    report = check(_labelled_logistic("labelled_logistic", _labelled_hvp, _labelled_jvp), examples=4, seed=2, database=False)
+    assert report.status == PASS, report.message
+    products = [g for g in report.gradients if g.quantity in (Quantity.HVP, Quantity.JVP)]
+    assert {g.quantity for g in products} == {Quantity.HVP, Quantity.JVP} and all(g.status == PASS for g in products)
+
+
+def test_an_hvp_that_forgets_the_hyperparameters_term_is_caught():
+    report = check(_labelled_logistic("labelled_no_penalty", partial(_labelled_hvp, penalty=False)), examples=4, seed=2, database=False)
+    g = _products(report)["w"]
+    assert report.status == FAIL and g.status == FAIL and g.blame == "analytic"
+    lam = g.counterexample["hyper"]["lam"]
+    assert lam in (0.5, 2.0) and f"lam={lam}" in g.counterexample["replay"] and "y=[" in g.counterexample["replay"]
 
 
 def test_an_hvp_of_the_wrong_shape_is_refused_as_a_gradient_would_be():
@@ -188,3 +244,12 @@ def test_a_layers_hvp_takes_the_upstream_gradient():
     assert _products(check(make("tanh_layer_hvp", hvp), examples=3, seed=0, database=False))["W"].status == PASS
     g = _products(check(make("tanh_layer_hvp_slip", partial(hvp, k=2.0)), examples=3, seed=0, database=False))["W"]
     assert g.status == FAIL and g.diagnosis.kind == Kind.SIGN_FLIP
+
+
+def test_products_with_data_and_hyperparameters_are_judged_at_a_given_point():
+    rng = np.random.default_rng(0)
+    at = {"X": rng.standard_normal((4, 3)), "w": rng.standard_normal(3), "y": np.array([0, 1, 1, 0]), "lam": 2.0}
+    right = check(_labelled_logistic("labelled_at", _labelled_hvp, _labelled_jvp), at=at)
+    assert right.status == PASS, right.message
+    slips = check(_labelled_logistic("labelled_at_slips", partial(_labelled_hvp, penalty=False), partial(_labelled_jvp, k=2.0)), at=at)
+    assert {g.quantity for g in slips.gradients if g.status == FAIL} == {Quantity.HVP, Quantity.JVP}

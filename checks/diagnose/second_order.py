@@ -15,6 +15,11 @@ MATCH_SLACK·τ_ex of the verdict). Tried in this order, first match wins, each 
                              diagonal block): A = H − T, a second-order term T left out (the σ'' term, the
                              residual term of Gauss-Newton, a regulariser's);
 * ``unknown``                none of these.
+
+A failing J·v (``diagnose_jvp``) is read the same way, J being linear in v: the whole product c × the reference
+(``sign_flip`` / ``scale``), the term of one parameter's tangent v|q scaled or left out (c = 0: ``missing_term``),
+or wrong on the same entries of the output along both directions and right on the others (``partial``: a branch or
+a mask of the forward the rule misses).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from verigrad.checks.report import Diagnosis, GradientReport, Kind
 from verigrad.checks.verdict.second_order import Operator
 from verigrad.checks.verdict.thresholds import MATCH_RTOL, MATCH_SLACK
 
-__all__ = ["diagnose_hvp"]
+__all__ = ["diagnose_hvp", "diagnose_jvp"]
 
 Field = dict[str, np.ndarray]
 
@@ -171,3 +176,36 @@ def _diagnosis(op: Operator, g: GradientReport, rng: np.random.Generator) -> Dia
         {"symmetric": not asymmetric},
         2,
     )
+
+
+def diagnose_jvp(op: Operator, g: GradientReport, rng: np.random.Generator) -> Diagnosis:
+    """The kind of mistake of the failing J·v ``g`` (module docstring)."""
+    k, tau = g.param, float(g.threshold.get("analytic_vs_autograd", 0.0))
+    probe = _Probe(op, rng)
+    pairs = [(probe.at(j)[0][k], probe.at(j)[1][k]) for j in (0, 1)]
+    whole = _fit(pairs, tau)
+    if whole is not None and whole not in (0.0, 1.0):
+        kind = Kind.SIGN_FLIP if whole == -1.0 else Kind.SCALE
+        return Diagnosis(kind, f"J·v is {whole:g} × the reference along every direction tried", {"scale_factor": whole}, 2)
+    for q in op.v:
+        c = _fit([(probe.at(j, q)[0][k], probe.at(j, q)[1][k]) for j in (0, 1)], tau)
+        others = [n for n in op.v if n != q]
+        right = all(relation_holds(probe.at(j, n)[0][k], probe.at(j, n)[1][k], MATCH_SLACK * tau, 1.0) for j in (0, 1) for n in others)
+        if c is None or c == 1.0 or not right:
+            continue
+        if c == 0.0:
+            return Diagnosis(Kind.MISSING_TERM, f"J·v leaves out the term of v_{q}: the tangent of {q} is not propagated", {"param": q}, 2)
+        kind = Kind.SIGN_FLIP if c == -1.0 else Kind.SCALE
+        return Diagnosis(kind, f"J·v: the term of v_{q} is {c:g} × the reference, the other terms are right", {"scale_factor": c, "param": q}, 2)
+    wrong = [np.abs(a - r) > MATCH_SLACK * tau + MATCH_RTOL * np.abs(r) for a, r in pairs]
+    n, m = int(wrong[0].size), int(wrong[0].sum())
+    if 0 < m < n and np.array_equal(wrong[0], wrong[1]):
+        entries = [list(map(int, ix)) for ix in np.argwhere(wrong[0])[:5]]
+        return Diagnosis(
+            Kind.PARTIAL,
+            f"J·v is wrong on the same {m} of {n} entries of the output along both directions and right on the others "
+            f"(first {entries}): a branch or mask of the forward the rule misses",
+            {"wrong_entries": entries},
+            2,
+        )
+    return Diagnosis(Kind.UNKNOWN, "J·v is wrong; no factor, left-out tangent or set of entries explains it", {}, 2)

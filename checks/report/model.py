@@ -60,7 +60,7 @@ class Kind(StrEnum):
     TRUNCATION = "truncation"  # right while a length is below some value, wrong beyond it (truncated backprop)
     PARTIAL = "partial"
     ASYMMETRIC = "asymmetric"  # a hand-derived Hessian whose block ∂²f/∂p∂q is not the transpose of ∂²f/∂q∂p
-    MISSING_TERM = "missing_term"  # a symmetric hand-derived Hessian off by a symmetric term: a second-order term left out
+    MISSING_TERM = "missing_term"  # a symmetric Hessian off by a symmetric term (a second-order term left out); J·v without a tangent
     UNKNOWN = "unknown"
 
 

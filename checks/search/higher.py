@@ -3,7 +3,7 @@
 At a given point (``at=``) or a replayed one, there; in a search, at the point the report's figures were taken and
 at HIGHER_POINTS more points of random sizes (the run's seed draws them), smallest first. Each product keeps its
 first failing point (the smallest), else its largest passing one; the direction v is drawn from the point's seed, so
-a replay of the point sees the same products; a failing H·v is diagnosed there
+a replay of the point sees the same products; a failing H·v or J·v is diagnosed there
 (checks/diagnose/second_order.py) and carries that point's replay command. The products' verdicts are appended to
 the report's gradients (``GradientReport.quantity``) and fail it as a gradient does.
 """
@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.diagnose.second_order import diagnose_hvp
+from verigrad.checks.diagnose.second_order import diagnose_hvp, diagnose_jvp
 from verigrad.checks.report import FAIL, PASS, Diagnosis, GradientReport, Kind, Point, Quantity, Report, Status
-from verigrad.checks.search.inputs import counterexample_of
+from verigrad.checks.search.inputs import bound_for, counterexample_of
 from verigrad.checks.search.usercode import raised_in_user_code
 from verigrad.checks.verdict.second_order import Operator, hvp_at, jvp_at
 from verigrad.reference import seeded_at
@@ -53,6 +53,7 @@ def search_points(report: Report, seed: int, draw: Callable[[dict[str, int], int
 
 def _at(d: Derivation, point: Point, trusted: bool, seed: int, device: str) -> list[Operator]:
     seed = seed if point.seed is None else point.seed  # the direction v is the point's: a replay sees the same
+    d = bound_for(d, point)  # the point's data and hyperparameters handed to every call, hvp and jvp among them
     with seeded_at(point.seed):
         ops = [hvp_at(d, point, trusted=trusted, seed=seed, device=device)] if d.hvp is not None else []
         if d.jvp is not None:
@@ -63,7 +64,8 @@ def _at(d: Derivation, point: Point, trusted: bool, seed: int, device: str) -> l
 def _diagnosis(d: Derivation, op: Operator, g: GradientReport, point: Point, seed: int) -> Diagnosis:
     try:
         with seeded_at(point.seed):
-            return diagnose_hvp(op, g, np.random.default_rng(seed + 1))
+            diagnose = diagnose_hvp if g.quantity == Quantity.HVP else diagnose_jvp
+            return diagnose(op, g, np.random.default_rng(seed + 1))
     except Exception as e:  # user code failed along another direction: the verdict stands (a harness bug propagates)
         if not raised_in_user_code(d, e):
             raise
@@ -91,7 +93,7 @@ def higher_orders(
                 g.warnings.extend(op.notes)
                 if point.seed is not None:
                     g.counterexample = {**counterexample_of(point), "replay": replay(point)}
-                if g.status == FAIL and g.quantity == Quantity.HVP and g.problem is None:
+                if g.status == FAIL and g.problem is None:
                     g.diagnosis = _diagnosis(d, op, g, point, seed)
                 kept[key] = g
     report.gradients.extend(kept.values())

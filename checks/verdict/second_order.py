@@ -214,6 +214,10 @@ def jvp_at(d: Derivation, point: Point, *, seed: int = 0, device: str = "cpu") -
     else:
         t = None
     value = lambda p: {OUTPUT: np.asarray(forward_output(d, np_xp, p), dtype=np.float64)}
+    if exact is not None:
+        op.reference = lambda w: {OUTPUT: forward_ad_jvp(d, point.params, w, device)}
+    else:
+        op.reference = lambda w: {k: e.value for k, e in along(value, point.params, w, np.random.default_rng(seed))[0].items()}
     try:
         fd, _ = along(value, point.params, v, rng)
     except Exception as e:  # user code
