@@ -19,6 +19,9 @@ What is timed (wall clock, ``time.perf_counter``):
 * torch checks the hand-written gradient as a user of gradcheck would: the derivation's forward, on float64
   tensors, inside a ``torch.autograd.Function`` whose backward returns ``d.gradients`` (``--torch-backward
   autograd`` lets torch differentiate the forward itself instead). Default tolerances.
+* beside them, the **course loop**: what a course's gradient-check notebook does on the same point — central
+  differences of the NumPy forward at h = 1e-5, two forward calls per checked entry, one call of
+  ``d.gradients``, and the relative error max |a − n| / max(1e-8, |a| + |n|) passed below 1e-7.
 
 Each measurement is repeated in rounds (ours, then torch, on the same points); the table shows the median
 points/s of each method and the median of the per-round ratios. On a shared machine wall times move with
@@ -88,6 +91,32 @@ def gradcheck(d: verigrad.Derivation, fn, params: Mapping[str, np.ndarray], fast
     return bool(torch.autograd.gradcheck(fn, inputs, fast_mode=fast, raise_exception=False))
 
 
+COURSE_STEP = 1e-5  # the step of a course notebook's eval_numerical_gradient
+COURSE_PASS = 1e-7  # its rule of thumb: a relative error below 1e-7 is "probably right"
+
+
+def course_loop(d: verigrad.Derivation, params: Mapping[str, np.ndarray]) -> bool:
+    """A course notebook's check of the hand-written gradient at ``params``: every checked entry nudged by ±h in turn."""
+    x = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    analytic = d.gradients(**x)
+    worst = 0.0
+    for k in d.check:
+        it = np.nditer(x[k], flags=["multi_index"], op_flags=[["readwrite"]])
+        numeric = np.zeros_like(x[k])
+        while not it.finished:
+            i, old = it.multi_index, x[k][it.multi_index]
+            x[k][i] = old + COURSE_STEP
+            fp = float(d.forward(np, **x))
+            x[k][i] = old - COURSE_STEP
+            fm = float(d.forward(np, **x))
+            x[k][i] = old
+            numeric[i] = (fp - fm) / (2 * COURSE_STEP)
+            it.iternext()
+        a = np.asarray(analytic[k], dtype=np.float64)
+        worst = max(worst, float(np.max(np.abs(a - numeric) / np.maximum(1e-8, np.abs(a) + np.abs(numeric)), initial=0.0)))
+    return worst < COURSE_PASS
+
+
 # --- rounds and their medians ----------------------------------------------------------------------
 @dataclass
 class Tally:
@@ -118,6 +147,7 @@ class Row:
     ours: Tally
     slow: Tally
     fast: Tally
+    course: Tally
     target: float
 
     def ratio(self, other: Tally) -> float:
@@ -150,19 +180,20 @@ def small_points(d: verigrad.Derivation, count: int, seed: int) -> list[dict[str
 def one_point(d: verigrad.Derivation, count: int, rounds: int, backward: str) -> Row:
     """check(d, at=point) against gradcheck, point by point: the three methods take turns on each point."""
     fn = torch_function(d, backward)
-    row = Row("one point: check(d, at=point)", d.name, Tally(), Tally(), Tally(), TARGET_ONE_POINT)
+    row = Row("one point: check(d, at=point)", d.name, Tally(), Tally(), Tally(), Tally(), TARGET_ONE_POINT)
     methods = (
         (row.ours, lambda p: verigrad.check(d, at=p).passed),
         (row.slow, lambda p: gradcheck(d, fn, p, fast=False)),
         (row.fast, lambda p: gradcheck(d, fn, p, fast=True)),
+        (row.course, lambda p: course_loop(d, p)),
     )
     points = small_points(d, count, seed=0)
     for _, method in methods:  # warm every path (imports, torch's first calls)
         method(points[0])
     for r in range(rounds):
-        seconds, passed = [0.0] * 3, [0] * 3
+        seconds, passed = [0.0] * len(methods), [0] * len(methods)
         for i, p in enumerate(points):
-            order = range(3) if (i + r) % 2 == 0 else reversed(range(3))
+            order = range(len(methods)) if (i + r) % 2 == 0 else reversed(range(len(methods)))
             for m in order:
                 ok, took = timed(methods[m][1], p)
                 seconds[m] += took
@@ -210,7 +241,7 @@ def distinct_points(calls: list[dict[str, np.ndarray]]) -> list[dict[str, np.nda
 def search(d: verigrad.Derivation, examples: int, seed: int, rounds: int, backward: str) -> tuple[Row, list[str]]:
     """check(d, examples=E, seed=S + r, database=False) end to end, then gradcheck on the points it checked."""
     fn = torch_function(d, backward)
-    row = Row(f"search: check(d, examples={examples})", d.name, Tally(), Tally(), Tally(), TARGET_SEARCH)
+    row = Row(f"search: check(d, examples={examples})", d.name, Tally(), Tally(), Tally(), Tally(), TARGET_SEARCH)
     notes = []
     verigrad.check(d, examples=1, seed=seed, database=False)  # warm
     for r in range(rounds):
@@ -222,6 +253,9 @@ def search(d: verigrad.Derivation, examples: int, seed: int, rounds: int, backwa
         row.ours.add(took, report.points, report.points if report.passed else report.points - 1)
         torch_on(d, fn, points, False, row.slow)
         torch_on(d, fn, points, True, row.fast)
+        t0 = time.perf_counter()
+        passed = sum(course_loop(d, p) for p in points)
+        row.course.add(time.perf_counter() - t0, len(points), passed)
     return row, notes
 
 
@@ -247,17 +281,18 @@ def _cpuinfo() -> list[str]:
 def table(rows: list[Row]) -> list[str]:
     lines = [
         "| measurement | derivation | points per round | rounds | verigrad points/s | torch slow points/s | × slow | target "
-        "| torch fast_mode points/s | × fast_mode | passed: verigrad / slow / fast_mode |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| torch fast_mode points/s | × fast_mode | course loop points/s | × course loop "
+        "| passed: verigrad / slow / fast_mode / course loop |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         x = row.ratio(row.slow)
         mark = "✓" if x >= row.target else "✗"
-        passed = f"{row.ours.passed}/{row.ours.checked} / {row.slow.passed}/{row.slow.checked} / {row.fast.passed}/{row.fast.checked}"
+        passed = " / ".join(f"{t.passed}/{t.checked}" for t in (row.ours, row.slow, row.fast, row.course))
         lines.append(
             f"| {row.measurement} | {row.derivation} | {statistics.median(row.ours.points):.0f} | {len(row.ours.seconds)} "
             f"| {row.ours.rate():.1f} | {row.slow.rate():.1f} | {x:.2f} | ≥ {row.target:g} {mark} "
-            f"| {row.fast.rate():.1f} | {row.ratio(row.fast):.2f} | {passed} |"
+            f"| {row.fast.rate():.1f} | {row.ratio(row.fast):.2f} | {row.course.rate():.1f} | {row.ratio(row.course):.2f} | {passed} |"
         )
     return lines
 

@@ -261,9 +261,10 @@ def _floor_note(g: GradientReport, model: float, scale: float, u_a: float) -> No
     if g.status != PASS or g.decided_by_fd or g.max_abs_err is None or not g.max_abs_err > model:
         return  # (no max_abs_err: every entry is at a kink, none was compared)
     ulps = g.max_abs_err / (u_a * scale)
+    p = next((p for p in range(3, 17) if f"{g.max_abs_err:.{p}g}" != f"{model:.{p}g}"), 17)  # digits that tell them apart
     g.warnings.append(
-        f"within the precision floor: its largest deviation, {g.max_abs_err:.3g} ({ulps:.1f} u of max|reference|), is above the error"
-        f" model's {model:.3g} but within {tol.PRECISION_FLOOR_ULPS:g} u of the gradient's scale: rounding, not a formula error"
+        f"within the precision floor: its largest deviation, {g.max_abs_err:.{p}g} ({ulps:.1f} u of max|reference|), is above the error"
+        f" model's {model:.{p}g} but within {tol.PRECISION_FLOOR_ULPS:g} u of the gradient's scale: rounding, not a formula error"
     )
 
 
