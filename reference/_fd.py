@@ -101,6 +101,20 @@ def steps_for(x: np.ndarray, *, stacked: bool = False, base: float = H0, floor: 
     return base * np.where(scale > 0, scale, 1.0)
 
 
+def stacked_steps(xs: Sequence[np.ndarray]) -> np.ndarray:
+    """``steps_for(x, stacked=True)`` of each (k, m_j) array of ``xs``, side by side in one (k, Σm_j) array, bit for
+    bit: rms per point and array (the same reduction), then one pass of the elementwise steps over every column.
+    Where some rms is not finite or an array is empty, each by ``steps_for`` (its overflow-safe rms)."""
+    with np.errstate(over="ignore"):
+        rms = [np.sqrt(np.add.reduce(x * x, axis=1) / x.shape[1]) for x in xs if x.shape[1]]
+    if len(rms) < len(xs) or not all(np.isfinite(r).all() for r in rms):
+        return np.concatenate([steps_for(x, stacked=True) for x in xs], axis=1)
+    x = np.concatenate(xs, axis=1)
+    spread = np.repeat(np.stack(rms, axis=1), [v.shape[1] for v in xs], axis=1)
+    scale = np.maximum(np.maximum(np.abs(x), spread), 0.0)
+    return H0 * np.where(scale > 0, scale, 1.0)
+
+
 def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False, unit: float = U64, line: bool = False) -> float:
     """ε_f: the spread of f over JITTER_POINTS points jittered by a few ulps, by the engine the
     differences use (``batched``: vmapped calls; else NumPy), floored at NOISE_FLOOR_ULPS·u·|f|; ulps and u
