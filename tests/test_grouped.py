@@ -71,6 +71,14 @@ def test_stacked_steps_are_each_parameters_own_bit_for_bit_and_refinement_reache
         for n in d.check:
             np.testing.assert_array_equal(est[n].step, steps_for(stack.x[n], stacked=True), err_msg=n)
             assert np.array_equal(est[n].refined, ~est[n].nondifferentiable), n
+        if scale == 1.0:  # Richardson's estimates, where the forward is finite: a point's own, within both errors
+            for i in range(len(pts)):
+                params = {n: stack.x[n][i] for n in d.params}
+                fd = finite_differences(d, params, None)
+                for n in d.check:
+                    both = est[n].error[i] + fd.gradients[n].error
+                    assert np.all(np.abs(est[n].value[i] - fd.gradients[n].value) <= 2 * both), n
+                    assert np.array_equal(est[n].refined[i], fd.gradients[n].refined), n
 
 
 def test_chunked_rows_give_the_same_values():
