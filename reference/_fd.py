@@ -101,6 +101,22 @@ def steps_for(x: np.ndarray, *, stacked: bool = False, base: float = H0, floor: 
     return base * np.where(scale > 0, scale, 1.0)
 
 
+def stacked_steps(xs: Sequence[np.ndarray]) -> np.ndarray:
+    """``steps_for(x, stacked=True)`` of each (k, m_j) array of ``xs``, side by side in one (k, Σm_j) array, bit for
+    bit: rms per point and array (the same reduction), then one pass of the elementwise steps over every column.
+    Where some rms is not finite or an array is empty, each by ``steps_for`` (its overflow-safe rms)."""
+    sizes = [x.shape[1] for x in xs]
+    with np.errstate(over="ignore"):
+        sums = [np.add.reduce(x * x, axis=1) for x in xs if x.shape[1]]
+    rms = np.sqrt(np.stack(sums, axis=1) / np.array(sizes, dtype=np.float64)) if len(sums) == len(xs) else None
+    if rms is None or not np.isfinite(rms).all():
+        return np.concatenate([steps_for(x, stacked=True) for x in xs], axis=1)
+    x = np.concatenate(xs, axis=1)
+    spread = np.repeat(rms, sizes, axis=1)
+    scale = np.maximum(np.maximum(np.abs(x), spread), 0.0)
+    return H0 * np.where(scale > 0, scale, 1.0)
+
+
 def forward_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched: bool = False, unit: float = U64, line: bool = False) -> float:
     """ε_f: the spread of f over JITTER_POINTS points jittered by a few ulps, by the engine the
     differences use (``batched``: vmapped calls; else NumPy), floored at NOISE_FLOOR_ULPS·u·|f|; ulps and u

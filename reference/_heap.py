@@ -29,12 +29,19 @@ def _malloc_trim():
 _TRIM = _malloc_trim()
 
 
+#: (pid, descriptor) of /proc/self/statm, kept open: it is read after every batched call, and opening it costs
+#: several times the read. A forked child has its own /proc/self and opens it afresh.
+_STATM: list[tuple[int, int]] = []
+
+
 def resident_bytes() -> int | None:
     """The process's resident memory (Linux), else None."""
     try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
+        pid = os.getpid()
+        if not _STATM or _STATM[0][0] != pid:
+            _STATM[:] = [(pid, os.open("/proc/self/statm", os.O_RDONLY))]
+        return int(os.pread(_STATM[0][1], 256, 0).split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError, AttributeError):  # no /proc, or no os.pread (Windows)
         return None
 
 

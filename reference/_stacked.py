@@ -22,6 +22,7 @@ one at a time instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 
-from ._fd import FDEstimate, noise_from_jitter, richardson, steps_for
+from ._fd import FDEstimate, noise_from_jitter, richardson, stacked_steps
 from ._heap import Heap
 from ._objective import objective
 from ._switches import value_and_signs
@@ -54,6 +55,45 @@ class Edit:
     rows: np.ndarray  # row index within the call
     flat: np.ndarray  # flat entry index within the parameter
     values: np.ndarray
+
+
+@dataclass(frozen=True)
+class FDPlan:
+    """Where the rows of ``Stack.finite_differences``'s first call go, for k points and the checked parameters'
+    sizes: per parameter its columns (a, b) of the (k, Σm) arrays, its edit rows and flat entries (per point
+    x + h, then x − h); per row its point; the jittered rows; the rows of f(x + h) and f(x − h) and the parameter
+    per column."""
+
+    columns: tuple[tuple[int, int], ...]
+    rows: tuple[np.ndarray, ...]
+    flat: tuple[np.ndarray, ...]
+    point: np.ndarray
+    jitter_rows: np.ndarray
+    plus: np.ndarray
+    minus: np.ndarray
+    owner: np.ndarray  # per column, the index of its parameter
+
+
+@functools.lru_cache(maxsize=256)
+def _fd_plan(k: int, sizes: tuple[int, ...]) -> FDPlan:
+    """The FDPlan of k points whose checked parameters have ``sizes`` entries (the same for every stack of them)."""
+    columns, rows, flat, plus, minus, start, col = [], [], [], [], [], 0, 0
+    for m in sizes:
+        columns.append((col, col + m))
+        rows.append(start + np.arange(2 * m * k))
+        flat.append(np.tile(np.arange(m), 2 * k))
+        block = start + np.arange(2 * m * k).reshape(k, 2, m)
+        plus.append(block[:, 0])
+        minus.append(block[:, 1])
+        start, col = start + 2 * m * k, col + m
+    point = np.concatenate([np.repeat(np.arange(k), 2 * m) for m in sizes] + [np.repeat(np.arange(k), JITTER_POINTS)])
+    jitter_rows = start + np.arange(JITTER_POINTS * k)
+    arrays = (*rows, *flat, point, jitter_rows)
+    plus_all, minus_all = (np.concatenate(p, axis=1) if p else np.zeros((k, 0), dtype=np.int64) for p in (plus, minus))
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    for a in (*arrays, plus_all, minus_all, owner):
+        a.flags.writeable = False  # shared by every stack of these sizes
+    return FDPlan(tuple(columns), tuple(rows), tuple(flat), point, jitter_rows, plus_all, minus_all, owner)
 
 
 class Stack:
@@ -242,104 +282,103 @@ class Stack:
         # with come from the same batched kernels as the row itself.
         # The rows are built in NumPy (fancy indexing of small arrays costs a fraction of torch's), the same
         # float64 values: copies, single entries replaced, and jittered rows x·(1 + δ·U(−1, 1)).
-        take = np.concatenate([point, np.arange(self.k)]).astype(np.int64)
-        stacks = {n: v.reshape(self.k, -1)[take] for n, v in self.x.items()}
+        take = np.concatenate([np.asarray(point, dtype=np.int64), np.arange(self.k)])
+        stacks = {n: np.take(v.reshape(self.k, -1), take, axis=0) for n, v in self.x.items()}  # np.take: the same rows, faster than [take]
         for e in edits:
-            stacks[e.name][e.rows.astype(np.int64), e.flat.astype(np.int64)] = np.asarray(e.values, dtype=np.float64)
+            stacks[e.name][np.asarray(e.rows, dtype=np.int64), np.asarray(e.flat, dtype=np.int64)] = np.asarray(e.values, dtype=np.float64)
         if jitter is not None:
             rows, rel, rng = jitter
-            idx = rows.astype(np.int64)
-            for stack in stacks.values():
-                v = stack[idx]
-                stack[idx] = v * (1.0 + rel * rng.uniform(-1.0, 1.0, v.shape))
-        args = [torch.from_numpy(stacks[n]).reshape(r + self.k, *self.x[n].shape[1:]) for n in self.names]
+            idx = np.asarray(rows, dtype=np.int64)
+            # One draw for every parameter, split in their order: the numbers each gets are those of one draw apiece.
+            moved = [np.take(stack, idx, axis=0) for stack in stacks.values()]
+            u = rng.uniform(-1.0, 1.0, sum(v.size for v in moved))
+            start = 0
+            for stack, v in zip(stacks.values(), moved, strict=True):
+                stack[idx] = v * (1.0 + rel * u[start : start + v.size].reshape(v.shape))
+                start += v.size
+        args = [torch.from_numpy(stacks[n].reshape(r + self.k, *self.x[n].shape[1:])) for n in self.names]  # NumPy's reshape: a view, cheaper
         g = None if self.g is None else torch.from_numpy(self.g.reshape(self.k, -1)[take]).reshape(r + self.k, *self.g.shape[1:])
         with torch.no_grad():
             f, signs = self._vmapped([*args, g], signs=True)
         f = f.numpy().copy()
         flipped = np.zeros(r, dtype=bool)
-        own = torch.from_numpy(r + point.astype(np.int64))
-        for sign in signs:
-            rows = sign.reshape(r + self.k, -1)
-            flipped |= (rows[:r] != rows.index_select(0, own)).any(dim=1).numpy()
+        own = r + take[:r]
+        for sign in signs:  # small boolean comparisons: NumPy's dispatch costs a fraction of torch's
+            rows = sign.reshape(r + self.k, -1).numpy()
+            flipped |= (rows[:r] != rows[own]).any(axis=1)
         return f[:r], f[r:], flipped
 
     # --- finite differences ------------------------------------------------------------------
     def finite_differences(self, check: Sequence[str], refine: Callable[[str, FDEstimate], np.ndarray], rng: np.random.Generator):
         """Stacked FDEstimate per checked parameter (arrays with the leading point axis), ε_f and f(x)
-        per point: reference.finite_differences for every point at once."""
+        per point: reference.finite_differences for every point at once. Every checked entry of every point
+        is one column of (k, Σm) arrays, so the steps and the differences take one pass over all of them."""
         k = self.k
-        size = {n: self.x[n][0].size for n in check}
-        plan, edits, start = {}, [], 0
-        for n in check:
-            x = self.x[n].reshape(k, -1)
-            h = steps_for(x, stacked=True)
-            m = size[n]
-            rows = start + np.arange(2 * m * k)
-            flat = np.tile(np.arange(m), 2 * k)
-            values = np.stack([x + h, x - h], axis=1).reshape(-1)  # per point: x + h, then x − h
-            edits.append(Edit(n, rows, flat, values))
-            plan[n] = (x, h, start)
-            start += 2 * m * k
-        point = np.concatenate([np.repeat(np.arange(k), 2 * size[n]) for n in check] + [np.repeat(np.arange(k), JITTER_POINTS)])
-        jitter_rows = start + np.arange(JITTER_POINTS * k)
-        f, f0, flipped = self.rows(point, edits, (jitter_rows, JITTER_ULPS * U64 * 2, rng))
-        noise = noise_from_jitter(f[jitter_rows].reshape(k, JITTER_POINTS), f0)
-        self.evaluations += 1 + JITTER_POINTS + 2 * sum(size.values())
-
-        est, stage = {}, {}
-        for n in check:
-            x, h, s = plan[n]
-            m = size[n]
-            block = f[s : s + 2 * m * k].reshape(k, 2, m)
-            fl = flipped[s : s + 2 * m * k].reshape(k, 2, m)
-            fp, fm = block[:, 0], block[:, 1]
-            d1 = (fp - fm) / ((x + h) - (x - h))
-            shape = self.x[n].shape
-            est[n] = FDEstimate(
-                value=d1.reshape(shape),
-                error=(noise[:, None] / h).reshape(shape),
-                step=h.reshape(shape),
-                nondifferentiable=(fl[:, 0] | fl[:, 1]).reshape(shape),
-                refined=np.zeros(shape, dtype=bool),
-            )
-            stage[n] = (x, h, d1, fp, fm)
-        self._refine(check, est, stage, refine, noise, f0)
+        xs = [self.x[n].reshape(k, -1) for n in check]
+        plan = _fd_plan(k, tuple(x.shape[1] for x in xs))
+        x = np.concatenate(xs, axis=1)
+        h = stacked_steps(xs)
+        xp, xm = x + h, x - h
+        edits = [
+            Edit(n, rows, flat, np.stack([xp[:, a:b], xm[:, a:b]], axis=1).reshape(-1))
+            for n, (a, b), rows, flat in zip(check, plan.columns, plan.rows, plan.flat, strict=True)
+        ]
+        f, f0, flipped = self.rows(plan.point, edits, (plan.jitter_rows, JITTER_ULPS * U64 * 2, rng))
+        noise = noise_from_jitter(f[plan.jitter_rows].reshape(k, JITTER_POINTS), f0)
+        self.evaluations += 1 + JITTER_POINTS + 2 * x.shape[1]
+        fp, fm = f[plan.plus], f[plan.minus]
+        d1 = (fp - fm) / (xp - xm)
+        error = noise[:, None] / h
+        nondiff = flipped[plan.plus] | flipped[plan.minus]
+        refined = np.zeros(x.shape, dtype=bool)
+        # Views of the (k, Σm) arrays: the refinement writes into those, once for every parameter.
+        est = {
+            n: FDEstimate(*(v[:, a:b].reshape(self.x[n].shape) for v in (d1, error, h, nondiff, refined)))
+            for n, (a, b) in zip(check, plan.columns, strict=True)
+        }
+        self._refine(check, plan, est, (x, h, d1, fp, fm, d1, error, nondiff, refined), refine, noise, f0)
         return est, noise, f0
 
-    def _refine(self, check, est, stage, refine, noise, f0) -> None:
-        """Steps h/2 and h/4 at the entries ``refine`` names (not at flipped ones), as reference.refine_entries."""
+    def _refine(self, check, plan: FDPlan, est, full, refine, noise, f0) -> None:
+        """Steps h/2 and h/4 at the entries ``refine`` names (not at flipped ones), as reference.refine_entries: the
+        masks of every parameter side by side in (k, Σm) ``full`` arrays (x, h, D(h), f(x + h), f(x − h), and the
+        estimates' value, error, nondifferentiable and refined, which ``est`` views), and Richardson and the kink test
+        in one pass over every entry picked."""
         k = self.k
-        picked, edits, point, start = {}, [], [], 0
-        for n in check:
-            flips = est[n].nondifferentiable.reshape(k, -1)
-            mask = np.asarray(refine(n, est[n]), dtype=bool).reshape(k, -1) & ~flips
-            pi, fi = np.nonzero(mask)
-            if not len(pi):
-                continue
-            x, h, *_ = stage[n]
-            xi, hi = x[pi, fi], h[pi, fi]
-            values = np.concatenate([xi + hi / 2, xi - hi / 2, xi + hi / 4, xi - hi / 4])
-            edits.append(Edit(n, start + np.arange(4 * len(pi)), np.tile(fi, 4), values))
-            point.append(np.tile(pi, 4))
-            picked[n] = (pi, fi, start)
-            start += 4 * len(pi)
-        if not picked:
+        x, h, d1, fp, fm, value, error, nondiff, refined = full
+        mask = np.empty(x.shape, dtype=bool)
+        for n, (a, b) in zip(check, plan.columns, strict=True):
+            mask[:, a:b] = np.asarray(refine(n, est[n]), dtype=bool).reshape(k, -1)
+        mask &= ~nondiff
+        if not mask.any():
             return
+        # The rows laid out parameter by parameter, then point by point and entry by entry, four per entry.
+        pi, ci = np.nonzero(mask)
+        order = np.argsort(plan.owner[ci], kind="stable")
+        pi, ci = pi[order], ci[order]
+        xi, hi = x[pi, ci], h[pi, ci]
+        bounds = np.searchsorted(plan.owner[ci], np.arange(len(check) + 1))
+        edits, point, gather = [], [], []
+        for j, n in enumerate(check):
+            lo, up = int(bounds[j]), int(bounds[j + 1])
+            if lo == up:
+                continue
+            c, xs, hs = up - lo, xi[lo:up], hi[lo:up]
+            rows = 4 * lo + np.arange(4 * c)
+            edits.append(
+                Edit(n, rows, np.tile(ci[lo:up] - plan.columns[j][0], 4), np.concatenate([xs + hs / 2, xs - hs / 2, xs + hs / 4, xs - hs / 4]))
+            )
+            point.append(np.tile(pi[lo:up], 4))
+            gather.append(rows.reshape(4, c))
         f, _, flipped = self.rows(np.concatenate(point), edits)
-        for n, (pi, fi, s) in picked.items():
-            x, h, d1, fp, fm = stage[n]
-            c = len(pi)
-            q = f[s : s + 4 * c].reshape(4, c)
-            fl = flipped[s : s + 4 * c].reshape(4, c).any(axis=0)
-            xi, hi = x[pi, fi], h[pi, fi]
-            d2 = (q[0] - q[1]) / ((xi + hi / 2) - (xi - hi / 2))
-            d3 = (q[2] - q[3]) / ((xi + hi / 4) - (xi - hi / 4))
-            rho = noise[pi] / hi
-            value, error, kinked = richardson(d1[pi, fi], d2, d3, fp[pi, fi], fm[pi, fi], q[2], q[3], f0[pi], hi, rho)
-            e = est[n]
-            val, err, nd, ref = (a.reshape(k, -1) for a in (e.value, e.error, e.nondifferentiable, e.refined))
-            val[pi, fi], err[pi, fi] = value, error
-            nd[pi, fi] |= kinked | fl
-            ref[pi, fi] = True
-            np.add.at(self.evaluations, pi, 4)
+        rows = np.concatenate(gather, axis=1)
+        q = f[rows]
+        fl = flipped[rows].any(axis=0)
+        d2 = (q[0] - q[1]) / ((xi + hi / 2) - (xi - hi / 2))
+        d3 = (q[2] - q[3]) / ((xi + hi / 4) - (xi - hi / 4))
+        rho = noise[pi] / hi
+        v, e, kinked = richardson(d1[pi, ci], d2, d3, fp[pi, ci], fm[pi, ci], q[2], q[3], f0[pi], hi, rho)
+        value[pi, ci], error[pi, ci] = v, e
+        nondiff[pi, ci] |= kinked | fl
+        refined[pi, ci] = True
+        np.add.at(self.evaluations, pi, 4)

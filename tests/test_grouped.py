@@ -11,7 +11,7 @@ from verigrad.checks import check
 from verigrad.checks.report import NOISE_NOT_NEEDED
 from verigrad.checks.search import VALUES_PER_SIZE, draw_point
 from verigrad.checks.verdict import evaluate, evaluate_group
-from verigrad.reference import Stack, autograd_gradients, finite_differences
+from verigrad.reference import Stack, autograd_gradients, finite_differences, steps_for
 
 #: Built-ins drawn here by their sizes alone; those with hyperparameters, data or a seed are drawn per example
 #: configuration and checked through check() in tests/test_builtins_reach.py.
@@ -54,6 +54,31 @@ def test_stacked_references_equal_the_single_ones(d):
         assert abs(f0[i] - fd.f0) <= 4 * max(noise[i], fd.noise)
         assert noise[i] <= 16 * fd.noise and fd.noise <= 16 * noise[i]
     assert list(stack.evaluations) == [fd.evaluations] * len(pts)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the forward overflows at 1e308: inf − inf in the differences
+def test_stacked_steps_are_each_parameters_own_bit_for_bit_and_refinement_reaches_every_estimate():
+    """The differences take every parameter's steps in one pass over all columns: each must be steps_for of that
+    parameter alone, where x² overflows and at sizes whose sums reduce pairwise; the refinement is written into
+    each parameter's own estimate."""
+    d = analytic.builtin("two_layer_relu")
+    for scale in (1.0, 1e-300, 1e308):
+        pts = points_of(d, seed=5)
+        stack = stack_of(d, pts)
+        w = stack.x["W1"]
+        stack.x["W1"] = np.where(w < 0, -1.0, 1.0) * np.geomspace(1e-3, scale, w[0].size).reshape(w[0].shape)
+        est, _, _ = stack.finite_differences(list(d.check), lambda n, e: np.ones(e.value.shape, bool), np.random.default_rng(0))
+        for n in d.check:
+            np.testing.assert_array_equal(est[n].step, steps_for(stack.x[n], stacked=True), err_msg=n)
+            assert np.array_equal(est[n].refined, ~est[n].nondifferentiable), n
+        if scale == 1.0:  # Richardson's estimates, where the forward is finite: a point's own, within both errors
+            for i in range(len(pts)):
+                params = {n: stack.x[n][i] for n in d.params}
+                fd = finite_differences(d, params, None)
+                for n in d.check:
+                    both = est[n].error[i] + fd.gradients[n].error
+                    assert np.all(np.abs(est[n].value[i] - fd.gradients[n].value) <= 2 * both), n
+                    assert np.array_equal(est[n].refined[i], fd.gradients[n].refined), n
 
 
 def test_chunked_rows_give_the_same_values():
