@@ -151,6 +151,46 @@ def test_a_forward_that_depends_on_the_library_is_the_error_the_checks_in_order_
     assert rep.modified_in_place == [] and not rep.gradients and not rep.warnings
 
 
+def _cancelling(name, forward):
+    """f = Σ tanh(2·X w), whose terms are ±(1 − 1e-10) at the point below: f ≈ 1e-10 against Σ|terms| = 2."""
+
+    def gradients(X, w):
+        s = 1 - np.tanh(X @ (2 * w)) ** 2
+        return {"X": 2 * np.outer(s, w), "w": 2 * X.T @ s}
+
+    return analytic.Derivation(name=name, shapes={"X": ("N", "D"), "w": ("D",)}, forward=forward, gradients=gradients)
+
+
+def _cancelling_point(d):
+    p = draw_point(d, {"N": 2, "D": 5}, 14)
+    f_numpy = float(np.sum(np.tanh(p.params["X"] @ (2 * p.params["w"]))))
+    f_torch = float(torch.sum(torch.tanh(torch.from_numpy(p.params["X"]) @ (2 * torch.from_numpy(p.params["w"])))))
+    assert f_numpy != f_torch and abs(f_numpy - f_torch) > 1e-8 * abs(f_numpy)  # tanh rounds differently in each library
+    return p
+
+
+def test_a_forward_whose_terms_cancel_differs_between_the_libraries_by_rounding_alone():
+    d = _cancelling("cancelling", lambda xp, X, w: xp.sum(xp.tanh(X @ (2 * w))))
+    p = _cancelling_point(d)
+    assert single.evaluate(d, p).status == "pass"
+    assert single.torch_problem(d, p.params, None, float(np.sum(np.tanh(p.params["X"] @ (2 * p.params["w"]))))) is None
+
+
+def test_a_forward_whose_terms_cancel_and_that_draws_from_each_librarys_generator_is_refused():
+    """Seeded alike before every call, NumPy repeats agree, but NumPy's and torch's generators draw different
+    numbers: f differs by about 1e-6·Σ|terms|, far more than its rounding, where it cancels as well."""
+
+    def forward(xp, X, w):
+        n = X.shape[0]
+        u = np.random.rand(n) if isinstance(X, np.ndarray) else torch.rand(n, dtype=X.dtype)
+        return xp.sum(xp.tanh(X @ (2 * w)) * (1.0 + 1e-6 * u))
+
+    d = _cancelling("cancelling_draws", forward)
+    rep = single.evaluate(d, _cancelling_point(d))
+    assert rep.status == "error"
+    assert rep.message.endswith("under torch at the same point: it is not deterministic, or it depends on the array library")
+
+
 def _squares(name, forward):
     """f = ‖X W‖² with its right gradients and ``forward`` as written."""
     return analytic.Derivation(

@@ -134,6 +134,12 @@ DETERMINISM_REPEATS = 3
 #: by rounding (~u·L·Σ|terms|) but not by 1e-8 relative, which only a random or library-dependent
 #: forward produces.
 BACKEND_RTOL = 1e-8
+#: Where f cancels (|f| ≪ Σ|terms|) that rounding can exceed 1e-8·|f|: the difference is then accepted
+#: within BACKEND_NOISE times ε_f, the NumPy forward's rounding measured at the point by jitter
+#: (reference/_fd.py); ε_f is a maximum over 8 draws, not a bound, and another order rounds differently:
+#: the factor K_FD (4) leaves for that tail (docs/tolerances.md §6, §8). A forward drawing random numbers
+#: gives NumPy and torch different draws, |Δ| of the order of |f|, far above it.
+BACKEND_NOISE = 4.0
 
 # --- batched evaluation (reference/_batched.py, reference/_stacked.py; reasons in reference.constants) ---
 # DEFAULT_MEMORY_BUDGET bytes per batched call, intermediates INTERMEDIATE_FACTOR× the parameters, at
@@ -256,6 +262,7 @@ KINK_REDRAWS = 20
 __all__ = [
     "ANALYTIC_NOISE_CAP",
     "AUTOGRAD_JITTERS",
+    "BACKEND_NOISE",
     "BACKEND_RTOL",
     "CLAIM_MAJORITY",
     "CONVERGENCE_NOISE",
