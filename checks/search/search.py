@@ -216,7 +216,7 @@ def check(
     device: str = "cpu",
     mode: str = "auto",
 ) -> Report:
-    """Check ``derivation``: at one point (``at``, a dict of arrays), or by property-based search.
+    """Check ``derivation``: at one point (``at``, a dict of arrays or a ``draw_point`` Point), or by property-based search.
 
     The search draws sizes for the symbolic dims and a seed for the values; on a failure
     hypothesis shrinks to the smallest sizes that still fail, and the report is taken there.
@@ -242,6 +242,7 @@ def check(
     if seed is None and searching:
         seed = secrets.randbits(32)
     run = Run(derivation, seed, target, include_kinks, max_size, Method(mode, device, progress), started)
+    at = given_as_mapping(at) if isinstance(at, Point) else at
     try:
         with time_limit(timeout):
             if at is not None:
@@ -265,8 +266,21 @@ def check(
     return report
 
 
+def given_as_mapping(point: Point) -> dict[str, Any]:
+    """A Point (``draw_point``'s) as ``check(d, at=...)`` takes one: its parameters, grad_output, hyperparameters,
+    data and the seed handed to a seeded forward."""
+    out: dict[str, Any] = {**point.params, **point.hyper, **point.data}
+    if point.grad_output is not None:
+        out["grad_output"] = point.grad_output
+    if point.forward_seed is not None:
+        out["seed"] = point.forward_seed
+    return out
+
+
 def _given_point(run: Run, at: Mapping[str, Any]) -> tuple[Derivation, Point] | Report:
     """The point the caller gave (a layer without ``grad_output`` gets one drawn from the run's seed)."""
+    if not isinstance(at, Mapping):
+        return run.refuse(f"at= takes a dict of the parameters' arrays (or a Point from draw_point), not a {type(at).__name__}")
     try:
         at = flat_grad_output(run.derivation, flat_at(run.derivation, at))  # structured parameters, grad_output as leaves
         derivation, arrays, sizes = bind_at(run.derivation, at)  # data, hyperparameters and seed taken out of at
