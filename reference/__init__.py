@@ -7,10 +7,10 @@ imported when a check first needs it, not with the package (``_torch.py``).
 """
 
 from . import constants
-from ._autograd import autograd_gradients, custom_functions, rounding_noise
+from ._autograd import autograd_gradients, custom_functions, line_autograd, rounding_noise
 from ._batched import BatchedObjective, forward_value, forward_value_torch
 from ._complex_step import ComplexStep, complex_step
-from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, refine_entries, steps_for
+from ._fd import FDEstimate, FDResult, differences, finite_differences, forward_noise, noise_from_line, refine_entries, steps_for
 from ._global_rng import GENERATORS, NUMPY_GLOBAL, RANDOM, TORCH_GLOBAL, keeps_generators, seeded_at, user_call
 from ._heap import Heap
 from ._intermediates import Intermediates, Quantity, intermediates
@@ -68,7 +68,9 @@ __all__ = [
     "intermediates",
     "is_user_file",
     "keeps_generators",
+    "line_autograd",
     "namespaces",
+    "noise_from_line",
     "np_xp",
     "objective",
     "random_direction",

@@ -8,6 +8,7 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 
+from ._fd import line_points
 from ._objective import ForwardError, check_scalar, objective
 from ._torch import Deferred, torch_namespace
 from .constants import FALLBACK_JITTER_EPS
@@ -63,6 +64,19 @@ def autograd_gradients(
         n: (np.zeros(t.shape) if gr is None else gr.detach().cpu().numpy().astype(np.float64, copy=False))
         for (n, t), gr in zip(leaves.items(), grads, strict=True)
     }
+
+
+def line_autograd(
+    derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None, rng: np.random.Generator, *, device: str = "cpu"
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, np.ndarray]]:
+    """Autograd along a random line of the point (reference._fd.line_points): (the parameters and grad_output there,
+    and ∂f/∂param there), each (points on the lines, …), one call per point."""
+    moved, g_moved = line_points(params, grad_output, rng)
+    n = len(next(iter(moved.values())))
+    at = [
+        autograd_gradients(derivation, {k: v[j] for k, v in moved.items()}, None if g_moved is None else g_moved[j], device=device) for j in range(n)
+    ]
+    return moved, g_moved, {k: np.stack([a[k] for a in at]) for k in moved}
 
 
 def custom_functions(derivation: Derivation, params: Mapping[str, np.ndarray], grad_output: np.ndarray | None = None) -> list[str]:

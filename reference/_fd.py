@@ -43,6 +43,7 @@ from .constants import (
     NOISE_FLOOR_ULPS,
     RICHARDSON_ROUNDING,
     SHARPEN_ABOVE,
+    SIGMA_LINES,
     STEP_EXPONENT,
     TINY,
     U64,
@@ -134,13 +135,47 @@ def line_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched
     random direction (|v_i| ≤ 1, s_i = u^(1/3)/4 of the entry's scale): the LINE_ORDER-th differences of the table
     remove the smooth part (s^k·f^(k), ≈ 1e-18 relative) and leave Σ_j ±C(k, j)·e_j of the roundings e_j, whose
     spread is √C(2k, k) times theirs; ε = max |Δᵏf| / √C(2k, k) (docs/tolerances.md §2)."""
-    s = {n: steps_for(v, base=unit**STEP_EXPONENT / 4) * rng.uniform(-1.0, 1.0, v.shape) for n, v in evaluator.params.items()}
+    s = {n: line_steps(v, rng, unit=unit) for n, v in evaluator.params.items()}
     moved = [{n: v + j * s[n] for n, v in evaluator.params.items()} for j in range(1, LINE_POINTS)]
     f, f0 = evaluator.at_points(moved, batched=batched)
-    table = np.diff(np.concatenate([[f0], f]), n=LINE_ORDER)
-    if not np.all(np.isfinite(table)):
-        return 0.0  # a forward that is not finite near the point: the jitter's ε_f (inf there) already says so
-    return float(np.max(np.abs(table)) / math.sqrt(math.comb(2 * LINE_ORDER, LINE_ORDER)))
+    return float(noise_from_line(np.concatenate([[f0], f])[None])[0])
+
+
+def line_steps(x: np.ndarray, rng: np.random.Generator, *, stacked: bool = False, unit: float = U64) -> np.ndarray:
+    """The line's step s∘v of every entry of ``x``: s_i = u^(1/3)/4 of the entry's scale (``steps_for``; ``stacked``:
+    per point along the first axis), v_i uniform in ±1."""
+    return steps_for(x, stacked=stacked, base=unit**STEP_EXPONENT / 4) * rng.uniform(-1.0, 1.0, np.shape(x))
+
+
+def line_points(params: Mapping[str, np.ndarray], grad_output: np.ndarray | None, rng: np.random.Generator, *, stacked: bool = False):
+    """(params, grad_output) along SIGMA_LINES random lines through the point (``line_steps`` each; a layer's
+    grad_output, an input of its objective, moves along them too): per line, x + j·s∘v at j = 1 … LINE_POINTS − 1,
+    then at j = −1 … −(LINE_POINTS − 1). Each a stack of those points along a new axis after the point's (``stacked``:
+    the first axis holds the points, each with lines of its own)."""
+    half = np.arange(1, LINE_POINTS, dtype=np.float64)
+    j = np.concatenate([half, -half])
+    given = dict(params) if grad_output is None else {**params, None: grad_output}
+    arrays = {n: np.asarray(v, dtype=np.float64) for n, v in given.items()}
+    moved = {n: [] for n in arrays}
+    for _ in range(SIGMA_LINES):
+        for n, v in arrays.items():
+            step = line_steps(v, rng, stacked=stacked)
+            lead, rest = (v.shape[:1], v.shape[1:]) if stacked else ((), v.shape)
+            ones = (1,) * len(rest)
+            moved[n].append(v.reshape(*lead, 1, *rest) + j.reshape(*([1] * len(lead)), -1, *ones) * step.reshape(*lead, 1, *rest))
+    out = {n: np.concatenate(parts, axis=1 if stacked else 0) for n, parts in moved.items()}
+    g = out.pop(None, None)
+    return out, g
+
+
+def noise_from_line(table: np.ndarray) -> np.ndarray:
+    """The rounding of the values along a line, per row of ``table`` (its LINE_POINTS values at x + j·s∘v along the last
+    axis, any leading axes): max |Δᵏ| / √C(2k, k) of the order-k differences (k = LINE_ORDER), 0 where one is not
+    finite (a value not finite near the point: the jitter's ε_f, inf there, already says so)."""
+    diffs = np.diff(table, n=LINE_ORDER, axis=-1)
+    with np.errstate(invalid="ignore"):
+        spread = np.max(np.abs(diffs), axis=-1) / math.sqrt(math.comb(2 * LINE_ORDER, LINE_ORDER))
+    return np.where(np.all(np.isfinite(diffs), axis=-1), spread, 0.0)
 
 
 def noise_from_jitter(jit: np.ndarray, f0: np.ndarray, unit: float = U64) -> np.ndarray:
@@ -256,6 +291,7 @@ def finite_differences(
     progress: Callable[[int, int], None] | None = None,
     unit: float = U64,
     wide: bool = False,
+    line: bool = False,
 ) -> FDResult:
     """Central-difference estimate of ∂f/∂param for every entry of every checked parameter.
 
@@ -266,7 +302,7 @@ def finite_differences(
     ``unit``: the unit roundoff of the precision the forward computes in; the step is u^(1/3) of the scale
     and ε_f is measured and floored in that precision. ``wide``: every entry is estimated from the wide steps
     H first (H/2 and H/4 where ``refine`` says), and from the usual ones only where that is not sharper (``usual_where_needed``).
-    """
+    ``line`` (always where ``wide``): ε_f at least the rounding along a line at the steps' scale too (``line_noise``)."""
     ev = evaluator or BatchedObjective(derivation, params, grad_output)
     if progress is not None:
         planned = 2 * sum(np.size(params[n]) for n in (check or derivation.check))
@@ -278,7 +314,7 @@ def finite_differences(
     first = _stage_one(ev, names, unit**WIDE_STEP_EXPONENT, _point_rms(ev.params)) if wide else _stage_one(ev, names, base)
     # After the first batched call, which settles whether the forward vmaps: ε_f is measured by the
     # engine that computed the differences.
-    noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit, line=wide)
+    noise = forward_noise(ev, np.random.default_rng(seed), batched=True, unit=unit, line=wide or line)
     if wide:
         grads = {name: usual_where_needed(ev, name, noise, refine, estimate(ev, name, noise, refine, first[name]), base) for name in names}
     else:

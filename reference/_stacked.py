@@ -30,13 +30,13 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 
-from ._fd import FDEstimate, noise_from_jitter, richardson, stacked_steps
+from ._fd import FDEstimate, line_points, line_steps, noise_from_jitter, noise_from_line, richardson, stacked_steps
 from ._heap import Heap
 from ._objective import objective
 from ._switches import value_and_signs
 from ._threads import serial_if_small
 from ._torch import Deferred, torch_namespace
-from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, JITTER_POINTS, JITTER_ULPS, U64
+from .constants import DEFAULT_MEMORY_BUDGET, INTERMEDIATE_FACTOR, JITTER_POINTS, JITTER_ULPS, LINE_POINTS, U64
 
 torch = Deferred("torch", globals())  # imported on first use (reference/_torch.py)
 
@@ -154,6 +154,7 @@ class Stack:
             g_jit = self.g + self.g * relative * rng.uniform(-1, 1, (j, *self.g.shape))
             g_moved, g_step = g_jit.reshape(j * k, *self.g.shape[1:]), (g_jit - self.g).reshape(j * k, *self.g.shape[1:])
         self._jittered = (j, moved, steps, g_moved, g_step)
+        self._line_rng = rng.spawn(1)[0]  # the lines σ is measured along where the jitter's σ does not suffice
 
     def autograd_with_noise(self, rng: np.random.Generator, *, jitters: int, relative: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(∂f/∂param, σ_t per entry) for every point, stacked, from one call (``noise``): where σ is wanted anyway."""
@@ -211,6 +212,26 @@ class Stack:
         ]
         return auto, sigma
 
+    def line_autograd(self, idx: Sequence[int]) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, np.ndarray]]:
+        """Autograd along a random line of each point of ``idx`` (reference._fd.line_points): (the parameters and
+        grad_output there, and ∂f/∂param there), each (len(idx), points on the lines, …): one vmapped forward, one
+        backward. The lines are drawn from the generator ``autograd`` was given (a child of it, drawn from once)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        moved, g_moved = line_points({n: v[idx] for n, v in self.x.items()}, None if self.g is None else self.g[idx], self._line_rng, stacked=True)
+        rows = len(idx) * next(iter(moved.values())).shape[1]
+        flat = lambda v: v.reshape(rows, *v.shape[2:])
+        leaves = [torch.from_numpy(flat(moved[n])).requires_grad_(True) for n in self.names]
+        g_leaf = None if g_moved is None else torch.from_numpy(flat(g_moved))
+        with serial_if_small(rows * self._total):
+            f, _ = self._vmapped([*leaves, g_leaf])
+            try:
+                grads = torch.autograd.grad(f.sum(), leaves, allow_unused=True)
+            except Exception as e:  # user code: the forward's graph (a custom backward)
+                raise Unstackable(f"autograd through the vmapped forward failed: {e}") from e
+        if any(gr is None for gr in grads):
+            raise Unstackable("the forward does not use every parameter")
+        return moved, g_moved, {n: gr.numpy().reshape(moved[n].shape) for n, gr in zip(self.names, grads, strict=True)}
+
     def _gradients(self, leaves, g_leaf, g_step, steps):
         """Autograd at every row (one backward of the sum) and the Hessian-vector products along the jitter
         steps of the jittered rows (one double backward)."""
@@ -243,8 +264,8 @@ class Stack:
         return max(1, self.memory_budget // per_row - self.k)
 
     def fd_rows(self, check: Sequence[str]) -> int:
-        """Rows of the first batched call of ``finite_differences`` (two per entry, the jittered ones)."""
-        return self.k * (2 * sum(self.x[n][0].size for n in check) + JITTER_POINTS)
+        """Rows of the first batched call of ``finite_differences`` (two per entry, the jittered ones, a line's)."""
+        return self.k * (2 * sum(self.x[n][0].size for n in check) + JITTER_POINTS + LINE_POINTS - 1)
 
     def rows(self, point: np.ndarray, edits: Sequence[Edit], jitter: tuple[np.ndarray, float, np.random.Generator] | None = None):
         """f at rows: row r is point ``point[r]`` with ``edits`` applied; ``jitter=(rows, δ, rng)`` moves
@@ -309,10 +330,14 @@ class Stack:
         return f[:r], f[r:], flipped
 
     # --- finite differences ------------------------------------------------------------------
-    def finite_differences(self, check: Sequence[str], refine: Callable[[str, FDEstimate], np.ndarray], rng: np.random.Generator):
+    def finite_differences(
+        self, check: Sequence[str], refine: Callable[[str, FDEstimate], np.ndarray], rng: np.random.Generator, *, line: bool = False
+    ):
         """Stacked FDEstimate per checked parameter (arrays with the leading point axis), ε_f and f(x)
         per point: reference.finite_differences for every point at once. Every checked entry of every point
-        is one column of (k, Σm) arrays, so the steps and the differences take one pass over all of them."""
+        is one column of (k, Σm) arrays, so the steps and the differences take one pass over all of them.
+        ``line``: ε_f at least the rounding along a line at the steps' scale too (_fd.line_noise; LINE_POINTS − 1
+        more rows per point), as a check that the jitter's ε_f did not pass asks for."""
         k = self.k
         xs = [self.x[n].reshape(k, -1) for n in check]
         plan = _fd_plan(k, tuple(x.shape[1] for x in xs))
@@ -323,9 +348,15 @@ class Stack:
             Edit(n, rows, flat, np.stack([xp[:, a:b], xm[:, a:b]], axis=1).reshape(-1))
             for n, (a, b), rows, flat in zip(check, plan.columns, plan.rows, plan.flat, strict=True)
         ]
-        f, f0, flipped = self.rows(plan.point, edits, (plan.jitter_rows, JITTER_ULPS * U64 * 2, rng))
+        line_rows = len(plan.point) + np.arange(k * (LINE_POINTS - 1) if line else 0)
+        if line:
+            edits += self._line_edits(line_rows, rng.spawn(1)[0])
+        point = np.concatenate([plan.point, np.repeat(np.arange(k), len(line_rows) // k)])
+        f, f0, flipped = self.rows(point, edits, (plan.jitter_rows, JITTER_ULPS * U64 * 2, rng))
         noise = noise_from_jitter(f[plan.jitter_rows].reshape(k, JITTER_POINTS), f0)
-        self.evaluations += 1 + JITTER_POINTS + 2 * x.shape[1]
+        if line:
+            noise = np.maximum(noise, noise_from_line(np.concatenate([f0[:, None], f[line_rows].reshape(k, -1)], axis=1)))
+        self.evaluations += 1 + JITTER_POINTS + len(line_rows) // k + 2 * x.shape[1]
         fp, fm = f[plan.plus], f[plan.minus]
         d1 = (fp - fm) / (xp - xm)
         error = noise[:, None] / h
@@ -338,6 +369,18 @@ class Stack:
         }
         self._refine(check, plan, est, (x, h, d1, fp, fm, d1, error, nondiff, refined), refine, noise, f0)
         return est, noise, f0
+
+    def _line_edits(self, rows: np.ndarray, rng: np.random.Generator) -> list[Edit]:
+        """Rows ``rows`` (LINE_POINTS − 1 per point, point by point) moved to x + j·s∘v, j = 1, 2, …, along a random
+        line of each point (every entry of every parameter; ``line_steps``)."""
+        k, j = self.k, np.arange(1, LINE_POINTS)
+        out = []
+        for n, v in self.x.items():
+            flat = v.reshape(k, -1)
+            step = line_steps(flat, rng, stacked=True)
+            values = flat[:, None, :] + j[None, :, None] * step[:, None, :]  # (k, LINE_POINTS − 1, m)
+            out.append(Edit(n, np.repeat(rows, flat.shape[1]), np.tile(np.arange(flat.shape[1]), len(rows)), values.reshape(-1)))
+        return out
 
     def _refine(self, check, plan: FDPlan, est, full, refine, noise, f0) -> None:
         """Steps h/2 and h/4 at the entries ``refine`` names (not at flipped ones), as reference.refine_entries: the

@@ -46,6 +46,11 @@ JITTER_POINTS = 8
 #: removes the smooth part of f to ≈ (u^(1/3)/4)³ ≈ 1.5e-18 of its third derivative's scale and leaves 5 differences.
 LINE_POINTS = 8
 LINE_ORDER = 3
+#: σ, a gradient's rounding, is read along SIGMA_LINES random lines through the point where the jitter's does not
+#: suffice, each in both directions (docs/tolerances.md §4): per line the smaller of its two halves (a switch lies on
+#: one side of the point; rounding shows on both), over the lines the larger (a random line can move an intermediate
+#: by almost nothing when its entries' moves cancel in it, X·w moving by w·ΔX + X·Δw).
+SIGMA_LINES = 2
 #: Floor of ε_f, in units of u·|f|: a forward that happens to round the same at every jittered point
 #: still carries a few roundings of its last operations.
 NOISE_FLOOR_ULPS = 4

@@ -16,7 +16,7 @@ from verigrad.analytic import Derivation
 from verigrad.checks.report import Point
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.calls import gradients_at
-from verigrad.reference import rounding_noise
+from verigrad.reference import noise_from_line, rounding_noise
 
 
 def autograd_noise(
@@ -103,6 +103,48 @@ def with_analytic_noise(derivation: Derivation, sigma: Mapping[str, np.ndarray],
     """σ_t combined with σ_a per parameter (``combined_noise``), σ_a measured at ``probes``."""
     sigma_a = analytic_noise(derivation, analytic, probes, noise_scale(auto))
     return {n: combined_noise(v, sigma_a.get(n), analytic.get(n)) for n, v in sigma.items()}
+
+
+def with_line_noise(
+    derivation: Derivation,
+    sigma: Mapping[str, np.ndarray],
+    analytic: Mapping[str, Any] | None,
+    auto: Mapping[str, np.ndarray],
+    moved: Mapping[str, np.ndarray],
+    g_moved: np.ndarray | None,
+    auto_moved: Mapping[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """σ per entry at one point, at least the rounding read along lines through it at the steps' scale
+    (docs/tolerances.md §4): autograd's (``auto_moved``, at the lines' points ``moved`` and ``g_moved``, stacked along
+    the first axis: reference.line_points) plus the hand-derived gradients' own (``analytic`` at the point, called
+    again at each of the lines' points; ``auto``, autograd at the point, gives the shapes they must have). Each is the
+    order-LINE_ORDER differences of the values along each half of a line (reference.noise_from_line), the smaller of
+    a line's two halves per entry — rounding shows on both, a switch the line crosses (a jump, not rounding) lies on
+    one side of the point only — and the larger over the lines."""
+    there = []
+    if analytic is not None:
+        for j in range(len(next(iter(moved.values())))):
+            there.append(gradients_at(derivation, {n: v[j] for n, v in moved.items()}, None if g_moved is None else g_moved[j]))
+    out = {}
+    for name, sig in sigma.items():
+        line = _along_lines(auto_moved[name])
+        a0 = None if analytic is None else analytic.get(name)
+        a_line = [None if t is None else t.get(name) for t in there]
+        if a_line and all(_usable(a0, a1, auto[name]) for a1 in a_line):
+            u_a = tol.unit_roundoff(a0.dtype) if np.issubdtype(a0.dtype, np.floating) else tol.U64
+            line = line + _along_lines(np.stack(a_line).astype(np.float64)) * (tol.U64 / u_a)
+        out[name] = np.maximum(sig, line)
+    return out
+
+
+def _along_lines(along: np.ndarray) -> np.ndarray:
+    """The rounding per entry of a gradient with values ``along`` at the points of the SIGMA_LINES lines
+    (reference.line_points, stacked on the first axis): per line the smaller of its halves', over the lines the
+    larger (0 where not finite). The point itself is left out: a value wrong there alone (a gradient that differs
+    on one call) is not rounding of its neighbours."""
+    halves = np.split(along, 2 * tol.SIGMA_LINES)
+    spread = [noise_from_line(np.moveaxis(part, 0, -1)) for part in halves]
+    return np.max([np.minimum(plus, minus) for plus, minus in zip(spread[::2], spread[1::2], strict=True)], axis=0)
 
 
 def _usable(a0: Any, a1: Any, linear: np.ndarray) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from verigrad.analytic import Derivation
-from verigrad.checks.report import GradientReport, Point, Report
+from verigrad.checks.report import FAIL, GradientReport, Point, Report
 from verigrad.checks.verdict.before import (
     Checked,
     Prepared,
@@ -29,7 +29,7 @@ from verigrad.checks.verdict.before import (
 from verigrad.checks.verdict.calls import check_inputs, global_draw_notes
 from verigrad.checks.verdict.fd_only import one_namespace
 from verigrad.checks.verdict.judge import clean, judge_at_point, mark_unmeasured, refine_where_autograd_disagrees
-from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
+from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise, with_line_noise
 from verigrad.checks.verdict.references import fits_one_call, stacked_references
 from verigrad.reference import (
     GENERATORS,
@@ -40,6 +40,7 @@ from verigrad.reference import (
     Unstackable,
     autograd_gradients,
     finite_differences,
+    line_autograd,
     seeded_at,
 )
 
@@ -137,6 +138,10 @@ def stack_of_one(derivation: Derivation, point: Point, c: Checked, fd_seed: int,
     if grads is None or not all(clean(g) for g in grads):
         try:
             grads = judge(at(refs.measure_noise()))
+            if any(g.status == FAIL for g in grads):  # the rounding along lines where the jitter's does not suffice:
+                refs = stacked_references(derivation, stack, [_measurable(c)], fd_seed, line=True)  # ε_f's (its rows again)
+                fd = {n: FDEstimate(e.value[0], e.error[0], e.step[0], e.nondifferentiable[0], e.refined[0]) for n, e in refs.fd.items()}
+                grads = judge(at(refs.measure_line_noise([0])))  # and σ's
         except Unstackable:
             return None
     else:
@@ -201,10 +206,23 @@ def _evaluate(derivation: Derivation, point: Point, *, fd_seed: int, device: str
     if isinstance(prep, Report):
         return prep
     refine = refine_where_autograd_disagrees(prep.auto)
-    try:
+
+    def differenced(line: bool):
         ev = BatchedObjective(derivation, prep.params, prep.grad_output, f0=prep.f0)
-        batches = _batches(derivation, progress)
-        fd = finite_differences(derivation, prep.params, prep.grad_output, refine=refine, seed=fd_seed, evaluator=ev, progress=batches)
+        return finite_differences(
+            derivation, prep.params, prep.grad_output, refine=refine, seed=fd_seed, evaluator=ev, progress=_batches(derivation, progress), line=line
+        )
+
+    try:
+        fd = differenced(False)
+        evaluations = fd.evaluations
+        grads = _judge_all(derivation, prep, prep.auto, prep.sigma, fd.gradients)
+        if any(g.status == FAIL for g in grads):  # the rounding along lines where the jitter's does not suffice (§2, §4)
+            fd = differenced(True)
+            evaluations += fd.evaluations
+            line = line_autograd(derivation, prep.params, prep.grad_output, np.random.default_rng(fd_seed).spawn(1)[0], device=device)
+            prep.sigma = with_line_noise(derivation, prep.sigma, _measurable(prep), prep.auto, *line)
+            grads = _judge_all(derivation, prep, prep.auto, prep.sigma, fd.gradients)
     except ForwardError as e:
         return error_report(prep.rep, str(e), prep.started)
-    return _judged(derivation, prep, _judge_all(derivation, prep, prep.auto, prep.sigma, fd.gradients), fd.evaluations)
+    return _judged(derivation, prep, grads, evaluations)

@@ -10,7 +10,7 @@ ignores) propagates: the caller checks those points one at a time.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from verigrad.analytic import Derivation
 from verigrad.checks.verdict import thresholds as tol
 from verigrad.checks.verdict.judge import refine_where_autograd_disagrees
-from verigrad.checks.verdict.noise import stacked_analytic_noise
+from verigrad.checks.verdict.noise import stacked_analytic_noise, with_line_noise
 from verigrad.reference import U64, FDEstimate, Stack
 
 __all__ = ["StackedReferences", "stacked_references"]
@@ -38,6 +38,7 @@ class StackedReferences:
     stack: Stack
     analytic: Sequence[Mapping[str, Any] | None]
     sigma: dict[str, np.ndarray] | None = None  # None until measured
+    lined: set[int] = field(default_factory=set)  # the points whose σ has the line's rounding in it
 
     def measure_noise(self) -> dict[str, np.ndarray]:
         """σ per parameter, point and entry (σ_t with the hand-derived gradients' own σ_a), measured once;
@@ -48,6 +49,23 @@ class StackedReferences:
             stacked_analytic_noise(self.stack.derivation, sigma, self.analytic, self.stack.probes, auto)
             self.auto, self.sigma = auto, sigma
         return self.sigma
+
+    def measure_line_noise(self, idx: Sequence[int]) -> dict[str, np.ndarray]:
+        """σ as ``measure_noise``, at the points ``idx`` at least the rounding read along a line (noise.with_line_noise):
+        where the jitter's σ does not suffice, a gradient whose rounding only a wider move shows (1 − t² of a saturated
+        tanh, a multiple of ulp(1)). τ_ex grows with σ: a verdict the jitter's σ passes stands."""
+        sigma = self.measure_noise()
+        todo = [i for i in idx if i not in self.lined]
+        if todo:
+            moved, g_moved, along = self.stack.line_autograd(todo)
+            for r, i in enumerate(todo):
+                point = {n: v[i] for n, v in sigma.items()}, {n: v[i] for n, v in self.auto.items()}
+                line = {n: v[r] for n, v in moved.items()}, None if g_moved is None else g_moved[r], {n: v[r] for n, v in along.items()}
+                new = with_line_noise(self.stack.derivation, point[0], self.analytic[i], point[1], *line)
+                for n, v in new.items():
+                    sigma[n][i] = v
+            self.lined.update(todo)
+        return sigma
 
     def agrees(self, f_numpy: np.ndarray) -> np.ndarray:
         """Per point, whether the batched forward reproduces f in NumPy: to VMAP_AGREEMENT_ULPS machine
@@ -69,14 +87,16 @@ def stacked_references(
     fd_seed: int,
     *,
     noise: bool = False,
+    line: bool = False,
 ) -> StackedReferences:
     """The references at the points of ``stack``; ``analytic[i]``: the hand-derived gradients at point i
     (None when there are none to measure σ_a of), whose rounding noise joins autograd's in σ when measured:
-    with ``noise``, at once (one autograd call for both), else when first asked (``measure_noise``)."""
+    with ``noise``, at once (one autograd call for both), else when first asked (``measure_noise``). ``line``: ε_f
+    of the finite differences at least the rounding along a line too (reference.Stack.finite_differences)."""
     rng = np.random.default_rng(fd_seed)
     at = {"jitters": tol.AUTOGRAD_JITTERS, "relative": tol.NOISE_JITTER}
     auto, sigma = stack.autograd_with_noise(rng, **at) if noise else (stack.autograd(rng, **at), None)
     if sigma is not None:
         stacked_analytic_noise(derivation, sigma, analytic, stack.probes, auto)
-    est, eps, f0 = stack.finite_differences(list(derivation.check), refine_where_autograd_disagrees(auto), rng)
+    est, eps, f0 = stack.finite_differences(list(derivation.check), refine_where_autograd_disagrees(auto), rng, line=line)
     return StackedReferences(auto, est, eps, f0, stack.evaluations, stack, analytic, sigma)
