@@ -165,9 +165,14 @@ class Stack:
         """∂f/∂param for every point, stacked (reference.autograd_gradients): one vmapped forward of the K
         points and one backward. The copies ``noise`` measures σ_t at are drawn here."""
         self._draw(rng, jitters, relative)
-        leaves = [torch.from_numpy(self.x[n]).requires_grad_(True) for n in self.names]
-        g_leaf = None if self.g is None else torch.from_numpy(self.g)
-        with serial_if_small(self.k * self._total):
+        return self._autograd_rows(self.x, self.g, self.k)
+
+    def _autograd_rows(self, x: Mapping[str, np.ndarray], g: np.ndarray | None, rows: int) -> dict[str, np.ndarray]:
+        """∂f/∂param at each of ``rows`` rows (parameters ``x``, grad_output ``g``, leading axis the rows): one vmapped
+        forward, one backward of the sum."""
+        leaves = [torch.from_numpy(x[n]).requires_grad_(True) for n in self.names]
+        g_leaf = None if g is None else torch.from_numpy(g)
+        with serial_if_small(rows * self._total):
             f, _ = self._vmapped([*leaves, g_leaf])
             if not f.requires_grad:
                 raise Unstackable("the forward does not depend on the parameters")
@@ -219,18 +224,9 @@ class Stack:
         idx = np.asarray(idx, dtype=np.int64)
         moved, g_moved = line_points({n: v[idx] for n, v in self.x.items()}, None if self.g is None else self.g[idx], self._line_rng, stacked=True)
         rows = len(idx) * next(iter(moved.values())).shape[1]
-        flat = lambda v: v.reshape(rows, *v.shape[2:])
-        leaves = [torch.from_numpy(flat(moved[n])).requires_grad_(True) for n in self.names]
-        g_leaf = None if g_moved is None else torch.from_numpy(flat(g_moved))
-        with serial_if_small(rows * self._total):
-            f, _ = self._vmapped([*leaves, g_leaf])
-            try:
-                grads = torch.autograd.grad(f.sum(), leaves, allow_unused=True)
-            except Exception as e:  # user code: the forward's graph (a custom backward)
-                raise Unstackable(f"autograd through the vmapped forward failed: {e}") from e
-        if any(gr is None for gr in grads):
-            raise Unstackable("the forward does not use every parameter")
-        return moved, g_moved, {n: gr.numpy().reshape(moved[n].shape) for n, gr in zip(self.names, grads, strict=True)}
+        flat = lambda v: np.ascontiguousarray(v.reshape(rows, *v.shape[2:]))
+        grads = self._autograd_rows({n: flat(v) for n, v in moved.items()}, None if g_moved is None else flat(g_moved), rows)
+        return moved, g_moved, {n: gr.reshape(moved[n].shape) for n, gr in grads.items()}
 
     def _gradients(self, leaves, g_leaf, g_step, steps):
         """Autograd at every row (one backward of the sum) and the Hessian-vector products along the jitter
