@@ -472,7 +472,7 @@ def judged(g: GradientReport) -> bool:
         return False
     ref = np.abs(np.asarray(g.reference, dtype=np.float64))
     tau = float((g.threshold or {}).get("analytic_vs_autograd", 0.0))
-    return bool(np.any(np.isfinite(ref) & (ref > tau)))
+    return bool((np.isfinite(ref) & (ref > tau)).any())
 
 
 def demand(g: GradientReport) -> float:
