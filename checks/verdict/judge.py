@@ -397,7 +397,7 @@ def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientRe
     if a.dtype == object and a.size:  # a generator, the objects of a user's own autodiff (they never leave the worker)
         held = type(a.flat[0]).__name__
         return fail(f"gradient of {param} returned objects of type {held} (dtype object); expected a real floating-point array", Problem.DTYPE), []
-    integer = np.issubdtype(a.dtype, np.integer)  # complex, bool and object are neither floating nor integer
+    integer = a.dtype.kind != "f" and np.issubdtype(a.dtype, np.integer)  # complex, bool and object are neither floating nor integer
     if not (a.dtype.kind == "f" or integer):
         return fail(f"gradient of {param} has dtype {a.dtype}; expected a real floating-point array", Problem.DTYPE), []
     if a.shape != shape:
