@@ -336,7 +336,11 @@ def _fused(params, fused: np.ndarray, m: np.ndarray, total_dims: int, out: list)
     starts = np.concatenate([[0], np.cumsum(m[:-1])])
     u_a = np.array([params[i][5] for i in fused])
     finite = np.isfinite(auto)
-    sigma_live = np.stack([np.max(np.asarray(params[i][4], dtype=np.float64).reshape(k, -1), axis=1, initial=0.0) for i in fused], axis=1)
+    sigmas = [np.asarray(params[i][4], dtype=np.float64).reshape(k, -1) for i in fused]
+    if all(s.shape[1] == 1 for s in sigmas):  # one σ per point (0 until a verdict needs it): np.max's own result, to the bit
+        sigma_live = np.maximum(0.0, np.concatenate(sigmas, axis=1))
+    else:
+        sigma_live = np.stack([np.max(s, axis=1, initial=0.0) for s in sigmas], axis=1)
     with np.errstate(invalid="ignore"):
         scale = np.maximum.reduceat(np.where(finite, np.abs(auto), 0.0), starts, axis=1)
         size = np.maximum(scale, [normal_floor(u) for u in u_a])
@@ -438,10 +442,15 @@ def judge_at_point(params: Sequence[tuple[str, Any, np.ndarray, FDEstimate, Any]
             out[i] = got[0]
     for i, (raw, warnings) in raws.items():
         g = out[i]
-        g.analytic, g.dtype, g.nondiff_mask = raw, str(raw.dtype), params[i][3].nondifferentiable
+        g.analytic, g.dtype, g.nondiff_mask = raw, _dtype_text(raw.dtype), params[i][3].nondifferentiable
         g.warnings[:0] = warnings
         explain_non_finite(g)
     return out
+
+
+@functools.lru_cache(maxsize=32)
+def _dtype_text(dtype: np.dtype) -> str:
+    return str(dtype)
 
 
 def explain_non_finite(g: GradientReport) -> None:
