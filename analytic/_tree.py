@@ -108,6 +108,8 @@ class Tree:
 
     def structured(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """The flat leaves of ``kwargs`` put back in their structures (the same objects); other arguments as given."""
+        if not self.nested:
+            return dict(kwargs)
         out = {k: v for k, v in kwargs.items() if len(self.paths.get(k, ())) < 2}  # all but the leaves of structures
         for root, skeleton in self.skeletons.items():
             if skeleton is not None and all(n in kwargs for n in self.leaves_under((root,))):
@@ -125,7 +127,10 @@ class Tree:
         out: dict[str, Any] = {}
         later: list[tuple[Path, Any]] = []
         for key, value in returned.items():
-            if key in self.paths or key in self.skeletons:
+            if self.skeletons.get(key) is None and key in self.paths:  # one array: its own leaf
+                if out.get(key) is None:
+                    out[key] = value
+            elif key in self.paths or key in self.skeletons:
                 _fill(out, self.flat(key, value, "gradients returned", loose=True) if key in self.skeletons else {key: value})
             elif key in self.aliases:
                 later.append((self.aliases[key], value))

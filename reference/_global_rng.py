@@ -66,14 +66,19 @@ def _torch_generator() -> Any:
 
 
 @lru_cache(maxsize=64)
-def _first_draws(seed: int) -> tuple[float, float, Any, Any]:
-    """After seeding with ``seed``: NumPy's and Python's first uniform, torch's state, and Python's state (which
-    ``random.setstate`` restores faster than ``random.seed`` makes it)."""
+def _first_draws(seed: int) -> tuple[float, float, bytes, Any]:
+    """After seeding with ``seed``: NumPy's and Python's first uniform, torch's state (its bytes, which compare
+    faster than the tensor), and Python's state (which ``random.setstate`` restores faster than ``random.seed``
+    makes it)."""
     np.random.seed(seed)
     random.seed(seed)
     state = random.getstate()
     _torch_generator().manual_seed(seed)
-    return np.random.random(), random.random(), _torch_generator().get_state(), state
+    return np.random.random(), random.random(), _torch_state(), state
+
+
+def _torch_state() -> bytes:
+    return _torch_generator().get_state().numpy().tobytes()
 
 
 def _seed(seed: int) -> None:
@@ -92,7 +97,7 @@ def _drawn_from(seed: int) -> list[str]:
         out.append(NUMPY_GLOBAL)
     if random.random() != py_first:
         out.append(RANDOM)
-    if not torch.equal(_torch_generator().get_state(), torch_state):
+    if _torch_state() != torch_state:
         out.append(TORCH_GLOBAL)
     return out
 

@@ -8,6 +8,7 @@ in the one it runs in), the analytic gradients called twice. After: one gradient
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -213,7 +214,9 @@ def resolution(g: GradientReport) -> float | None:
     if thr is None or ref is None or not np.size(ref):
         return None
     r = np.abs(np.asarray(ref, dtype=np.float64))
-    scale = float(np.max(r[np.isfinite(r)], initial=0.0))
+    scale = float(r.max(initial=0.0))
+    if not math.isfinite(scale):  # some entry is not: the largest finite one
+        scale = float(np.max(r[np.isfinite(r)], initial=0.0))
     return thr / scale if scale > 0 else None
 
 

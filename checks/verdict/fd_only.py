@@ -35,7 +35,6 @@ from verigrad.checks.verdict.before import (
     judge_param,
     name_graph_cause,
 )
-from verigrad.checks.verdict.calls import check_inputs
 from verigrad.checks.verdict.complex_witness import Sharp, complex_witness, pair_noise
 from verigrad.checks.verdict.judge import admit, exact_tolerance, judge_point, refine_where_autograd_disagrees
 from verigrad.checks.verdict.noise import autograd_noise, with_analytic_noise
@@ -67,10 +66,8 @@ def coarse_forward(unit: float) -> str:
 
 def one_namespace(derivation: Derivation, point: Point, *, mode: str = "exhaustive", seed: int = 0, device: str = "cpu") -> Report | None:
     """The report at ``point`` of a forward that runs in one namespace only; None when it runs in both (the
-    three-way check applies)."""
+    three-way check applies). The point's inputs were checked by the caller (calls.check_inputs)."""
     g_out = None if point.grad_output is None else np.asarray(point.grad_output, dtype=np.float64)
-    if check_inputs(derivation, point) is not None:
-        return None  # the three-way check says what is wrong with the inputs
     found = namespaces(derivation, point.params, g_out)
     if len(found) > 1:
         return None

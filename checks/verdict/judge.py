@@ -27,6 +27,7 @@ Thresholds and their reasons: checks/verdict/thresholds.py; their derivation: do
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -276,12 +277,14 @@ def judge_stack(
     return judge_stacks([(param, a, auto, fd, sigma, u_a)], total_dims)[0]
 
 
-def _alone(param: str, a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u_a: float, total_dims: int) -> list[GradientReport]:
+def _alone(
+    param: str, a: np.ndarray, auto: np.ndarray, fd: FDEstimate, sigma: Any, u_a: float, total_dims: int, rows: Sequence[int] | None = None
+) -> list[GradientReport]:
     """The verdict on a parameter with some entry not plain (not finite, at a kink, or not ok) at some point:
-    entry by entry, point by point."""
+    entry by entry, at the points ``rows`` (default: every point)."""
     e = judge_entries(a, auto, fd, sigma, u_a, total_dims)
     out = []
-    for i in range(auto.shape[0]):
+    for i in range(auto.shape[0]) if rows is None else rows:
         g = GradientReport(param=param, status=PASS, entries=int(auto[i].size), dtype="float64")
         g.analytic, g.reference, g.nondiff_mask = a[i], e.reference[i], fd.nondifferentiable[i]
         _summary(g, a[i], e, i)
@@ -300,10 +303,10 @@ def _sorted_within(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) ->
 def judge_stacks(params: Sequence[tuple[str, np.ndarray, np.ndarray, FDEstimate, Any, float]], total_dims: int) -> list[list[GradientReport]]:
     """The verdict on several parameters at the same k points (``params``: (name, a, auto, fd, sigma, u_a) each,
     ``a`` admitted and in float64, every array with the leading point axis), the entries of all of them in one
-    vectorised pass: τ_ex per parameter and point, every entry's tests, and for a parameter whose every entry is plain
-    (finite, differentiable and ok: the common case) its report's numbers by reductions along each parameter's
-    segment, the same numbers ``judge_entries`` and the median of its thresholds give. Any other parameter is judged
-    entry by entry (``_alone``)."""
+    vectorised pass: τ_ex per parameter and point, every entry's tests, and at a point where every entry of a
+    parameter is plain (finite, differentiable and ok: the common case) its report's numbers by reductions along each
+    parameter's segment, the same numbers ``judge_entries`` and the median of its thresholds give. A parameter at
+    any other point is judged entry by entry there (``_alone``)."""
     k = params[0][2].shape[0]
     m = np.array([t[0].size for _, _, t, _, _, _ in params], dtype=np.int64)
     out: list[list[GradientReport] | None] = [None] * len(params)
@@ -317,7 +320,12 @@ def judge_stacks(params: Sequence[tuple[str, np.ndarray, np.ndarray, FDEstimate,
     fused = np.flatnonzero(m > 0)
     if len(fused):
         _fused(params, fused, m[fused], total_dims, out)
-    return [got if got is not None else _alone(*params[i][:5], params[i][5], total_dims) for i, got in enumerate(out)]
+    for i in range(len(params)):
+        got = out[i] = out[i] or [None] * k
+        rows = [r for r, g in enumerate(got) if g is None]
+        for r, g in zip(rows, _alone(*params[i][:5], params[i][5], total_dims, rows) if rows else [], strict=True):
+            got[r] = g
+    return out
 
 
 def _fused(params, fused: np.ndarray, m: np.ndarray, total_dims: int, out: list) -> None:
@@ -329,7 +337,11 @@ def _fused(params, fused: np.ndarray, m: np.ndarray, total_dims: int, out: list)
     starts = np.concatenate([[0], np.cumsum(m[:-1])])
     u_a = np.array([params[i][5] for i in fused])
     finite = np.isfinite(auto)
-    sigma_live = np.stack([np.max(np.asarray(params[i][4], dtype=np.float64).reshape(k, -1), axis=1, initial=0.0) for i in fused], axis=1)
+    sigmas = [np.asarray(params[i][4], dtype=np.float64).reshape(k, -1) for i in fused]
+    if all(s.shape[1] == 1 for s in sigmas):  # one σ per point (0 until a verdict needs it): np.max's own result, to the bit
+        sigma_live = np.maximum(0.0, np.concatenate(sigmas, axis=1))
+    else:
+        sigma_live = np.stack([np.max(s, axis=1, initial=0.0) for s in sigmas], axis=1)
     with np.errstate(invalid="ignore"):
         scale = np.maximum.reduceat(np.where(finite, np.abs(auto), 0.0), starts, axis=1)
         size = np.maximum(scale, [normal_floor(u) for u in u_a])
@@ -339,7 +351,7 @@ def _fused(params, fused: np.ndarray, m: np.ndarray, total_dims: int, out: list)
         thr = tol.K_FD * err + tau_full
         gap = np.abs(a - auto)
         ok = finite & ~nd & (gap <= tau_full) & (np.abs(auto - d) <= thr)
-    plain = np.logical_and.reduceat(ok, starts, axis=1).all(axis=0)
+    plain = np.logical_and.reduceat(ok, starts, axis=1)  # (k, parameters): every entry ok at the point
     if not plain.any():
         return
     # The report's numbers of every parameter at once; used for the plain ones.
@@ -352,22 +364,26 @@ def _fused(params, fused: np.ndarray, m: np.ndarray, total_dims: int, out: list)
     h = starts + m // 2
     median = np.where(m % 2 == 1, ordered[:, h], (ordered[:, np.maximum(h - 1, 0)] + ordered[:, h]) / 2)
     rows = np.arange(k)[:, None]
-    a_worst, t_worst = a[rows, first].tolist(), auto[rows, first].tolist()
-    numbers = [x.tolist() for x in (tau, thr_max, median, max_err, scale, below)]
+    a_worst, t_worst = a[rows, first], auto[rows, first]
+    numbers = [x.T.tolist() for x in (tau, thr_max, median, max_err, scale, below, a_worst, t_worst)]
     for j, i in enumerate(fused):
-        if not plain[j]:
+        at_plain = plain[:, j].tolist()
+        if not any(at_plain):
             continue
         name, a_i, t_i, fd_i, _, u = params[i]
-        shape = t_i.shape[1:]
-        where = np.unravel_index(first[:, j] - starts[j], shape) if shape else ()
-        report = []
-        for r in range(k):
-            t_r, thr_r, med_r, err_r, scale_r, below_r = (x[r][j] for x in numbers)
-            g = GradientReport(param=name, status=PASS, entries=int(m[j]), dtype="float64")
+        shape, entries = t_i.shape[1:], int(m[j])
+        worst = zip(*(w.tolist() for w in np.unravel_index(first[:, j] - starts[j], shape)), strict=True) if shape else [()] * k
+        report: list[GradientReport | None] = []
+        each = zip(range(k), zip(*(x[j] for x in numbers), strict=True), worst, strict=True)
+        for r, (t_r, thr_r, med_r, err_r, scale_r, below_r, a_r, t_r_worst), where in each:
+            if not at_plain[r]:  # judged entry by entry (``_alone``)
+                report.append(None)
+                continue
+            g = GradientReport(param=name, status=PASS, entries=entries, dtype="float64")
             g.analytic, g.reference, g.nondiff_mask = a_i[r], t_i[r], fd_i.nondifferentiable[r]
             g.threshold = {"analytic_vs_autograd": t_r, "finite_differences_max": thr_r, "finite_differences_median": med_r}
-            g.worst_index = tuple(int(w[r]) for w in where)
-            g.analytic_value, g.reference_value = a_worst[r][j], t_worst[r][j]
+            g.worst_index = tuple(where)
+            g.analytic_value, g.reference_value = a_r, t_r_worst
             g.max_abs_err = err_r
             g.max_rel_err = err_r / scale_r if scale_r > 0 else (0.0 if err_r == 0 else float("inf"))
             _floor_note(g, below_r, scale_r, u)
@@ -386,7 +402,7 @@ def admit(param: str, analytic: Any, shape: tuple[int, ...]) -> tuple[GradientRe
     if a.dtype == object and a.size:  # a generator, the objects of a user's own autodiff (they never leave the worker)
         held = type(a.flat[0]).__name__
         return fail(f"gradient of {param} returned objects of type {held} (dtype object); expected a real floating-point array", Problem.DTYPE), []
-    integer = np.issubdtype(a.dtype, np.integer)  # complex, bool and object are neither floating nor integer
+    integer = a.dtype.kind != "f" and np.issubdtype(a.dtype, np.integer)  # complex, bool and object are neither floating nor integer
     if not (a.dtype.kind == "f" or integer):
         return fail(f"gradient of {param} has dtype {a.dtype}; expected a real floating-point array", Problem.DTYPE), []
     if a.shape != shape:
@@ -427,10 +443,15 @@ def judge_at_point(params: Sequence[tuple[str, Any, np.ndarray, FDEstimate, Any]
             out[i] = got[0]
     for i, (raw, warnings) in raws.items():
         g = out[i]
-        g.analytic, g.dtype, g.nondiff_mask = raw, str(raw.dtype), params[i][3].nondifferentiable
+        g.analytic, g.dtype, g.nondiff_mask = raw, _dtype_text(raw.dtype), params[i][3].nondifferentiable
         g.warnings[:0] = warnings
         explain_non_finite(g)
     return out
+
+
+@functools.lru_cache(maxsize=32)
+def _dtype_text(dtype: np.dtype) -> str:
+    return str(dtype)
 
 
 def explain_non_finite(g: GradientReport) -> None:
@@ -472,7 +493,10 @@ def judged(g: GradientReport) -> bool:
         return False
     ref = np.abs(np.asarray(g.reference, dtype=np.float64))
     tau = float((g.threshold or {}).get("analytic_vs_autograd", 0.0))
-    return bool(np.any(np.isfinite(ref) & (ref > tau)))
+    top = float(ref.max(initial=0.0))
+    if math.isfinite(top):  # every entry finite (the common case): the largest decides
+        return top > tau
+    return bool((np.isfinite(ref) & (ref > tau)).any())
 
 
 def demand(g: GradientReport) -> float:

@@ -66,7 +66,7 @@ def _screen(derivation: Derivation, point: Point) -> tuple[dict[str, np.ndarray]
     grads = {}
     for name in derivation.check:
         a = analytic.get(name)  # an array, None or Unreadable (calls.readable)
-        if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != np.shape(point.params[name]) or not np.all(np.isfinite(a)):
+        if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != np.shape(point.params[name]) or not np.isfinite(a).all():
             return None
         grads[name] = a
     return grads, f1
