@@ -67,3 +67,36 @@ def test_a_wrong_gradient_still_fails_there(seed, _, factor_x, factor_w, wrong):
     assert rep.status == FAIL, rep.message
     assert [g.param for g in rep.failures] == [wrong]
     assert rep.failures[0].blame == Blame.ANALYTIC
+
+
+def no_vmap(d):
+    """``d`` with a forward that does not run under vmap (Python control flow on a value): checked alone."""
+
+    def forward(xp, X, w):
+        return d.forward(xp, X, w) if float(xp.sum(X)) < 1e300 else None
+
+    return Derivation(name=f"{d.name}_alone", shapes=d.shapes, forward=forward, gradients=d.gradients, ranges=d.ranges)
+
+
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True")  # the forward's float() under autograd
+@pytest.mark.parametrize(("seed", "_"), POINTS)
+def test_a_point_checked_alone_reads_the_lines_too(seed, _):
+    assert check(no_vmap(tanh_sum()), at=at(seed)).status == PASS
+    wrong = check(no_vmap(tanh_sum(factor_x=1.001)), at=at(seed))
+    assert (wrong.status, [g.param for g in wrong.failures]) == (FAIL, ["X"])
+
+
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad=True")
+def test_a_forward_failing_along_the_lines_keeps_the_jitters_verdict(monkeypatch):
+    # Where the forward cannot be evaluated along the lines, the verdict with the jitter's rounding stands: a wrong
+    # gradient still fails (not an error), and the saturated point fails as it did before the lines.
+    from verigrad.checks.verdict import point
+    from verigrad.reference import ForwardError
+
+    def fails(*args, **kwargs):
+        raise ForwardError("forward raised under torch: ValueError: off the lines' domain")
+
+    monkeypatch.setattr(point, "line_autograd", fails)
+    assert check(no_vmap(tanh_sum(factor_w=2.0)), at=at(0)).status == FAIL
+    rep = check(no_vmap(tanh_sum()), at=at(46))
+    assert rep.status == FAIL and "off the lines' domain" not in rep.message

@@ -215,14 +215,17 @@ def _evaluate(derivation: Derivation, point: Point, *, fd_seed: int, device: str
 
     try:
         fd = differenced(False)
-        evaluations = fd.evaluations
-        grads = _judge_all(derivation, prep, prep.auto, prep.sigma, fd.gradients)
-        if any(g.status == FAIL for g in grads):  # the rounding along lines where the jitter's does not suffice (§2, §4)
-            fd = differenced(True)
-            evaluations += fd.evaluations
-            line = line_autograd(derivation, prep.params, prep.grad_output, np.random.default_rng(fd_seed).spawn(1)[0], device=device)
-            prep.sigma = with_line_noise(derivation, prep.sigma, _measurable(prep), prep.auto, *line)
-            grads = _judge_all(derivation, prep, prep.auto, prep.sigma, fd.gradients)
     except ForwardError as e:
         return error_report(prep.rep, str(e), prep.started)
+    evaluations = fd.evaluations
+    grads = _judge_all(derivation, prep, prep.auto, prep.sigma, fd.gradients)
+    if any(g.status == FAIL for g in grads):  # the rounding along lines where the jitter's does not suffice (§2, §4)
+        try:
+            lined = differenced(True)
+            line = line_autograd(derivation, prep.params, prep.grad_output, np.random.default_rng(fd_seed).spawn(1)[0], device=device)
+        except ForwardError:  # the forward fails somewhere along the lines: the verdict with the jitter's rounding stands
+            return _judged(derivation, prep, grads, evaluations)
+        fd, evaluations = lined, evaluations + lined.evaluations
+        prep.sigma = with_line_noise(derivation, prep.sigma, _measurable(prep), prep.auto, *line)
+        grads = _judge_all(derivation, prep, prep.auto, prep.sigma, fd.gradients)
     return _judged(derivation, prep, grads, evaluations)
