@@ -135,9 +135,8 @@ def line_noise(evaluator: BatchedObjective, rng: np.random.Generator, *, batched
     random direction (|v_i| ≤ 1, s_i = u^(1/3)/4 of the entry's scale): the LINE_ORDER-th differences of the table
     remove the smooth part (s^k·f^(k), ≈ 1e-18 relative) and leave Σ_j ±C(k, j)·e_j of the roundings e_j, whose
     spread is √C(2k, k) times theirs; ε = max |Δᵏf| / √C(2k, k) (docs/tolerances.md §2)."""
-    s = {n: line_steps(v, rng, unit=unit) for n, v in evaluator.params.items()}
-    moved = [{n: v + j * s[n] for n, v in evaluator.params.items()} for j in range(1, LINE_POINTS)]
-    f, f0 = evaluator.at_points(moved, batched=batched)
+    along = line_points(evaluator.params, None, rng, both=False, lines=1, unit=unit)[0]
+    f, f0 = evaluator.at_points([{n: v[j] for n, v in along.items()} for j in range(LINE_POINTS - 1)], batched=batched)
     return float(noise_from_line(np.concatenate([[f0], f])[None])[0])
 
 
@@ -147,19 +146,29 @@ def line_steps(x: np.ndarray, rng: np.random.Generator, *, stacked: bool = False
     return steps_for(x, stacked=stacked, base=unit**STEP_EXPONENT / 4) * rng.uniform(-1.0, 1.0, np.shape(x))
 
 
-def line_points(params: Mapping[str, np.ndarray], grad_output: np.ndarray | None, rng: np.random.Generator, *, stacked: bool = False):
-    """(params, grad_output) along SIGMA_LINES random lines through the point (``line_steps`` each; a layer's
-    grad_output, an input of its objective, moves along them too): per line, x + j·s∘v at j = 1 … LINE_POINTS − 1,
-    then at j = −1 … −(LINE_POINTS − 1). Each a stack of those points along a new axis after the point's (``stacked``:
-    the first axis holds the points, each with lines of its own)."""
+def line_points(
+    params: Mapping[str, np.ndarray],
+    grad_output: np.ndarray | None,
+    rng: np.random.Generator,
+    *,
+    stacked: bool = False,
+    both: bool = True,
+    lines: int = SIGMA_LINES,
+    unit: float = U64,
+):
+    """(params, grad_output) along ``lines`` random lines through the point (``line_steps`` each; a layer's grad_output,
+    an input of its objective, moves along them too): per line, x + j·s∘v at j = 1 … LINE_POINTS − 1, then (``both``)
+    at j = −1 … −(LINE_POINTS − 1). Each a stack of those points along a new axis after the point's (``stacked``: the
+    first axis holds the points, each with lines of its own). The defaults: σ's lines (docs/tolerances.md §4); one
+    half of one line: ε_f's (``line_noise``)."""
     half = np.arange(1, LINE_POINTS, dtype=np.float64)
-    j = np.concatenate([half, -half])
+    j = np.concatenate([half, -half]) if both else half
     given = dict(params) if grad_output is None else {**params, None: grad_output}
     arrays = {n: np.asarray(v, dtype=np.float64) for n, v in given.items()}
     moved = {n: [] for n in arrays}
-    for _ in range(SIGMA_LINES):
+    for _ in range(lines):
         for n, v in arrays.items():
-            step = line_steps(v, rng, stacked=stacked)
+            step = line_steps(v, rng, stacked=stacked, unit=unit)
             lead, rest = (v.shape[:1], v.shape[1:]) if stacked else ((), v.shape)
             ones = (1,) * len(rest)
             moved[n].append(v.reshape(*lead, 1, *rest) + j.reshape(*([1] * len(lead)), -1, *ones) * step.reshape(*lead, 1, *rest))

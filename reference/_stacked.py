@@ -30,7 +30,7 @@ import numpy as np
 
 from verigrad.analytic import Derivation
 
-from ._fd import FDEstimate, line_points, line_steps, noise_from_jitter, noise_from_line, richardson, stacked_steps
+from ._fd import FDEstimate, line_points, noise_from_jitter, noise_from_line, richardson, stacked_steps
 from ._heap import Heap
 from ._objective import objective
 from ._switches import value_and_signs
@@ -260,8 +260,8 @@ class Stack:
         return max(1, self.memory_budget // per_row - self.k)
 
     def fd_rows(self, check: Sequence[str]) -> int:
-        """Rows of the first batched call of ``finite_differences`` (two per entry, the jittered ones, a line's)."""
-        return self.k * (2 * sum(self.x[n][0].size for n in check) + JITTER_POINTS + LINE_POINTS - 1)
+        """Rows of the first batched call of ``finite_differences`` (two per entry, the jittered ones)."""
+        return self.k * (2 * sum(self.x[n][0].size for n in check) + JITTER_POINTS)
 
     def rows(self, point: np.ndarray, edits: Sequence[Edit], jitter: tuple[np.ndarray, float, np.random.Generator] | None = None):
         """f at rows: row r is point ``point[r]`` with ``edits`` applied; ``jitter=(rows, δ, rng)`` moves
@@ -367,16 +367,10 @@ class Stack:
         return est, noise, f0
 
     def _line_edits(self, rows: np.ndarray, rng: np.random.Generator) -> list[Edit]:
-        """Rows ``rows`` (LINE_POINTS − 1 per point, point by point) moved to x + j·s∘v, j = 1, 2, …, along a random
-        line of each point (every entry of every parameter; ``line_steps``)."""
-        k, j = self.k, np.arange(1, LINE_POINTS)
-        out = []
-        for n, v in self.x.items():
-            flat = v.reshape(k, -1)
-            step = line_steps(flat, rng, stacked=True)
-            values = flat[:, None, :] + j[None, :, None] * step[:, None, :]  # (k, LINE_POINTS − 1, m)
-            out.append(Edit(n, np.repeat(rows, flat.shape[1]), np.tile(np.arange(flat.shape[1]), len(rows)), values.reshape(-1)))
-        return out
+        """Rows ``rows`` (LINE_POINTS − 1 per point, point by point) moved along a random line of each point, every
+        entry of every parameter (reference._fd.line_points: ε_f's half-line)."""
+        along = line_points({n: v.reshape(self.k, -1) for n, v in self.x.items()}, None, rng, stacked=True, both=False, lines=1)[0]
+        return [Edit(n, np.repeat(rows, v.shape[2]), np.tile(np.arange(v.shape[2]), len(rows)), v.reshape(-1)) for n, v in along.items()]
 
     def _refine(self, check, plan: FDPlan, est, full, refine, noise, f0) -> None:
         """Steps h/2 and h/4 at the entries ``refine`` names (not at flipped ones), as reference.refine_entries: the
