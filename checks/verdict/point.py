@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -139,7 +140,8 @@ def stack_of_one(derivation: Derivation, point: Point, c: Checked, fd_seed: int,
         try:
             grads = judge(at(refs.measure_noise()))
             if any(g.status == FAIL for g in grads):  # the rounding along lines where the jitter's does not suffice:
-                refs = stacked_references(derivation, stack, [_measurable(c)], fd_seed, line=True)  # ε_f's (its rows again)
+                lined = stacked_references(derivation, stack, [_measurable(c)], fd_seed, line=True)  # ε_f's: the differences again
+                refs = replace(lined, auto=refs.auto, sigma=refs.sigma)  # the jitter's σ as measured, at the same copies
                 fd = {n: FDEstimate(e.value[0], e.error[0], e.step[0], e.nondifferentiable[0], e.refined[0]) for n, e in refs.fd.items()}
                 grads = judge(at(refs.measure_line_noise([0])))  # and σ's
         except Unstackable:

@@ -10,7 +10,7 @@ ignores) propagates: the caller checks those points one at a time.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,6 @@ class StackedReferences:
     stack: Stack
     analytic: Sequence[Mapping[str, Any] | None]
     sigma: dict[str, np.ndarray] | None = None  # None until measured
-    lined: set[int] = field(default_factory=set)  # the points whose σ has the line's rounding in it
 
     def measure_noise(self) -> dict[str, np.ndarray]:
         """σ per parameter, point and entry (σ_t with the hand-derived gradients' own σ_a), measured once;
@@ -51,20 +50,18 @@ class StackedReferences:
         return self.sigma
 
     def measure_line_noise(self, idx: Sequence[int]) -> dict[str, np.ndarray]:
-        """σ as ``measure_noise``, at the points ``idx`` at least the rounding read along a line (noise.with_line_noise):
+        """σ as ``measure_noise``, at the points ``idx`` at least the rounding read along lines (noise.with_line_noise):
         where the jitter's σ does not suffice, a gradient whose rounding only a wider move shows (1 − t² of a saturated
         tanh, a multiple of ulp(1)). τ_ex grows with σ: a verdict the jitter's σ passes stands."""
         sigma = self.measure_noise()
-        todo = [i for i in idx if i not in self.lined]
-        if todo:
-            moved, g_moved, along = self.stack.line_autograd(todo)
-            for r, i in enumerate(todo):
-                point = {n: v[i] for n, v in sigma.items()}, {n: v[i] for n, v in self.auto.items()}
-                line = {n: v[r] for n, v in moved.items()}, None if g_moved is None else g_moved[r], {n: v[r] for n, v in along.items()}
-                new = with_line_noise(self.stack.derivation, point[0], self.analytic[i], point[1], *line)
-                for n, v in new.items():
-                    sigma[n][i] = v
-            self.lined.update(todo)
+        moved, g_moved, along = self.stack.line_autograd(idx)
+        for r, i in enumerate(idx):
+            point = [{n: v[i] for n, v in values.items()} for values in (sigma, self.auto)]
+            line = [{n: v[r] for n, v in values.items()} for values in (moved, along)]
+            g = None if g_moved is None else g_moved[r]
+            new = with_line_noise(self.stack.derivation, point[0], self.analytic[i], point[1], line[0], g, line[1])
+            for n, v in new.items():
+                sigma[n][i] = v
         return sigma
 
     def agrees(self, f_numpy: np.ndarray) -> np.ndarray:
