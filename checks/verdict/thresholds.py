@@ -98,9 +98,10 @@ K_FD = 4.0
 # H0 = u^(STEP_EXPONENT) = u^(1/3), and u_f^(1/3) for a forward computing in a coarser precision u_f; the wide
 # step u_f^(WIDE_STEP_EXPONENT) = u_f^(1/7) of the differences that stand in where no exact witness is
 # (docs/tolerances.md §11); the complex step CS_STEP = 2^-70 of the scale; ε_f from JITTER_POINTS points
-# JITTER_ULPS ulps away, floored at NOISE_FLOOR_ULPS·u·|f|, and at least the LINE_ORDER-th differences of f at
-# LINE_POINTS points a quarter-step apart; σ where the jitter's does not suffice at least the same differences of the
-# gradients along SIGMA_LINES lines (each way; per line the smaller half, over lines the larger); the wide differences' other steps LADDER_UP·H and
+# JITTER_ULPS ulps away, floored at NOISE_FLOOR_ULPS·u·|f|, and (NumPy-only witnesses; under torch where a gradient
+# fails without it) at least the LINE_ORDER-th differences of f at LINE_POINTS points a quarter-step apart; σ, where
+# a gradient fails with the jitter's, at least the same differences of the gradients along SIGMA_LINES lines (each
+# way; per line the smaller half, over lines the larger); the wide differences' other steps LADDER_UP·H and
 # LADDER_DOWN·H (and one-sided at H), tried where the error is above SHARPEN_ABOVE of the gradient or a kink is near;
 # Richardson's rounding RICHARDSON_ROUNDING·ρ (6ρ); convergence within CONVERGENCE_RATIO (½) of the
 # previous gap plus CONVERGENCE_NOISE·ρ (12ρ); a kink where the one-sided slope gap keeps more than
