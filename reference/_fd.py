@@ -187,8 +187,9 @@ def noise_from_line(table: np.ndarray) -> np.ndarray:
 def noise_from_jitter(jit: np.ndarray, f0: np.ndarray, unit: float = U64) -> np.ndarray:
     """ε_f per point from f at its jittered copies (one row per point) and at the point itself:
     the largest spread (inf if any is not finite), never below NOISE_FLOOR_ULPS·u·|f| (u: ``unit``)."""
-    with np.errstate(invalid="ignore"):
-        spread = np.where(np.all(np.isfinite(jit), axis=1), np.max(np.abs(jit - f0[:, None]), axis=1), np.inf)
+    with np.errstate(invalid="ignore"):  # inf − inf
+        deviation = jit - f0[:, None]
+    spread = np.where(np.isfinite(jit).all(axis=1), np.maximum.reduce(np.abs(deviation), axis=1), np.inf)
     return np.maximum(np.maximum(spread, NOISE_FLOOR_ULPS * unit * np.abs(f0)), TINY)
 
 

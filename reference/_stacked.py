@@ -114,8 +114,9 @@ class Stack:
         self.derivation = derivation
         self.k = len(params)
         self.names = list(derivation.params)
-        self.x = {n: np.stack([np.asarray(p[n], dtype=np.float64) for p in params]) for n in self.names}
-        self.g = None if grad_outputs is None else np.stack([np.asarray(g, dtype=np.float64) for g in grad_outputs])
+        # np.array of the list: the same new C-ordered float64 stack as np.stack's, at a third of its cost.
+        self.x = {n: np.array([p[n] for p in params], dtype=np.float64) for n in self.names}
+        self.g = None if grad_outputs is None else np.array(list(grad_outputs), dtype=np.float64)
         self._total = sum(v[0].size for v in self.x.values()) + (0 if self.g is None else self.g[0].size)
         self.memory_budget = memory_budget
         self._heap = Heap(memory_budget)
@@ -354,14 +355,15 @@ class Stack:
         x = np.concatenate(xs, axis=1)
         h = stacked_steps(x, plan.columns)
         xp, xm = x + h, x - h
+        both = np.stack([xp, xm], axis=1)  # (k, 2, Σm): per point x + h, then x − h, of every column
         edits = [
-            Edit(n, rows, flat, np.stack([xp[:, a:b], xm[:, a:b]], axis=1).reshape(-1))
-            for n, (a, b), rows, flat in zip(check, plan.columns, plan.rows, plan.flat, strict=True)
+            Edit(n, rows, flat, both[:, :, a:b].reshape(-1)) for n, (a, b), rows, flat in zip(check, plan.columns, plan.rows, plan.flat, strict=True)
         ]
-        line_rows = len(plan.point) + np.arange(k * (LINE_POINTS - 1) if line else 0)
+        line_rows, point = np.arange(0), plan.point
         if line:
+            line_rows = len(plan.point) + np.arange(k * (LINE_POINTS - 1))
             edits += self._line_edits(line_rows, rng.spawn(1)[0])
-        point = np.concatenate([plan.point, np.repeat(np.arange(k), len(line_rows) // k)])
+            point = np.concatenate([plan.point, np.repeat(np.arange(k), LINE_POINTS - 1)])
         f, f0, flipped = self.rows(point, edits, (plan.jitter_rows, JITTER_ULPS * U64 * 2, rng))
         noise = noise_from_jitter(f[plan.jitter_rows].reshape(k, JITTER_POINTS), f0)
         if line:
