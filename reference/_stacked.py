@@ -216,8 +216,7 @@ class Stack:
             linear[n] = np.zeros((j, *base.shape)) if h is None else h.detach().numpy()[k:].reshape(j, *base.shape)
             dev = full[k:].reshape(j, *base.shape) - linear[n] - base
             auto[n] = base.copy()
-            with np.errstate(invalid="ignore"):
-                sigma[n] = np.max(np.where(np.isfinite(dev), np.abs(dev), 0.0), axis=0, initial=0.0)
+            sigma[n] = np.maximum.reduce(np.where(np.isfinite(dev), np.abs(dev), 0.0), axis=0, initial=0.0)  # nothing here warns
         #: Per point, (x', grad_output', H·(x' − x)) for each jitter, as rounding_noise's ``probes``.
         self.probes = [
             [
@@ -323,10 +322,10 @@ class Stack:
             idx = np.asarray(rows, dtype=np.int64)
             # One draw for every parameter, split in their order: the numbers each gets are those of one draw apiece.
             moved = [np.take(stack, idx, axis=0) for stack in stacks.values()]
-            u = rng.uniform(-1.0, 1.0, sum(v.size for v in moved))
+            scale = 1.0 + rel * rng.uniform(-1.0, 1.0, sum(v.size for v in moved))  # elementwise: the same numbers in one pass
             start = 0
             for stack, v in zip(stacks.values(), moved, strict=True):
-                stack[idx] = v * (1.0 + rel * u[start : start + v.size].reshape(v.shape))
+                stack[idx] = v * scale[start : start + v.size].reshape(v.shape)
                 start += v.size
         args = [torch.from_numpy(stacks[n].reshape(r + self.k, *self.x[n].shape[1:])) for n in self.names]  # NumPy's reshape: a view, cheaper
         g = None if self.g is None else torch.from_numpy(self.g.reshape(self.k, -1)[take]).reshape(r + self.k, *self.g.shape[1:])
@@ -337,7 +336,7 @@ class Stack:
         own = r + take[:r]
         for sign in signs:  # small boolean comparisons: NumPy's dispatch costs a fraction of torch's
             rows = sign.reshape(r + self.k, -1).numpy()
-            flipped |= (rows[:r] != rows[own]).any(axis=1)
+            flipped |= (rows[:r] != np.take(rows, own, axis=0)).any(axis=1)
         return f[:r], f[r:], flipped
 
     # --- finite differences ------------------------------------------------------------------
