@@ -83,11 +83,12 @@ def _fd_plan(k: int, sizes: tuple[int, ...]) -> FDPlan:
     col_start, row_start = col_end - m, row_end - 2 * k * m
     columns = tuple(zip(col_start.tolist(), col_end.tolist(), strict=True))
     start, width = (int(row_end[-1]), int(col_end[-1])) if len(sizes) else (0, 0)
-    # Row t of a parameter's block (x + h, then x − h, point by point) belongs to point t // 2m and edits entry t % m.
-    per_row = np.repeat(np.arange(len(sizes)), 2 * k * m)
-    t = np.arange(start) - row_start[per_row]
-    point = np.concatenate([t // (2 * m)[per_row], np.arange(JITTER_POINTS * k) // JITTER_POINTS])
-    flat_all, rows_all = t % m[per_row], np.arange(start)
+    # A parameter's block holds, point by point, a run of m rows x + h and a run of m rows x − h, each editing entries
+    # 0 … m − 1: every row's entry is its index less its run's first row, and each point repeats over its 2m rows.
+    rows_all = np.arange(start)
+    runs = np.repeat(m, 2 * k)
+    flat_all = rows_all - np.repeat(np.cumsum(runs) - runs, runs)
+    point = np.repeat(np.tile(np.arange(k), len(sizes) + 1), np.concatenate([np.repeat(2 * m, k), np.full(k, JITTER_POINTS)]))
     jitter_rows = start + np.arange(JITTER_POINTS * k)
     # Column c of a parameter: point p's x + h row is its block's start + 2m·p + (c − the parameter's first column).
     owner = np.repeat(np.arange(len(sizes)), m)
