@@ -102,19 +102,25 @@ def steps_for(x: np.ndarray, *, stacked: bool = False, base: float = H0, floor: 
     return base * np.where(scale > 0, scale, 1.0)
 
 
-def stacked_steps(xs: Sequence[np.ndarray]) -> np.ndarray:
-    """``steps_for(x, stacked=True)`` of each (k, m_j) array of ``xs``, side by side in one (k, Σm_j) array, bit for
-    bit: rms per point and array (the same reduction), then one pass of the elementwise steps over every column.
-    Where some rms is not finite or an array is empty, each by ``steps_for`` (its overflow-safe rms)."""
-    sizes = [x.shape[1] for x in xs]
+def stacked_steps(x: np.ndarray, columns: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``steps_for(x[:, a:b], stacked=True)`` of the columns (a, b) of each parameter of the (k, Σm) array ``x``, side by
+    side, bit for bit: rms per point and parameter (the same reduction, over the same contiguous rows), then one pass
+    of the elementwise steps over every column. Where some rms is not finite or a parameter is empty, each by
+    ``steps_for`` (its overflow-safe rms)."""
     with np.errstate(over="ignore"):
-        sums = [np.add.reduce(x * x, axis=1) for x in xs if x.shape[1]]
-    rms = np.sqrt(np.stack(sums, axis=1) / np.array(sizes, dtype=np.float64)) if len(sums) == len(xs) else None
+        square = x * x
+    rms = np.empty((len(x), len(columns)))
+    for j, (a, b) in enumerate(columns):
+        if a == b:
+            rms = None
+            break
+        np.add.reduce(square[:, a:b], axis=1, out=rms[:, j])
+    if rms is not None:
+        rms = np.sqrt(rms / np.array([b - a for a, b in columns], dtype=np.float64))
     if rms is None or not np.isfinite(rms).all():
-        return np.concatenate([steps_for(x, stacked=True) for x in xs], axis=1)
-    x = np.concatenate(xs, axis=1)
-    spread = np.repeat(rms, sizes, axis=1)
-    scale = np.maximum(np.maximum(np.abs(x), spread), 0.0)
+        return np.concatenate([steps_for(x[:, a:b], stacked=True) for a, b in columns], axis=1)
+    spread = np.repeat(rms, [b - a for a, b in columns], axis=1)
+    scale = np.maximum(np.abs(x), spread)  # both ≥ 0 (or NaN, which stays): no floor to take
     return H0 * np.where(scale > 0, scale, 1.0)
 
 
@@ -190,8 +196,9 @@ def noise_from_line(table: np.ndarray) -> np.ndarray:
 def noise_from_jitter(jit: np.ndarray, f0: np.ndarray, unit: float = U64) -> np.ndarray:
     """ε_f per point from f at its jittered copies (one row per point) and at the point itself:
     the largest spread (inf if any is not finite), never below NOISE_FLOOR_ULPS·u·|f| (u: ``unit``)."""
-    with np.errstate(invalid="ignore"):
-        spread = np.where(np.all(np.isfinite(jit), axis=1), np.max(np.abs(jit - f0[:, None]), axis=1), np.inf)
+    with np.errstate(invalid="ignore"):  # inf − inf
+        deviation = jit - f0[:, None]
+    spread = np.where(np.isfinite(jit).all(axis=1), np.maximum.reduce(np.abs(deviation), axis=1), np.inf)
     return np.maximum(np.maximum(spread, NOISE_FLOOR_ULPS * unit * np.abs(f0)), TINY)
 
 

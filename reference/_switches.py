@@ -54,8 +54,30 @@ def value_and_signs(derivation: Any, values: Mapping[str, Any], grad_output: Any
 def writes_in_place(func: Any, kwargs: Mapping[str, Any]) -> bool:
     """Whether a torch operation may write into a tensor: an ``out=`` argument, a method such as ``add_``,
     item assignment or an in-place operator."""
-    name = getattr(func, "__name__", "")
-    return "out" in kwargs or name in IN_PLACE_DUNDERS or (name.endswith("_") and not name.startswith("__"))
+    return "out" in kwargs or _kind(func)[0]
+
+
+#: Per torch operation seen, (whether its name says it writes in place, whether it is a kept matrix product): read
+#: once per operation, not once per call (every operation of every forward row under the mode passes here).
+_KINDS: dict[Any, tuple[bool, bool]] = {}
+
+
+def _kind(func: Any) -> tuple[bool, bool]:
+    try:
+        return _KINDS[func]
+    except (KeyError, TypeError):  # not seen yet, or not hashable (read each time)
+        name = getattr(func, "__name__", "")
+        kind = (name in IN_PLACE_DUNDERS or (name.endswith("_") and not name.startswith("__")), _is_product(func))
+        if getattr(func, "__hash__", None) is not None:
+            _KINDS[func] = kind
+        return kind
+
+
+def _is_product(func: Any) -> bool:
+    try:
+        return func in _products()
+    except TypeError:  # not hashable: no matrix product
+        return False
 
 
 @functools.cache
@@ -82,7 +104,7 @@ def _shared_products() -> type:
             kwargs = kwargs or {}
             if writes_in_place(func, kwargs):
                 self.kept.clear()  # whatever it writes into, no kept operand or result is trusted after it
-            product = not kwargs and func in _products() and all(isinstance(a, torch.Tensor) for a in args)
+            product = not kwargs and _kind(func)[1] and all(isinstance(a, torch.Tensor) for a in args)
             if product and self.serving:
                 for i, (op, operands, result) in enumerate(self.kept):
                     if op is func and len(operands) == len(args) and all(a is b for a, b in zip(operands, args, strict=True)):
