@@ -72,10 +72,16 @@ class _Context:
     save_for_forward = mark_non_differentiable = mark_dirty = set_materialize_grads = _ignore
 
 
+def _unpacked(saved: Any) -> Any:
+    return saved
+
+
 def _run_inline(cls: type, *args: Any, **kwargs: Any) -> Any:
     """``cls.apply`` without its backward: the forward's own torch operations, recorded by autograd."""
     ctx = _Context(args)
-    with torch.enable_grad():
+    # Each tensor the graph saves is saved as a copy: a forward that writes in place into one (``p /= p.sum()``, fine
+    # inside a Function, which records no graph) is then differentiated as its operations compute, not refused.
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(torch.clone, _unpacked):
         if cls.setup_context is not torch.autograd.Function.setup_context:  # forward(*args) + setup_context(ctx, ...)
             output = cls.forward(*args, **kwargs)
             cls.setup_context(ctx, args, output)
@@ -110,8 +116,11 @@ class BackwardOf:
     """The gradients of a problem, standing for a Function's backward they run through: the slip is searched along
     the lines of that backward's file (checks/diagnose/slip_point.top_code reads ``__code__``)."""
 
-    def __init__(self, gradients: Callable[..., dict[str, np.ndarray]], code: Any) -> None:
+    def __init__(self, gradients: Callable[..., dict[str, np.ndarray]], code: Any, positions: dict[str, int] | None = None) -> None:
         self._gradients, self.__code__ = gradients, code
+        #: Where the backward's returned tuple holds each parameter's gradient, where that is known (the function
+        #: checked is the Function's own ``apply``): two gradients of equal value are then told apart by place.
+        self.positions = positions or {}
         self.__name__ = self.__qualname__ = code.co_name
         self.__signature__ = inspect.signature(gradients)
 

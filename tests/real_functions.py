@@ -507,3 +507,132 @@ class GeluTanhConstantTypo(GeluTanh):
         du = GeluTanh.C * (1 + 3 * 0.04715 * x**2)
         dy = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du
         return g * dy
+
+
+class SoftmaxNormalizedInPlace(torch.autograd.Function):
+    """Softmax along the last axis, normalized in place (``e /= e.sum()``): harmless inside a Function, whose forward
+    runs without a graph, but autograd cannot differentiate the same operations (exp saved its output).
+
+    Backward: ∂f/∂z = p ⊙ (g − Σ p g)."""
+
+    @staticmethod
+    def forward(ctx, z):
+        e = torch.exp(z - z.max(dim=-1, keepdim=True).values)
+        e /= e.sum(dim=-1, keepdim=True)
+        ctx.save_for_backward(e)
+        return e
+
+    @staticmethod
+    def backward(ctx, g):
+        (p,) = ctx.saved_tensors
+        return p * (g - (p * g).sum(dim=-1, keepdim=True))
+
+
+class SoftmaxInPlaceNoCentring(SoftmaxNormalizedInPlace):
+    """Planted: the Σ p g term left out."""
+
+    @staticmethod
+    def backward(ctx, g):
+        (p,) = ctx.saved_tensors
+        return p * g
+
+
+class CappedSimplexBisection(torch.autograd.Function):
+    """Projection of each row onto {0 ≤ y ≤ 1, Σ y = budget}: y = clamp(x − τ, 0, 1) with τ found by bisection.
+
+    The backward is the exact derivative of the projection: on the entries strictly between the caps,
+    ∂f/∂x = g − mean(g over them); 0 elsewhere. Autograd through the iterations differentiates the bisection
+    instead, which stops within a few ulps of τ: where every entry is capped (budget 0 or the row's length) its
+    gradient is a few ulps of the upstream gradient, not 0."""
+
+    ITERATIONS = 50
+
+    @staticmethod
+    def forward(ctx, x, budget):
+        n = x.shape[-1]
+        lo = x.min(dim=-1, keepdim=True).values - budget / n
+        width = x.max(dim=-1, keepdim=True).values - budget / n - lo
+        for _ in range(CappedSimplexBisection.ITERATIONS):
+            width = width / 2
+            mid = lo + width
+            over = torch.clamp(x - mid, 0, 1).sum(dim=-1, keepdim=True) >= budget
+            lo = torch.where(over, mid, lo)
+        y = torch.clamp(x - lo, 0, 1)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        free = ((y > 0) & (y < 1)).to(g.dtype)
+        mean = (g * free).sum(dim=-1, keepdim=True) / free.sum(dim=-1, keepdim=True).clamp(min=1)
+        return free * (g - mean), None
+
+
+class CappedSimplexBisectionMeanOfAll(CappedSimplexBisection):
+    """Planted: the mean taken over every entry of the row instead of the free ones."""
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        free = ((y > 0) & (y < 1)).to(g.dtype)
+        return free * (g - g.mean(dim=-1, keepdim=True)), None
+
+
+class Magnitude(torch.autograd.Function):
+    """r = √(x² + y² + b²) − b, the gradients saved in the forward: ∂r/∂x = x/r, ∂r/∂y = y/r (of equal value
+    wherever x = y, and of equal shape always)."""
+
+    @staticmethod
+    def forward(ctx, x, y, b):
+        r = torch.sqrt(x**2 + y**2 + b**2)
+        ctx.save_for_backward(x / r, y / r)
+        return r - b
+
+    @staticmethod
+    def backward(ctx, g):
+        drdx, drdy = ctx.saved_tensors
+        dx = drdx * g
+        dy = drdy * g
+        return dx, dy, None
+
+
+class MagnitudeSwapped(Magnitude):
+    """Planted: ∂f/∂y computed from ∂r/∂x."""
+
+    @staticmethod
+    def backward(ctx, g):
+        drdx, _drdy = ctx.saved_tensors
+        dx = drdx * g
+        dy = drdx * g
+        return dx, dy, None
+
+
+class SoftmaxCentredInPlace(torch.autograd.Function):
+    """Softmax whose backward centres in place: dz = p ⊙ g, then dz −= p · Σ dz."""
+
+    @staticmethod
+    def forward(ctx, z):
+        p = torch.softmax(z, dim=-1)
+        ctx.save_for_backward(p)
+        return p
+
+    @staticmethod
+    def backward(ctx, g):
+        (p,) = ctx.saved_tensors
+        dz = p * g
+        s = dz.sum(dim=-1, keepdim=True)
+        dz -= p * s
+        return dz
+
+
+class SoftmaxCentredInPlaceDoubled(SoftmaxCentredInPlace):
+    """Planted: the sum that centres it doubled."""
+
+    @staticmethod
+    def backward(ctx, g):
+        (p,) = ctx.saved_tensors
+        dz = p * g
+        s = 2 * dz.sum(dim=-1, keepdim=True)
+        dz -= p * s
+        return dz

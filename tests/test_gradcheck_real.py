@@ -311,3 +311,63 @@ def test_a_function_called_by_a_name_bound_before_is_still_caught_by_the_differe
     with pytest.raises(TorchGradcheckError) as info:  # inside a lambda the name cannot be reached: the differences decide
         gradcheck(lambda z: sparsemax_no_centring(z, -1), (z,))
     assert "blame: graph" in str(info.value) and "input 0 (6 of 15 entries)" in str(info.value)
+
+
+def test_a_forward_written_in_place_is_still_a_witness_and_its_backwards_slip_is_named():
+    """``e /= e.sum()`` in a Function's forward: torch's autograd refuses to differentiate those operations as written
+    (exp saved its output); the inlined forward saves copies, so a wrong backward is blamed and its line named."""
+    z = _randn(3, 5, seed=4)
+    assert torch_gradcheck(R.SoftmaxNormalizedInPlace.apply, (z,)) is True
+    assert gradcheck(R.SoftmaxNormalizedInPlace.apply, (z,)) is True
+    with pytest.raises(TorchGradcheckError) as info:
+        gradcheck(R.SoftmaxInPlaceNoCentring.apply, (z,))
+    text = str(info.value)
+    assert "blame: analytic" in text, text
+    assert f"slip: line {_line_of(R.SoftmaxInPlaceNoCentring, 'return p * g')} `" in text, text
+
+
+@pytest.mark.parametrize("budget", [0.0, 1.0, 2.5, 6.0])
+def test_an_iterative_forward_with_an_exact_backward_passes_and_a_wrong_one_is_caught(budget):
+    """A bisection's autograd differentiates its iterations: where every entry is capped (budget 0 or 6) it is a few
+    ulps of the upstream gradient against the exact 0, which no difference can see, and the differences decide (with a
+    warning); where entries are free, a backward that centres over the wrong entries is caught."""
+    x = _randn(4, 6, seed=1)
+    right = lambda x: R.CappedSimplexBisection.apply(x, budget)
+    assert torch_gradcheck(right, (x,), eps=1e-6, atol=1e-5) is True
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert gradcheck(right, (x,), eps=1e-6, atol=1e-5) is True
+    truncation = [w for w in seen if "an iterative forward's truncation" in str(w.message)]
+    assert all(w.filename == __file__ for w in truncation)  # the caller's line, as torch's warnings point
+    assert bool(truncation) == (budget in (0.0, 6.0)), [str(w.message) for w in seen]
+    if 0.0 < budget < 6.0:
+        wrong = lambda x: R.CappedSimplexBisectionMeanOfAll.apply(x, budget)
+        assert torch_gradcheck(wrong, (x,), raise_exception=False) is False
+        assert gradcheck(wrong, (x,), raise_exception=False) is False
+
+
+def test_the_iteration_cap_is_not_a_tolerance_for_a_slip():
+    """Only a disagreement within ITERATION_CAP of the gradient's scale is handed to the differences: the planted
+    mean over every entry, at a budget where one entry is free by the bisection's last ulp, stays a failure."""
+    x = _randn(4, 6, seed=0)
+    assert gradcheck(lambda x: R.CappedSimplexBisectionMeanOfAll.apply(x, 1.0), (x,), raise_exception=False) is False
+
+
+def test_two_gradients_of_equal_value_are_told_apart_by_their_place_in_the_backwards_tuple():
+    """At x = y the backward's dx and dy are equal: the slip of ∂f/∂y is dy's line, not dx's."""
+    x = _randn(2, 3, seed=5)
+    y = x.detach().clone().requires_grad_(True)
+    with pytest.raises(TorchGradcheckError) as info:
+        gradcheck(R.MagnitudeSwapped.apply, (x, _randn(2, 3, seed=6), 0.1))
+    assert f"slip: line {_line_of(R.MagnitudeSwapped, 'dy = drdx * g')} `" in str(info.value)
+    assert gradcheck(R.Magnitude.apply, (x, y, 0.1)) is True
+
+
+def test_a_statement_run_again_in_place_leaves_the_reference_quantities_as_they_were():
+    """``dz -= p * s`` run again with the right gradient in dz's place must not write into that gradient: the slip is
+    the in-place line that made the returned value wrong, not the line before it."""
+    z = _randn(3, 5, seed=7)
+    assert gradcheck(R.SoftmaxCentredInPlace.apply, (z,)) is True
+    with pytest.raises(TorchGradcheckError) as info:
+        gradcheck(R.SoftmaxCentredInPlaceDoubled.apply, (z,))
+    assert f"slip: line {_line_of(R.SoftmaxCentredInPlaceDoubled, 'dz -= p * s')} `" in str(info.value), str(info.value)

@@ -60,7 +60,8 @@ class SlipPoint:
         backward), else the step that made the very object the gradients returned for it (an adapter's backward
         returns a tuple or one array), else the returned entry with its values."""
         entries = self.traced.entries or {}
-        key = param if derivation.torch_function is None else derivation.params.index(param)
+        positions = getattr(derivation.gradients, "positions", None) or {}  # checks/torch_functions.BackwardOf
+        key = positions.get(param, param) if derivation.torch_function is None else derivation.params.index(param)
         if key in entries:
             return entries[key]
         made = self.traced.made(self.returned.get(param))

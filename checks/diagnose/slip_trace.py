@@ -340,8 +340,9 @@ def _at_zero(node: ast.AST) -> Any:
 
 
 def _like(original: Any, value: np.ndarray) -> Any:
-    """``value`` as the type the frame held (a torch tensor in a Function's backward)."""
+    """``value`` as the type the frame held (a torch tensor in a Function's backward), a copy: a statement run again
+    may write into it in place (``dX -= q * gppr``), and ``value`` is a reference quantity that must stay as it is."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(original, torch.Tensor):
-        return torch.as_tensor(value, dtype=original.dtype, device=original.device)
+        return torch.tensor(value, dtype=original.dtype, device=original.device)
     return np.array(value, dtype=getattr(original, "dtype", np.float64))

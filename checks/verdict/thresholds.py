@@ -88,6 +88,16 @@ NOISE_JITTER = 2.0**-28
 #: it is a jump — a switch flipped by the jitter — not noise. The cap also bounds what σ_a can add to
 #: τ_ex: C_NOISE·√u ≈ 2.4e-7 of max|t|, so an error of 1e-6·max|g| is never hidden by it.
 ANALYTIC_NOISE_CAP = float(np.sqrt(U64))
+#: gradcheck's inlined forward (checks/gradcheck.py): autograd through a Function's forward run as plain torch
+#: operations is the function's derivative only where that forward is the function. An iterative forward (a bisection,
+#: a fixed point) stops short of what it solves for, and autograd differentiates its iterations: against the exact
+#: backward they differ by the iteration's truncation, 2.2e-15 where entmax's 50-step budget bisection caps every entry
+#: and the exact gradient is 0 (τ_ex, of max|t| ≈ 2e-15, is 4e-30 there). Where that witness alone rejects the backward
+#: by at most ITERATION_CAP of the gradient's scale — max|t| and the largest upstream gradient, which every product
+#: of the backward starts from — the finite differences decide instead (they see ~1e-8 of it at best). A formula's
+#: slip (a sign, a factor, a missing term) changes the gradient by far more; a sub-√u slip no difference can see
+#: is the one given up.
+ITERATION_CAP = float(np.sqrt(U64))
 
 # --- finite differences vs an exact witness (docs/tolerances.md §2, §3, §6) ----------------------------
 #: Finite differences vs an exact witness: |d − t| ≤ K_FD · e_i + τ_ex, with e_i the finite
@@ -286,6 +296,7 @@ __all__ = [
     "FD_MATCH_SLACK",
     "H0",
     "INTERMEDIATE_FACTOR",
+    "ITERATION_CAP",
     "JITTER_POINTS",
     "JITTER_ULPS",
     "KINK_MARGIN",
