@@ -442,7 +442,9 @@ def _backward_failure(problem: _Problem, atol: float | None, rtol: float | None,
 def _within_iteration_cap(problem: _Problem, report: Report) -> float | None:
     """The largest |backward − autograd through the inlined forward| where every failure is blamed on the backward by
     no more than ITERATION_CAP of the gradient's scale (max|t|, and the largest upstream gradient); else None."""
-    scale = max(float(np.max(np.abs(g), initial=0.0)) for g in problem.upstream.values())
+    if report.status != FAIL or not report.failures:
+        return None
+    scale = max((float(np.max(np.abs(g), initial=0.0)) for g in problem.upstream.values()), default=0.0)
     worst = 0.0
     for g in report.failures:
         if g.blame != Blame.ANALYTIC or g.analytic is None or g.reference is None:
