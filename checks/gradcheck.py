@@ -108,7 +108,7 @@ def _headline(problem: _Problem, report: Report) -> str:
     wrong = ", ".join(f"input {problem.names[g.param]} ({g.mismatches} of {g.entries} entries)" for g in report.failures)
     outs = ", ".join(map(str, problem.outs))
     return (
-        f"verigrad.gradcheck: the backward of {problem.title} is not the gradient of its function with respect to {wrong}; "
+        f"verigrad.{problem.api}: the backward of {problem.title} is not the gradient of its function with respect to {wrong}; "
         f"output(s) {outs} contracted with fixed random upstream gradients (seed {UPSTREAM_SEED}), judged against finite differences"
     )
 
@@ -124,7 +124,7 @@ def _forward_headline(problem: _Problem, report: Report) -> str:
 class _Problem:
     """The function under check, taken apart: which inputs and outputs are differentiable, and the G_k."""
 
-    def __init__(self, func: Callable[..., Any], inputs: Sequence[Any], *, inline: bool = True) -> None:
+    def __init__(self, func: Callable[..., Any], inputs: Sequence[Any], *, inline: bool = True, api: str = "gradcheck") -> None:
         self.func, self.inputs = func, list(inputs)
         self.wrt = [i for i, x in enumerate(self.inputs) if isinstance(x, torch.Tensor) and x.requires_grad]
         if not self.wrt:
@@ -143,6 +143,7 @@ class _Problem:
         nodes = function_nodes([outs[k] for k in self.outs])
         self.functions = list(dict.fromkeys(node._forward_cls for node in nodes))
         self.may_inline = inline
+        self.api = api  # which of ours the caller called, as the message's first word says
         #: The first backward's result at the point, where a nondeterministic backward is tolerated (``reentrant``).
         self.first: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
         self.inline = self.functions if inline and len(nodes) == 1 and self._inlines(outs) else []
@@ -240,7 +241,7 @@ class _Problem:
         owner = getattr(self.func, "__self__", None)  # ``Cls.apply`` itself: input i is the backward's i-th gradient
         positions = dict(self.names) if owner in self.inline and getattr(self.func, "__name__", None) == "apply" else None
         gradients = self.gradients if code is None else BackwardOf(self.gradients, code, positions)
-        return Derivation(name=f"gradcheck {self.title}", shapes=shapes, forward=_forward_of(self), gradients=gradients, namespaces=("torch",))
+        return Derivation(name=f"{self.api} {self.title}", shapes=shapes, forward=_forward_of(self), gradients=gradients, namespaces=("torch",))
 
     def point(self) -> dict[str, np.ndarray]:
         return {n: self.inputs[i].detach().cpu().to(torch.float64).numpy().copy() for n, i in self.names.items()}
@@ -523,9 +524,9 @@ def gradgradcheck(
             grads = torch.autograd.grad(outs_now, [args[i] for i in wrt], args[n:], create_graph=True, allow_unused=True)
         return tuple(g for g in grads if g is not None)
 
-    backward_of.__qualname__ = f"backward of {_title(func)}"
+    backward_of.__qualname__ = f"{_title(func)}'s backward"  # "the backward of Cls.apply's backward": its double backward
     _unchecked({"check_batched_grad": check_batched_grad, "fast_mode": fast_mode, "check_grad_dtypes": check_grad_dtypes, "masked": masked})
     # Not inlined: the backward under check is differentiated as the caller wrote it, its own forwards included.
-    problem = _Problem(backward_of, (*inputs, *grad_outputs), inline=False)
+    problem = _Problem(backward_of, (*inputs, *grad_outputs), inline=False, api="gradgradcheck")
     note = saved_without_graph(outs, inputs)
     return _verdict(problem, atol, rtol, raise_exception, check_fwd_over_rev, True, nondet_tol, check_undefined_grad, note)
