@@ -636,3 +636,30 @@ class SoftmaxCentredInPlaceDoubled(SoftmaxCentredInPlace):
         s = 2 * dz.sum(dim=-1, keepdim=True)
         dz -= p * s
         return dz
+
+
+class ResidualLinear(torch.autograd.Function):
+    """out = x W + x (a residual connection around a square linear map): ∂f/∂x = g Wᵀ + g, ∂f/∂W = xᵀ g."""
+
+    @staticmethod
+    def forward(ctx, x, W):
+        ctx.save_for_backward(x, W)
+        return x @ W + x
+
+    @staticmethod
+    def backward(ctx, g):
+        x, W = ctx.saved_tensors
+        dx = g @ W.t()
+        dx = dx + g
+        return dx, x.t() @ g
+
+
+class ResidualLinearUntransposed(ResidualLinear):
+    """Planted: the linear map's term of ∂f/∂x without its transpose; the residual term added to it is right."""
+
+    @staticmethod
+    def backward(ctx, g):
+        x, W = ctx.saved_tensors
+        dx = g @ W
+        dx = dx + g
+        return dx, x.t() @ g

@@ -374,3 +374,15 @@ def test_a_statement_run_again_in_place_leaves_the_reference_quantities_as_they_
     with pytest.raises(TorchGradcheckError) as info:
         gradcheck(R.SoftmaxCentredInPlaceDoubled.apply, (z,))
     assert f"slip: line {_line_of(R.SoftmaxCentredInPlaceDoubled, 'dz -= p * s')} `" in str(info.value), str(info.value)
+
+
+def test_a_wrong_term_added_to_a_right_one_is_named_at_its_own_line():
+    """``dx = dx + g`` adds the right residual term to a wrong one: the slip is the line of the wrong term (followed
+    with the target less the rest of the sum), not the sum."""
+    x, W = _randn(4, 3, seed=8), _randn(3, 3, seed=9)
+    assert gradcheck(R.ResidualLinear.apply, (x, W)) is True
+    with pytest.raises(TorchGradcheckError) as info:
+        gradcheck(R.ResidualLinearUntransposed.apply, (x, W))
+    text = str(info.value)
+    assert f"slip: line {_line_of(R.ResidualLinearUntransposed, 'dx = g @ W')} `" in text, text
+    assert "less the rest of line" in text

@@ -21,6 +21,8 @@ From the returned value, whose target is ∂f/∂param, the search goes back thr
   where the target is 0 is followed, its target the mask of the target's nonzero entries (``_wrong_mask``);
 * an in-place write that left its array as it was (``dx /= 1``) while a sign or factor of its target is the slip
   itself, never the line whose value it hands on;
+* a statement that adds its one wrong input to terms that are right (``dx = dx + g``, ``grad += term``) hands the
+  search on to that input, its target the statement's target less the rest (``_share``);
 * otherwise this statement is the slip. Its finding says which right input was used where another quantity
   belongs (the statement run again with that quantity in its place gives the target; where that input is a right
   value given a name that says it is the quantity that belongs, ``dx_hat = dout``, the slip is that name's line),
@@ -199,7 +201,30 @@ def _follow(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, 
                 scaled = value.times(1 / c)
                 if m.same(rerun(step, {name: scaled.array}), target.array, target.error):
                     return inp, scaled
-    return _together(step, target, m, seen) or _wrong_mask(step, target, m, seen)
+    return _together(step, target, m, seen) or _wrong_mask(step, target, m, seen) or _share(step, target, m, seen)
+
+
+def _share(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, Ref] | None:
+    """A statement that adds one wrong term to right ones (``grad_M = grad_M + (US * gS) @ V.T``, ``dx += dmean``):
+    where ``step`` is its one unmatched input plus what the rest of the statement gives (the same with the input set to
+    0), the input should have been the target less that rest, and it is followed with that as its target. Any other
+    statement (a product, a second wrong input) is left to be the slip itself."""
+    wrong = []
+    for name, read in step.inputs.items():
+        inp = _resolve(read)
+        if inp.kind == INPUT or inp.mask or m.right(inp.value, inp.name) is not None:
+            continue
+        wrong.append((name, inp))
+    if len(wrong) != 1 or id(wrong[0][1]) in seen:
+        return None
+    name, inp = wrong[0]
+    rest = rerun(step, {name: np.zeros_like(inp.value)})
+    if rest is None or rest.shape != target.array.shape or inp.value.shape != target.array.shape:
+        return None
+    if not m.same(step.value, inp.value + rest, 0.0):  # not the input plus the rest here: a product, a mask
+        return None
+    share = Ref(f"{target.label} less the rest of line {step.line}", target.array - rest, target.grad, 1.0, target.error)
+    return (inp, share) if m.same(rerun(step, {name: share.array}), target.array, target.error) else None
 
 
 def _wrong_mask(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, Ref] | None:
