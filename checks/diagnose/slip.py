@@ -208,7 +208,8 @@ def _share(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, R
     """A statement that adds one wrong term to right ones (``grad_M = grad_M + (US * gS) @ V.T``, ``dx += dmean``):
     where ``step`` is its one unmatched input plus what the rest of the statement gives (the same with the input set to
     0), the input should have been the target less that rest, and it is followed with that as its target. Any other
-    statement (a product, a second wrong input) is left to be the slip itself."""
+    statement (a product, a second wrong input, a sum that accumulates over the passes of a loop) is left to be the slip
+    itself."""
     wrong = []
     for name, read in step.inputs.items():
         inp = _resolve(read)
@@ -218,6 +219,10 @@ def _share(step: Step, target: Ref, m: Matcher, seen: set[int]) -> tuple[Step, R
     if len(wrong) != 1 or id(wrong[0][1]) in seen:
         return None
     name, inp = wrong[0]
+    if (inp.file, inp.line) == (step.file, step.line):
+        # the same line at an earlier pass of a loop (``dX[s] += da @ U.T``): what the sum lacks is a pass the loop
+        # did not make (backprop through time truncated), not a wrong line before it; this line stays the slip
+        return None
     rest = rerun(step, {name: np.zeros_like(inp.value)})
     if rest is None or rest.shape != target.array.shape or inp.value.shape != target.array.shape:
         return None
